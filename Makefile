@@ -1,0 +1,90 @@
+# lmgen — PostgreSQL extension that runs language models in the database.
+#
+#   make              lmgen.so and ./lmgen-cli (same engine objects)
+#   make install      install the extension (PGXS)
+#   make unit         build and run the engine's C unit tests
+#   make check-all    every test layer (see test/run_all.sh)
+
+EXTENSION = lmgen
+MODULE_big = lmgen
+DATA = $(wildcard sql/lmgen--*.sql)
+
+# Engine: plain C, no postgres.h; also linked into lmgen-cli and the unit tests.
+ENGINE_SRCS = $(sort $(wildcard src/engine/*.c))
+ENGINE_OBJS = $(ENGINE_SRCS:.c=.o)
+
+# Postgres glue.
+GLUE_SRCS = $(sort $(wildcard src/*.c))
+GLUE_OBJS = $(GLUE_SRCS:.c=.o)
+
+OBJS = $(GLUE_OBJS) $(ENGINE_OBJS)
+
+CLI_SRCS = $(sort $(wildcard src/cli/*.c))
+CLI_OBJS = $(CLI_SRCS:.c=.o)
+
+UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
+UNIT_BINS = $(UNIT_SRCS:.c=)
+
+BLAS_LIBS = -lopenblas
+SHLIB_LINK = $(BLAS_LIBS) -lpthread -lm
+PG_CPPFLAGS = -Isrc -Isrc/engine
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
+
+REGRESS = gguf model_dir
+# A temporary instance with shared_preload_libraries = 'lmgen'; the conf and
+# the test models are written by test/make_fixtures.sh.
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/tmp/regress.conf --load-extension=lmgen
+PROVE_TESTS = test/t/*.pl
+
+# The engine gets its own flags: C11, no FP contraction (kernels must agree
+# bit for bit across SIMD paths), and no -march: ISA-specific code sits in
+# files named *_avx2.c / *_avx512.c and is only called after a CPUID check.
+ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -pthread -ffp-contract=off -fno-strict-aliasing \
+	-Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes
+AVX2_FLAGS = -mavx2 -mfma -mf16c
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+
+# No LLVM bitcode: the engine's ISA-specific files need their own flags, and
+# JIT inlining of engine code would not pay.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(ENGINE_OBJS) $(CLI_OBJS): CFLAGS = $(ENGINE_CFLAGS)
+$(ENGINE_OBJS) $(CLI_OBJS): CPPFLAGS = -Isrc/engine
+src/engine/%_avx2.o: CFLAGS = $(ENGINE_CFLAGS) $(AVX2_FLAGS)
+src/engine/%_avx512.o: CFLAGS = $(ENGINE_CFLAGS) $(AVX512_FLAGS)
+
+# CUDA objects only when nvcc is on PATH (the cuda/ backend is worker-only).
+NVCC := $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+CUDA_SRCS = $(wildcard cuda/*.cu)
+endif
+
+all: lmgen-cli
+
+lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -o $@ $^ $(BLAS_LIBS) -lpthread -lm
+
+test/unit/test_%: test/unit/test_%.c test/unit/unit.h $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -o $@ $< $(ENGINE_OBJS) $(BLAS_LIBS) -lpthread -lm
+
+.PHONY: unit check-all fixtures tap
+fixtures:
+	test/make_fixtures.sh
+
+installcheck: fixtures
+
+# TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
+tap: fixtures
+	$(prove_installcheck)
+
+unit: $(UNIT_BINS)
+	@test/unit/run_unit.sh $(UNIT_BINS)
+
+check-all: all
+	test/run_all.sh
+
+EXTRA_CLEAN = lmgen-cli $(UNIT_BINS) $(CLI_OBJS) test/fuzz/fuzz_gguf tmp_check results regression.diffs regression.out log

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Writes the files the pg_regress and TAP tests use, so that they do not
+# depend on downloaded models:
+#   test/models/        the lmgen.model_dir of the test instance
+#     tiny-f32.gguf, tiny-q8_0.gguf, tiny-q4_0.gguf   small random llama models
+#     truncated.gguf    tiny-q8_0.gguf cut short inside its tensor infos
+#     dup-tensor.gguf   two tensors with one name
+#     escape.gguf       a symlink that points out of the directory
+#     sub/              an empty directory (for "sub/../x" paths)
+#   test/tmp/outside.gguf   a valid model outside the model directory
+#   test/tmp/regress.conf   server settings for the temporary test instance
+set -e
+cd "$(dirname "$0")/.."
+top=$(pwd)
+models="$top/test/models"
+tmp="$top/test/tmp"
+rm -rf "$models"
+mkdir -p "$models/sub" "$tmp"
+
+gen() { python3 test/gguf_writer.py "$@" > /dev/null; }
+gen "$models/tiny-f32.gguf" --llama-tiny F32 --seed 1
+gen "$models/tiny-q8_0.gguf" --llama-tiny Q8_0 --seed 1
+gen "$models/tiny-q4_0.gguf" --llama-tiny Q4_0 --seed 1
+gen "$models/dup-tensor.gguf" --llama-tiny F32 --seed 1 --break dup-tensor
+head -c 2000 "$models/tiny-q8_0.gguf" > "$models/truncated.gguf"
+cp "$models/tiny-q8_0.gguf" "$tmp/outside.gguf"
+ln -s "$tmp/outside.gguf" "$models/escape.gguf"
+
+cat > "$tmp/regress.conf" <<CONF
+shared_preload_libraries = 'lmgen'
+lmgen.model_dir = '$models'
+CONF
