@@ -1,0 +1,43 @@
+#!/bin/bash
+# The README's first command: set everything up and run the main job.
+# As root: installs the dependencies, builds and installs lmgen, then (as
+# the unprivileged user $LMGEN_TEST_USER, default postgres) starts a
+# throwaway PostgreSQL cluster with lmgen preloaded, and shows what
+# lmgen.model_info says about the test model.  The cluster is removed at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+user=${LMGEN_TEST_USER:-postgres}
+
+if [ "$(id -u)" -eq 0 ]; then
+	.ci/install-deps
+	make -s -j2
+	make -s install
+	work=$(mktemp -d /tmp/lmgen-quickstart.XXXXXX)
+	cp -a "$top/." "$work/"
+	chown -R "$user" "$work"
+	trap 'rm -rf "$work"' EXIT
+	runuser -u "$user" -- "$work/test/quickstart.sh"
+	exit 0
+fi
+
+# Unprivileged part: a throwaway cluster in a temporary directory.
+bindir=$(pg_config --bindir)
+test/make_fixtures.sh
+data=$(mktemp -d /tmp/lmgen-cluster.XXXXXX)
+sock=$data/sock
+mkdir -p "$sock"
+trap '"$bindir/pg_ctl" -D "$data/db" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$data"' EXIT
+"$bindir/initdb" -D "$data/db" -A trust -U postgres >/dev/null
+cat >> "$data/db/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$sock'
+shared_preload_libraries = 'lmgen'
+lmgen.model_dir = '$top/test/models'
+CONF
+"$bindir/pg_ctl" -D "$data/db" -l "$data/server.log" -w start >/dev/null
+psql -h "$sock" -U postgres -d postgres -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION lmgen;
+\echo lmgen.model_info on the test model:
+SELECT jsonb_pretty(lmgen.model_info('tiny-q8_0.gguf'));
+SQL
