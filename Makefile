@@ -52,10 +52,15 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(ENGINE_OBJS) $(CLI_OBJS): CFLAGS = $(ENGINE_CFLAGS)
+# (target-specific values beat pattern-specific ones, so the ISA files are
+# named explicitly rather than through a % pattern)
+ENGINE_AVX2_OBJS = $(filter %_avx2.o,$(ENGINE_OBJS))
+ENGINE_AVX512_OBJS = $(filter %_avx512.o,$(ENGINE_OBJS))
+ENGINE_BASE_OBJS = $(filter-out $(ENGINE_AVX2_OBJS) $(ENGINE_AVX512_OBJS),$(ENGINE_OBJS))
 $(ENGINE_OBJS) $(CLI_OBJS): CPPFLAGS = -Isrc/engine
-src/engine/%_avx2.o: CFLAGS = $(ENGINE_CFLAGS) $(AVX2_FLAGS)
-src/engine/%_avx512.o: CFLAGS = $(ENGINE_CFLAGS) $(AVX512_FLAGS)
+$(ENGINE_BASE_OBJS) $(CLI_OBJS): CFLAGS = $(ENGINE_CFLAGS)
+$(ENGINE_AVX2_OBJS): CFLAGS = $(ENGINE_CFLAGS) $(AVX2_FLAGS)
+$(ENGINE_AVX512_OBJS): CFLAGS = $(ENGINE_CFLAGS) $(AVX512_FLAGS)
 
 # CUDA objects only when nvcc is on PATH (the cuda/ backend is worker-only).
 NVCC := $(shell command -v nvcc 2>/dev/null)

@@ -235,6 +235,12 @@ skip_array_body(parser *p, lm_gguf_vtype et, uint64_t n, int depth, uint64_t *st
 			return fail(p, "array at byte %llu claims %llu elements of type %s, more than the %llu bytes left in the file",
 						(unsigned long long) at, (unsigned long long) n, lm_gguf_vtype_name(et),
 						(unsigned long long) (p->size - p->pos));
+		if (et == LM_GGUF_BOOL)
+			for (uint64_t i = 0; i < n; i++)
+				if (p->buf[p->pos + i] > 1)
+					return fail(p, "boolean array element %llu at byte %llu has value %u (must be 0 or 1)",
+								(unsigned long long) i, (unsigned long long) (p->pos + i),
+								p->buf[p->pos + i]);
 		p->pos += n * es;
 		return true;
 	}
@@ -809,15 +815,17 @@ scalar_i64(lm_gguf_vtype t, const lm_gguf_kv *kv, int64_t *out)
 	return true;
 }
 
-/* A scalar value as f64 (any numeric type). */
+/* A scalar value as f64: floats, and integers a double holds exactly (|v| <= 2^53). */
 static bool
 scalar_f64(lm_gguf_vtype t, const lm_gguf_kv *kv, double *out)
 {
+	const int64_t exact = (int64_t) 1 << 53;
+
 	if (t == LM_GGUF_FLOAT32 || t == LM_GGUF_FLOAT64)
 		*out = kv->v.f64;
-	else if (is_signed(t))
+	else if (is_signed(t) && kv->v.i64 >= -exact && kv->v.i64 <= exact)
 		*out = (double) kv->v.i64;
-	else if (is_unsigned(t))
+	else if (is_unsigned(t) && kv->v.u64 <= (uint64_t) exact)
 		*out = (double) kv->v.u64;
 	else
 		return false;
