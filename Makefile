@@ -76,7 +76,11 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c test/unit/unit.h $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -o $@ $< $(ENGINE_OBJS) $(BLAS_LIBS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap
+.PHONY: unit check-all fixtures tap model
+# Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
+model:
+	.ci/fetch-models
+
 fixtures:
 	test/make_fixtures.sh
 

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The README's first command: set everything up and run the main job.
-# As root: installs the dependencies, builds and installs lmgen, then (as
+# As root: installs the dependencies, builds and installs lmgen, fetches and
+# installs the real models (make model: SmolLM2 default, Gemma 3), then (as
 # the unprivileged user $LMGEN_TEST_USER, default postgres) starts a
 # throwaway PostgreSQL cluster with lmgen preloaded, and shows what
 # lmgen.model_info says about the test model.  The cluster is removed at exit.
@@ -13,6 +14,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	.ci/install-deps
 	make -s -j2
 	make -s install
+	make -s model
 	work=$(mktemp -d /tmp/lmgen-quickstart.XXXXXX)
 	cp -a "$top/." "$work/"
 	chown -R "$user" "$work"
