@@ -6,5 +6,6 @@
 #define LM_CLI_H
 
 extern int	cmd_info(int argc, char **argv);
+extern int	cmd_tokenize(int argc, char **argv);
 
 #endif							/* LM_CLI_H */

@@ -17,6 +17,7 @@ typedef struct cli_command
 
 static const cli_command commands[] = {
 	{"info", cmd_info, "info MODEL.gguf                 print what the model file holds"},
+	{"tokenize", cmd_tokenize, "tokenize MODEL.gguf TEXT        print the token ids of TEXT (BOS as the model adds it)"},
 };
 
 /* Print the list of subcommands. */
