@@ -19,6 +19,18 @@ GLUE_OBJS = $(GLUE_SRCS:.c=.o)
 
 OBJS = $(GLUE_OBJS) $(ENGINE_OBJS)
 
+# CUDA objects only when nvcc is on PATH (the cuda/ backend is worker-only).
+NVCC := $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NVCC),)
+CUDA_SRCS = $(sort $(wildcard cuda/*.cu))
+CUDA_OBJS = $(CUDA_SRCS:.cu=.o)
+OBJS += $(CUDA_OBJS)
+ifneq ($(CUDA_SRCS),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_LIBS = -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+endif
+endif
+
 CLI_SRCS = $(sort $(wildcard src/cli/*.c))
 CLI_OBJS = $(CLI_SRCS:.c=.o)
 
@@ -26,7 +38,7 @@ UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:.c=)
 
 BLAS_LIBS = -lopenblas
-SHLIB_LINK = $(BLAS_LIBS) -lpthread -lm
+SHLIB_LINK = $(BLAS_LIBS) $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
@@ -62,13 +74,11 @@ $(ENGINE_BASE_OBJS) $(CLI_OBJS): CFLAGS = $(ENGINE_CFLAGS)
 $(ENGINE_AVX2_OBJS): CFLAGS = $(ENGINE_CFLAGS) $(AVX2_FLAGS)
 $(ENGINE_AVX512_OBJS): CFLAGS = $(ENGINE_CFLAGS) $(AVX512_FLAGS)
 
-# CUDA objects only when nvcc is on PATH (the cuda/ backend is worker-only).
-NVCC := $(shell command -v nvcc 2>/dev/null)
-ifneq ($(NVCC),)
-CUDA_SRCS = $(wildcard cuda/*.cu)
-endif
 
 all: lmgen-cli
+
+cuda/%.o: cuda/%.cu
+	$(NVCC) -O2 -Xcompiler -fPIC -Isrc/engine -c -o $@ $<
 
 lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $^ $(BLAS_LIBS) -lpthread -lm

@@ -14,9 +14,9 @@ extern void GucInit(void);
 
 /*
  * Resolve a user-given model path inside lmgen.model_dir and return the
- * canonical absolute path (palloc'd); ERROR when it leaves the directory and
- * the caller is not a superuser, or when the file does not exist.
+ * canonical absolute path (palloc'd); ERROR when it leaves the directory
+ * (superusers may, unless strict), or when the file does not exist.
  */
-extern char *ResolveModelPath(const char *path);
+extern char *ResolveModelPath(const char *path, bool strict);
 
 #endif							/* LMGEN_H */

@@ -6,7 +6,9 @@
  * The file is inside the directory when its canonical path starts with the
  * directory's canonical path followed by '/'.  So "../x", an absolute path
  * elsewhere, and a symlink inside the directory that points out of it are
- * all refused for non-superusers; superusers may open any readable file.
+ * all refused for non-superusers; superusers may open any readable file,
+ * except where the caller asks for strict confinement (registering a model
+ * always takes it from the directory).
  *
  * The confinement check comes before any other error, so a non-superuser
  * cannot learn whether a file outside the directory exists: a path that
@@ -58,15 +60,15 @@ refuse_outside(const char *path, const char *resolved, const char *dir)
 			 errhint("Put the model file in lmgen.model_dir, or ask a superuser to load it.")));
 }
 
-/* Resolve a user-given model path inside lmgen.model_dir. */
+/* Resolve a user-given model path inside lmgen.model_dir (superusers may leave it unless strict). */
 char *
-ResolveModelPath(const char *path)
+ResolveModelPath(const char *path, bool strict)
 {
 	char	   *joined;
 	char	   *real_file;
 	char	   *real_dir;
 	struct stat st;
-	bool		is_super = superuser();
+	bool		is_super = superuser() && !strict;
 
 	if (path[0] == '\0')
 		ereport(ERROR,

@@ -25,7 +25,7 @@ static lm_gguf *
 OpenModelFile(text *path_text)
 {
 	char	   *path = text_to_cstring(path_text);
-	char	   *resolved = ResolveModelPath(path);
+	char	   *resolved = ResolveModelPath(path, false);
 	char		err[512];
 	lm_gguf    *g = lm_gguf_open(resolved, err, sizeof(err));
 
