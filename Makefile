@@ -83,8 +83,8 @@ cuda/%.o: cuda/%.cu
 lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $^ $(BLAS_LIBS) -lpthread -lm
 
-test/unit/test_%: test/unit/test_%.c test/unit/unit.h $(ENGINE_OBJS)
-	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -o $@ $< $(ENGINE_OBJS) $(BLAS_LIBS) -lpthread -lm
+test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) $(BLAS_LIBS) -lpthread -lm
 
 .PHONY: unit check-all fixtures tap model
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
@@ -106,4 +106,4 @@ unit: $(UNIT_BINS)
 check-all: all
 	test/run_all.sh
 
-EXTRA_CLEAN = lmgen-cli $(UNIT_BINS) $(CLI_OBJS) test/fuzz/fuzz_gguf tmp_check results regression.diffs regression.out log
+EXTRA_CLEAN = lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log

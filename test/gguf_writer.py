@@ -303,8 +303,14 @@ def llama_vocab(n_vocab):
     return toks, scores, types
 
 
-def llama_tiny(wtype="F32", version=3, alignment=None, seed=0, fill="random", **hp):
-    """A complete small llama model (stories260K's keys and tensor names)."""
+def llama_tiny(wtype="F32", version=3, alignment=None, seed=0, fill="random",
+               output_type=None, **hp):
+    """A complete small llama model (stories260K's keys and tensor names).
+
+    Matrices get wtype, or F16 when their rows are not a multiple of its
+    block (like ffn_down of stories260K); norms are F32; output.weight gets
+    output_type when given (llama.cpp's Q4_0 file has a Q8_0 output).
+    """
     h = dict(LLAMA_DEFAULTS)
     h.update({k: v for k, v in hp.items() if v is not None})
     tid = type_id(wtype)
@@ -343,7 +349,7 @@ def llama_tiny(wtype="F32", version=3, alignment=None, seed=0, fill="random", **
     emb = [h["n_embd"], h["n_vocab"]]
     w.add_tensor("token_embd.weight", pick(emb), emb, fill)
     w.add_tensor("output_norm.weight", 0, [h["n_embd"]], fill)
-    w.add_tensor("output.weight", pick(emb), emb, fill)
+    w.add_tensor("output.weight", type_id(output_type) if output_type else pick(emb), emb, fill)
     for layer in range(h["n_layer"]):
         for suffix, shape_fn in LLAMA_LAYER:
             shape = shape_fn(h)
@@ -498,6 +504,29 @@ def parse_tensor(spec):
     return parts[0], type_id(parts[1]), [int(d) for d in parts[2].split("x")], fill
 
 
+def build(args, breaks):
+    """A writer for the parsed command line, with the given breaks applied."""
+    fill = "zero" if args.zero else "random"
+    if args.llama_tiny:
+        hp = {k: getattr(args, k) for k in LLAMA_DEFAULTS}
+        w = llama_tiny(args.llama_tiny, args.version, args.alignment, args.seed, fill,
+                       args.output_type, **hp)
+    else:
+        w = GGUFWriter(args.version, args.alignment, args.seed)
+    for spec in args.kv:
+        w.add_kv(*parse_kv(spec))
+    for spec in args.tensor:
+        name, tid, shape, tfill = parse_tensor(spec)
+        w.add_tensor(name, tid, shape, "zero" if args.zero else tfill)
+    for b in breaks:
+        while len(w.tensors) < 2:
+            w.add_tensor("pad.%d" % len(w.tensors), 0, [32, 2], fill)
+        if not w.kvs:
+            w.add_kv("general.architecture", "str", "llama")
+        BREAKS[b](w)
+    return w
+
+
 def main(argv=None):
     """Command line entry point."""
     ap = argparse.ArgumentParser(description="write a GGUF test file")
@@ -511,35 +540,26 @@ def main(argv=None):
     ap.add_argument("--zero", action="store_true", help="zero tensor data")
     ap.add_argument("--llama-tiny", metavar="WTYPE", default=None,
                     help="a complete small llama model with weights of this type")
+    ap.add_argument("--output-type", default=None, help="llama-tiny: type of output.weight")
     for k, v in LLAMA_DEFAULTS.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=None,
                         help="llama-tiny %s (default %d)" % (k, v))
     ap.add_argument("--break", dest="brk", action="append", default=[],
                     choices=sorted(BREAKS), help="write a deliberately broken file")
-    ap.add_argument("--list-breaks", action="store_true")
+    ap.add_argument("--list-breaks", action="store_true", help="print the --break names")
+    ap.add_argument("--all-breaks", action="store_true",
+                    help="OUT is a directory: write OUT/<break>.gguf for every break")
     args = ap.parse_args(argv)
     if args.list_breaks:
         print("\n".join(sorted(BREAKS)))
         return 0
-    fill = "zero" if args.zero else "random"
-    if args.llama_tiny:
-        hp = {k: getattr(args, k) for k in LLAMA_DEFAULTS}
-        w = llama_tiny(args.llama_tiny, args.version, args.alignment, args.seed, fill, **hp)
-    else:
-        w = GGUFWriter(args.version, args.alignment, args.seed)
-    for spec in args.kv:
-        w.add_kv(*parse_kv(spec))
-    for spec in args.tensor:
-        name, tid, shape, tfill = parse_tensor(spec)
-        w.add_tensor(name, tid, shape, "zero" if args.zero else tfill)
-    for b in args.brk:
-        if len(w.tensors) < 2 and b in ("overlap", "dup-tensor", "misaligned-offset",
-                                        "n-dims-5", "zero-dim", "neg-dim", "dim-overflow",
-                                        "unknown-type", "retired-type", "not-block-multiple",
-                                        "empty-name"):
-            while len(w.tensors) < 2:
-                w.add_tensor("pad.%d" % len(w.tensors), 0, [32, 2], fill)
-        BREAKS[b](w)
+    if args.all_breaks:
+        for b in sorted(BREAKS):
+            path = "%s/%s.gguf" % (args.out, b)
+            n = build(args, [b]).write(path)
+            print("%s: %d bytes" % (path, n))
+        return 0
+    w = build(args, args.brk)
     n = w.write(args.out)
     print("%s: %d bytes, %d kv, %d tensors" % (args.out, n, len(w.kvs), len(w.tensors)))
     return 0

@@ -54,6 +54,7 @@ cmd_info(int argc, char **argv)
 	printf("metadata keys:  %llu\n", (unsigned long long) info.n_kv);
 	printf("context length: %lld\n", (long long) info.context_length);
 	printf("vocab size:     %lld\n", (long long) info.vocab_size);
+	printf("quantization:   %s\n", info.quantization[0] ? info.quantization : "(none)");
 	printf("tensor types:  ");
 	for (int t = 0; t < LM_TYPE_COUNT; t++)
 		if (info.type_count[t])

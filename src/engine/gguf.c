@@ -16,9 +16,13 @@
  * depth limit.  After the header, tensors are checked as a set: names unique,
  * offsets aligned, each tensor inside the file, no two overlapping.
  *
+ * Names are indexed in hash tables keyed per process (hash.h), so a file of
+ * colliding names cannot make the parse quadratic.
+ *
  * Every error names the problem and the byte offset where it was found.
  */
 #include "gguf.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -285,20 +289,6 @@ skip_array_body(parser *p, lm_gguf_vtype et, uint64_t n, int depth, uint64_t *st
 	return true;
 }
 
-/* FNV-1a hash of a byte string. */
-static uint64_t
-hash_bytes(const char *s, uint64_t len)
-{
-	uint64_t	h = 1469598103934665603ULL;
-
-	for (uint64_t i = 0; i < len; i++)
-	{
-		h ^= (uint8_t) s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 /* Smallest power of two >= 2n (at least 8). */
 static uint64_t
 hash_slots(uint64_t n)
@@ -334,7 +324,7 @@ static int64_t
 hash_insert(uint32_t *slots, uint64_t nslots, lm_gguf_str name, uint32_t idx,
 			const void *items, size_t item_size, size_t name_offset)
 {
-	uint64_t	h = hash_bytes(name.ptr, name.len) & (nslots - 1);
+	uint64_t	h = lm_hash(LM_HASH_INIT, name.ptr, name.len) & (nslots - 1);
 
 	for (;;)
 	{
@@ -363,7 +353,7 @@ hash_lookup(const uint32_t *slots, uint64_t nslots, const char *name,
 
 	if (slots == NULL)
 		return -1;
-	h = hash_bytes(name, len) & (nslots - 1);
+	h = lm_hash(LM_HASH_INIT, name, len) & (nslots - 1);
 	for (;;)
 	{
 		uint32_t	cur = slots[h];

@@ -23,6 +23,7 @@ typedef struct lm_model_info
 	int64_t		context_length; /* <arch>.context_length, -1 if absent */
 	int64_t		vocab_size;		/* tokenizer.ggml.tokens length, -1 if absent */
 	int64_t		file_type;		/* general.file_type, -1 if absent */
+	char		quantization[32];	/* file type name ("Q4_K_M"), or the commonest matrix type */
 	uint64_t	type_count[LM_TYPE_COUNT];	/* tensors per tensor type */
 } lm_model_info;
 

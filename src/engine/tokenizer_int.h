@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "hash.h"
 #include "pretokenize.h"
 #include "tokenizer.h"
 
@@ -180,17 +181,12 @@ struct lm_tokenizer
 	char	   *owned;			/* storage for texts made up at load ([EMPTY_n]) */
 };
 
-/* 64-bit FNV-1a over bytes, continuing from h (start with LM_TOK_HASH_SEED). */
-#define LM_TOK_HASH_SEED 0xcbf29ce484222325ULL
+/* Hash of bytes, continuing from h (start with LM_TOK_HASH_SEED); keyed, see hash.h. */
+#define LM_TOK_HASH_SEED LM_HASH_INIT
 static inline uint64_t
 lm_tok_hash(uint64_t h, const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-	{
-		h ^= (unsigned char) s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
+	return lm_hash(h, s, n);
 }
 
 /* Id of the token with exactly this text, -1 if none. */

@@ -60,6 +60,24 @@ unit_shared_dir(void)
 	return "../shared";
 }
 
+/*
+ * Directory of the real models `make model` installs: $LMGEN_MODELS, else the
+ * installed model directory the Makefile passes in (LMGEN_MODEL_DIR).
+ */
+static inline const char *
+unit_models_dir(void)
+{
+	const char *d = getenv("LMGEN_MODELS");
+
+	if (d && *d)
+		return d;
+#ifdef LMGEN_MODEL_DIR
+	return LMGEN_MODEL_DIR;
+#else
+	return "/nonexistent";
+#endif
+}
+
 /* True when a path exists and is readable. */
 static inline int
 unit_readable(const char *path)
