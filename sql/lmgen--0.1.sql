@@ -22,3 +22,74 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE ROWS 300;
 
 COMMENT ON FUNCTION lmgen.model_tensors(text) IS
 'name, type, shape (ggml order, fastest dimension first), data offset and byte size of each tensor in a GGUF model file';
+
+-- Model registry ------------------------------------------------------------
+
+-- Members of lmgen_admin (and superusers) may register models.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lmgen_admin') THEN
+        CREATE ROLE lmgen_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+-- Registered models: a name for a GGUF file inside lmgen.model_dir.  Paths
+-- are kept as given (relative to lmgen.model_dir) and resolved at each use.
+CREATE TABLE lmgen.model_registry (
+    name           text PRIMARY KEY
+                   CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
+    path           text NOT NULL,
+    architecture   text,
+    parameters     bigint,
+    quantization   text,
+    context_length bigint,
+    is_default     boolean NOT NULL DEFAULT false,
+    registered_by  name NOT NULL DEFAULT current_user,
+    registered_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX model_registry_one_default ON lmgen.model_registry (is_default) WHERE is_default;
+GRANT SELECT ON lmgen.model_registry TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON lmgen.model_registry TO lmgen_admin;
+SELECT pg_catalog.pg_extension_config_dump('lmgen.model_registry', '');
+
+-- Register a model file (inside lmgen.model_dir) under a name.
+CREATE FUNCTION lmgen.load_model(name text, path text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'lmgen_load_model'
+LANGUAGE C STRICT VOLATILE;
+
+-- Forget a registered model (the file stays).
+CREATE FUNCTION lmgen.unload_model(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'lmgen_unload_model'
+LANGUAGE C STRICT VOLATILE;
+
+-- Make a registered model the default for this database.
+CREATE FUNCTION lmgen.set_default_model(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'lmgen_set_default_model'
+LANGUAGE C STRICT VOLATILE;
+
+-- Name of the model used when a call names none: lmgen.default_model when
+-- set, else the registry's default.
+CREATE FUNCTION lmgen.default_model()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(nullif(current_setting('lmgen.default_model', true), ''),
+                    (SELECT r.name FROM lmgen.model_registry r WHERE r.is_default))
+$$;
+
+CREATE VIEW lmgen.models AS
+SELECT r.name, r.path, r.architecture, r.parameters, r.quantization, r.context_length,
+       (r.name = lmgen.default_model()) AS "default"
+FROM lmgen.model_registry r;
+GRANT SELECT ON lmgen.models TO PUBLIC;
+
+-- Models that `make model` installs are registered at CREATE EXTENSION when present.
+CREATE FUNCTION lmgen._register_installed_models()
+RETURNS void
+AS 'MODULE_PATHNAME', 'lmgen_register_installed_models'
+LANGUAGE C VOLATILE;
+SELECT lmgen._register_installed_models();

@@ -9,6 +9,16 @@
 #include "lmgen.h"
 
 char	   *lmgen_model_dir = NULL;
+char	   *lmgen_default_model = NULL;
+int			lmgen_max_tokens = LMGEN_DEFAULT_MAX_TOKENS;
+int			lmgen_threads = LMGEN_DEFAULT_THREADS;
+int			lmgen_context_overflow = LMGEN_OVERFLOW_ERROR;
+
+static const struct config_enum_entry context_overflow_options[] = {
+	{"error", LMGEN_OVERFLOW_ERROR, false},
+	{"truncate", LMGEN_OVERFLOW_TRUNCATE, false},
+	{NULL, 0, false}
+};
 
 /* Register lmgen.* GUCs and reserve the prefix. */
 void
@@ -29,6 +39,43 @@ GucInit(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("lmgen.default_model",
+							   "Registered model used when a call names none.",
+							   "Empty means the registry's default (lmgen.set_default_model).",
+							   &lmgen_default_model,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.max_tokens",
+							"Upper limit on the tokens one call may generate.",
+							"Calls asking for more are refused; only superusers can raise it.",
+							&lmgen_max_tokens,
+							LMGEN_DEFAULT_MAX_TOKENS, 1, LMGEN_MAX_MAX_TOKENS,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.threads",
+							"Threads each backend uses to run a model.",
+							"Every backend running a model uses this many CPU threads.",
+							&lmgen_threads,
+							LMGEN_DEFAULT_THREADS, 1, LMGEN_MAX_THREADS,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("lmgen.context_overflow",
+							 "What to do when a prompt does not fit the model's context.",
+							 "\"error\" refuses the call; \"truncate\" keeps the end of the prompt.",
+							 &lmgen_context_overflow,
+							 LMGEN_OVERFLOW_ERROR,
+							 context_overflow_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("lmgen");
 }

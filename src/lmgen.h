@@ -6,8 +6,24 @@
 
 #include "postgres.h"
 
-/* GUC lmgen.model_dir: directory that model paths are resolved in. */
-extern char *lmgen_model_dir;
+#define LMGEN_DEFAULT_MAX_TOKENS 1024
+#define LMGEN_MAX_MAX_TOKENS 1000000
+#define LMGEN_DEFAULT_THREADS 1
+#define LMGEN_MAX_THREADS 64
+
+/* Values of lmgen.context_overflow. */
+typedef enum LmgenOverflow
+{
+	LMGEN_OVERFLOW_ERROR,		/* refuse prompts longer than the context */
+	LMGEN_OVERFLOW_TRUNCATE		/* keep the end of the prompt */
+} LmgenOverflow;
+
+/* GUCs (guc.c); each C variable is named after its parameter. */
+extern char *lmgen_model_dir;	/* lmgen.model_dir */
+extern char *lmgen_default_model;	/* lmgen.default_model */
+extern int	lmgen_max_tokens;	/* lmgen.max_tokens */
+extern int	lmgen_threads;		/* lmgen.threads */
+extern int	lmgen_context_overflow; /* lmgen.context_overflow */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);

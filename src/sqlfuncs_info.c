@@ -106,6 +106,8 @@ lmgen_model_info(PG_FUNCTION_ARGS)
 	JsonIntOrNull(&buf, info.vocab_size);
 	JsonKey(&buf, "file_type", false);
 	JsonIntOrNull(&buf, info.file_type);
+	JsonKey(&buf, "quantization", false);
+	JsonStrOrNull(&buf, info.quantization);
 	JsonKey(&buf, "file_size", false);
 	appendStringInfo(&buf, UINT64_FORMAT, info.file_size);
 	JsonKey(&buf, "gguf_version", false);
