@@ -42,7 +42,7 @@ SHLIB_LINK = $(BLAS_LIBS) $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
-REGRESS = gguf model_dir registry
+REGRESS = gguf model_dir registry tokenize
 # A temporary instance with shared_preload_libraries = 'lmgen'; the conf and
 # the test models are written by test/make_fixtures.sh.
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/tmp/regress.conf --load-extension=lmgen

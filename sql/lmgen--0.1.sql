@@ -93,3 +93,23 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'lmgen_register_installed_models'
 LANGUAGE C VOLATILE;
 SELECT lmgen._register_installed_models();
+
+-- Tokenizer access ---------------------------------------------------------
+
+-- Token ids of a text, BOS included when the model adds it (NULL model = default).
+CREATE FUNCTION lmgen.tokenize(body text, model text DEFAULT NULL)
+RETURNS integer[]
+AS 'MODULE_PATHNAME', 'lmgen_tokenize'
+LANGUAGE C STABLE PARALLEL SAFE COST 1000;
+
+-- Text of token ids (control tokens are not printed).
+CREATE FUNCTION lmgen.detokenize(ids integer[], model text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'lmgen_detokenize'
+LANGUAGE C STABLE PARALLEL SAFE COST 1000;
+
+-- Number of tokens of a text, as lmgen.tokenize counts them.
+CREATE FUNCTION lmgen.count_tokens(body text, model text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'lmgen_count_tokens'
+LANGUAGE C STABLE PARALLEL SAFE COST 1000;

@@ -277,12 +277,15 @@ LLAMA_DEFAULTS = {"n_embd": 64, "n_layer": 5, "n_head": 8, "n_head_kv": 4,
 
 
 def llama_vocab(n_vocab):
-    """Tokens, scores and token types: <unk> <s> </s>, byte tokens, then pieces."""
+    """Tokens, scores and token types: <unk> <s> </s>, byte tokens, "▁", then pieces."""
     toks, types = ["<unk>", "<s>", "</s>"], [2, 3, 3]
     if n_vocab >= 259:
         toks += ["<0x%02X>" % i for i in range(256)]
         types += [6] * 256
     letters = "abcdefghijklmnopqrstuvwxyz"
+    if len(toks) < n_vocab:
+        toks.append("\u2581")  # the space piece, as every SentencePiece vocabulary has
+        types.append(1)
     i = 0
     while len(toks) < n_vocab:
         # Unique pieces: "▁a".."▁z", then "a".."z", then two-letter pieces.

@@ -1,0 +1,35 @@
+/*
+ * model_cache.h — the models this backend has open, by registry name.
+ */
+#ifndef LMGEN_MODEL_CACHE_H
+#define LMGEN_MODEL_CACHE_H
+
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+/* One open model: the mapped file and what the engine built from it. */
+typedef struct LmgenModel
+{
+	char	   *name;			/* registry name (TopMemoryContext) */
+	char	   *path;			/* canonical file path (TopMemoryContext) */
+	dev_t		dev;			/* file identity: reopen when any of these change */
+	ino_t		ino;
+	off_t		size;
+	struct timespec mtime;
+	lm_gguf    *gguf;			/* mapped, validated file (engine, malloc) */
+	lm_tokenizer *tok;			/* its tokenizer (engine, malloc) */
+	struct LmgenModel *next;	/* next in this backend's list */
+} LmgenModel;
+
+/*
+ * The model registered under name (NULL or "" for the default model), opened
+ * on first use and kept for the life of the backend; reopened when the
+ * registry points elsewhere or the file changes.  ERROR when unknown.
+ */
+extern LmgenModel *ModelAcquire(const char *name);
+
+#endif							/* LMGEN_MODEL_CACHE_H */

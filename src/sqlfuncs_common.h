@@ -1,0 +1,26 @@
+/*
+ * sqlfuncs_common.h — helpers shared by the SQL-callable functions.
+ */
+#ifndef LMGEN_SQLFUNCS_COMMON_H
+#define LMGEN_SQLFUNCS_COMMON_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "model_cache.h"
+
+/* Text argument as UTF-8 bytes (converted from the server encoding); sets *len. */
+extern char *TextToUtf8(text *t, size_t *len);
+
+/* UTF-8 bytes as a text datum in the server encoding. */
+extern text *Utf8ToText(const char *s, size_t len);
+
+/* The model named by optional text argument argno (NULL = default model). */
+extern LmgenModel *ModelFromArg(FunctionCallInfo fcinfo, int argno);
+
+/* Tokenize UTF-8 text with the model's tokenizer; palloc'd ids, count in *n. */
+extern int32 *TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special,
+						   bool parse_special, int *n);
+
+#endif							/* LMGEN_SQLFUNCS_COMMON_H */
