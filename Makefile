@@ -40,7 +40,7 @@ UNIT_BINS = $(UNIT_SRCS:.c=)
 BLAS_LIBS = -lopenblas
 SHLIB_LINK = $(BLAS_LIBS) $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
+PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
 REGRESS = gguf model_dir registry tokenize
 # A temporary instance with shared_preload_libraries = 'lmgen'; the conf and
@@ -51,7 +51,7 @@ PROVE_TESTS = test/t/*.pl
 # The engine gets its own flags: C11, no FP contraction (kernels must agree
 # bit for bit across SIMD paths), and no -march: ISA-specific code sits in
 # files named *_avx2.c / *_avx512.c and is only called after a CPUID check.
-ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -pthread -ffp-contract=off -fno-strict-aliasing \
+ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -pthread -ffp-contract=off -fno-strict-aliasing -MMD -MP \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes
 AVX2_FLAGS = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
@@ -106,4 +106,7 @@ unit: $(UNIT_BINS)
 check-all: all
 	test/run_all.sh
 
-EXTRA_CLEAN = lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log
+# Header dependencies written by -MMD.
+-include $(wildcard src/*.d src/engine/*.d src/cli/*.d)
+
+EXTRA_CLEAN = src/*.d src/engine/*.d src/cli/*.d test/unit/*.d lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log

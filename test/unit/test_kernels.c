@@ -228,6 +228,62 @@ check_type(lm_type t, int64_t n)
 	free(xd);
 }
 
+#define TILE_ROWS 11
+#define TILE_BATCH 13
+
+/* Batches and row ranges that are not multiples of the SIMD tiles give, on every ISA, the bits of the scalar path run one output at a time. */
+static void
+check_tiles(lm_type t, int64_t n)
+{
+	const lm_type_traits *tr = lm_type_traits_get(t);
+	size_t		wrow = (size_t) (n / tr->block_size) * tr->type_size;
+	size_t		xrow = lm_act_row_size(t, n);
+	uint8_t    *W = malloc(wrow * TILE_ROWS);
+	uint8_t    *X = malloc(xrow * TILE_BATCH);
+	float	   *xf = malloc(sizeof(float) * n);
+	float		ref[TILE_BATCH][TILE_ROWS],
+				Y[TILE_BATCH * (TILE_ROWS + 3)];
+	int			ok = 1;
+	lm_isa		best = lm_kernels_best_isa();
+	static const int cases[][3] = {{0, TILE_ROWS, TILE_BATCH}, {3, 10, 6}, {1, 8, 9}, {2, 3, 13}, {0, 5, 1}};
+
+	for (int r = 0; r < TILE_ROWS; r++)
+		fill_row(t, W + r * wrow, n);
+	for (int b = 0; b < TILE_BATCH; b++)
+	{
+		fill_act(xf, n);
+		lm_act_quantize_row(t, xf, X + b * xrow, n);
+	}
+	lm_kernels_force_isa(LM_ISA_SCALAR);
+	for (int b = 0; b < TILE_BATCH; b++)
+		for (int r = 0; r < TILE_ROWS; r++)
+			lm_matmul_rows(t, W, wrow, n, r, r + 1, X + b * xrow, xrow, 1, &ref[b][r] - r, TILE_ROWS);
+	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+	{
+		lm_kernels_force_isa((lm_isa) isa);
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+		{
+			int			r0 = cases[c][0],
+						r1 = cases[c][1],
+						nb = cases[c][2];
+
+			memset(Y, 0, sizeof(Y));
+			/* y_stride wider than the row count, as for a padded output */
+			lm_matmul_rows(t, W, wrow, n, r0, r1, X, xrow, nb, Y, TILE_ROWS + 3);
+			for (int b = 0; b < nb; b++)
+				for (int r = r0; r < r1; r++)
+					if (memcmp(&Y[b * (TILE_ROWS + 3) + r], &ref[b][r], sizeof(float)) != 0)
+						ok = 0;
+		}
+	}
+	CHECK(ok, "%s n=%lld: batches up to %d and odd row ranges give, on every ISA, the bits of the scalar path run one output at a time",
+		  lm_type_name(t), (long long) n, TILE_BATCH);
+	lm_kernels_force_isa(best);
+	free(W);
+	free(X);
+	free(xf);
+}
+
 /* lm_dot_f32 is identical on every ISA and close to the double dot. */
 static void
 check_dot_f32(void)
@@ -337,6 +393,13 @@ main(void)
 			for (size_t j = 0; j < sizeof(ns) / sizeof(ns[0]); j++)
 				check_type(t, ns[j]);
 		}
+	}
+	for (size_t k = 0; k < sizeof(all_types) / sizeof(all_types[0]); k++)
+	{
+		lm_type		t = all_types[k];
+		int			bs = (int) lm_type_traits_get(t)->block_size;
+
+		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512);
 	}
 	check_dot_f32();
 	check_act_rounding();
