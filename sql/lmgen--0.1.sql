@@ -113,3 +113,23 @@ CREATE FUNCTION lmgen.count_tokens(body text, model text DEFAULT NULL)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'lmgen_count_tokens'
 LANGUAGE C STABLE PARALLEL SAFE COST 1000;
+
+-- Generation ---------------------------------------------------------------
+-- These live in the extension's schema (normally public) so that the card's
+-- query works as written: SELECT summarize(body) FROM articles.
+
+-- Continue a prompt (through the model's chat template when it has one).
+-- Greedy when temperature = 0; the same seed gives the same text.
+CREATE FUNCTION generate(prompt text, max_tokens integer DEFAULT 128,
+                         temperature real DEFAULT 0, top_p real DEFAULT 1,
+                         top_k integer DEFAULT 0, seed bigint DEFAULT NULL,
+                         stop text[] DEFAULT NULL, model text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'lmgen_generate'
+LANGUAGE C VOLATILE PARALLEL SAFE COST 100000;
+
+-- A short factual summary through the model's chat format (greedy).
+CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'lmgen_summarize'
+LANGUAGE C STABLE PARALLEL SAFE COST 100000;

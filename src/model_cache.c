@@ -60,7 +60,11 @@ RegisteredPath(const char *name)
 static void
 FreeModel(LmgenModel *m)
 {
+	lm_context_free(m->ctx);
+	lm_model_free(m->model);
 	lm_tokenizer_free(m->tok);
+	if (m->default_system)
+		pfree(m->default_system);
 	lm_gguf_close(m->gguf);
 	pfree(m->name);
 	pfree(m->path);
@@ -83,6 +87,8 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 	char		err[512];
 	lm_gguf    *g;
 	lm_tokenizer *tok;
+	lm_model   *model;
+	lm_gguf_str tmpl;
 	LmgenModel *m;
 
 	g = lm_gguf_open(path, err, sizeof(err));
@@ -99,7 +105,28 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot use the tokenizer of model \"%s\": %s", name, err)));
 	}
+	model = lm_model_load(g, err, sizeof(err));
+	if (model == NULL)
+	{
+		lm_tokenizer_free(tok);
+		lm_gguf_close(g);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot run model \"%s\": %s", name, err)));
+	}
 	m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
+	m->model = model;
+	m->chat = LM_CHAT_UNKNOWN;
+	if (lm_gguf_get_str(g, "tokenizer.chat_template", &tmpl))
+	{
+		const char *sys;
+		size_t		sys_len;
+
+		m->chat = lm_chat_detect(tmpl.ptr, tmpl.len);
+		if (m->chat != LM_CHAT_UNKNOWN && lm_chat_default_system(tmpl.ptr, tmpl.len, &sys, &sys_len))
+			m->default_system = MemoryContextStrdup(TopMemoryContext, pnstrdup(sys, sys_len));
+	}
+	m->chat_fallback = m->chat != LM_CHAT_UNKNOWN ? m->chat : lm_chat_detect_arch(model->cfg.arch);
 	m->name = MemoryContextStrdup(TopMemoryContext, name);
 	m->path = MemoryContextStrdup(TopMemoryContext, path);
 	m->dev = st->st_dev;

@@ -8,7 +8,10 @@
 
 #include <sys/stat.h>
 
+#include "chat.h"
+#include "context.h"
 #include "gguf.h"
+#include "model.h"
 #include "tokenizer.h"
 
 /* One open model: the mapped file and what the engine built from it. */
@@ -22,6 +25,11 @@ typedef struct LmgenModel
 	struct timespec mtime;
 	lm_gguf    *gguf;			/* mapped, validated file (engine, malloc) */
 	lm_tokenizer *tok;			/* its tokenizer (engine, malloc) */
+	lm_model   *model;			/* its weights and configuration (engine, malloc) */
+	lm_chat_family chat;		/* chat format from tokenizer.chat_template, UNKNOWN if none */
+	lm_chat_family chat_fallback;	/* chat format to use for instructions (template, else architecture) */
+	char	   *default_system; /* the template's own system prompt, or NULL (TopMemoryContext) */
+	lm_context *ctx;			/* reusable run state, created on demand (engine, malloc) */
 	struct LmgenModel *next;	/* next in this backend's list */
 } LmgenModel;
 

@@ -18,6 +18,9 @@ typedef struct cli_command
 static const cli_command commands[] = {
 	{"info", cmd_info, "info MODEL.gguf                 print what the model file holds"},
 	{"tokenize", cmd_tokenize, "tokenize MODEL.gguf TEXT        print the token ids of TEXT (BOS as the model adds it)"},
+	{"run", cmd_run, "run MODEL.gguf -p PROMPT [-n N] [-t T] [--temp T ...]   generate text (greedy by default)"},
+	{"bench", cmd_bench, "bench MODEL.gguf [-t T] [-p 128] [-n 128] [-r 5]   prompt and generation speed (tokens/s)"},
+	{"perplexity", cmd_perplexity, "perplexity MODEL.gguf FILE [-c CTX] [-t T]   perplexity of a text file"},
 };
 
 /* Print the list of subcommands. */

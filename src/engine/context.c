@@ -1,0 +1,484 @@
+/*
+ * context.c — contexts, batches, batch validation, the split of a batch into
+ * steps, and the threaded matrix product every forward pass uses.
+ */
+#include "context_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define CTX_DEFAULT_BATCH 512
+#define CTX_MAX_BATCH 65536
+#define CTX_MAX_SEQ 4096
+
+/* Default parameters. */
+lm_context_params
+lm_context_default_params(void)
+{
+	lm_context_params p = {0, 1, CTX_DEFAULT_BATCH, 1};
+
+	return p;
+}
+
+/* Largest activation row (bytes) any matmul of the model needs. */
+static size_t
+max_act_row(const lm_model *m)
+{
+	size_t		best = lm_act_row_size(m->output.type, m->output.n_cols);
+
+	for (int l = 0; l < m->cfg.n_layer; l++)
+	{
+		const lm_layer_weights *L = &m->layers[l];
+		const lm_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+
+		for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+		{
+			size_t		s = lm_act_row_size(ws[i]->type, ws[i]->n_cols);
+
+			if (s > best)
+				best = s;
+		}
+	}
+	return best;
+}
+
+/* Allocate n floats, recording failure. */
+static float *
+alloc_f(size_t n, bool *ok)
+{
+	float	   *p = calloc(n ? n : 1, sizeof(float));
+
+	if (!p)
+		*ok = false;
+	return p;
+}
+
+/* Create a context. */
+lm_context *
+lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, size_t errlen)
+{
+	lm_context_params p = pp ? *pp : lm_context_default_params();
+	const lm_model_config *c = &m->cfg;
+	lm_context *ctx;
+	size_t		nb;
+	bool		ok = true;
+
+	if (p.n_ctx <= 0)
+		p.n_ctx = c->n_ctx_train;
+	if (p.n_seq_max <= 0)
+		p.n_seq_max = 1;
+	if (p.n_batch <= 0)
+		p.n_batch = CTX_DEFAULT_BATCH;
+	if (p.n_threads <= 0)
+		p.n_threads = 1;
+	if (p.n_batch > CTX_MAX_BATCH || p.n_seq_max > CTX_MAX_SEQ)
+	{
+		snprintf(err, errlen, "context too large: n_batch %d (max %d), n_seq_max %d (max %d)",
+				 p.n_batch, CTX_MAX_BATCH, p.n_seq_max, CTX_MAX_SEQ);
+		return NULL;
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+	{
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ctx->model = m;
+	ctx->n_ctx = p.n_ctx;
+	ctx->n_seq_max = p.n_seq_max;
+	ctx->n_batch = p.n_batch;
+	ctx->kv = lm_kv_create(m, p.n_ctx, p.n_seq_max, err, errlen);
+	if (!ctx->kv)
+		goto fail;
+	ctx->pool = lm_pool_create(p.n_threads, err, errlen);
+	if (!ctx->pool)
+		goto fail;
+	ctx->n_threads = lm_pool_size(ctx->pool);
+
+	nb = (size_t) p.n_batch;
+	ctx->x = alloc_f(nb * c->n_embd, &ok);
+	ctx->xb = alloc_f(nb * c->n_embd, &ok);
+	ctx->xb2 = alloc_f(nb * c->n_embd, &ok);
+	ctx->q = alloc_f(nb * c->n_head * c->head_dim_k, &ok);
+	ctx->k = alloc_f(nb * c->n_head_kv * c->head_dim_k, &ok);
+	ctx->v = alloc_f(nb * c->n_head_kv * c->head_dim_v, &ok);
+	ctx->att = alloc_f(nb * c->n_head * c->head_dim_v, &ok);
+	ctx->hb = alloc_f(nb * c->n_ff, &ok);
+	ctx->hb2 = alloc_f(nb * c->n_ff, &ok);
+	ctx->rope_cs = alloc_f(nb * c->n_rot, &ok);
+	/* padded to a multiple of 64 so attention can sum in whole lanes */
+	ctx->scores = alloc_f((size_t) ctx->n_threads * (((size_t) p.n_ctx + 63) & ~(size_t) 63), &ok);
+	ctx->xq_bytes = nb * max_act_row(m);
+	for (int i = 0; i < 3; i++)
+		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))
+			ok = false;
+	ctx->seq_next = calloc(p.n_seq_max, sizeof(int32_t));
+	ctx->out_rows = calloc(nb, sizeof(int32_t));
+	if (!ok || !ctx->seq_next || !ctx->out_rows)
+	{
+		snprintf(err, errlen, "out of memory allocating scratch for a batch of %d tokens", p.n_batch);
+		goto fail;
+	}
+	return ctx;
+
+fail:
+	lm_context_free(ctx);
+	return NULL;
+}
+
+/* Free a context. */
+void
+lm_context_free(lm_context *ctx)
+{
+	if (!ctx)
+		return;
+	lm_pool_free(ctx->pool);
+	lm_kv_free(ctx->kv);
+	free(ctx->x);
+	free(ctx->xb);
+	free(ctx->xb2);
+	free(ctx->q);
+	free(ctx->k);
+	free(ctx->v);
+	free(ctx->att);
+	free(ctx->hb);
+	free(ctx->hb2);
+	free(ctx->rope_cs);
+	free(ctx->scores);
+	for (int i = 0; i < 3; i++)
+		free(ctx->xq[i]);
+	free(ctx->seq_next);
+	free(ctx->out_rows);
+	free(ctx->out_idx);
+	free(ctx->logits);
+	free(ctx->hidden);
+	free(ctx);
+}
+
+/* The model of a context. */
+const lm_model *
+lm_context_model(const lm_context *ctx)
+{
+	return ctx->model;
+}
+
+/* The KV cache of a context. */
+lm_kv *
+lm_context_kv(lm_context *ctx)
+{
+	return ctx->kv;
+}
+
+/* Positions per sequence. */
+int
+lm_context_n_ctx(const lm_context *ctx)
+{
+	return ctx->n_ctx;
+}
+
+/* Sequence slots. */
+int
+lm_context_n_seq_max(const lm_context *ctx)
+{
+	return ctx->n_seq_max;
+}
+
+/* Threads. */
+int
+lm_context_n_threads(const lm_context *ctx)
+{
+	return ctx->n_threads;
+}
+
+/* Install or clear the abort check. */
+void
+lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg)
+{
+	ctx->abort_fn = fn;
+	ctx->abort_arg = arg;
+}
+
+/* Check a batch against the model and the cache; count its outputs. */
+static bool
+validate_batch(lm_context *ctx, const lm_batch *b, int *n_out, char *err, size_t errlen)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+
+	*n_out = 0;
+	if (b->n_tokens < 0 || b->n_tokens > b->n_max)
+	{
+		snprintf(err, errlen, "batch has %d tokens but room for %d", b->n_tokens, b->n_max);
+		return false;
+	}
+	for (int s = 0; s < ctx->n_seq_max; s++)
+		ctx->seq_next[s] = -1;
+	for (int i = 0; i < b->n_tokens; i++)
+	{
+		int32_t		t = b->token[i],
+					p = b->pos[i],
+					s = b->seq_id[i];
+
+		if (t < 0 || t >= c->n_vocab)
+		{
+			snprintf(err, errlen, "batch token %d has id %d, outside the vocabulary 0..%d", i, t, c->n_vocab - 1);
+			return false;
+		}
+		if (s < 0 || s >= ctx->n_seq_max)
+		{
+			snprintf(err, errlen, "batch token %d has sequence %d, outside 0..%d", i, s, ctx->n_seq_max - 1);
+			return false;
+		}
+		if (p < 0 || p >= ctx->n_ctx)
+		{
+			snprintf(err, errlen, "batch token %d has position %d, outside the context 0..%d",
+					 i, p, ctx->n_ctx - 1);
+			return false;
+		}
+		if (ctx->seq_next[s] < 0 ? p > ctx->kv->len[s] : p != ctx->seq_next[s])
+		{
+			snprintf(err, errlen, "batch token %d of sequence %d has position %d, expected %d",
+					 i, s, p, ctx->seq_next[s] < 0 ? ctx->kv->len[s] : ctx->seq_next[s]);
+			return false;
+		}
+		ctx->seq_next[s] = p + 1;
+		if (b->logits[i])
+			(*n_out)++;
+	}
+	return true;
+}
+
+/* Make room for n_out outputs of a batch of n tokens. */
+static bool
+reserve_outputs(lm_context *ctx, int n, int n_out)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+
+	if (n > ctx->idx_cap)
+	{
+		int32_t    *p = realloc(ctx->out_idx, sizeof(int32_t) * n);
+
+		if (!p)
+			return false;
+		ctx->out_idx = p;
+		ctx->idx_cap = n;
+	}
+	if (n_out > ctx->out_cap)
+	{
+		float	   *l = realloc(ctx->logits, sizeof(float) * (size_t) n_out * c->n_vocab);
+		float	   *h;
+
+		if (!l)
+			return false;
+		ctx->logits = l;
+		h = realloc(ctx->hidden, sizeof(float) * (size_t) n_out * c->n_embd);
+		if (!h)
+			return false;
+		ctx->hidden = h;
+		ctx->out_cap = n_out;
+	}
+	return true;
+}
+
+/* Evaluate a batch. */
+int
+lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
+{
+	int			n_out,
+				row = 0;
+
+	ctx->n_out = 0;
+	if (!validate_batch(ctx, b, &n_out, err, errlen))
+		return -1;
+	if (!reserve_outputs(ctx, b->n_tokens, n_out))
+	{
+		snprintf(err, errlen, "out of memory for the logits of %d tokens", n_out);
+		return -1;
+	}
+	for (int i = 0; i < b->n_tokens; i++)
+		ctx->out_idx[i] = b->logits[i] ? row++ : -1;
+	ctx->n_out = n_out;
+
+	/* Rewind each sequence to where this batch starts it. */
+	for (int s = 0; s < ctx->n_seq_max; s++)
+		ctx->seq_next[s] = -1;
+	for (int i = 0; i < b->n_tokens; i++)
+		if (ctx->seq_next[b->seq_id[i]] < 0)
+		{
+			ctx->seq_next[b->seq_id[i]] = 0;
+			lm_kv_seq_keep(ctx->kv, b->seq_id[i], b->pos[i]);
+		}
+
+	for (int i0 = 0; i0 < b->n_tokens; i0 += ctx->n_batch)
+	{
+		lm_step		st = {b, i0, b->n_tokens - i0 < ctx->n_batch ? b->n_tokens - i0 : ctx->n_batch};
+
+		if (i0 > 0 && ctx->abort_fn && ctx->abort_fn(ctx->abort_arg))
+		{
+			snprintf(err, errlen, "forward pass stopped by request");
+			ctx->n_out = 0;
+			return -2;
+		}
+		if (strcmp(ctx->model->cfg.arch, "gemma3") == 0)
+			lm_gemma3_forward_step(ctx, &st);	/* model_gemma3.c */
+		else
+			lm_llama_forward_step(ctx, &st);
+		for (int i = i0; i < i0 + st.n; i++)
+			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
+				ctx->kv->len[b->seq_id[i]] = b->pos[i] + 1;
+	}
+	return 0;
+}
+
+/* Logits of batch token i. */
+const float *
+lm_context_logits(const lm_context *ctx, int i)
+{
+	if (i < 0 || ctx->n_out == 0 || i >= ctx->idx_cap || ctx->out_idx[i] < 0)
+		return NULL;
+	return ctx->logits + (size_t) ctx->out_idx[i] * ctx->model->cfg.n_vocab;
+}
+
+/* Final hidden state of batch token i. */
+const float *
+lm_context_hidden(const lm_context *ctx, int i)
+{
+	if (i < 0 || ctx->n_out == 0 || i >= ctx->idx_cap || ctx->out_idx[i] < 0)
+		return NULL;
+	return ctx->hidden + (size_t) ctx->out_idx[i] * ctx->model->cfg.n_embd;
+}
+
+/* Allocate a batch. */
+lm_batch *
+lm_batch_create(int n_max)
+{
+	lm_batch   *b;
+
+	if (n_max < 1)
+		n_max = 1;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->n_max = n_max;
+	b->token = malloc(sizeof(int32_t) * n_max);
+	b->pos = malloc(sizeof(int32_t) * n_max);
+	b->seq_id = malloc(sizeof(int32_t) * n_max);
+	b->logits = malloc(sizeof(int8_t) * n_max);
+	if (!b->token || !b->pos || !b->seq_id || !b->logits)
+	{
+		lm_batch_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Free a batch. */
+void
+lm_batch_free(lm_batch *b)
+{
+	if (!b)
+		return;
+	free(b->token);
+	free(b->pos);
+	free(b->seq_id);
+	free(b->logits);
+	free(b);
+}
+
+/* Empty a batch. */
+void
+lm_batch_clear(lm_batch *b)
+{
+	b->n_tokens = 0;
+}
+
+/* Append one token. */
+bool
+lm_batch_add(lm_batch *b, int32_t token, int32_t pos, int32_t seq_id, bool logits)
+{
+	if (b->n_tokens >= b->n_max)
+		return false;
+	b->token[b->n_tokens] = token;
+	b->pos[b->n_tokens] = pos;
+	b->seq_id[b->n_tokens] = seq_id;
+	b->logits[b->n_tokens] = logits ? 1 : 0;
+	b->n_tokens++;
+	return true;
+}
+
+/* Shared state of one threaded matmul job. */
+typedef struct mm_job
+{
+	int			n_mm;			/* matrices */
+	const lm_weight *w[3];		/* weights */
+	const void *xq[3];			/* activation rows for each matrix */
+	size_t		xq_row[3];		/* bytes per activation row */
+	float	   *y[3];			/* outputs, (n, w->n_rows) */
+	int			n;				/* tokens */
+	int64_t		total;			/* sum of rows */
+} mm_job;
+
+/* This thread's rows of the concatenated row space, cut at multiples of 4. */
+static void
+mm_worker(void *arg, int ith, int nth)
+{
+	mm_job	   *j = arg;
+	int64_t		lo = (j->total * ith / nth) & ~(int64_t) 3,
+				hi = ith == nth - 1 ? j->total : (j->total * (ith + 1) / nth) & ~(int64_t) 3,
+				off = 0;
+
+	for (int m = 0; m < j->n_mm; m++)
+	{
+		const lm_weight *w = j->w[m];
+		int64_t		r0 = lo - off > 0 ? lo - off : 0,
+					r1 = hi - off < w->n_rows ? hi - off : w->n_rows;
+
+		if (r0 < r1)
+			lm_matmul_rows(w->type, w->data, w->row_bytes, w->n_cols, r0, r1,
+						   j->xq[m], j->xq_row[m], j->n, j->y[m], w->n_rows);
+		off += w->n_rows;
+	}
+}
+
+/* Y_j = W_j x for up to 3 matrices sharing one input. */
+void
+lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w,
+			  float *const *y)
+{
+	mm_job		j;
+	int64_t		n_cols = w[0]->n_cols;
+
+	j.n_mm = n_mm;
+	j.n = n;
+	j.total = 0;
+	for (int m = 0; m < n_mm; m++)
+	{
+		lm_type		at = lm_vec_dot_type(w[m]->type);
+		int			same = -1;
+
+		for (int e = 0; e < m; e++)
+			if (lm_vec_dot_type(w[e]->type) == at)
+				same = e;
+		j.w[m] = w[m];
+		j.y[m] = y[m];
+		j.xq_row[m] = lm_act_row_size(w[m]->type, n_cols);
+		if (same >= 0)
+			j.xq[m] = j.xq[same];
+		else if (at == LM_TYPE_F32)
+			j.xq[m] = x;		/* F32 weights read the floats as they are */
+		else
+		{
+			/* quantize every activation row once for this format */
+			for (int b = 0; b < n; b++)
+				lm_act_quantize_row(w[m]->type, x + (size_t) b * n_cols,
+									(char *) ctx->xq[m] + (size_t) b * j.xq_row[m], n_cols);
+			j.xq[m] = ctx->xq[m];
+		}
+		j.total += w[m]->n_rows;
+	}
+	/* several tasks per thread, so a busy or late thread delays little */
+	lm_pool_run_n(ctx->pool, mm_worker, &j,
+				  lm_pool_size(ctx->pool) == 1 ? 1 : (int) (j.total / 16 < 4 * lm_pool_size(ctx->pool) ? (j.total + 15) / 16 : 4 * lm_pool_size(ctx->pool)));
+}

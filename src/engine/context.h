@@ -1,0 +1,98 @@
+/*
+ * context.h — running a model: a context (KV cache, thread pool, scratch
+ * buffers) and batches of tokens from any number of sequences.
+ *
+ * A batch lists tokens, each with its position, its sequence and whether its
+ * logits are wanted.  Prompt prefill and one-token decoding of several
+ * sequences can share one batch: every weight matrix is read once per step
+ * for all of them.  A token's logits depend only on its own sequence (kernels
+ * keep a fixed reduction order per output element and the cache is per
+ * sequence), so they are bit-identical alone or in any batch.
+ *
+ * Positions of one sequence within a batch must be consecutive, in batch
+ * order, and start at or before the sequence's cached length; starting before
+ * it discards the cached positions from there on (rewind).
+ */
+#ifndef LM_CONTEXT_H
+#define LM_CONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvcache.h"
+#include "model.h"
+
+/* Sizes of a context. */
+typedef struct lm_context_params
+{
+	int			n_ctx;			/* positions per sequence; 0 = the model's context_length */
+	int			n_seq_max;		/* sequences held at once; 0 = 1 */
+	int			n_batch;		/* tokens per internal step (bigger batches are split); 0 = 512 */
+	int			n_threads;		/* threads, the caller's included; 0 = 1 */
+} lm_context_params;
+
+/* Tokens to evaluate together. */
+typedef struct lm_batch
+{
+	int			n_tokens;		/* tokens in use */
+	int			n_max;			/* capacity */
+	int32_t    *token;			/* (n_max) token ids */
+	int32_t    *pos;			/* (n_max) positions in their sequence */
+	int32_t    *seq_id;			/* (n_max) sequence slots */
+	int8_t	   *logits;			/* (n_max) 1 = return logits (and hidden state) of this token */
+} lm_batch;
+
+typedef struct lm_context lm_context;
+
+/* Called between internal steps of a long batch; returning true stops the forward pass. */
+typedef bool (*lm_abort_fn) (void *arg);
+
+/* Default parameters (all zeros resolve to the defaults above). */
+extern lm_context_params lm_context_default_params(void);
+
+/* Create a context for model m (borrowed); NULL with a message on failure. */
+extern lm_context *lm_context_create(const lm_model *m, const lm_context_params *p,
+									 char *err, size_t errlen);
+
+/* Free a context; NULL is allowed. */
+extern void lm_context_free(lm_context *ctx);
+
+/* The model, cache and resolved sizes of a context. */
+extern const lm_model *lm_context_model(const lm_context *ctx);
+extern lm_kv *lm_context_kv(lm_context *ctx);
+extern int	lm_context_n_ctx(const lm_context *ctx);
+extern int	lm_context_n_seq_max(const lm_context *ctx);
+extern int	lm_context_n_threads(const lm_context *ctx);
+
+/* Install (or clear with NULL) an abort check run between internal steps. */
+extern void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg);
+
+/*
+ * Evaluate a batch: append its tokens to their sequences' caches and compute
+ * the logits of the tokens that ask for them.  Returns 0 on success; -1 with a
+ * message for an invalid batch (nothing changed); -2 when the abort check
+ * stopped it (the sequences in the batch are then in an undefined state:
+ * clear or rewind them).
+ */
+extern int	lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen);
+
+/* Logits (n_vocab floats) of batch token i from the last forward; NULL if not requested. */
+extern const float *lm_context_logits(const lm_context *ctx, int i);
+
+/* Final hidden state (n_embd floats, after the output norm) of batch token i; NULL if not requested. */
+extern const float *lm_context_hidden(const lm_context *ctx, int i);
+
+/* Allocate a batch for up to n_max tokens; NULL on failure. */
+extern lm_batch *lm_batch_create(int n_max);
+
+/* Free a batch; NULL is allowed. */
+extern void lm_batch_free(lm_batch *b);
+
+/* Empty a batch. */
+extern void lm_batch_clear(lm_batch *b);
+
+/* Append one token; false when the batch is full. */
+extern bool lm_batch_add(lm_batch *b, int32_t token, int32_t pos, int32_t seq_id, bool logits);
+
+#endif							/* LM_CONTEXT_H */

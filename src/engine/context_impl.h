@@ -1,0 +1,73 @@
+/*
+ * context_impl.h — the inside of an lm_context, shared by context.c (set-up,
+ * batches, matmul dispatch) and the per-architecture forward passes
+ * (model_llama.c).  Not for other callers.
+ */
+#ifndef LM_CONTEXT_IMPL_H
+#define LM_CONTEXT_IMPL_H
+
+#include "context.h"
+#include "threads.h"
+
+/* A context: cache, threads and the scratch of one step of up to n_batch tokens. */
+struct lm_context
+{
+	const lm_model *model;		/* borrowed */
+	lm_kv	   *kv;				/* per-sequence F32 cache */
+	lm_pool    *pool;			/* n_threads workers */
+	int			n_ctx;			/* positions per sequence */
+	int			n_seq_max;		/* sequence slots */
+	int			n_batch;		/* tokens per step */
+	int			n_threads;		/* pool size */
+	lm_abort_fn abort_fn;		/* checked between steps, may be NULL */
+	void	   *abort_arg;		/* its argument */
+
+	/* scratch of one step (row-major, one row per token) */
+	float	   *x;				/* (n_batch, n_embd) residual stream */
+	float	   *xb;				/* (n_batch, n_embd) normalised input of a block */
+	float	   *xb2;			/* (n_batch, n_embd) output of a projection */
+	float	   *q;				/* (n_batch, n_head * head_dim_k) queries */
+	float	   *k;				/* (n_batch, n_head_kv * head_dim_k) new keys */
+	float	   *v;				/* (n_batch, n_head_kv * head_dim_v) new values */
+	float	   *att;			/* (n_batch, n_head * head_dim_v) attention output */
+	float	   *hb;				/* (n_batch, n_ff) gate, then silu(gate) * up */
+	float	   *hb2;			/* (n_batch, n_ff) up */
+	float	   *rope_cs;		/* (n_batch, n_rot) cos/sin pairs per token */
+	float	   *scores;			/* (n_threads, n_ctx) attention weights per thread */
+	void	   *xq[3];			/* quantized activations, one per distinct format */
+	size_t		xq_bytes;		/* size of each xq buffer */
+	int32_t    *seq_next;		/* (n_seq_max) batch validation */
+	int32_t    *out_rows;		/* (n_batch) step token -> output row */
+
+	/* outputs of the last forward pass */
+	int			n_out;			/* tokens that asked for logits */
+	int			out_cap;		/* rows allocated in logits/hidden */
+	int			idx_cap;		/* entries allocated in out_idx */
+	int32_t    *out_idx;		/* (batch size) batch index -> output row, -1 if none */
+	float	   *logits;			/* (out_cap, n_vocab) */
+	float	   *hidden;			/* (out_cap, n_embd) final normalised hidden states */
+};
+
+/* One step: tokens [i0, i0+n) of a validated batch, all with caches ready. */
+typedef struct lm_step
+{
+	const lm_batch *batch;		/* the whole batch */
+	int			i0;				/* first token of this step */
+	int			n;				/* tokens in this step */
+} lm_step;
+
+/*
+ * Y_j = W_j x for n_mm matrices sharing one input: x is (n, n_cols), y[j] is
+ * (n, w[j]->n_rows).  Activations are quantized once per distinct format,
+ * then rows are split across the pool.
+ */
+extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
+						  const lm_weight *const *w, float *const *y);
+
+/* Run the llama forward pass for one step. */
+extern void lm_llama_forward_step(lm_context *ctx, const lm_step *st);
+
+/* Run the gemma3 forward pass for one step (model_gemma3.c). */
+extern void lm_gemma3_forward_step(lm_context *ctx, const lm_step *st);
+
+#endif							/* LM_CONTEXT_IMPL_H */

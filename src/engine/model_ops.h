@@ -1,0 +1,41 @@
+/*
+ * model_ops.h — the small non-matmul operations every forward pass shares:
+ * RMSNorm, rotary position embedding and causal (optionally sliding-window)
+ * grouped-query attention over the per-sequence KV cache.
+ *
+ * Arithmetic follows ggml's CPU code (see model_llama.c's header for the
+ * details), so that all architectures stay on the reference's path and
+ * improvements to one of these helpers reach every model at once.
+ */
+#ifndef LM_MODEL_OPS_H
+#define LM_MODEL_OPS_H
+
+#include <stdint.h>
+
+#include "context_impl.h"
+#include "model.h"
+
+/* out = rmsnorm(x) * w for one row of n floats (out may equal x). */
+extern void lm_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+
+/*
+ * cos/sin of every rotated pair for the step's tokens: cs[t*n_rot + 2i] = cos,
+ * [.. + 2i+1] = sin of theta_i = pos * base^(-2i/n_rot) (repeated float
+ * multiplication), divided by freqs[i] when freqs is not NULL, times freq_scale.
+ */
+extern void lm_op_rope_angles(float *cs, const lm_step *st, int n_rot, float base,
+							  float freq_scale, const float *freqs);
+
+/* Rotate the first n_rot dimensions of each of n_heads heads of width hd by the angles cs. */
+extern void lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope_type type,
+							 const float *cs);
+
+/*
+ * Attention of one layer for every (token, head) of the step: reads ctx->q and
+ * the cache (keys/values of this step already stored), writes ctx->att.
+ * Scores are dot(q, k) * scale; a token at position p sees positions
+ * max(0, p - n_swa + 1) .. p (n_swa = 0: all of 0 .. p).  Runs on ctx->pool.
+ */
+extern void lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa);
+
+#endif							/* LM_MODEL_OPS_H */

@@ -1,0 +1,267 @@
+/*
+ * runtime.c — running a model from a backend.
+ *
+ * Engine state that outlives one call (the lm_context with its KV cache and
+ * thread pool) hangs off the cached LmgenModel and is reused; it is made
+ * again when a call needs more room or lmgen.threads changed.  State of one
+ * call (an lm_gen) is registered with a memory-context reset callback on the
+ * calling context, so an ERROR or a cancel anywhere frees it.
+ *
+ * Cancellation: between generated tokens we call CHECK_FOR_INTERRUPTS()
+ * (the engine's threads are idle then).  Inside one forward pass the
+ * context's abort check looks at InterruptPending between internal steps of
+ * LMGEN_STEP_TOKENS tokens and makes the engine return early; the caller
+ * then raises the pending interrupt.  No Postgres code runs on engine
+ * threads, and no ERROR longjmps through engine frames.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "lmgen.h"
+#include "runtime.h"
+#include "sqlfuncs_common.h"
+
+/* Tokens per internal forward step: bounds the time to notice a cancel. */
+#define LMGEN_STEP_TOKENS 32
+
+/* Smallest context made, so small calls can share one. */
+#define LMGEN_MIN_CTX 512
+
+/* Abort check run by the engine between internal steps (calling thread only). */
+static bool
+AbortIfInterrupted(void *arg)
+{
+	return INTERRUPTS_PENDING_CONDITION();
+}
+
+/* The model's context with room for n_ctx positions in n_seq sequences. */
+lm_context *
+RuntimeContext(LmgenModel *m, int n_ctx, int n_seq)
+{
+	char		err[512];
+	lm_context_params p;
+	int			train = m->model->cfg.n_ctx_train;
+
+	if (m->ctx && lm_context_n_ctx(m->ctx) >= n_ctx && lm_context_n_seq_max(m->ctx) >= n_seq &&
+		lm_context_n_threads(m->ctx) == lmgen_threads)
+		return m->ctx;
+	lm_context_free(m->ctx);
+	m->ctx = NULL;
+
+	p = lm_context_default_params();
+	p.n_ctx = Max(n_ctx, Min(LMGEN_MIN_CTX, train));
+	p.n_seq_max = Max(n_seq, 1);
+	p.n_batch = LMGEN_STEP_TOKENS;
+	p.n_threads = lmgen_threads;
+	m->ctx = lm_context_create(m->model, &p, err, sizeof(err));
+	if (m->ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not set up model \"%s\" for %d positions: %s", m->name, p.n_ctx, err)));
+	lm_context_set_abort(m->ctx, AbortIfInterrupted, NULL);
+	return m->ctx;
+}
+
+/* Raise the pending cancel/timeout, or ERROR with the engine's message. */
+void
+EngineError(const char *what, const char *err)
+{
+	CHECK_FOR_INTERRUPTS();
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("%s: %s", what, err)));
+}
+
+/* Append the tokens of one piece of text to a growing id array. */
+static void
+AppendTokens(LmgenModel *m, LmgenPrompt *p, int *cap, const char *s, size_t len,
+			 bool add_special, bool parse_special)
+{
+	int			n;
+	int32	   *ids = TokenizeText(m, s, len, add_special, parse_special, &n);
+
+	if (p->n + n > *cap)
+	{
+		*cap = Max(*cap * 2, p->n + n);
+		p->ids = repalloc_huge(p->ids, sizeof(int32) * *cap);
+	}
+	memcpy(p->ids + p->n, ids, sizeof(int32) * n);
+	p->n += n;
+	pfree(ids);
+}
+
+/* Prompt for an instruction: chat template around user text, or plain text. */
+LmgenPrompt
+BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size_t user_len,
+					   bool use_template)
+{
+	LmgenPrompt p = {palloc(sizeof(int32) * 64), 0};
+	int			cap = 64;
+	lm_chat_family f = use_template ? m->chat_fallback : LM_CHAT_UNKNOWN;
+	lm_chat_msg msgs[2];
+	int			n = 0;
+	lm_chat_prompt cp;
+	char		err[256];
+	char	   *user_z = pnstrdup(user, user_len);
+
+	if (f == LM_CHAT_UNKNOWN)
+	{
+		/* plain text: the instruction, a blank line, the text */
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (system)
+			appendStringInfo(&buf, "%s\n\n", system);
+		appendBinaryStringInfo(&buf, user, user_len);
+		AppendTokens(m, &p, &cap, buf.data, buf.len, true, false);
+		return p;
+	}
+	if (system == NULL)
+		system = m->default_system;
+	if (system)
+		msgs[n++] = (lm_chat_msg) {"system", system};
+	msgs[n++] = (lm_chat_msg) {"user", user_z};
+	if (!lm_chat_build(f, msgs, n, true, &cp, err, sizeof(err)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not format the chat prompt for model \"%s\": %s", m->name, err)));
+	PG_TRY();
+	{
+		/* markup is tokenized with control tokens recognised, user text without */
+		for (int i = 0; i < cp.n_segs; i++)
+			AppendTokens(m, &p, &cap, cp.text + cp.segs[i].off, cp.segs[i].len, i == 0,
+						 cp.segs[i].special);
+	}
+	PG_FINALLY();
+	{
+		lm_chat_prompt_free(&cp);
+	}
+	PG_END_TRY();
+	return p;
+}
+
+/* Make a prompt fit the context with room for reserve tokens. */
+LmgenPrompt
+FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text, size_t len, int reserve)
+{
+	int			n_ctx = m->model->cfg.n_ctx_train;
+	int			budget = n_ctx - reserve;
+	LmgenPrompt p = build(m, arg, text, len);
+	int			n_text;
+	int32	   *text_ids;
+	int			keep;
+
+	if (p.n <= budget)
+		return p;
+	if (lmgen_context_overflow == LMGEN_OVERFLOW_ERROR || budget <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("prompt of %d tokens does not fit the context of model \"%s\"", p.n, m->name),
+				 errdetail("The model's context holds %d tokens and %d are kept for the answer.", n_ctx, reserve),
+				 errhint(budget > 0 ? "Shorten the text, ask for fewer tokens, or SET lmgen.context_overflow = 'truncate' to cut the text."
+						 : "Ask for fewer tokens.")));
+
+	/* truncate: keep the beginning of the text, shrinking until it fits */
+	text_ids = TokenizeText(m, text, len, false, false, &n_text);
+	keep = n_text - (p.n - budget);
+	while (keep > 0)
+	{
+		lm_detok	d;
+		StringInfoData buf;
+		char		piece[512];
+		int			got;
+
+		initStringInfo(&buf);
+		lm_detok_init(&d, m->tok);
+		for (int i = 0; i < keep; i++)
+		{
+			got = lm_detok_push(&d, text_ids[i], piece, sizeof(piece));
+			if (got > 0)
+				appendBinaryStringInfo(&buf, piece, got);
+		}
+		got = lm_detok_finish(&d, piece, sizeof(piece));
+		if (got > 0)
+			appendBinaryStringInfo(&buf, piece, got);
+		pfree(p.ids);
+		p = build(m, arg, buf.data, buf.len);
+		if (p.n <= budget)
+			return p;
+		keep -= Max(1, p.n - budget);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("the prompt of model \"%s\" does not fit its context even without the text", m->name),
+			 errhint("Ask for fewer tokens.")));
+	pg_unreachable();
+}
+
+/* ERROR unless max_tokens lies in 1..lmgen.max_tokens. */
+void
+CheckMaxTokens(int max_tokens)
+{
+	if (max_tokens < 1 || max_tokens > lmgen_max_tokens)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_tokens must be between 1 and %d, not %d", lmgen_max_tokens, max_tokens),
+				 errhint("lmgen.max_tokens sets the upper limit; a superuser can raise it.")));
+}
+
+/* Holder of one call's engine state, freed with the calling memory context. */
+typedef struct GenHolder
+{
+	lm_gen	   *gen;			/* freed by the callback unless NULL */
+	MemoryContextCallback cb;
+} GenHolder;
+
+/* Memory-context callback: free the lm_gen if the call did not. */
+static void
+FreeGenHolder(void *arg)
+{
+	GenHolder  *h = arg;
+
+	lm_gen_free(h->gen);
+	h->gen = NULL;
+}
+
+/* Run a generation to its end; the text is returned palloc'd. */
+char *
+RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, size_t *len)
+{
+	char		err[512];
+	lm_context *ctx;
+	GenHolder  *h = palloc0(sizeof(GenHolder));
+	const char *text;
+	size_t		text_len;
+	int32_t		token;
+	int			rc;
+	char	   *out;
+
+	ctx = RuntimeContext(m, Min(prompt->n + p->max_tokens, m->model->cfg.n_ctx_train), 1);
+	h->cb.func = FreeGenHolder;
+	h->cb.arg = h;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &h->cb);
+
+	h->gen = lm_gen_start(ctx, m->tok, 0, prompt->ids, prompt->n, p, err, sizeof(err));
+	if (h->gen == NULL)
+		EngineError("could not start generating", err);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		rc = lm_gen_next(h->gen, &token, &text, &text_len, err, sizeof(err));
+		if (rc == 0)
+			break;
+		if (rc < 0)
+			EngineError("generation failed", err);
+	}
+	text = lm_gen_text(h->gen, &text_len);
+	out = palloc(text_len + 1);
+	memcpy(out, text, text_len);
+	out[text_len] = '\0';
+	*len = text_len;
+	lm_gen_free(h->gen);
+	h->gen = NULL;
+	return out;
+}

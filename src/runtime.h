@@ -1,0 +1,61 @@
+/*
+ * runtime.h — running a model from a backend: the reusable context, prompt
+ * building (chat templates, plain text), cancellation, and the cleanup of
+ * engine state when an ERROR unwinds.
+ */
+#ifndef LMGEN_RUNTIME_H
+#define LMGEN_RUNTIME_H
+
+#include "postgres.h"
+
+#include "generate.h"
+#include "model_cache.h"
+
+/* Token ids of a prompt, palloc'd. */
+typedef struct LmgenPrompt
+{
+	int32	   *ids;			/* token ids, BOS first when the model wants it */
+	int			n;				/* count */
+} LmgenPrompt;
+
+/*
+ * The model's context, with room for at least n_ctx positions in each of
+ * n_seq sequences and lmgen.threads threads; made or remade on demand and
+ * kept for the next call.  Its abort check stops long batches when a cancel
+ * or timeout is pending.
+ */
+extern lm_context *RuntimeContext(LmgenModel *m, int n_ctx, int n_seq);
+
+/*
+ * Prompt for an instruction: the model's chat template (the template's own
+ * system prompt when it has one) around user text, or, for models without a
+ * chat format, plain text.  Control-token texts typed by the user stay text.
+ */
+extern LmgenPrompt BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user,
+										  size_t user_len, bool use_template);
+
+/*
+ * Make a prompt fit the context with room for reserve tokens, following
+ * lmgen.context_overflow: ERROR with the counts, or cut the user text
+ * (keeping its beginning) and build the prompt again with build().
+ */
+typedef LmgenPrompt (*PromptBuilder) (LmgenModel *m, void *arg, const char *text, size_t len);
+extern LmgenPrompt FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text,
+							 size_t len, int reserve);
+
+/* ERROR unless max_tokens lies in 1..lmgen.max_tokens. */
+extern void CheckMaxTokens(int max_tokens);
+
+/*
+ * Run a generation to its end: prefill, then a token at a time with
+ * CHECK_FOR_INTERRUPTS() between tokens.  The lm_gen is freed by a
+ * memory-context callback if an ERROR (or cancel) unwinds; on success the
+ * text is returned palloc'd (valid UTF-8) and the state freed.
+ */
+extern char *RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p,
+						   size_t *len);
+
+/* Raise the pending cancel/timeout, or ERROR with the engine's message. */
+extern void EngineError(const char *what, const char *err);
+
+#endif							/* LMGEN_RUNTIME_H */

@@ -1,0 +1,180 @@
+/*
+ * sqlfuncs_generate.c — generate() and summarize().
+ *
+ * generate() continues a prompt: through the model's chat template when the
+ * model file has one (an instruction model answers the prompt), as plain
+ * text otherwise.  summarize() asks for a short factual summary through the
+ * chat format (the template's, or the one the architecture implies), and
+ * decodes greedily so the same row always gets the same summary.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "lmgen.h"
+#include "runtime.h"
+#include "sqlfuncs_common.h"
+
+PG_FUNCTION_INFO_V1(lmgen_generate);
+PG_FUNCTION_INFO_V1(lmgen_summarize);
+
+#define SUMMARIZE_INSTRUCTION \
+	"Summarize the following text in one short sentence. Reply with the summary only."
+
+/* Build a generate() prompt: arg points at a bool "use the chat template". */
+static LmgenPrompt
+GeneratePrompt(LmgenModel *m, void *arg, const char *text, size_t len)
+{
+	return BuildInstructionPrompt(m, NULL, text, len, *(bool *) arg);
+}
+
+/* Build a summarize() prompt around the text. */
+static LmgenPrompt
+SummarizePrompt(LmgenModel *m, void *arg, const char *text, size_t len)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (m->chat_fallback != LM_CHAT_UNKNOWN)
+	{
+		appendStringInfoString(&buf, SUMMARIZE_INSTRUCTION "\n\n");
+		appendBinaryStringInfo(&buf, text, len);
+		return BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
+	}
+	/* a model without a chat format gets a plain-text cue */
+	appendStringInfoString(&buf, "Text: ");
+	appendBinaryStringInfo(&buf, text, len);
+	appendStringInfoString(&buf, "\n\nOne-sentence summary:");
+	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
+}
+
+/* Real argument in [lo, hi] or ERROR naming it. */
+static float
+RealArg(FunctionCallInfo fcinfo, int argno, const char *name, float dflt, float lo, float hi)
+{
+	float		v;
+
+	if (PG_ARGISNULL(argno))
+		return dflt;
+	v = PG_GETARG_FLOAT4(argno);
+	if (!(v >= lo && v <= hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %g and %g, not %g", name, lo, hi, v)));
+	return v;
+}
+
+/* Stop strings from a text[] argument as UTF-8 C strings; sets *n. */
+static const char **
+StopStrings(ArrayType *arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+	const char **out;
+	int			k = 0;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+	out = palloc(sizeof(char *) * (count + 1));
+	for (int i = 0; i < count; i++)
+	{
+		size_t		len;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("stop string %d is NULL", i + 1)));
+		out[k] = TextToUtf8(DatumGetTextPP(elems[i]), &len);
+		if (len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("stop string %d is empty", i + 1)));
+		k++;
+	}
+	*n = k;
+	return out;
+}
+
+/*
+ * generate(prompt text, max_tokens int, temperature real, top_p real,
+ *          top_k int, seed bigint, stop text[], model text) RETURNS text
+ */
+Datum
+lmgen_generate(PG_FUNCTION_ARGS)
+{
+	LmgenModel *m;
+	lm_gen_params p = lm_gen_default_params();
+	LmgenPrompt prompt;
+	size_t		len;
+	char	   *body;
+	bool		use_chat;
+	char	   *out;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	p.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
+	CheckMaxTokens(p.max_tokens);
+	p.sampling.temperature = RealArg(fcinfo, 2, "temperature", 0.0f, 0.0f, 100.0f);
+	p.sampling.top_p = RealArg(fcinfo, 3, "top_p", 1.0f, 0.0f, 1.0f);
+	if (!PG_ARGISNULL(4))
+	{
+		p.sampling.top_k = PG_GETARG_INT32(4);
+		if (p.sampling.top_k < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("top_k must be 0 (off) or positive, not %d", p.sampling.top_k)));
+	}
+	if (p.sampling.top_p == 0.0f)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("top_p must be greater than 0"),
+				 errhint("Use temperature => 0 for greedy decoding.")));
+	p.sampling.seed = PG_ARGISNULL(5) ? pg_prng_uint64(&pg_global_prng_state) : (uint64) PG_GETARG_INT64(5);
+	if (!PG_ARGISNULL(6))
+		p.stop = StopStrings(PG_GETARG_ARRAYTYPE_P(6), &p.n_stop);
+
+	m = ModelFromArg(fcinfo, 7);
+	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
+	use_chat = m->chat != LM_CHAT_UNKNOWN;
+	prompt = FitPrompt(m, GeneratePrompt, &use_chat, body, len, p.max_tokens);
+	out = RunGeneration(m, &prompt, &p, &len);
+	PG_RETURN_TEXT_P(Utf8ToText(out, len));
+}
+
+/* summarize(body text, max_tokens int, model text) RETURNS text */
+Datum
+lmgen_summarize(PG_FUNCTION_ARGS)
+{
+	LmgenModel *m;
+	lm_gen_params p = lm_gen_default_params();
+	LmgenPrompt prompt;
+	size_t		len;
+	char	   *body;
+	char	   *out;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	p.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
+	CheckMaxTokens(p.max_tokens);
+	m = ModelFromArg(fcinfo, 2);
+	if (m->chat_fallback == LM_CHAT_UNKNOWN)
+	{
+		static const char *const stop_plain[] = {"\n"};
+
+		p.stop = stop_plain;
+		p.n_stop = 1;
+	}
+	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
+	prompt = FitPrompt(m, SummarizePrompt, NULL, body, len, p.max_tokens);
+	out = RunGeneration(m, &prompt, &p, &len);
+	/* trim the whitespace models like to put around an answer */
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\n'))
+		len--;
+	while (len > 0 && (*out == ' ' || *out == '\n'))
+		out++, len--;
+	PG_RETURN_TEXT_P(Utf8ToText(out, len));
+}

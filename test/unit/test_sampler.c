@@ -1,0 +1,187 @@
+/*
+ * test_sampler.c — greedy ties, temperature, top-k, top-p, min-p, the three
+ * penalties and their window, and seeded reproducibility.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "sampler.h"
+#include "unit.h"
+
+#define NV 8
+
+/* Sample `draws` times and count how often each token comes out. */
+static void
+histogram(lm_sampler_params *p, const float *logits, int draws, int *count)
+{
+	char		err[128];
+	lm_sampler *s = lm_sampler_create(p, NV, err, sizeof(err));
+
+	memset(count, 0, sizeof(int) * NV);
+	for (int i = 0; i < draws; i++)
+		count[lm_sampler_sample(s, logits)]++;
+	lm_sampler_free(s);
+}
+
+int
+main(void)
+{
+	char		err[128];
+	float		logits[NV] = {1.0f, 3.0f, 3.0f, 2.0f, 0.5f, -1.0f, 2.5f, 0.0f};
+	lm_sampler_params p = lm_sampler_default_params();
+	lm_sampler *s;
+	int			count[NV];
+
+	/* greedy */
+	s = lm_sampler_create(&p, NV, err, sizeof(err));
+	CHECK(s && lm_sampler_sample(s, logits) == 1, "greedy picks the largest logit, the lowest id on a tie (1 over 2)");
+	CHECK(lm_argmax(logits, NV) == 1, "lm_argmax breaks ties toward the lowest id");
+	lm_sampler_free(s);
+
+	/* repetition penalty inside and outside the window */
+	p = lm_sampler_default_params();
+	p.repeat_penalty = 2.0f;
+	p.penalty_last_n = 2;
+	s = lm_sampler_create(&p, NV, err, sizeof(err));
+	lm_sampler_accept(s, 1);
+	CHECK(lm_sampler_sample(s, logits) == 2, "repeat penalty 2 halves token 1's logit (3 -> 1.5), so greedy picks 2");
+	lm_sampler_accept(s, 2);
+	CHECK(lm_sampler_sample(s, logits) == 6, "with 1 and 2 both penalised greedy picks 6 (2.5)");
+	lm_sampler_accept(s, 3);
+	lm_sampler_accept(s, 6);
+	CHECK(lm_sampler_sample(s, logits) == 1, "tokens that left the window (last_n = 2) are no longer penalised");
+	lm_sampler_free(s);
+	{
+		float		neg[NV] = {-1.0f, -1.2f, -5, -5, -5, -5, -5, -5};
+
+		p = lm_sampler_default_params();
+		p.repeat_penalty = 1.5f;
+		p.penalty_last_n = 4;
+		s = lm_sampler_create(&p, NV, err, sizeof(err));
+		lm_sampler_accept(s, 0);
+		CHECK(lm_sampler_sample(s, neg) == 1, "repeat penalty multiplies a negative logit (-1 -> -1.5 < -1.2)");
+		lm_sampler_free(s);
+	}
+
+	/* frequency and presence penalties */
+	p = lm_sampler_default_params();
+	p.freq_penalty = 0.4f;
+	p.penalty_last_n = 8;
+	s = lm_sampler_create(&p, NV, err, sizeof(err));
+	lm_sampler_accept(s, 1);
+	lm_sampler_accept(s, 2);
+	lm_sampler_accept(s, 2);
+	lm_sampler_accept(s, 2);
+	CHECK(lm_sampler_sample(s, logits) == 1, "frequency penalty scales with the count (1: 3-0.4, 2: 3-1.2)");
+	lm_sampler_free(s);
+	p = lm_sampler_default_params();
+	p.presence_penalty = 0.7f;
+	p.penalty_last_n = 8;
+	s = lm_sampler_create(&p, NV, err, sizeof(err));
+	lm_sampler_accept(s, 1);
+	lm_sampler_accept(s, 2);
+	lm_sampler_accept(s, 2);
+	CHECK(lm_sampler_sample(s, logits) == 6, "presence penalty subtracts once per seen token (1, 2: 2.3 < 2.5)");
+	lm_sampler_free(s);
+
+	/* same seed, same tokens; another seed, another sequence */
+	{
+		int			a[64],
+					b[64],
+					c[64],
+					same_ab = 1,
+					same_ac = 1;
+		lm_sampler *s1,
+				   *s2,
+				   *s3;
+
+		p = lm_sampler_default_params();
+		p.temperature = 1.0f;
+		p.seed = 42;
+		s1 = lm_sampler_create(&p, NV, err, sizeof(err));
+		s2 = lm_sampler_create(&p, NV, err, sizeof(err));
+		p.seed = 43;
+		s3 = lm_sampler_create(&p, NV, err, sizeof(err));
+		for (int i = 0; i < 64; i++)
+		{
+			a[i] = lm_sampler_sample(s1, logits);
+			b[i] = lm_sampler_sample(s2, logits);
+			c[i] = lm_sampler_sample(s3, logits);
+			same_ab &= a[i] == b[i];
+			same_ac &= a[i] == c[i];
+		}
+		CHECK(same_ab, "two samplers with the same seed draw the same 64 tokens");
+		CHECK(!same_ac, "a different seed draws a different sequence");
+		lm_sampler_reset(s1);
+		same_ab = 1;
+		for (int i = 0; i < 64; i++)
+			same_ab &= lm_sampler_sample(s1, logits) == a[i];
+		CHECK(same_ab, "reset replays the same draws");
+		lm_sampler_free(s1);
+		lm_sampler_free(s2);
+		lm_sampler_free(s3);
+	}
+
+	/* temperature 1 follows softmax; low temperature concentrates */
+	p = lm_sampler_default_params();
+	p.temperature = 1.0f;
+	p.seed = 7;
+	histogram(&p, logits, 40000, count);
+	{
+		double		z = 0;
+		int			ok = 1;
+
+		for (int i = 0; i < NV; i++)
+			z += exp(logits[i]);
+		for (int i = 0; i < NV; i++)
+		{
+			double		want = exp(logits[i]) / z * 40000;
+
+			if (fabs(count[i] - want) > 5 * sqrt(want) + 5)
+				ok = 0;
+		}
+		CHECK(ok, "temperature 1 draws each token with its softmax probability (40000 draws, 5 sigma)");
+	}
+	p.temperature = 0.05f;
+	histogram(&p, logits, 2000, count);
+	CHECK(count[1] + count[2] == 2000 && count[1] > 800 && count[2] > 800,
+		  "temperature 0.05 leaves only the two tied best tokens, about evenly (%d / %d)", count[1], count[2]);
+
+	/* top-k */
+	p = lm_sampler_default_params();
+	p.temperature = 1.0f;
+	p.top_k = 3;
+	histogram(&p, logits, 5000, count);
+	CHECK(count[1] > 0 && count[2] > 0 && count[6] > 0 && count[1] + count[2] + count[6] == 5000,
+		  "top-k 3 draws only the three best tokens (1, 2, 6)");
+	p.top_k = 1;
+	histogram(&p, logits, 500, count);
+	CHECK(count[1] == 500, "top-k 1 is greedy (lowest id on the tie)");
+
+	/* top-p: p(1)=p(2)~0.30, p(6)~0.18, p(3)~0.11: top_p 0.6 keeps 1 and 2 only */
+	p = lm_sampler_default_params();
+	p.temperature = 1.0f;
+	p.top_p = 0.6f;
+	histogram(&p, logits, 5000, count);
+	CHECK(count[1] + count[2] == 5000 && count[1] > 0 && count[2] > 0, "top-p 0.6 keeps the smallest set reaching 0.6 (tokens 1, 2)");
+	p.top_p = 0.7f;
+	histogram(&p, logits, 5000, count);
+	CHECK(count[1] + count[2] + count[6] == 5000 && count[6] > 0, "top-p 0.7 adds the next token (6)");
+
+	/* min-p: p(6)/p(1) = e^-0.5 = 0.61, p(3)/p(1) = e^-1 = 0.37 */
+	p = lm_sampler_default_params();
+	p.temperature = 1.0f;
+	p.min_p = 0.5f;
+	histogram(&p, logits, 5000, count);
+	CHECK(count[1] + count[2] + count[6] == 5000 && count[6] > 0, "min-p 0.5 keeps tokens at least half as likely as the best (1, 2, 6)");
+
+	/* bad parameters */
+	p = lm_sampler_default_params();
+	p.repeat_penalty = 0.0f;
+	s = lm_sampler_create(&p, NV, err, sizeof(err));
+	CHECK(s == NULL && err[0], "a repeat penalty of 0 is refused (%s)", err);
+	p = lm_sampler_default_params();
+	s = lm_sampler_create(&p, 0, err, sizeof(err));
+	CHECK(s == NULL, "an empty vocabulary is refused");
+	return unit_done();
+}
