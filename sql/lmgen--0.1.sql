@@ -133,3 +133,23 @@ CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text 
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_summarize'
 LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+
+-- Zero-shot classification: the label whose tokens the model finds most
+-- likely as the answer (log-likelihood after one shared prompt).
+CREATE FUNCTION classify(body text, labels text[], model text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'lmgen_classify'
+LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+
+-- Every label with its probability (softmax of the label log-likelihoods).
+CREATE FUNCTION classify_scores(body text, labels text[], model text DEFAULT NULL,
+                                OUT label text, OUT probability real)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lmgen_classify_scores'
+LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 10;
+
+-- Sentence embedding: mean-pooled final hidden states, L2-normalised.
+CREATE FUNCTION embed(body text, model text DEFAULT NULL)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'lmgen_embed'
+LANGUAGE C STABLE PARALLEL SAFE COST 50000;

@@ -209,21 +209,61 @@ CheckMaxTokens(int max_tokens)
 				 errhint("lmgen.max_tokens sets the upper limit; a superuser can raise it.")));
 }
 
-/* Holder of one call's engine state, freed with the calling memory context. */
-typedef struct GenHolder
+/* Engine memory tied to a memory context. */
+struct EngineResource
 {
-	lm_gen	   *gen;			/* freed by the callback unless NULL */
-	MemoryContextCallback cb;
-} GenHolder;
+	void	   *ptr;			/* engine object, NULL once released */
+	void		(*free_fn) (void *);	/* how to free it */
+	MemoryContextCallback cb;	/* runs when the memory context goes */
+};
 
-/* Memory-context callback: free the lm_gen if the call did not. */
+/* Memory-context callback: free the engine object if the call did not. */
 static void
-FreeGenHolder(void *arg)
+FreeEngineResource(void *arg)
 {
-	GenHolder  *h = arg;
+	EngineResource *r = arg;
 
-	lm_gen_free(h->gen);
-	h->gen = NULL;
+	if (r->ptr)
+		r->free_fn(r->ptr);
+	r->ptr = NULL;
+}
+
+/* Tie engine memory to the current memory context. */
+EngineResource *
+TrackEngineResource(void *ptr, void (*free_fn) (void *))
+{
+	EngineResource *r = palloc0(sizeof(EngineResource));
+
+	r->ptr = ptr;
+	r->free_fn = free_fn;
+	r->cb.func = FreeEngineResource;
+	r->cb.arg = r;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &r->cb);
+	return r;
+}
+
+/* Free tracked engine memory now. */
+void
+ReleaseEngineResource(EngineResource *r)
+{
+	FreeEngineResource(r);
+}
+
+/* lm_gen_free with the signature TrackEngineResource wants. */
+static void
+FreeGen(void *p)
+{
+	lm_gen_free(p);
+}
+
+/* Evaluate a batch; ERROR (or the pending cancel) on failure. */
+void
+RunForward(LmgenModel *m, lm_context *ctx, const lm_batch *b)
+{
+	char		err[512];
+
+	if (lm_model_forward(ctx, b, err, sizeof(err)) != 0)
+		EngineError(psprintf("could not run model \"%s\"", m->name), err);
 }
 
 /* Run a generation to its end; the text is returned palloc'd. */
@@ -232,7 +272,8 @@ RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, 
 {
 	char		err[512];
 	lm_context *ctx;
-	GenHolder  *h = palloc0(sizeof(GenHolder));
+	lm_gen	   *gen;
+	EngineResource *res;
 	const char *text;
 	size_t		text_len;
 	int32_t		token;
@@ -240,28 +281,24 @@ RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, 
 	char	   *out;
 
 	ctx = RuntimeContext(m, Min(prompt->n + p->max_tokens, m->model->cfg.n_ctx_train), 1);
-	h->cb.func = FreeGenHolder;
-	h->cb.arg = h;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, &h->cb);
-
-	h->gen = lm_gen_start(ctx, m->tok, 0, prompt->ids, prompt->n, p, err, sizeof(err));
-	if (h->gen == NULL)
+	gen = lm_gen_start(ctx, m->tok, 0, prompt->ids, prompt->n, p, err, sizeof(err));
+	if (gen == NULL)
 		EngineError("could not start generating", err);
+	res = TrackEngineResource(gen, FreeGen);
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
-		rc = lm_gen_next(h->gen, &token, &text, &text_len, err, sizeof(err));
+		rc = lm_gen_next(gen, &token, &text, &text_len, err, sizeof(err));
 		if (rc == 0)
 			break;
 		if (rc < 0)
 			EngineError("generation failed", err);
 	}
-	text = lm_gen_text(h->gen, &text_len);
+	text = lm_gen_text(gen, &text_len);
 	out = palloc(text_len + 1);
 	memcpy(out, text, text_len);
 	out[text_len] = '\0';
 	*len = text_len;
-	lm_gen_free(h->gen);
-	h->gen = NULL;
+	ReleaseEngineResource(res);
 	return out;
 }

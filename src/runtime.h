@@ -55,6 +55,21 @@ extern void CheckMaxTokens(int max_tokens);
 extern char *RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p,
 						   size_t *len);
 
+/*
+ * Engine memory (malloc'd) tied to the current memory context: freed by
+ * free_fn when the context is reset or deleted (an ERROR unwinding), or
+ * earlier by ReleaseEngineResource.
+ */
+typedef struct EngineResource EngineResource;
+extern EngineResource *TrackEngineResource(void *ptr, void (*free_fn) (void *));
+extern void ReleaseEngineResource(EngineResource *r);
+
+/*
+ * Evaluate a batch in the model's context: ERROR on failure, and raise a
+ * pending cancel if the engine stopped early for one.
+ */
+extern void RunForward(LmgenModel *m, lm_context *ctx, const lm_batch *b);
+
 /* Raise the pending cancel/timeout, or ERROR with the engine's message. */
 extern void EngineError(const char *what, const char *err);
 

@@ -1,0 +1,108 @@
+/*
+ * sqlfuncs_embed.c — embed(): a sentence embedding from the model's final
+ * hidden states (after the output norm), mean-pooled over the tokens of the
+ * text (BOS included when the model adds it) and L2-normalised.
+ *
+ * The text is fed in chunks of EMBED_CHUNK tokens, each asking for every
+ * token's output, and the hidden states are summed as they come (in double,
+ * in token order, so the result does not depend on the chunking).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "lmgen.h"
+#include "runtime.h"
+#include "sqlfuncs_common.h"
+
+PG_FUNCTION_INFO_V1(lmgen_embed);
+
+#define EMBED_CHUNK 32			/* tokens per forward pass */
+
+/* lm_batch_free with the signature TrackEngineResource wants. */
+static void
+FreeBatch(void *p)
+{
+	lm_batch_free(p);
+}
+
+/* Build the embedding input: the text's tokens with BOS as the model wants. */
+static LmgenPrompt
+EmbedInput(LmgenModel *m, void *arg, const char *text, size_t len)
+{
+	LmgenPrompt p;
+
+	p.ids = TokenizeText(m, text, len, true, false, &p.n);
+	return p;
+}
+
+/* embed(body text, model text) RETURNS real[] */
+Datum
+lmgen_embed(PG_FUNCTION_ARGS)
+{
+	LmgenModel *m;
+	LmgenPrompt in;
+	size_t		len;
+	char	   *s;
+	lm_context *ctx;
+	lm_batch   *b;
+	EngineResource *res;
+	int			E;
+	double	   *sum;
+	double		norm = 0.0;
+	Datum	   *out;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	m = ModelFromArg(fcinfo, 1);
+	E = m->model->cfg.n_embd;
+	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
+	in = FitPrompt(m, EmbedInput, NULL, s, len, 0);
+	if (in.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot embed an empty text with model \"%s\"", m->name),
+				 errdetail("The text has no tokens and the model adds no BOS token.")));
+
+	ctx = RuntimeContext(m, in.n, 1);
+	lm_kv_clear(lm_context_kv(ctx));
+	b = lm_batch_create(EMBED_CHUNK);
+	if (b == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	res = TrackEngineResource(b, FreeBatch);
+	sum = palloc0(sizeof(double) * E);
+	for (int i0 = 0; i0 < in.n; i0 += EMBED_CHUNK)
+	{
+		int			n = Min(EMBED_CHUNK, in.n - i0);
+
+		CHECK_FOR_INTERRUPTS();
+		lm_batch_clear(b);
+		for (int i = 0; i < n; i++)
+			lm_batch_add(b, in.ids[i0 + i], i0 + i, 0, true);
+		RunForward(m, ctx, b);
+		for (int i = 0; i < n; i++)
+		{
+			const float *h = lm_context_hidden(ctx, i);
+
+			for (int e = 0; e < E; e++)
+				sum[e] += h[e];
+		}
+	}
+	ReleaseEngineResource(res);
+
+	for (int e = 0; e < E; e++)
+	{
+		sum[e] /= in.n;
+		norm += sum[e] * sum[e];
+	}
+	norm = sqrt(norm);
+	out = palloc(sizeof(Datum) * E);
+	for (int e = 0; e < E; e++)
+		out[e] = Float4GetDatum((float4) (norm > 0 ? sum[e] / norm : 0.0));
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));
+}
