@@ -43,6 +43,11 @@ PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
 REGRESS = gguf model_dir registry tokenize
+# Tests on the real stories260K model run when ../shared (or $LMGEN_SHARED) has it.
+LMGEN_SHARED ?= ../shared
+ifneq ($(wildcard $(LMGEN_SHARED)/models/stories260K.gguf),)
+REGRESS += generate_stories
+endif
 # A temporary instance with shared_preload_libraries = 'lmgen'; the conf and
 # the test models are written by test/make_fixtures.sh.
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/tmp/regress.conf --load-extension=lmgen

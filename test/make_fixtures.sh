@@ -7,6 +7,7 @@
 #     dup-tensor.gguf   two tensors with one name
 #     escape.gguf       a symlink that points out of the directory
 #     sub/              an empty directory (for "sub/../x" paths)
+#     stories260K*.gguf a copy of the real test model, when ../shared has it
 #   test/tmp/outside.gguf   a valid model outside the model directory
 #   test/tmp/regress.conf   server settings for the temporary test instance
 set -e
@@ -25,6 +26,12 @@ gen "$models/dup-tensor.gguf" --llama-tiny F32 --seed 1 --break dup-tensor
 head -c 2000 "$models/tiny-q8_0.gguf" > "$models/truncated.gguf"
 cp "$models/tiny-q8_0.gguf" "$tmp/outside.gguf"
 ln -s "$tmp/outside.gguf" "$models/escape.gguf"
+
+# The real stories260K models, when ../shared (or $LMGEN_SHARED) has them.
+shared=${LMGEN_SHARED:-$top/../shared}
+if [ -f "$shared/models/stories260K.gguf" ]; then
+	cp "$shared/models/stories260K.gguf" "$shared/models/stories260K-Q8_0.gguf" "$models/"
+fi
 
 cat > "$tmp/regress.conf" <<CONF
 shared_preload_libraries = 'lmgen'
