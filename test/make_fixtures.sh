@@ -4,6 +4,7 @@
 #   test/models/        the lmgen.model_dir of the test instance
 #     tiny-f32.gguf, tiny-q8_0.gguf, tiny-q4_0.gguf   small random llama models
 #     truncated.gguf    tiny-q8_0.gguf cut short inside its tensor infos
+#     long-ctx.gguf     a random llama with an 8192-token context (slow prefill)
 #     dup-tensor.gguf   two tensors with one name
 #     escape.gguf       a symlink that points out of the directory
 #     sub/              an empty directory (for "sub/../x" paths)
@@ -22,6 +23,7 @@ gen() { python3 test/gguf_writer.py "$@" > /dev/null; }
 gen "$models/tiny-f32.gguf" --llama-tiny F32 --seed 1
 gen "$models/tiny-q8_0.gguf" --llama-tiny Q8_0 --seed 1
 gen "$models/tiny-q4_0.gguf" --llama-tiny Q4_0 --seed 1
+gen "$models/long-ctx.gguf" --llama-tiny F32 --seed 2 --n-ctx 8192 --n-embd 256 --n-layer 4 --n-head 4 --n-head-kv 4 --n-ff 512
 gen "$models/dup-tensor.gguf" --llama-tiny F32 --seed 1 --break dup-tensor
 head -c 2000 "$models/tiny-q8_0.gguf" > "$models/truncated.gguf"
 cp "$models/tiny-q8_0.gguf" "$tmp/outside.gguf"
