@@ -91,7 +91,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) $(BLAS_LIBS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model
+.PHONY: unit check-all fixtures tap model installcheck-models
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -100,6 +100,12 @@ fixtures:
 	test/make_fixtures.sh
 
 installcheck: fixtures
+
+# pg_regress on the real models `make model` installs (sql/models.sql), in an
+# instance whose lmgen.model_dir is the installed model directory.
+installcheck-models: fixtures
+	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
+		--load-extension=lmgen models
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures
@@ -114,4 +120,4 @@ check-all: all
 # Header dependencies written by -MMD.
 -include $(wildcard src/*.d src/engine/*.d src/cli/*.d)
 
-EXTRA_CLEAN = src/*.d src/engine/*.d src/cli/*.d test/unit/*.d lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log
+EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d test/unit/*.d lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log

@@ -63,8 +63,6 @@ FreeModel(LmgenModel *m)
 	lm_context_free(m->ctx);
 	lm_model_free(m->model);
 	lm_tokenizer_free(m->tok);
-	if (m->default_system)
-		pfree(m->default_system);
 	lm_gguf_close(m->gguf);
 	pfree(m->name);
 	pfree(m->path);
@@ -118,14 +116,7 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 	m->model = model;
 	m->chat = LM_CHAT_UNKNOWN;
 	if (lm_gguf_get_str(g, "tokenizer.chat_template", &tmpl))
-	{
-		const char *sys;
-		size_t		sys_len;
-
 		m->chat = lm_chat_detect(tmpl.ptr, tmpl.len);
-		if (m->chat != LM_CHAT_UNKNOWN && lm_chat_default_system(tmpl.ptr, tmpl.len, &sys, &sys_len))
-			m->default_system = MemoryContextStrdup(TopMemoryContext, pnstrdup(sys, sys_len));
-	}
 	m->chat_fallback = m->chat != LM_CHAT_UNKNOWN ? m->chat : lm_chat_detect_arch(model->cfg.arch);
 	m->name = MemoryContextStrdup(TopMemoryContext, name);
 	m->path = MemoryContextStrdup(TopMemoryContext, path);

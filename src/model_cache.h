@@ -28,7 +28,6 @@ typedef struct LmgenModel
 	lm_model   *model;			/* its weights and configuration (engine, malloc) */
 	lm_chat_family chat;		/* chat format from tokenizer.chat_template, UNKNOWN if none */
 	lm_chat_family chat_fallback;	/* chat format to use for instructions (template, else architecture) */
-	char	   *default_system; /* the template's own system prompt, or NULL (TopMemoryContext) */
 	lm_context *ctx;			/* reusable run state, created on demand (engine, malloc) */
 	struct LmgenModel *next;	/* next in this backend's list */
 } LmgenModel;

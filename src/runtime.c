@@ -119,8 +119,6 @@ BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size
 		AppendTokens(m, &p, &cap, buf.data, buf.len, true, false);
 		return p;
 	}
-	if (system == NULL)
-		system = m->default_system;
 	if (system)
 		msgs[n++] = (lm_chat_msg) {"system", system};
 	msgs[n++] = (lm_chat_msg) {"user", user_z};

@@ -27,9 +27,10 @@ typedef struct LmgenPrompt
 extern lm_context *RuntimeContext(LmgenModel *m, int n_ctx, int n_seq);
 
 /*
- * Prompt for an instruction: the model's chat template (the template's own
- * system prompt when it has one) around user text, or, for models without a
- * chat format, plain text.  Control-token texts typed by the user stay text.
+ * Prompt for an instruction: the model's chat template around user text
+ * (with a system message only when one is given: SmolLM2's built-in default
+ * system prompt makes its answers worse), or, for models without a chat
+ * format, plain text.  Control-token texts typed by the user stay text.
  */
 extern LmgenPrompt BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user,
 										  size_t user_len, bool use_template);

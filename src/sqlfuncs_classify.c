@@ -7,8 +7,14 @@
  * answer: its KV prefix is copied from sequence 0 into a sequence of its own
  * and all labels of a group are evaluated in one batch, so the weights are
  * read once per group.  A label's score is the log-likelihood of its whole
- * token sequence after the prompt; classify_scores() turns the scores into
- * probabilities with a softmax.  Nothing is generated or parsed.
+ * token sequence after the prompt, minus the same log-likelihood for a
+ * content-free text ("N/A"): this contextual calibration (Zhao et al.,
+ * 2021) removes the model's prior preference for some labels (the first
+ * listed, the shortest), which otherwise swamps small models' judgement.
+ * The baseline depends only on the model and the labels, so it is computed
+ * once per query and cached in fn_extra.  classify_scores() turns the
+ * calibrated scores into probabilities with a softmax.  Nothing is
+ * generated or parsed.
  */
 #include "postgres.h"
 
@@ -41,6 +47,37 @@ typedef struct Labels
 	int		   *n_ids;			/* token counts */
 	int			max_ids;		/* longest label in tokens */
 } Labels;
+
+/* The text the answer follows: the label is scored as its continuation. */
+static const char *
+AnswerPrefix(LmgenModel *m)
+{
+	return m->chat_fallback != LM_CHAT_UNKNOWN ? "Answer:" : "Category:";
+}
+
+/*
+ * Token ids of a label as it follows the answer prefix and a space: the
+ * tokens of prefix + " " + label after those of the prefix alone, so each
+ * tokenizer's own convention for a word after a space applies.
+ */
+static int32 *
+LabelTokens(LmgenModel *m, const char *label, size_t len, int *n)
+{
+	const char *prefix = AnswerPrefix(m);
+	char	   *both = psprintf("%s %.*s", prefix, (int) len, label);
+	int			n_prefix,
+				n_both;
+	int32	   *p = TokenizeText(m, prefix, strlen(prefix), false, false, &n_prefix);
+	int32	   *b = TokenizeText(m, both, strlen(both), false, false, &n_both);
+
+	if (n_both <= n_prefix || memcmp(p, b, sizeof(int32) * n_prefix) != 0)
+	{
+		/* the tokenizer merged across the boundary: fall back to the label alone */
+		return TokenizeText(m, label, len, false, false, n);
+	}
+	*n = n_both - n_prefix;
+	return b + n_prefix;
+}
 
 /* Read and check the labels argument; ERROR on empty, NULL or duplicate labels. */
 static Labels
@@ -88,7 +125,7 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("label \"%s\" appears more than once", L.text[i]),
 						 errhint("Each label must be distinct.")));
-		L.ids[i] = TokenizeText(m, L.text[i], L.len[i], false, false, &L.n_ids[i]);
+		L.ids[i] = LabelTokens(m, L.text[i], L.len[i], &L.n_ids[i]);
 		if (L.n_ids[i] < 1 || L.n_ids[i] > MAX_LABEL_TOKENS)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -122,10 +159,21 @@ ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	appendBinaryStringInfo(&buf, text, len);
 	if (chat)
 	{
+		LmgenPrompt p;
+		const char *prefix = AnswerPrefix(m);
+		int			n_prefix;
+		int32	   *ids;
+
+		/* the chat prompt, then the start of the assistant's answer */
 		appendStringInfoString(&buf, "\n\nAnswer with the category only.");
-		return BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
+		p = BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
+		ids = TokenizeText(m, prefix, strlen(prefix), false, false, &n_prefix);
+		p.ids = repalloc(p.ids, sizeof(int32) * (p.n + n_prefix));
+		memcpy(p.ids + p.n, ids, sizeof(int32) * n_prefix);
+		p.n += n_prefix;
+		return p;
 	}
-	appendStringInfoString(&buf, "\n\nCategory:");
+	appendStringInfo(&buf, "\n\n%s", AnswerPrefix(m));
 	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
@@ -216,6 +264,55 @@ ScoreLabels(LmgenModel *m, text *body, Labels *L)
 	return score;
 }
 
+/* Baseline scores of a model and label list, kept for the rest of the query. */
+typedef struct BaselineCache
+{
+	char	   *key;			/* model name and labels, NUL-separated */
+	size_t		key_len;
+	double	   *score;			/* one per label */
+} BaselineCache;
+
+/* Content-free text whose label scores are the baseline. */
+#define CONTENT_FREE_TEXT "N/A"
+
+/* Label scores of body, calibrated by the (cached) content-free baseline. */
+static double *
+CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
+{
+	BaselineCache *c = fcinfo->flinfo->fn_extra;
+	StringInfoData key;
+	double	   *score;
+
+	initStringInfo(&key);
+	appendStringInfoString(&key, m->name);
+	for (int k = 0; k < L->n; k++)
+	{
+		appendStringInfoChar(&key, '\0');
+		appendBinaryStringInfo(&key, L->text[k], L->len[k]);
+	}
+	if (c == NULL || c->key_len != (size_t) key.len || memcmp(c->key, key.data, key.len) != 0)
+	{
+		double	   *base = ScoreLabels(m, cstring_to_text(CONTENT_FREE_TEXT), L);
+
+		if (c == NULL)
+			c = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BaselineCache));
+		else
+		{
+			pfree(c->key);
+			pfree(c->score);
+		}
+		c->key = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, key.len);
+		memcpy(c->key, key.data, key.len);
+		c->key_len = key.len;
+		c->score = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(double) * L->n);
+		memcpy(c->score, base, sizeof(double) * L->n);
+	}
+	score = ScoreLabels(m, PG_GETARG_TEXT_PP(0), L);
+	for (int k = 0; k < L->n; k++)
+		score[k] -= c->score[k];
+	return score;
+}
+
 /* classify(body text, labels text[], model text) RETURNS text: the most likely label. */
 Datum
 lmgen_classify(PG_FUNCTION_ARGS)
@@ -229,7 +326,7 @@ lmgen_classify(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	m = ModelFromArg(fcinfo, 2);
 	L = ReadLabels(m, PG_GETARG_ARRAYTYPE_P(1));
-	score = ScoreLabels(m, PG_GETARG_TEXT_PP(0), &L);
+	score = CalibratedScores(fcinfo, m, &L);
 	for (int k = 1; k < L.n; k++)
 		if (score[k] > score[best])
 			best = k;
@@ -252,7 +349,7 @@ lmgen_classify_scores(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	m = ModelFromArg(fcinfo, 2);
 	L = ReadLabels(m, PG_GETARG_ARRAYTYPE_P(1));
-	score = ScoreLabels(m, PG_GETARG_TEXT_PP(0), &L);
+	score = CalibratedScores(fcinfo, m, &L);
 	mx = score[0];
 	for (int k = 1; k < L.n; k++)
 		mx = Max(mx, score[k]);

@@ -11,6 +11,7 @@
 #     stories260K*.gguf a copy of the real test model, when ../shared has it
 #   test/tmp/outside.gguf   a valid model outside the model directory
 #   test/tmp/regress.conf   server settings for the temporary test instance
+#   test/tmp/regress_models.conf  the same for the real-model tests (installed model_dir)
 set -e
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -34,6 +35,10 @@ shared=${LMGEN_SHARED:-$top/../shared}
 if [ -f "$shared/models/stories260K.gguf" ]; then
 	cp "$shared/models/stories260K.gguf" "$shared/models/stories260K-Q8_0.gguf" "$models/"
 fi
+
+cat > "$tmp/regress_models.conf" <<CONF
+shared_preload_libraries = 'lmgen'
+CONF
 
 cat > "$tmp/regress.conf" <<CONF
 shared_preload_libraries = 'lmgen'

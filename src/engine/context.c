@@ -201,6 +201,13 @@ lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg)
 	ctx->abort_arg = arg;
 }
 
+/* Switch hidden-only outputs on or off. */
+void
+lm_context_set_hidden_only(lm_context *ctx, bool on)
+{
+	ctx->hidden_only = on;
+}
+
 /* Check a batch against the model and the cache; count its outputs. */
 static bool
 validate_batch(lm_context *ctx, const lm_batch *b, int *n_out, char *err, size_t errlen)
@@ -250,9 +257,9 @@ validate_batch(lm_context *ctx, const lm_batch *b, int *n_out, char *err, size_t
 	return true;
 }
 
-/* Make room for n_out outputs of a batch of n tokens. */
+/* Make room for n_out outputs of a batch of n tokens (logits too when want_logits). */
 static bool
-reserve_outputs(lm_context *ctx, int n, int n_out)
+reserve_outputs(lm_context *ctx, int n, int n_out, bool want_logits)
 {
 	const lm_model_config *c = &ctx->model->cfg;
 
@@ -267,17 +274,21 @@ reserve_outputs(lm_context *ctx, int n, int n_out)
 	}
 	if (n_out > ctx->out_cap)
 	{
-		float	   *l = realloc(ctx->logits, sizeof(float) * (size_t) n_out * c->n_vocab);
-		float	   *h;
+		float	   *h = realloc(ctx->hidden, sizeof(float) * (size_t) n_out * c->n_embd);
 
-		if (!l)
-			return false;
-		ctx->logits = l;
-		h = realloc(ctx->hidden, sizeof(float) * (size_t) n_out * c->n_embd);
 		if (!h)
 			return false;
 		ctx->hidden = h;
 		ctx->out_cap = n_out;
+	}
+	if (want_logits && n_out > ctx->logits_cap)
+	{
+		float	   *l = realloc(ctx->logits, sizeof(float) * (size_t) n_out * c->n_vocab);
+
+		if (!l)
+			return false;
+		ctx->logits = l;
+		ctx->logits_cap = n_out;
 	}
 	return true;
 }
@@ -292,11 +303,12 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 	ctx->n_out = 0;
 	if (!validate_batch(ctx, b, &n_out, err, errlen))
 		return -1;
-	if (!reserve_outputs(ctx, b->n_tokens, n_out))
+	if (!reserve_outputs(ctx, b->n_tokens, n_out, !ctx->hidden_only))
 	{
-		snprintf(err, errlen, "out of memory for the logits of %d tokens", n_out);
+		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
 		return -1;
 	}
+	ctx->out_logits = !ctx->hidden_only;
 	for (int i = 0; i < b->n_tokens; i++)
 		ctx->out_idx[i] = b->logits[i] ? row++ : -1;
 	ctx->n_out = n_out;
@@ -336,7 +348,7 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 const float *
 lm_context_logits(const lm_context *ctx, int i)
 {
-	if (i < 0 || ctx->n_out == 0 || i >= ctx->idx_cap || ctx->out_idx[i] < 0)
+	if (i < 0 || ctx->n_out == 0 || !ctx->out_logits || i >= ctx->idx_cap || ctx->out_idx[i] < 0)
 		return NULL;
 	return ctx->logits + (size_t) ctx->out_idx[i] * ctx->model->cfg.n_vocab;
 }
@@ -442,14 +454,45 @@ mm_worker(void *arg, int ith, int nth)
 	}
 }
 
+/* Activation rows to quantize before a matmul, one format per entry. */
+typedef struct xq_job
+{
+	int			n_fmt;			/* formats */
+	lm_type		wtype[3];		/* weight type that selects each format */
+	void	   *dst[3];			/* destination rows */
+	size_t		row[3];			/* bytes per destination row */
+	const float *x;				/* (n, n_cols) input */
+	int64_t		n_cols;			/* floats per row */
+	int			n;				/* rows */
+} xq_job;
+
+/* Task ith of nth: rows [n*ith/nth, n*(ith+1)/nth) in every format. */
+static void
+xq_worker(void *arg, int ith, int nth)
+{
+	xq_job	   *j = arg;
+	int			b0 = (int) ((int64_t) j->n * ith / nth),
+				b1 = (int) ((int64_t) j->n * (ith + 1) / nth);
+
+	for (int f = 0; f < j->n_fmt; f++)
+		for (int b = b0; b < b1; b++)
+			lm_act_quantize_row(j->wtype[f], j->x + (size_t) b * j->n_cols,
+								(char *) j->dst[f] + (size_t) b * j->row[f], j->n_cols);
+}
+
 /* Y_j = W_j x for up to 3 matrices sharing one input. */
 void
 lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w,
 			  float *const *y)
 {
 	mm_job		j;
+	xq_job		q = {0};
 	int64_t		n_cols = w[0]->n_cols;
+	int			nth = lm_pool_size(ctx->pool);
 
+	q.x = x;
+	q.n_cols = n_cols;
+	q.n = n;
 	j.n_mm = n_mm;
 	j.n = n;
 	j.total = 0;
@@ -470,15 +513,24 @@ lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight 
 			j.xq[m] = x;		/* F32 weights read the floats as they are */
 		else
 		{
-			/* quantize every activation row once for this format */
-			for (int b = 0; b < n; b++)
-				lm_act_quantize_row(w[m]->type, x + (size_t) b * n_cols,
-									(char *) ctx->xq[m] + (size_t) b * j.xq_row[m], n_cols);
+			/* every activation row is quantized once for this format (below) */
+			q.wtype[q.n_fmt] = w[m]->type;
+			q.dst[q.n_fmt] = ctx->xq[m];
+			q.row[q.n_fmt] = j.xq_row[m];
+			q.n_fmt++;
 			j.xq[m] = ctx->xq[m];
 		}
 		j.total += w[m]->n_rows;
 	}
+	/* quantize the activations, rows split across the pool when there are several */
+	if (q.n_fmt > 0)
+	{
+		if (n <= 1 || nth <= 1)
+			xq_worker(&q, 0, 1);
+		else
+			lm_pool_run_n(ctx->pool, xq_worker, &q, n < 4 * nth ? n : 4 * nth);
+	}
 	/* several tasks per thread, so a busy or late thread delays little */
 	lm_pool_run_n(ctx->pool, mm_worker, &j,
-				  lm_pool_size(ctx->pool) == 1 ? 1 : (int) (j.total / 16 < 4 * lm_pool_size(ctx->pool) ? (j.total + 15) / 16 : 4 * lm_pool_size(ctx->pool)));
+				  nth == 1 ? 1 : (int) (j.total / 16 < 4 * nth ? (j.total + 15) / 16 : 4 * nth));
 }

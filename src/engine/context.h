@@ -69,6 +69,14 @@ extern int	lm_context_n_threads(const lm_context *ctx);
 extern void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg);
 
 /*
+ * Hidden-only outputs (default off): when on, later forward passes give the
+ * tokens that ask for outputs only their final hidden state; the classifier
+ * is skipped, no logits memory is allocated and lm_context_logits returns
+ * NULL for them (embeddings).
+ */
+extern void lm_context_set_hidden_only(lm_context *ctx, bool on);
+
+/*
  * Evaluate a batch: append its tokens to their sequences' caches and compute
  * the logits of the tokens that ask for them.  Returns 0 on success; -1 with a
  * message for an invalid batch (nothing changed); -2 when the abort check
@@ -77,7 +85,7 @@ extern void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg);
  */
 extern int	lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen);
 
-/* Logits (n_vocab floats) of batch token i from the last forward; NULL if not requested. */
+/* Logits (n_vocab floats) of batch token i from the last forward; NULL if not requested or hidden-only. */
 extern const float *lm_context_logits(const lm_context *ctx, int i);
 
 /* Final hidden state (n_embd floats, after the output norm) of batch token i; NULL if not requested. */

@@ -1,7 +1,7 @@
 /*
  * context_impl.h — the inside of an lm_context, shared by context.c (set-up,
  * batches, matmul dispatch) and the per-architecture forward passes
- * (model_llama.c).  Not for other callers.
+ * (model_llama.c, model_gemma3.c, model_ops.c).  Not for other callers.
  */
 #ifndef LM_CONTEXT_IMPL_H
 #define LM_CONTEXT_IMPL_H
@@ -19,6 +19,7 @@ struct lm_context
 	int			n_seq_max;		/* sequence slots */
 	int			n_batch;		/* tokens per step */
 	int			n_threads;		/* pool size */
+	bool		hidden_only;	/* outputs are hidden states only (no classifier) */
 	lm_abort_fn abort_fn;		/* checked between steps, may be NULL */
 	void	   *abort_arg;		/* its argument */
 
@@ -41,7 +42,9 @@ struct lm_context
 
 	/* outputs of the last forward pass */
 	int			n_out;			/* tokens that asked for logits */
-	int			out_cap;		/* rows allocated in logits/hidden */
+	bool		out_logits;		/* the last forward computed logits (not hidden-only) */
+	int			out_cap;		/* rows allocated in hidden */
+	int			logits_cap;		/* rows allocated in logits */
 	int			idx_cap;		/* entries allocated in out_idx */
 	int32_t    *out_idx;		/* (batch size) batch index -> output row, -1 if none */
 	float	   *logits;			/* (out_cap, n_vocab) */

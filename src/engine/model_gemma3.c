@@ -148,6 +148,87 @@ layer_is_local(const lm_model_config *c, int il)
 	return c->swa_pattern > 0 && il % c->swa_pattern < c->swa_pattern - 1;
 }
 
+/* What the row stages of one gemma3 layer need. */
+typedef struct gemma3_rows
+{
+	lm_context *ctx;			/* context */
+	const lm_step *st;			/* step */
+	int			layer;			/* layer index */
+	const float *post;			/* norm of xb2 before the residual add, NULL for no add */
+	const float *pre;			/* norm of x into xb after it, NULL for none */
+	float		q_scale;		/* multiplies the queries */
+} gemma3_rows;
+
+/* Row stage: [xb2 = rmsnorm(xb2) * post; x += xb2;] then xb = rmsnorm(x) * pre when set. */
+static void
+stage_post_add_norm(void *arg, int t0, int t1)
+{
+	gemma3_rows *r = arg;
+	const lm_model_config *c = &r->ctx->model->cfg;
+	int			E = c->n_embd;
+
+	for (int t = t0; t < t1; t++)
+	{
+		float	   *x = r->ctx->x + (size_t) t * E,
+				   *d = r->ctx->xb2 + (size_t) t * E;
+
+		if (r->post)
+		{
+			lm_op_rmsnorm(d, d, r->post, E, c->rms_eps);
+			for (int i = 0; i < E; i++)
+				x[i] = d[i] + x[i];
+		}
+		if (r->pre)
+			lm_op_rmsnorm(r->ctx->xb + (size_t) t * E, x, r->pre, E, c->rms_eps);
+	}
+}
+
+/* Row stage: per-head Q/K norms, RoPE, query scale; keys and values into the cache. */
+static void
+stage_qk(void *arg, int t0, int t1)
+{
+	gemma3_rows *r = arg;
+	lm_context *ctx = r->ctx;
+	const lm_model_config *c = &ctx->model->cfg;
+	const lm_layer_weights *L = &ctx->model->layers[r->layer];
+	const lm_batch *b = r->st->batch;
+	int			hdk = c->head_dim_k,
+				kd = c->n_head_kv * c->head_dim_k,
+				vd = c->n_head_kv * c->head_dim_v,
+				qd = c->n_head * c->head_dim_k;
+
+	for (int t = t0; t < t1; t++)
+	{
+		const float *cs = ctx->rope_cs + (size_t) t * c->n_rot;
+		float	   *q = ctx->q + (size_t) t * qd,
+				   *k = ctx->k + (size_t) t * kd;
+		int			seq = b->seq_id[r->st->i0 + t],
+					pos = b->pos[r->st->i0 + t];
+
+		for (int h = 0; h < c->n_head; h++)
+			lm_op_rmsnorm(q + (size_t) h * hdk, q + (size_t) h * hdk, L->attn_q_norm, hdk, c->rms_eps);
+		for (int h = 0; h < c->n_head_kv; h++)
+			lm_op_rmsnorm(k + (size_t) h * hdk, k + (size_t) h * hdk, L->attn_k_norm, hdk, c->rms_eps);
+		lm_op_rope_apply(q, c->n_head, hdk, c->n_rot, c->rope_type, cs);
+		lm_op_rope_apply(k, c->n_head_kv, hdk, c->n_rot, c->rope_type, cs);
+		for (int i = 0; i < qd; i++)
+			q[i] *= r->q_scale;
+		memcpy(lm_kv_k(ctx->kv, seq, r->layer, pos), k, sizeof(float) * kd);
+		memcpy(lm_kv_v(ctx->kv, seq, r->layer, pos), ctx->v + (size_t) t * vd, sizeof(float) * vd);
+	}
+}
+
+/* Row stage: GEGLU, hb = gelu(hb) * hb2. */
+static void
+stage_geglu(void *arg, int t0, int t1)
+{
+	gemma3_rows *r = arg;
+	size_t		F = (size_t) r->ctx->model->cfg.n_ff;
+
+	for (size_t i = (size_t) t0 * F; i < (size_t) t1 * F; i++)
+		r->ctx->hb[i] = geglu(r->ctx->hb[i], r->ctx->hb2[i]);
+}
+
 /* Run the gemma3 forward pass for one step of a batch. */
 void
 lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
@@ -155,19 +236,13 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 	const lm_model *m = ctx->model;
 	const lm_model_config *c = &m->cfg;
 	const lm_batch *b = st->batch;
-	lm_kv	   *kv = ctx->kv;
 	int			n = st->n,
 				E = c->n_embd,
-				F = c->n_ff,
-				hdk = c->head_dim_k,
-				kd = c->n_head_kv * c->head_dim_k,
-				vd = c->n_head_kv * c->head_dim_v,
-				qd = c->n_head * c->head_dim_k,
-				n_sel = 0,
-				first_row = -1;
+				hdk = c->head_dim_k;
 	float		embd_scale = sqrtf((float) E),
-				q_scale = c->n_layer == 62 ? 1.0f / sqrtf((float) (E / c->n_head)) : 1.0f / sqrtf((float) hdk),
 				angles_base = 0.0f;
+	gemma3_rows r = {ctx, st, 0, NULL, m->layers[0].attn_norm,
+		c->n_layer == 62 ? 1.0f / sqrtf((float) (E / c->n_head)) : 1.0f / sqrtf((float) hdk)};
 
 	pthread_once(&gelu_once, gelu_table_init);
 
@@ -183,11 +258,16 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 			x[i] *= embd_scale;
 	}
 
+	/* attention RMSNorm of layer 0 (later layers' come with the previous residual) */
+	lm_op_for_rows(ctx, n, stage_post_add_norm, &r);
+
 	for (int l = 0; l < c->n_layer; l++)
 	{
 		const lm_layer_weights *L = &m->layers[l];
 		bool		local = layer_is_local(c, l);
 		float		base = local ? c->rope_freq_base_swa : c->rope_freq_base;
+
+		r.layer = l;
 
 		/* RoPE angles for this layer's base (recomputed only when it changes) */
 		if (base != angles_base)
@@ -195,10 +275,6 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 			lm_op_rope_angles(ctx->rope_cs, st, c->n_rot, base, c->rope_freq_scale, m->rope_freqs);
 			angles_base = base;
 		}
-
-		/* attention RMSNorm */
-		for (int t = 0; t < n; t++)
-			lm_op_rmsnorm(ctx->xb + (size_t) t * E, ctx->x + (size_t) t * E, L->attn_norm, E, c->rms_eps);
 
 		/* Q, K, V projections */
 		{
@@ -209,44 +285,21 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 		}
 
 		/* per-head Q/K norms, RoPE, query scale; keys and values into the cache */
-		for (int t = 0; t < n; t++)
-		{
-			const float *cs = ctx->rope_cs + (size_t) t * c->n_rot;
-			float	   *q = ctx->q + (size_t) t * qd,
-					   *k = ctx->k + (size_t) t * kd;
-			int			seq = b->seq_id[st->i0 + t],
-						pos = b->pos[st->i0 + t];
-
-			for (int h = 0; h < c->n_head; h++)
-				lm_op_rmsnorm(q + (size_t) h * hdk, q + (size_t) h * hdk, L->attn_q_norm, hdk, c->rms_eps);
-			for (int h = 0; h < c->n_head_kv; h++)
-				lm_op_rmsnorm(k + (size_t) h * hdk, k + (size_t) h * hdk, L->attn_k_norm, hdk, c->rms_eps);
-			lm_op_rope_apply(q, c->n_head, hdk, c->n_rot, c->rope_type, cs);
-			lm_op_rope_apply(k, c->n_head_kv, hdk, c->n_rot, c->rope_type, cs);
-			for (int i = 0; i < qd; i++)
-				q[i] *= q_scale;
-			memcpy(lm_kv_k(kv, seq, l, pos), k, sizeof(float) * kd);
-			memcpy(lm_kv_v(kv, seq, l, pos), ctx->v + (size_t) t * vd, sizeof(float) * vd);
-		}
+		lm_op_for_rows(ctx, n, stage_qk, &r);
 
 		/* causal attention, windowed on local layers; scores unscaled */
 		lm_op_attention(ctx, st, l, 1.0f, local ? c->n_swa : 0);
 
-		/* output projection, post-attention norm, residual */
+		/* output projection; post-attention norm, residual, FFN RMSNorm */
 		{
 			const lm_weight *w[1] = {&L->wo};
 			float	   *y[1] = {ctx->xb2};
 
 			lm_ctx_matmul(ctx, n, ctx->att, 1, w, y);
 		}
-		for (int t = 0; t < n; t++)
-			lm_op_rmsnorm(ctx->xb2 + (size_t) t * E, ctx->xb2 + (size_t) t * E, L->attn_post_norm, E, c->rms_eps);
-		for (size_t i = 0; i < (size_t) n * E; i++)
-			ctx->x[i] = ctx->xb2[i] + ctx->x[i];
-
-		/* FFN RMSNorm */
-		for (int t = 0; t < n; t++)
-			lm_op_rmsnorm(ctx->xb + (size_t) t * E, ctx->x + (size_t) t * E, L->ffn_norm, E, c->rms_eps);
+		r.post = L->attn_post_norm;
+		r.pre = L->ffn_norm;
+		lm_op_for_rows(ctx, n, stage_post_add_norm, &r);
 
 		/* gate and up projections, GEGLU */
 		{
@@ -255,51 +308,20 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 
 			lm_ctx_matmul(ctx, n, ctx->xb, 2, w, y);
 		}
-		for (size_t i = 0; i < (size_t) n * F; i++)
-			ctx->hb[i] = geglu(ctx->hb[i], ctx->hb2[i]);
+		lm_op_for_rows(ctx, n, stage_geglu, &r);
 
-		/* down projection, post-FFN norm, residual */
+		/* down projection; post-FFN norm, residual, next layer's attention RMSNorm */
 		{
 			const lm_weight *w[1] = {&L->ffn_down};
 			float	   *y[1] = {ctx->xb2};
 
 			lm_ctx_matmul(ctx, n, ctx->hb, 1, w, y);
 		}
-		for (int t = 0; t < n; t++)
-			lm_op_rmsnorm(ctx->xb2 + (size_t) t * E, ctx->xb2 + (size_t) t * E, L->ffn_post_norm, E, c->rms_eps);
-		for (size_t i = 0; i < (size_t) n * E; i++)
-			ctx->x[i] = ctx->xb2[i] + ctx->x[i];
+		r.post = L->ffn_post_norm;
+		r.pre = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : NULL;
+		lm_op_for_rows(ctx, n, stage_post_add_norm, &r);
 	}
 
-	/* tokens that want outputs, compacted into xb */
-	for (int t = 0; t < n; t++)
-		if (b->logits[st->i0 + t])
-		{
-			if (first_row < 0)
-				first_row = ctx->out_idx[st->i0 + t];
-			memcpy(ctx->xb + (size_t) n_sel * E, ctx->x + (size_t) t * E, sizeof(float) * E);
-			n_sel++;
-		}
-	if (n_sel == 0)
-		return;
-
-	/* final RMSNorm (kept as the hidden state), tied classifier, optional soft-cap */
-	{
-		float	   *hid = ctx->hidden + (size_t) first_row * E;
-		float	   *logits = ctx->logits + (size_t) first_row * c->n_vocab;
-		const lm_weight *w[1] = {&m->output};
-		float	   *y[1] = {logits};
-
-		for (int t = 0; t < n_sel; t++)
-			lm_op_rmsnorm(hid + (size_t) t * E, ctx->xb + (size_t) t * E, m->output_norm, E, c->rms_eps);
-		lm_ctx_matmul(ctx, n_sel, hid, 1, w, y);
-		/* llama.cpp soft-caps only in its build without a sliding window */
-		if (c->final_logit_softcap > 0.0f && c->swa_pattern == 0)
-		{
-			float		cap = c->final_logit_softcap;
-
-			for (size_t i = 0; i < (size_t) n_sel * c->n_vocab; i++)
-				logits[i] = tanhf(logits[i] * (1.0f / cap)) * cap;
-		}
-	}
+	/* final norm, tied classifier; llama.cpp soft-caps only in its build without a sliding window */
+	lm_op_output(ctx, st, c->swa_pattern == 0 ? c->final_logit_softcap : 0.0f);
 }

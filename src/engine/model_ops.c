@@ -8,7 +8,11 @@
  *              NEOX pairs (i, i + n_rot/2).
  *   attention  scores = dot(q, k) (canonical F32 dot) * scale, softmax with
  *              max subtraction, sum in double, each weight times
- *              (float)(1/sum); output = sum_j p_j v_j in position order.
+ *              (float)(1/sum); output = sum_j p_j v_j in position order,
+ *              each product and sum rounded (no fma).  The scaling and the
+ *              weighted sum run in AVX2/AVX-512 vectors across the value
+ *              dimension (model_ops_simd.h), same floats as the scalar code;
+ *              (token, head) pairs are split across the pool by cost.
  */
 #include "model_ops.h"
 
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "model_ops_simd.h"
 
 /* out = rmsnorm(x) * w for one row. */
 void
@@ -93,6 +98,91 @@ typedef struct attn_job
 	size_t		scores_stride;	/* floats of scratch per thread */
 } attn_job;
 
+/* First position a token at pos sees. */
+static inline int
+attn_first(int pos, int n_swa)
+{
+	return (n_swa > 0 && pos - n_swa + 1 > 0) ? pos - n_swa + 1 : 0;
+}
+
+/*
+ * Index of the first (token, head) item at or after a share of the step's
+ * work: items are t * n_head + h, each costing its visible positions plus a
+ * fixed overhead, and share ith of nth starts where the cumulative cost
+ * reaches ith/nth of the total.  Late prompt tokens see more positions, so
+ * equal item counts per thread would leave the first threads idle.
+ */
+static int64_t
+attn_split(const attn_job *j, int ith, int nth)
+{
+	const lm_batch *b = j->st->batch;
+	int			H = j->ctx->model->cfg.n_head;
+	int64_t		total = 0,
+				target,
+				cum = 0;
+
+	if (ith <= 0)
+		return 0;
+	if (ith >= nth)
+		return (int64_t) j->st->n * H;
+	for (int t = 0; t < j->st->n; t++)
+	{
+		int			pos = b->pos[j->st->i0 + t];
+
+		total += (int64_t) (pos - attn_first(pos, j->n_swa) + 1 + 16) * H;
+	}
+	target = total * ith / nth;
+	for (int t = 0; t < j->st->n; t++)
+	{
+		int			pos = b->pos[j->st->i0 + t];
+		int64_t		cost = pos - attn_first(pos, j->n_swa) + 1 + 16;
+
+		if (cum + cost * H > target)
+			return (int64_t) t * H + (target - cum + cost - 1) / cost;
+		cum += cost * H;
+	}
+	return (int64_t) j->st->n * H;
+}
+
+/* x[i] *= a, vectorised where the CPU allows (same floats on every path). */
+static void
+attn_scale(float *x, float a, int n)
+{
+	lm_isa		isa = lm_kernels_isa();
+
+	if (isa == LM_ISA_AVX512)
+		lm_op_scale_avx512(x, a, n);
+	else if (isa == LM_ISA_AVX2)
+		lm_op_scale_avx2(x, a, n);
+	else
+		for (int i = 0; i < n; i++)
+			x[i] *= a;
+}
+
+/* out = sum_j w[j] v_j over n value rows stride floats apart, in order (same floats on every path). */
+static void
+attn_wsum(float *out, const float *w, const float *v, size_t stride, int n, int hdv)
+{
+	lm_isa		isa = lm_kernels_isa();
+
+	if (isa == LM_ISA_AVX512)
+		lm_op_wsum_avx512(out, w, v, stride, n, hdv);
+	else if (isa == LM_ISA_AVX2)
+		lm_op_wsum_avx2(out, w, v, stride, n, hdv);
+	else
+	{
+		memset(out, 0, sizeof(float) * hdv);
+		for (int p = 0; p < n; p++)
+		{
+			const float *vp = v + (size_t) p * stride;
+			float		a = w[p];
+
+			for (int d = 0; d < hdv; d++)
+				out[d] += a * vp[d];
+		}
+	}
+}
+
 /* Attention for this thread's share of (token, head) pairs. */
 static void
 attn_worker(void *arg, int ith, int nth)
@@ -105,9 +195,8 @@ attn_worker(void *arg, int ith, int nth)
 				hdk = c->head_dim_k,
 				hdv = c->head_dim_v,
 				group = c->n_head / c->n_head_kv;
-	int64_t		total = (int64_t) j->st->n * H,
-				w0 = total * ith / nth,
-				w1 = total * (ith + 1) / nth;
+	int64_t		w0 = attn_split(j, ith, nth),
+				w1 = attn_split(j, ith + 1, nth);
 	float	   *sc = ctx->scores + j->scores_stride * ith;
 
 	for (int64_t w = w0; w < w1; w++)
@@ -118,43 +207,31 @@ attn_worker(void *arg, int ith, int nth)
 					bi = j->st->i0 + t,
 					seq = j->st->batch->seq_id[bi],
 					pos = j->st->batch->pos[bi],
-					p0 = (j->n_swa > 0 && pos - j->n_swa + 1 > 0) ? pos - j->n_swa + 1 : 0;
+					p0 = attn_first(pos, j->n_swa),
+					np = pos - p0 + 1;
 		const float *qh = ctx->q + (size_t) t * H * hdk + (size_t) h * hdk;
+		const float *k0 = lm_kv_k(kv, seq, j->layer, p0) + (size_t) g * hdk;
 		float	   *out = ctx->att + (size_t) t * H * hdv + (size_t) h * hdv;
-		float		max = -INFINITY,
-					inv;
+		float		max = -INFINITY;
 		double		sum = 0.0;
 
-		/* scores over the visible positions p0..pos */
-		for (int p = p0; p <= pos; p++)
+		/* scores over the visible positions p0..pos (sc[i] is position p0 + i) */
+		for (int i = 0; i < np; i++)
 		{
-			float		s = lm_dot_f32(qh, lm_kv_k(kv, seq, j->layer, p) + (size_t) g * hdk, hdk) * j->scale;
+			float		s = lm_dot_f32(qh, k0 + (size_t) i * kv->k_dim, hdk) * j->scale;
 
-			sc[p] = s;
+			sc[i] = s;
 			if (s > max)
 				max = s;
 		}
-		/* softmax */
-		for (int p = p0; p <= pos; p++)
-		{
-			float		e = expf(sc[p] - max);
-
-			sc[p] = e;
-			sum += (double) e;
-		}
-		inv = (float) (1.0 / sum);
-		for (int p = p0; p <= pos; p++)
-			sc[p] *= inv;
+		/* softmax (exponentials first, so the sum's chain stays in a register) */
+		for (int i = 0; i < np; i++)
+			sc[i] = expf(sc[i] - max);
+		for (int i = 0; i < np; i++)
+			sum += (double) sc[i];
+		attn_scale(sc, (float) (1.0 / sum), np);
 		/* weighted sum of the values */
-		memset(out, 0, sizeof(float) * hdv);
-		for (int p = p0; p <= pos; p++)
-		{
-			const float *vp = lm_kv_v(kv, seq, j->layer, p) + (size_t) g * hdv;
-			float		a = sc[p];
-
-			for (int d = 0; d < hdv; d++)
-				out[d] += a * vp[d];
-		}
+		attn_wsum(out, sc, lm_kv_v(kv, seq, j->layer, p0) + (size_t) g * hdv, kv->v_dim, np, hdv);
 	}
 }
 
@@ -165,4 +242,86 @@ lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int 
 	attn_job	j = {ctx, st, layer, scale, n_swa, ((size_t) ctx->n_ctx + 63) & ~(size_t) 63};
 
 	lm_pool_run(ctx->pool, attn_worker, &j);
+}
+
+/* A row job split into tasks of consecutive tokens. */
+typedef struct rows_job
+{
+	lm_op_rows_fn fn;			/* per-range function */
+	void	   *arg;			/* its argument */
+	int			n;				/* tokens */
+} rows_job;
+
+/* Task ith of nth: tokens [n*ith/nth, n*(ith+1)/nth). */
+static void
+rows_worker(void *arg, int ith, int nth)
+{
+	rows_job   *j = arg;
+	int			t0 = (int) ((int64_t) j->n * ith / nth),
+				t1 = (int) ((int64_t) j->n * (ith + 1) / nth);
+
+	if (t0 < t1)
+		j->fn(j->arg, t0, t1);
+}
+
+/* Run fn over tokens [0, n) on the pool; inline for a single token or thread. */
+void
+lm_op_for_rows(lm_context *ctx, int n, lm_op_rows_fn fn, void *arg)
+{
+	int			nth = lm_pool_size(ctx->pool);
+	rows_job	j = {fn, arg, n};
+
+	if (n <= 1 || nth <= 1)
+	{
+		if (n > 0)
+			fn(arg, 0, n);
+		return;
+	}
+	/* a few tasks per thread, so a descheduled worker delays little */
+	lm_pool_run_n(ctx->pool, rows_worker, &j, n < 4 * nth ? n : 4 * nth);
+}
+
+/* Final norm, classifier and soft-cap of the step's output tokens. */
+void
+lm_op_output(lm_context *ctx, const lm_step *st, float softcap)
+{
+	const lm_model *m = ctx->model;
+	const lm_model_config *c = &m->cfg;
+	const lm_batch *b = st->batch;
+	int			E = c->n_embd,
+				n_sel = 0,
+				first_row = -1;
+	float	   *hid,
+			   *logits;
+
+	/* tokens that want outputs, compacted into xb (their rows are consecutive) */
+	for (int t = 0; t < st->n; t++)
+		if (b->logits[st->i0 + t])
+		{
+			if (first_row < 0)
+				first_row = ctx->out_idx[st->i0 + t];
+			memcpy(ctx->xb + (size_t) n_sel * E, ctx->x + (size_t) t * E, sizeof(float) * E);
+			n_sel++;
+		}
+	if (n_sel == 0)
+		return;
+
+	/* final RMSNorm, kept as the hidden state */
+	hid = ctx->hidden + (size_t) first_row * E;
+	for (int t = 0; t < n_sel; t++)
+		lm_op_rmsnorm(hid + (size_t) t * E, ctx->xb + (size_t) t * E, m->output_norm, E, c->rms_eps);
+	if (!ctx->out_logits)
+		return;
+
+	/* classifier, then the optional soft-cap */
+	logits = ctx->logits + (size_t) first_row * c->n_vocab;
+	{
+		const lm_weight *w[1] = {&m->output};
+		float	   *y[1] = {logits};
+
+		lm_ctx_matmul(ctx, n_sel, hid, 1, w, y);
+	}
+	if (softcap > 0.0f)
+		for (size_t i = 0; i < (size_t) n_sel * c->n_vocab; i++)
+			logits[i] = tanhf(logits[i] * (1.0f / softcap)) * softcap;
 }

@@ -38,4 +38,22 @@ extern void lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope
  */
 extern void lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa);
 
+/* A per-token operation over the step's tokens [t0, t1). */
+typedef void (*lm_op_rows_fn) (void *arg, int t0, int t1);
+
+/*
+ * Run fn over the step's n tokens split into ranges across ctx->pool (inline
+ * for one token or one thread).  fn must touch only its own tokens' rows, so
+ * the result does not depend on the split.
+ */
+extern void lm_op_for_rows(lm_context *ctx, int n, lm_op_rows_fn fn, void *arg);
+
+/*
+ * The output tail of a step: the tokens that asked for outputs are compacted,
+ * their final RMSNorm (output_norm) goes to ctx->hidden and, unless the
+ * forward pass is hidden-only, the classifier (output) to ctx->logits, each
+ * logit then soft-capped as tanh(l / softcap) * softcap when softcap > 0.
+ */
+extern void lm_op_output(lm_context *ctx, const lm_step *st, float softcap);
+
 #endif							/* LM_MODEL_OPS_H */

@@ -1,6 +1,7 @@
 /*
  * test_model.c — the llama forward pass against llama.cpp's goldens for
- * stories260K (F32, Q8_0, Q4_0), batch invariance, and batch validation.
+ * stories260K (F32, Q8_0, Q4_0), batch invariance, hidden-only outputs, and
+ * batch validation.
  *
  * Goldens come from ../shared/golden/stories260K-*.public.json; the prompts
  * are fed as the golden `prompt_tokens` (so the tokenizer is not involved),
@@ -14,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
+#include "context_impl.h"
 #include "model.h"
 #include "unit.h"
 
@@ -410,6 +411,90 @@ done:
 	free(g);
 }
 
+/*
+ * Hidden-only outputs: the same hidden states as with logits, no logits and
+ * no logits memory; switching back restores logits.  n_batch 5 splits the
+ * 12-token prompt into steps, so the output tail runs more than once.
+ */
+static void
+check_hidden_only(const char *shared)
+{
+	enum
+	{
+		NT = 12
+	};
+	char		path[512],
+				err[256] = "";
+	lm_model   *m;
+	lm_context *on = NULL,
+			   *off = NULL;
+	lm_context_params cp = lm_context_default_params();
+	lm_batch   *b = lm_batch_create(NT);
+	float	   *ref = NULL;
+	int			E = 0,
+				same = 0,
+				no_logits = 0,
+				rc;
+
+	snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+	m = lm_model_open(path, err, sizeof(err));
+	cp.n_ctx = 64;
+	cp.n_batch = 5;
+	cp.n_threads = 2;
+	if (m)
+	{
+		off = lm_context_create(m, &cp, err, sizeof(err));
+		on = lm_context_create(m, &cp, err, sizeof(err));
+		E = m->cfg.n_embd;
+		ref = malloc(sizeof(float) * NT * E);
+	}
+	if (!off || !on || !ref)
+	{
+		CHECK(false, "hidden-only: model and contexts (%s)", err);
+		goto done;
+	}
+	/* every other token asks for outputs, the last one included */
+	for (int i = 0; i < NT; i++)
+		lm_batch_add(b, (i * 37 + 1) % 512, i, 0, i % 2 == 1);
+	rc = lm_model_forward(off, b, err, sizeof(err));
+	for (int i = 0; rc == 0 && i < NT; i++)
+		if (i % 2 == 1)
+			memcpy(ref + (size_t) i * E, lm_context_hidden(off, i), sizeof(float) * E);
+	CHECK(rc == 0 && lm_context_logits(off, NT - 1) != NULL, "hidden-only off (the default): logits are returned (%s)", err);
+
+	lm_context_set_hidden_only(on, true);
+	rc = lm_model_forward(on, b, err, sizeof(err));
+	CHECK(rc == 0, "hidden-only: the forward pass runs (%s)", err);
+	for (int i = 0; rc == 0 && i < NT; i++)
+	{
+		const float *h = lm_context_hidden(on, i);
+
+		if (lm_context_logits(on, i) == NULL)
+			no_logits++;
+		if (i % 2 == 1 && h != NULL && memcmp(h, ref + (size_t) i * E, sizeof(float) * E) == 0)
+			same++;
+		if (i % 2 == 0 && h == NULL)
+			same++;
+	}
+	CHECK(same == NT, "hidden-only: hidden states bit-identical to a run with logits, NULL where not asked (%d of %d)", same, NT);
+	CHECK(no_logits == NT, "hidden-only: lm_context_logits is NULL for every token (%d of %d)", no_logits, NT);
+	CHECK(on->logits == NULL && on->logits_cap == 0, "hidden-only: no logits memory was allocated");
+
+	/* back off: logits again, equal to the other context's */
+	lm_context_set_hidden_only(on, false);
+	lm_kv_clear(lm_context_kv(on));
+	rc = lm_model_forward(on, b, err, sizeof(err));
+	CHECK(rc == 0 && lm_context_logits(on, NT - 1) != NULL &&
+		  memcmp(lm_context_logits(on, NT - 1), lm_context_logits(off, NT - 1), sizeof(float) * m->cfg.n_vocab) == 0,
+		  "hidden-only switched off again: logits return, identical to the other context's");
+done:
+	lm_context_free(on);
+	lm_context_free(off);
+	lm_model_free(m);
+	lm_batch_free(b);
+	free(ref);
+}
+
 /* Invalid batches are refused with a message and change nothing. */
 static void
 check_validation(const char *shared)
@@ -503,6 +588,7 @@ main(void)
 	check_batch_invariance(shared, "stories260K.gguf", 1, 512);
 	check_batch_invariance(shared, "stories260K-Q8_0.gguf", 2, 512);
 	check_batch_invariance(shared, "stories260K-Q4_0.gguf", 2, 5);
+	check_hidden_only(shared);
 	check_validation(shared);
 	check_bad_models(shared);
 	return unit_done();
