@@ -3,8 +3,9 @@
 # As root: installs the dependencies, builds and installs lmgen, fetches and
 # installs the real models (make model: SmolLM2 default, Gemma 3), then (as
 # the unprivileged user $LMGEN_TEST_USER, default postgres) starts a
-# throwaway PostgreSQL cluster with lmgen preloaded, and shows what
-# lmgen.model_info says about the test model.  The cluster is removed at exit.
+# throwaway PostgreSQL cluster with lmgen preloaded, creates a small
+# articles table and runs the main job: SELECT summarize(body) FROM articles.
+# The cluster is removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -25,7 +26,7 @@ fi
 
 # Unprivileged part: a throwaway cluster in a temporary directory.
 bindir=$(pg_config --bindir)
-test/make_fixtures.sh
+
 data=$(mktemp -d /tmp/lmgen-cluster.XXXXXX)
 sock=$data/sock
 mkdir -p "$sock"
@@ -35,11 +36,16 @@ cat >> "$data/db/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$sock'
 shared_preload_libraries = 'lmgen'
-lmgen.model_dir = '$top/test/models'
 CONF
 "$bindir/pg_ctl" -D "$data/db" -l "$data/server.log" -w start >/dev/null
 psql -h "$sock" -U postgres -d postgres -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION lmgen;
-\echo lmgen.model_info on the test model:
-SELECT jsonb_pretty(lmgen.model_info('tiny-q8_0.gguf'));
+\echo
+\echo The registered models:
+SELECT name, architecture, parameters, quantization, context_length, "default" FROM lmgen.models;
+\echo A small articles table (test/data/articles.sql), and the main job:
+\i test/data/articles.sql
+\echo SELECT summarize(body) FROM articles;
+\timing on
+SELECT summarize(body) FROM articles;
 SQL

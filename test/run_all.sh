@@ -3,7 +3,8 @@
 #   1. engine unit tests in C (test/unit/), run as the calling user;
 #   2. a short libFuzzer run on the GGUF reader (test/fuzz/), when clang can build it;
 #   3. pg_regress (sql/, expected/) on a temporary instance with
-#      shared_preload_libraries = 'lmgen';
+#      shared_preload_libraries = 'lmgen', and again on the real models when
+#      `make model` has installed them (sql/models.sql);
 #   4. TAP tests (test/t/, PostgreSQL::Test::Cluster).
 # Server tests need the extension installed: as root this script runs
 # `make install` itself, then runs 3 and 4 as the unprivileged user
@@ -33,6 +34,18 @@ server_tests() {
 	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 	[ -f regression.diffs ] && [ "$f" -gt 0 ] && cat regression.diffs
 	echo "regress: $p passed, $f failed"
+
+	# the real models, when `make model` installed them
+	if [ -f "$(pg_config --sharedir)/lmgen/models/default.gguf" ]; then
+		out=$(make -s installcheck-models 2>&1); echo "$out"
+		p=$(printf '%s\n' "$out" | grep -cE '\.\.\. ok')
+		f=$(printf '%s\n' "$out" | grep -cE '\.\.\. FAILED')
+		if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+		[ -f regression.diffs ] && [ "$f" -gt 0 ] && cat regression.diffs
+		echo "models: $p passed, $f failed"
+	else
+		echo "models: 0 passed, 0 failed (skipped: run 'make model' to install the real models)"
+	fi
 
 	out=$(make -s tap PROVE_FLAGS=--verbose 2>&1); echo "$out"
 	local tp tf
@@ -82,7 +95,7 @@ else
 	out=$(server_tests 2>&1)
 fi
 echo "$out"
-for layer in regress tap; do
+for layer in regress models tap; do
 	line=$(printf '%s\n' "$out" | grep -E "^$layer: " | tail -1)
 	if [ -n "$line" ]; then
 		count "$(echo "$line" | awk '{print $2}')" "$(echo "$line" | awk '{print $4}')" "$layer"
