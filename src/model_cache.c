@@ -18,6 +18,7 @@
 
 #include "lmgen.h"
 #include "model_cache.h"
+#include "chat_tokenize.h"
 
 static LmgenModel *open_models = NULL;
 
@@ -86,7 +87,7 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 	lm_gguf    *g;
 	lm_tokenizer *tok;
 	lm_model   *model;
-	lm_gguf_str tmpl;
+	bool		from_template;
 	LmgenModel *m;
 
 	g = lm_gguf_open(path, err, sizeof(err));
@@ -114,10 +115,8 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 	}
 	m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
 	m->model = model;
-	m->chat = LM_CHAT_UNKNOWN;
-	if (lm_gguf_get_str(g, "tokenizer.chat_template", &tmpl))
-		m->chat = lm_chat_detect(tmpl.ptr, tmpl.len);
-	m->chat_fallback = m->chat != LM_CHAT_UNKNOWN ? m->chat : lm_chat_detect_arch(model->cfg.arch);
+	m->chat_fallback = lm_chat_family_of(g, &from_template);
+	m->chat = from_template ? m->chat_fallback : LM_CHAT_UNKNOWN;
 	m->name = MemoryContextStrdup(TopMemoryContext, name);
 	m->path = MemoryContextStrdup(TopMemoryContext, path);
 	m->dev = st->st_dev;

@@ -22,6 +22,7 @@
 
 #include "lmgen.h"
 #include "runtime.h"
+#include "chat_tokenize.h"
 #include "sqlfuncs_common.h"
 
 /* Tokens per internal forward step: bounds the time to notice a cancel. */
@@ -30,11 +31,16 @@
 /* Smallest context made, so small calls can share one. */
 #define LMGEN_MIN_CTX 512
 
-/* Abort check run by the engine between internal steps (calling thread only). */
+/*
+ * Abort check run by the engine between internal steps (calling thread
+ * only): stop for a cancel, a timeout or termination, the interrupts that
+ * end the query; others (catch-up, barrier, ...) are served at the next
+ * CHECK_FOR_INTERRUPTS() between tokens.
+ */
 static bool
 AbortIfInterrupted(void *arg)
 {
-	return INTERRUPTS_PENDING_CONDITION();
+	return QueryCancelPending || ProcDiePending;
 }
 
 /* The model's context with room for n_ctx positions in n_seq sequences. */
@@ -70,6 +76,10 @@ void
 EngineError(const char *what, const char *err)
 {
 	CHECK_FOR_INTERRUPTS();
+	if (QueryCancelPending || ProcDiePending)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling statement because an interrupt is pending")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
 			 errmsg("%s: %s", what, err)));
@@ -93,6 +103,13 @@ AppendTokens(LmgenModel *m, LmgenPrompt *p, int *cap, const char *s, size_t len,
 	pfree(ids);
 }
 
+/* lm_chat_tokenize's malloc'd result freed with free(). */
+static void
+FreeIds(void *p)
+{
+	free(p);
+}
+
 /* Prompt for an instruction: chat template around user text, or plain text. */
 LmgenPrompt
 BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size_t user_len,
@@ -103,9 +120,9 @@ BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size
 	lm_chat_family f = use_template ? m->chat_fallback : LM_CHAT_UNKNOWN;
 	lm_chat_msg msgs[2];
 	int			n = 0;
-	lm_chat_prompt cp;
 	char		err[256];
-	char	   *user_z = pnstrdup(user, user_len);
+	int32_t    *ids;
+	EngineResource *res;
 
 	if (f == LM_CHAT_UNKNOWN)
 	{
@@ -121,23 +138,16 @@ BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size
 	}
 	if (system)
 		msgs[n++] = (lm_chat_msg) {"system", system};
-	msgs[n++] = (lm_chat_msg) {"user", user_z};
-	if (!lm_chat_build(f, msgs, n, true, &cp, err, sizeof(err)))
+	msgs[n++] = (lm_chat_msg) {"user", pnstrdup(user, user_len)};
+	ids = lm_chat_tokenize(m->tok, f, msgs, n, true, &p.n, err, sizeof(err));
+	if (ids == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not format the chat prompt for model \"%s\": %s", m->name, err)));
-	PG_TRY();
-	{
-		/* markup is tokenized with control tokens recognised, user text without */
-		for (int i = 0; i < cp.n_segs; i++)
-			AppendTokens(m, &p, &cap, cp.text + cp.segs[i].off, cp.segs[i].len, i == 0,
-						 cp.segs[i].special);
-	}
-	PG_FINALLY();
-	{
-		lm_chat_prompt_free(&cp);
-	}
-	PG_END_TRY();
+				 errmsg("could not build the chat prompt for model \"%s\": %s", m->name, err)));
+	res = TrackEngineResource(ids, FreeIds);
+	p.ids = repalloc_huge(p.ids, sizeof(int32) * Max(p.n, 1));
+	memcpy(p.ids, ids, sizeof(int32) * p.n);
+	ReleaseEngineResource(res);
 	return p;
 }
 

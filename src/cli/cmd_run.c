@@ -13,6 +13,7 @@
 #include "generate.h"
 #include "model.h"
 #include "tokenizer.h"
+#include "chat_tokenize.h"
 
 #define RUN_MAX_STOP 16
 
@@ -24,7 +25,7 @@ run_usage(void)
 			"usage: lmgen-cli run MODEL.gguf (-p PROMPT | --prompt-ids 1,2,3) [-n N] [-t THREADS] [-c CTX]\n"
 			"           [--temp T] [--top-k K] [--top-p P] [--min-p M] [--seed S]\n"
 			"           [--repeat-penalty R] [--repeat-last-n N] [--freq-penalty F] [--presence-penalty P]\n"
-			"           [--stop STR]... [--ignore-eos] [--special] [--ids] [-q]\n");
+			"           [--stop STR]... [--ignore-eos] [--special] [--chat] [--ids] [-q]\n");
 }
 
 /* Print each token's text (or id) as it comes. */
@@ -64,7 +65,8 @@ cmd_run(int argc, char **argv)
 				rc = 1,
 				seed = 0;
 	bool		quiet = false,
-				special = false;
+				special = false,
+				chat = false;
 	char		err[512];
 	lm_gen_params gp = lm_gen_default_params();
 	run_out		out = {false, 0};
@@ -88,6 +90,8 @@ cmd_run(int argc, char **argv)
 			gp.ignore_eog = true;
 		else if (strcmp(a, "--special") == 0)
 			special = true;
+		else if (strcmp(a, "--chat") == 0)
+			chat = true;
 		else if (strcmp(a, "-q") == 0)
 			quiet = true;
 		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
@@ -166,8 +170,28 @@ cmd_run(int argc, char **argv)
 		fprintf(stderr, "lmgen-cli run: %s\n", err);
 		goto done;
 	}
-	ids = prompt_ids ? cli_parse_ids("run", prompt_ids, &n_prompt)
-		: cli_tokenize("run", tok, prompt, strlen(prompt), special, &n_prompt);
+	if (chat && prompt && !prompt_ids)
+	{
+		/* the prompt as a user turn in the model's chat format */
+		lm_chat_family f = lm_chat_family_of(m->gguf, NULL);
+		lm_chat_msg msg = {"user", prompt};
+
+		if (f == LM_CHAT_UNKNOWN)
+			fprintf(stderr, "lmgen-cli run: warning: the model has no chat template lmgen knows; "
+					"running the prompt as plain text\n");
+		else
+		{
+			ids = lm_chat_tokenize(tok, f, &msg, 1, true, &n_prompt, err, sizeof(err));
+			if (!ids)
+			{
+				fprintf(stderr, "lmgen-cli run: %s\n", err);
+				goto done;
+			}
+		}
+	}
+	if (!ids)
+		ids = prompt_ids ? cli_parse_ids("run", prompt_ids, &n_prompt)
+			: cli_tokenize("run", tok, prompt, strlen(prompt), special, &n_prompt);
 	if (!ids)
 		goto done;
 	cp.n_ctx = n_ctx;
