@@ -4,8 +4,9 @@
  * generate() continues a prompt: through the model's chat template when the
  * model file has one (an instruction model answers the prompt), as plain
  * text otherwise.  summarize() asks for a short factual summary through the
- * chat format (the template's, or the one the architecture implies), and
- * decodes greedily so the same row always gets the same summary.
+ * chat format (the template's, or the one the architecture implies), one
+ * line long, and decodes greedily so the same row always gets the same
+ * summary.
  */
 #include "postgres.h"
 
@@ -23,7 +24,7 @@ PG_FUNCTION_INFO_V1(lmgen_generate);
 PG_FUNCTION_INFO_V1(lmgen_summarize);
 
 #define SUMMARIZE_INSTRUCTION \
-	"Summarize the following text in one short sentence. Reply with the summary only."
+	"Summarize the following text in one short line of at most 12 words. Reply with the summary only."
 
 /* Build a generate() prompt: arg points at a bool "use the chat template". */
 static LmgenPrompt
@@ -145,6 +146,8 @@ lmgen_generate(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(Utf8ToText(out, len));
 }
 
+static const char *const summary_stop[] = {"\n"};
+
 /* summarize(body text, max_tokens int, model text) RETURNS text */
 Datum
 lmgen_summarize(PG_FUNCTION_ARGS)
@@ -161,13 +164,9 @@ lmgen_summarize(PG_FUNCTION_ARGS)
 	p.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
 	CheckMaxTokens(p.max_tokens);
 	m = ModelFromArg(fcinfo, 2);
-	if (m->chat_fallback == LM_CHAT_UNKNOWN)
-	{
-		static const char *const stop_plain[] = {"\n"};
-
-		p.stop = stop_plain;
-		p.n_stop = 1;
-	}
+	/* a summary is one line: stop at the first line break */
+	p.stop = summary_stop;
+	p.n_stop = 1;
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
 	prompt = FitPrompt(m, SummarizePrompt, NULL, body, len, p.max_tokens);
 	out = RunGeneration(m, &prompt, &p, &len);
