@@ -1,6 +1,6 @@
 /*
- * cli_engine.c — number parsing and tokenizing for the model-running
- * subcommands of lmgen-cli.
+ * cli_engine.c — option parsing, model/context opening, number parsing and
+ * tokenizing for the model-running subcommands of lmgen-cli.
  */
 #include "cli_engine.h"
 
@@ -109,4 +109,115 @@ cli_parse_ids(const char *cmd, const char *s, int *n)
 		return NULL;
 	}
 	return ids;
+}
+
+/* Give one option its value (v, NULL when the option takes none); false if rejected. */
+static bool
+cli_set_opt(const char *cmd, const cli_opt *o, const char *v)
+{
+	if (o->flag)
+		*o->flag = true;
+	else if (o->str)
+		*o->str = v;
+	else if (o->num)
+		return cli_parse_int(cmd, o->name, v, o->lo, o->hi, o->num);
+	else if (o->real)
+		return cli_parse_float(cmd, o->name, v, o->real);
+	else if (o->list && *o->n_list < o->hi)
+		o->list[(*o->n_list)++] = v;
+	return true;
+}
+
+/* Parse a subcommand's arguments. */
+cli_args
+cli_parse_args(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts,
+			   const char **pos, int n_pos, const char **bad)
+{
+	int			n_seen = 0;
+
+	*bad = NULL;
+	for (int i = 1; i < argc; i++)
+	{
+		const char *a = argv[i];
+		const cli_opt *o = NULL;
+
+		for (int k = 0; k < n_opts && !o; k++)
+			if (strcmp(a, opts[k].name) == 0)
+				o = &opts[k];
+		if (o && o->help)
+			return CLI_ARGS_HELP;
+		if (o && (o->flag || i + 1 < argc))
+		{
+			const char *v = o->flag ? NULL : argv[++i];
+
+			if (!cli_set_opt(cmd, o, v))
+				return CLI_ARGS_BAD;
+		}
+		else if (!o && a[0] != '-' && n_seen < n_pos)
+			pos[n_seen++] = a;
+		else
+		{
+			*bad = a;
+			return CLI_ARGS_BAD;
+		}
+	}
+	return CLI_ARGS_OK;
+}
+
+/* Open the model. */
+bool
+cli_engine_open(cli_engine *e, const char *cmd, const char *path)
+{
+	char		err[512];
+
+	e->model = lm_model_open(path, err, sizeof(err));
+	if (!e->model)
+	{
+		fprintf(stderr, "lmgen-cli %s: %s\n", cmd, err);
+		return false;
+	}
+	return true;
+}
+
+/* Load the tokenizer. */
+bool
+cli_engine_tokenizer(cli_engine *e, const char *cmd, bool required)
+{
+	char		err[512];
+
+	e->tok = lm_tokenizer_load(e->model->gguf, err, sizeof(err));
+	if (!e->tok && required)
+		fprintf(stderr, "lmgen-cli %s: %s\n", cmd, err);
+	return e->tok != NULL;
+}
+
+/* Create the context and batch. */
+bool
+cli_engine_context(cli_engine *e, const char *cmd, const lm_context_params *p, bool want_batch)
+{
+	char		err[512];
+
+	e->ctx = lm_context_create(e->model, p, err, sizeof(err));
+	if (!e->ctx)
+	{
+		fprintf(stderr, "lmgen-cli %s: %s\n", cmd, err);
+		return false;
+	}
+	if (want_batch && !(e->batch = lm_batch_create(p->n_batch)))
+	{
+		fprintf(stderr, "lmgen-cli %s: out of memory\n", cmd);
+		return false;
+	}
+	return true;
+}
+
+/* Free the engine objects. */
+void
+cli_engine_close(cli_engine *e)
+{
+	lm_batch_free(e->batch);
+	lm_context_free(e->ctx);
+	lm_tokenizer_free(e->tok);
+	lm_model_free(e->model);
+	*e = (cli_engine) {NULL, NULL, NULL, NULL};
 }

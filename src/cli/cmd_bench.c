@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -108,74 +107,43 @@ bench_test(lm_context *ctx, lm_batch *b, int n, bool gen, int reps)
 int
 cmd_bench(int argc, char **argv)
 {
-	const char *model_path = NULL;
+	const char *model_path = NULL,
+			   *bad;
 	int			n_threads = 1,
 				n_pp = 128,
 				n_tg = 128,
 				reps = 5,
 				rc = 1;
-	char		err[512];
-	lm_model   *m = NULL;
-	lm_context *ctx = NULL;
-	lm_batch   *b = NULL;
+	cli_engine	e = {NULL, NULL, NULL, NULL};
 	lm_context_params cp = lm_context_default_params();
+	const cli_opt opts[] = {
+		{.name = "-t", .num = &n_threads, .lo = 1, .hi = 256},
+		{.name = "-p", .num = &n_pp, .lo = 0, .hi = 1 << 16},
+		{.name = "-n", .num = &n_tg, .lo = 0, .hi = 1 << 16},
+		{.name = "-r", .num = &reps, .lo = 1, .hi = 1000},
+	};
 
-	for (int i = 1; i < argc; i++)
-	{
-		const char *a = argv[i],
-				   *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool		ok = true;
-
-		if (strcmp(a, "-t") == 0 && v && ++i)
-			ok = cli_parse_int("bench", a, v, 1, 256, &n_threads);
-		else if (strcmp(a, "-p") == 0 && v && ++i)
-			ok = cli_parse_int("bench", a, v, 0, 1 << 16, &n_pp);
-		else if (strcmp(a, "-n") == 0 && v && ++i)
-			ok = cli_parse_int("bench", a, v, 0, 1 << 16, &n_tg);
-		else if (strcmp(a, "-r") == 0 && v && ++i)
-			ok = cli_parse_int("bench", a, v, 1, 1000, &reps);
-		else if (a[0] != '-' && !model_path)
-			model_path = a;
-		else
-			ok = false;
-		if (!ok)
-		{
-			fprintf(stderr, "usage: lmgen-cli bench MODEL.gguf [-t THREADS] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS]\n");
-			return 2;
-		}
-	}
-	if (!model_path)
+	if (cli_parse_args("bench", argc, argv, opts, CLI_LENGTHOF(opts), &model_path, 1, &bad) != CLI_ARGS_OK || !model_path)
 	{
 		fprintf(stderr, "usage: lmgen-cli bench MODEL.gguf [-t THREADS] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS]\n");
 		return 2;
 	}
-	m = lm_model_open(model_path, err, sizeof(err));
-	if (!m)
-	{
-		fprintf(stderr, "lmgen-cli bench: %s\n", err);
+	if (!cli_engine_open(&e, "bench", model_path))
 		return 1;
-	}
 	cp.n_ctx = n_pp > n_tg ? n_pp : n_tg;
 	if (cp.n_ctx < 1)
 		cp.n_ctx = 1;
 	cp.n_batch = n_pp > 0 ? n_pp : 1;
 	cp.n_threads = n_threads;
-	ctx = lm_context_create(m, &cp, err, sizeof(err));
-	b = lm_batch_create(cp.n_batch);
-	if (!ctx || !b)
-	{
-		fprintf(stderr, "lmgen-cli bench: %s\n", ctx ? "out of memory" : err);
+	if (!cli_engine_context(&e, "bench", &cp, true))
 		goto done;
-	}
-	printf("# model %s, %s, %d threads, %s kernels, median of %d\n", model_path, m->cfg.arch,
-		   lm_context_n_threads(ctx), lm_isa_name(lm_kernels_isa()), reps);
-	if ((n_pp > 0 && !bench_test(ctx, b, n_pp, false, reps)) ||
-		(n_tg > 0 && !bench_test(ctx, b, n_tg, true, reps)))
+	printf("# model %s, %s, %d threads, %s kernels, median of %d\n", model_path, e.model->cfg.arch,
+		   lm_context_n_threads(e.ctx), lm_isa_name(lm_kernels_isa()), reps);
+	if ((n_pp > 0 && !bench_test(e.ctx, e.batch, n_pp, false, reps)) ||
+		(n_tg > 0 && !bench_test(e.ctx, e.batch, n_tg, true, reps)))
 		goto done;
 	rc = 0;
 done:
-	lm_batch_free(b);
-	lm_context_free(ctx);
-	lm_model_free(m);
+	cli_engine_close(&e);
 	return rc;
 }

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli.h"
 #include "cli_engine.h"
@@ -63,8 +62,8 @@ nll(const float *logits, int n, int target)
 int
 cmd_perplexity(int argc, char **argv)
 {
-	const char *model_path = NULL,
-			   *text_path = NULL;
+	const char *paths[2] = {NULL, NULL},	/* model, text */
+			   *bad;
 	int			n_ctx = 0,
 				n_threads = 1,
 				n_tok = 0,
@@ -73,59 +72,34 @@ cmd_perplexity(int argc, char **argv)
 	char		err[512],
 			   *text = NULL;
 	size_t		text_len = 0;
-	lm_model   *m = NULL;
-	lm_tokenizer *tok = NULL;
-	lm_context *ctx = NULL;
-	lm_batch   *b = NULL;
+	cli_engine	e = {NULL, NULL, NULL, NULL};
 	int32_t    *ids = NULL;
 	lm_context_params cp = lm_context_default_params();
 	double		total = 0;
 	long		scored = 0;
+	const cli_opt opts[] = {
+		{.name = "-c", .num = &n_ctx, .lo = 2, .hi = 1 << 20},
+		{.name = "-t", .num = &n_threads, .lo = 1, .hi = 256},
+	};
 
-	for (int i = 1; i < argc; i++)
-	{
-		const char *a = argv[i],
-				   *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool		ok = true;
-
-		if (strcmp(a, "-c") == 0 && v && ++i)
-			ok = cli_parse_int("perplexity", a, v, 2, 1 << 20, &n_ctx);
-		else if (strcmp(a, "-t") == 0 && v && ++i)
-			ok = cli_parse_int("perplexity", a, v, 1, 256, &n_threads);
-		else if (a[0] != '-' && !model_path)
-			model_path = a;
-		else if (a[0] != '-' && !text_path)
-			text_path = a;
-		else
-			ok = false;
-		if (!ok)
-		{
-			fprintf(stderr, "usage: lmgen-cli perplexity MODEL.gguf FILE [-c CTX] [-t THREADS]\n");
-			return 2;
-		}
-	}
-	if (!model_path || !text_path)
+	if (cli_parse_args("perplexity", argc, argv, opts, CLI_LENGTHOF(opts), paths, 2, &bad) != CLI_ARGS_OK || !paths[1])
 	{
 		fprintf(stderr, "usage: lmgen-cli perplexity MODEL.gguf FILE [-c CTX] [-t THREADS]\n");
 		return 2;
 	}
-	text = ppl_read_file(text_path, &text_len);
+	text = ppl_read_file(paths[1], &text_len);
 	if (!text)
 	{
-		fprintf(stderr, "lmgen-cli perplexity: cannot read \"%s\"\n", text_path);
+		fprintf(stderr, "lmgen-cli perplexity: cannot read \"%s\"\n", paths[1]);
 		return 1;
 	}
-	m = lm_model_open(model_path, err, sizeof(err));
-	if (!m || !(tok = lm_tokenizer_load(m->gguf, err, sizeof(err))))
-	{
-		fprintf(stderr, "lmgen-cli perplexity: %s\n", err);
+	if (!cli_engine_open(&e, "perplexity", paths[0]) || !cli_engine_tokenizer(&e, "perplexity", true))
 		goto done;
-	}
-	ids = cli_tokenize("perplexity", tok, text, text_len, false, &n_tok);
+	ids = cli_tokenize("perplexity", e.tok, text, text_len, false, &n_tok);
 	if (!ids)
 		goto done;
 	if (n_ctx == 0)
-		n_ctx = m->cfg.n_ctx_train;
+		n_ctx = e.model->cfg.n_ctx_train;
 	n_chunks = n_tok / n_ctx;
 	if (n_chunks < 1)
 	{
@@ -135,35 +109,30 @@ cmd_perplexity(int argc, char **argv)
 	cp.n_ctx = n_ctx;
 	cp.n_batch = n_ctx;
 	cp.n_threads = n_threads;
-	ctx = lm_context_create(m, &cp, err, sizeof(err));
-	b = lm_batch_create(n_ctx);
-	if (!ctx || !b)
-	{
-		fprintf(stderr, "lmgen-cli perplexity: %s\n", ctx ? "out of memory" : err);
+	if (!cli_engine_context(&e, "perplexity", &cp, true))
 		goto done;
-	}
 	printf("# %d tokens, %d chunks of %d\n", n_tok, n_chunks, n_ctx);
 	for (int c = 0; c < n_chunks; c++)
 	{
 		const int32_t *chunk = ids + (size_t) c * n_ctx;
 		int			first = n_ctx / 2;
 
-		lm_kv_clear(lm_context_kv(ctx));
-		lm_batch_clear(b);
+		lm_kv_clear(lm_context_kv(e.ctx));
+		lm_batch_clear(e.batch);
 		for (int i = 0; i < n_ctx; i++)
 		{
-			int32_t		t = i == 0 && lm_tokenizer_bos(tok) >= 0 ? lm_tokenizer_bos(tok) : chunk[i];
+			int32_t		t = i == 0 && lm_tokenizer_bos(e.tok) >= 0 ? lm_tokenizer_bos(e.tok) : chunk[i];
 
-			lm_batch_add(b, t, i, 0, i >= first && i < n_ctx - 1);
+			lm_batch_add(e.batch, t, i, 0, i >= first && i < n_ctx - 1);
 		}
-		if (lm_model_forward(ctx, b, err, sizeof(err)) != 0)
+		if (lm_model_forward(e.ctx, e.batch, err, sizeof(err)) != 0)
 		{
 			fprintf(stderr, "lmgen-cli perplexity: %s\n", err);
 			goto done;
 		}
 		for (int i = first; i < n_ctx - 1; i++)
 		{
-			total += nll(lm_context_logits(ctx, i), m->cfg.n_vocab, chunk[i + 1]);
+			total += nll(lm_context_logits(e.ctx, i), e.model->cfg.n_vocab, chunk[i + 1]);
 			scored++;
 		}
 		printf("[%d]%.4f%s", c + 1, exp(total / scored), c + 1 < n_chunks ? "," : "\n");
@@ -172,11 +141,8 @@ cmd_perplexity(int argc, char **argv)
 	printf("PPL = %.4f (%ld tokens scored)\n", exp(total / scored), scored);
 	rc = 0;
 done:
-	lm_batch_free(b);
-	lm_context_free(ctx);
 	free(ids);
 	free(text);
-	lm_tokenizer_free(tok);
-	lm_model_free(m);
+	cli_engine_close(&e);
 	return rc;
 }

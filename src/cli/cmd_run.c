@@ -57,7 +57,8 @@ cmd_run(int argc, char **argv)
 	const char *model_path = NULL,
 			   *prompt = NULL,
 			   *prompt_ids = NULL,
-			   *stops[RUN_MAX_STOP];
+			   *stops[RUN_MAX_STOP],
+			   *bad;
 	int			n_stop = 0,
 				n_threads = 1,
 				n_ctx = 0,
@@ -66,85 +67,52 @@ cmd_run(int argc, char **argv)
 				seed = 0;
 	bool		quiet = false,
 				special = false,
-				chat = false;
+				chat = false,
+				need_tok;
 	char		err[512];
 	lm_gen_params gp = lm_gen_default_params();
 	run_out		out = {false, 0};
-	lm_model   *m = NULL;
-	lm_tokenizer *tok = NULL;
-	lm_context *ctx = NULL;
+	cli_engine	e = {NULL, NULL, NULL, NULL};
 	lm_gen	   *g = NULL;
 	int32_t    *ids = NULL;
 	lm_context_params cp = lm_context_default_params();
+	const cli_opt opts[] = {
+		{.name = "--ids", .flag = &out.ids},
+		{.name = "--ignore-eos", .flag = &gp.ignore_eog},
+		{.name = "--special", .flag = &special},
+		{.name = "--chat", .flag = &chat},
+		{.name = "-q", .flag = &quiet},
+		{.name = "-h", .help = true},
+		{.name = "--help", .help = true},
+		{.name = "-p", .str = &prompt},
+		{.name = "--prompt-ids", .str = &prompt_ids},
+		{.name = "-n", .num = &gp.max_tokens, .lo = 1, .hi = 1 << 20},
+		{.name = "-t", .num = &n_threads, .lo = 1, .hi = 256},
+		{.name = "-c", .num = &n_ctx, .lo = 1, .hi = 1 << 20},
+		{.name = "--temp", .real = &gp.sampling.temperature},
+		{.name = "--top-k", .num = &gp.sampling.top_k, .lo = 0, .hi = 1 << 30},
+		{.name = "--top-p", .real = &gp.sampling.top_p},
+		{.name = "--min-p", .real = &gp.sampling.min_p},
+		{.name = "--seed", .num = &seed, .lo = 0, .hi = 2147483647},
+		{.name = "--repeat-penalty", .real = &gp.sampling.repeat_penalty},
+		{.name = "--repeat-last-n", .num = &gp.sampling.penalty_last_n, .lo = 0, .hi = 1 << 20},
+		{.name = "--freq-penalty", .real = &gp.sampling.freq_penalty},
+		{.name = "--presence-penalty", .real = &gp.sampling.presence_penalty},
+		{.name = "--stop", .list = stops, .n_list = &n_stop, .hi = RUN_MAX_STOP},
+	};
 
-	for (int i = 1; i < argc; i++)
+	switch (cli_parse_args("run", argc, argv, opts, CLI_LENGTHOF(opts), &model_path, 1, &bad))
 	{
-		const char *a = argv[i],
-				   *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool		ok = true;
-
-#define OPT(s) (strcmp(a, (s)) == 0 && (v != NULL || (ok = false)) && ++i)
-		if (strcmp(a, "--ids") == 0)
-			out.ids = true;
-		else if (strcmp(a, "--ignore-eos") == 0)
-			gp.ignore_eog = true;
-		else if (strcmp(a, "--special") == 0)
-			special = true;
-		else if (strcmp(a, "--chat") == 0)
-			chat = true;
-		else if (strcmp(a, "-q") == 0)
-			quiet = true;
-		else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-		{
+		case CLI_ARGS_OK:
+			break;
+		case CLI_ARGS_HELP:
 			run_usage();
 			return 0;
-		}
-		else if (OPT("-p"))
-			prompt = v;
-		else if (OPT("--prompt-ids"))
-			prompt_ids = v;
-		else if (OPT("-n"))
-			ok = cli_parse_int("run", "-n", v, 1, 1 << 20, &gp.max_tokens);
-		else if (OPT("-t"))
-			ok = cli_parse_int("run", "-t", v, 1, 256, &n_threads);
-		else if (OPT("-c"))
-			ok = cli_parse_int("run", "-c", v, 1, 1 << 20, &n_ctx);
-		else if (OPT("--temp"))
-			ok = cli_parse_float("run", a, v, &gp.sampling.temperature);
-		else if (OPT("--top-k"))
-			ok = cli_parse_int("run", a, v, 0, 1 << 30, &gp.sampling.top_k);
-		else if (OPT("--top-p"))
-			ok = cli_parse_float("run", a, v, &gp.sampling.top_p);
-		else if (OPT("--min-p"))
-			ok = cli_parse_float("run", a, v, &gp.sampling.min_p);
-		else if (OPT("--seed"))
-			ok = cli_parse_int("run", a, v, 0, 2147483647, &seed);
-		else if (OPT("--repeat-penalty"))
-			ok = cli_parse_float("run", a, v, &gp.sampling.repeat_penalty);
-		else if (OPT("--repeat-last-n"))
-			ok = cli_parse_int("run", a, v, 0, 1 << 20, &gp.sampling.penalty_last_n);
-		else if (OPT("--freq-penalty"))
-			ok = cli_parse_float("run", a, v, &gp.sampling.freq_penalty);
-		else if (OPT("--presence-penalty"))
-			ok = cli_parse_float("run", a, v, &gp.sampling.presence_penalty);
-		else if (OPT("--stop"))
-		{
-			if (n_stop < RUN_MAX_STOP)
-				stops[n_stop++] = v;
-		}
-		else if (a[0] != '-' && model_path == NULL)
-			model_path = a;
-		else
-		{
-			fprintf(stderr, "lmgen-cli run: unknown or incomplete option \"%s\"\n", a);
-			ok = false;
-		}
-#undef OPT
-		if (!ok)
-		{
+		case CLI_ARGS_BAD:
+			if (bad)
+				fprintf(stderr, "lmgen-cli run: unknown or incomplete option \"%s\"\n", bad);
 			run_usage();
 			return 2;
-		}
 	}
 	if (!model_path || (!prompt && !prompt_ids))
 	{
@@ -158,22 +126,14 @@ cmd_run(int argc, char **argv)
 	gp.stop = stops;
 	gp.n_stop = n_stop;
 
-	m = lm_model_open(model_path, err, sizeof(err));
-	if (!m)
-	{
-		fprintf(stderr, "lmgen-cli run: %s\n", err);
-		return 1;
-	}
-	tok = lm_tokenizer_load(m->gguf, err, sizeof(err));
-	if (!tok && !(prompt_ids && out.ids))
-	{
-		fprintf(stderr, "lmgen-cli run: %s\n", err);
+	/* the tokenizer may be missing only when ids go in and come out */
+	need_tok = !(prompt_ids && out.ids);
+	if (!cli_engine_open(&e, "run", model_path) || (!cli_engine_tokenizer(&e, "run", need_tok) && need_tok))
 		goto done;
-	}
 	if (chat && prompt && !prompt_ids)
 	{
 		/* the prompt as a user turn in the model's chat format */
-		lm_chat_family f = lm_chat_family_of(m->gguf, NULL);
+		lm_chat_family f = lm_chat_family_of(e.model->gguf, NULL);
 		lm_chat_msg msg = {"user", prompt};
 
 		if (f == LM_CHAT_UNKNOWN)
@@ -181,7 +141,7 @@ cmd_run(int argc, char **argv)
 					"running the prompt as plain text\n");
 		else
 		{
-			ids = lm_chat_tokenize(tok, f, &msg, 1, true, &n_prompt, err, sizeof(err));
+			ids = lm_chat_tokenize(e.tok, f, &msg, 1, true, &n_prompt, err, sizeof(err));
 			if (!ids)
 			{
 				fprintf(stderr, "lmgen-cli run: %s\n", err);
@@ -191,19 +151,15 @@ cmd_run(int argc, char **argv)
 	}
 	if (!ids)
 		ids = prompt_ids ? cli_parse_ids("run", prompt_ids, &n_prompt)
-			: cli_tokenize("run", tok, prompt, strlen(prompt), special, &n_prompt);
+			: cli_tokenize("run", e.tok, prompt, strlen(prompt), special, &n_prompt);
 	if (!ids)
 		goto done;
 	cp.n_ctx = n_ctx;
 	cp.n_threads = n_threads;
 	cp.n_seq_max = 1;
-	ctx = lm_context_create(m, &cp, err, sizeof(err));
-	if (!ctx)
-	{
-		fprintf(stderr, "lmgen-cli run: %s\n", err);
+	if (!cli_engine_context(&e, "run", &cp, false))
 		goto done;
-	}
-	g = lm_generate(ctx, tok, 0, ids, n_prompt, &gp, run_token, &out, err, sizeof(err));
+	g = lm_generate(e.ctx, e.tok, 0, ids, n_prompt, &gp, run_token, &out, err, sizeof(err));
 	if (!g)
 	{
 		fprintf(stderr, "lmgen-cli run: %s\n", err);
@@ -227,9 +183,7 @@ cmd_run(int argc, char **argv)
 	rc = 0;
 done:
 	lm_gen_free(g);
-	lm_context_free(ctx);
 	free(ids);
-	lm_tokenizer_free(tok);
-	lm_model_free(m);
+	cli_engine_close(&e);
 	return rc;
 }

@@ -10,10 +10,9 @@
  * disagree.
  */
 #include "chat.h"
+#include "errmsg.h"
 
 #include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,19 +36,6 @@ typedef struct chat_sink
 	bool		last_plain;		/* the last segment is plain (merge target) */
 	bool		too_long;		/* pos or n_segs overflowed INT_MAX */
 } chat_sink;
-
-/* Write a one-line message into err. */
-static void
-set_err(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Append len bytes of t as one piece. */
 static void
@@ -154,12 +140,12 @@ check_msgs(const lm_chat_msg *msgs, int n, char *err, size_t errlen)
 
 		if (r == NULL || msgs[i].content == NULL)
 		{
-			set_err(err, errlen, "chat message %d has no %s", i, r == NULL ? "role" : "content");
+			lm_set_err(err, errlen, "chat message %d has no %s", i, r == NULL ? "role" : "content");
 			return false;
 		}
 		if (role_of(&msgs[i]) < 0)
 		{
-			set_err(err, errlen, "chat message %d has unknown role \"%.40s\": use system, user or assistant",
+			lm_set_err(err, errlen, "chat message %d has unknown role \"%.40s\": use system, user or assistant",
 					i, r);
 			return false;
 		}
@@ -180,7 +166,7 @@ check_no_pending(lm_chat_family f, int pending_from, char *err, size_t errlen)
 {
 	if (pending_from < 0)
 		return true;
-	set_err(err, errlen, "%s chat: system message %d must be followed by a user message (%s has no system turn)",
+	lm_set_err(err, errlen, "%s chat: system message %d must be followed by a user message (%s has no system turn)",
 			lm_chat_family_name(f), pending_from, lm_chat_family_name(f));
 	return false;
 }
@@ -375,12 +361,12 @@ run_family(lm_chat_family f, const lm_chat_msg *msgs, int n, bool agp, chat_sink
 
 	if (n < 0 || (n > 0 && msgs == NULL))
 	{
-		set_err(err, errlen, "chat: bad message list (%d messages)", n);
+		lm_set_err(err, errlen, "chat: bad message list (%d messages)", n);
 		return false;
 	}
 	if (f <= LM_CHAT_UNKNOWN || f > LM_CHAT_PHI3)
 	{
-		set_err(err, errlen, "chat template family is unknown: name one of chatml, gemma, llama2, llama3, phi3");
+		lm_set_err(err, errlen, "chat template family is unknown: name one of chatml, gemma, llama2, llama3, phi3");
 		return false;
 	}
 	ok = check_msgs(msgs, n, err, errlen);
@@ -410,7 +396,7 @@ run_family(lm_chat_family f, const lm_chat_msg *msgs, int n, bool agp, chat_sink
 	}
 	if (ok && s->too_long)
 	{
-		set_err(err, errlen, "chat prompt is longer than %d bytes", INT_MAX);
+		lm_set_err(err, errlen, "chat prompt is longer than %d bytes", INT_MAX);
 		ok = false;
 	}
 	return ok;
@@ -468,7 +454,7 @@ lm_chat_build(lm_chat_family f, const lm_chat_msg *msgs, int n, bool add_generat
 	if (out->text == NULL || out->segs == NULL)
 	{
 		lm_chat_prompt_free(out);
-		set_err(err, errlen, "chat: out of memory for a %zu-byte prompt", s.pos);
+		lm_set_err(err, errlen, "chat: out of memory for a %zu-byte prompt", s.pos);
 		return false;
 	}
 	total = s.pos;

@@ -42,6 +42,19 @@ reduce16(const float a[16])
 	return hsum8(t);
 }
 
+/* Sum 4x16 lanes (overwriting acc): pairwise combine ((0 + 2) + (1 + 3)), then reduce16. */
+static inline float
+reduce4x16(float acc[4][16])
+{
+	for (int l = 0; l < 16; l++)
+	{
+		acc[0][l] = acc[0][l] + acc[2][l];
+		acc[1][l] = acc[1][l] + acc[3][l];
+		acc[0][l] = acc[0][l] + acc[1][l];
+	}
+	return reduce16(acc[0]);
+}
+
 /* Canonical F32 dot: 4x16 fma lanes, pairwise combine, reduce16, fmaf tail. */
 static float
 dot_f32_scalar(const float *x, const float *y, int64_t n)
@@ -54,13 +67,7 @@ dot_f32_scalar(const float *x, const float *y, int64_t n)
 		for (int j = 0; j < 4; j++)
 			for (int l = 0; l < 16; l++)
 				acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
-	for (int l = 0; l < 16; l++)
-	{
-		acc[0][l] = acc[0][l] + acc[2][l];
-		acc[1][l] = acc[1][l] + acc[3][l];
-		acc[0][l] = acc[0][l] + acc[1][l];
-	}
-	s = reduce16(acc[0]);
+	s = reduce4x16(acc);
 	for (int64_t i = np; i < n; i++)
 		s = fmaf(x[i], y[i], s);
 	return s;
@@ -79,13 +86,7 @@ dot_f16_scalar(const uint16_t *x, const uint16_t *y, int64_t n)
 			for (int l = 0; l < 16; l++)
 				acc[j][l] = fmaf(lm_fp16_to_fp32(x[i + 16 * j + l]),
 								 lm_fp16_to_fp32(y[i + 16 * j + l]), acc[j][l]);
-	for (int l = 0; l < 16; l++)
-	{
-		acc[0][l] = acc[0][l] + acc[2][l];
-		acc[1][l] = acc[1][l] + acc[3][l];
-		acc[0][l] = acc[0][l] + acc[1][l];
-	}
-	s = (double) reduce16(acc[0]);
+	s = (double) reduce4x16(acc);
 	for (int64_t i = np; i < n; i++)
 		s += (double) (lm_fp16_to_fp32(x[i]) * lm_fp16_to_fp32(y[i]));
 	return (float) s;

@@ -203,6 +203,20 @@ contraction(const scan *s, size_t pos, bool any_case)
 	return 0;
 }
 
+/* \s+(?!\S) then \s+ over the nws white-space code points at pos (else one code point); returns the new position. */
+static size_t
+emit_spaces(scan *s, size_t pos, size_t nws)
+{
+	if (nws > 1 && pos + nws < s->b)
+		pos += nws - 1;
+	else if (nws > 0)
+		pos += nws;
+	else
+		pos++;
+	emit(s, pos);
+	return pos;
+}
+
 /* The GPT-2 regex over one piece. */
 static void
 split_gpt2(scan *s)
@@ -246,19 +260,7 @@ split_gpt2(scan *s)
 		nws = 0;
 		while (F(s, pos + nws) & LM_UC_WHITESPACE)
 			nws++;
-		if (nws > 1 && pos + nws < s->b)
-		{
-			pos += nws - 1;
-			emit(s, pos);
-			continue;
-		}
-		if (nws > 0)
-		{
-			pos += nws;
-			emit(s, pos);
-			continue;
-		}
-		emit(s, ++pos);
+		pos = emit_spaces(s, pos, nws);
 	}
 }
 
@@ -340,19 +342,7 @@ split_llama3(scan *s, size_t digits_max)
 			emit(s, pos);
 			continue;
 		}
-		if (nws > 1 && pos + nws < s->b)
-		{
-			pos += nws - 1;
-			emit(s, pos);
-			continue;
-		}
-		if (nws > 0)
-		{
-			pos += nws;
-			emit(s, pos);
-			continue;
-		}
-		emit(s, ++pos);
+		pos = emit_spaces(s, pos, nws);
 	}
 }
 

@@ -120,20 +120,25 @@ lm_fp32_to_fp16_row(const float *src, uint16_t *dst, int64_t n)
 		dst[i] = lm_fp32_to_fp16(src[i]);
 }
 
-/* Unpack scale and min j (0..7) of a Q4_K/Q5_K super-block. */
+/* Scale (d * sc) and min (dmin * m) of sub-block j (0..7) of a Q4_K/Q5_K super-block with 6-bit scales q. */
 static inline void
-k4_scale_min(int j, const uint8_t *q, int *sc, int *m)
+k4_scale_min(int j, const uint8_t *q, float d, float dmin, float *dl, float *ml)
 {
+	int			sc,
+				m;
+
 	if (j < 4)
 	{
-		*sc = q[j] & 63;
-		*m = q[j + 4] & 63;
+		sc = q[j] & 63;
+		m = q[j + 4] & 63;
 	}
 	else
 	{
-		*sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-		*m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+		sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+		m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
 	}
+	*dl = d * (float) sc;
+	*ml = dmin * (float) m;
 }
 
 /* Dequantize Q4_0 blocks. */
@@ -255,19 +260,13 @@ deq_q4_K(const lm_block_q4_K *b, float *y, int64_t nb)
 
 		for (int j = 0; j < 4; j++, q += 32)
 		{
-			int			sc,
-						m;
 			float		d1,
 						m1,
 						d2,
 						m2;
 
-			k4_scale_min(2 * j, b[i].scales, &sc, &m);
-			d1 = d * (float) sc;
-			m1 = dmin * (float) m;
-			k4_scale_min(2 * j + 1, b[i].scales, &sc, &m);
-			d2 = d * (float) sc;
-			m2 = dmin * (float) m;
+			k4_scale_min(2 * j, b[i].scales, d, dmin, &d1, &m1);
+			k4_scale_min(2 * j + 1, b[i].scales, d, dmin, &d2, &m2);
 			for (int l = 0; l < 32; l++)
 				*y++ = fmaf(d1, (float) (q[l] & 0xF), -m1);
 			for (int l = 0; l < 32; l++)
@@ -289,19 +288,13 @@ deq_q5_K(const lm_block_q5_K *b, float *y, int64_t nb)
 
 		for (int j = 0; j < 4; j++, ql += 32)
 		{
-			int			sc,
-						m;
 			float		d1,
 						m1,
 						d2,
 						m2;
 
-			k4_scale_min(2 * j, b[i].scales, &sc, &m);
-			d1 = d * (float) sc;
-			m1 = dmin * (float) m;
-			k4_scale_min(2 * j + 1, b[i].scales, &sc, &m);
-			d2 = d * (float) sc;
-			m2 = dmin * (float) m;
+			k4_scale_min(2 * j, b[i].scales, d, dmin, &d1, &m1);
+			k4_scale_min(2 * j + 1, b[i].scales, d, dmin, &d2, &m2);
 			for (int l = 0; l < 32; l++)
 				*y++ = fmaf(d1, (float) ((ql[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4)), -m1);
 			for (int l = 0; l < 32; l++)

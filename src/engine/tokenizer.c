@@ -13,11 +13,10 @@
  * to the SPM or BPE encoder.
  */
 #include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "tokenizer_int.h"
 
 /* A piece of the text: raw bytes to encode, or one special token. */
@@ -250,14 +249,6 @@ done:
 	return ok;
 }
 
-/* Write a one-line error. */
-static void
-tok_err(char *err, size_t errlen, const char *msg)
-{
-	if (err != NULL && errlen > 0)
-		snprintf(err, errlen, "%s", msg);
-}
-
 /* Tokenize text. */
 int
 lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
@@ -271,7 +262,7 @@ lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_specia
 
 	if (t == NULL || (text == NULL && len > 0) || max_out < 0 || (out == NULL && max_out > 0))
 	{
-		tok_err(err, errlen, "lm_tokenize: invalid arguments");
+		lm_set_err(err, errlen, "lm_tokenize: invalid arguments");
 		return -1;
 	}
 	if (add_special && t->add_bos && !lm_tok_vec_push(&v, t->bos))
@@ -301,7 +292,7 @@ lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_specia
 		goto oom;
 	if (v.n > INT_MAX)
 	{
-		tok_err(err, errlen, "text needs more than INT_MAX tokens");
+		lm_set_err(err, errlen, "text needs more than INT_MAX tokens");
 		goto done;
 	}
 	if (max_out > 0 && v.n > 0)
@@ -309,7 +300,7 @@ lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_specia
 	result = (int) v.n;
 	goto done;
 oom:
-	tok_err(err, errlen, "out of memory while tokenizing");
+	lm_set_err(err, errlen, "out of memory while tokenizing");
 done:
 	free(v.v);
 	free(f);

@@ -58,19 +58,12 @@ encode_word(const lm_tokenizer *t, const char *w, uint32_t n, lm_tok_sym *sym, l
 	{
 		lm_tok_bigram b;
 		lm_tok_sym *l;
-		lm_tok_sym *r;
 		int32_t		nb[2][2];
 
 		lm_tok_heap_pop(heap, &b);
-		l = &sym[b.left];
-		r = &sym[b.right];
-		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+		if (!lm_tok_sym_merge(sym, &b))
 			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			sym[r->next].prev = b.left;
+		l = &sym[b.left];
 		/* queue the new symbol's pairs with its neighbours */
 		nb[0][0] = l->prev;
 		nb[0][1] = b.left;

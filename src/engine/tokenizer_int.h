@@ -145,6 +145,23 @@ typedef struct lm_tok_sym
 	uint32_t	n;				/* bytes; 0 once merged into its left neighbour */
 } lm_tok_sym;
 
+/* Merge bigram b's right symbol into its left one; false, doing nothing, when b is stale. */
+static inline bool
+lm_tok_sym_merge(lm_tok_sym *sym, const lm_tok_bigram *b)
+{
+	lm_tok_sym *l = &sym[b->left];
+	lm_tok_sym *r = &sym[b->right];
+
+	if (l->n == 0 || r->n == 0 || l->n + r->n != b->size)
+		return false;
+	l->n += r->n;
+	r->n = 0;
+	l->next = r->next;
+	if (r->next >= 0)
+		sym[r->next].prev = b->left;
+	return true;
+}
+
 struct lm_tokenizer
 {
 	lm_tok_model model;			/* SPM or BPE */

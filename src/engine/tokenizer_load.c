@@ -10,27 +10,12 @@
  * (<|im_end|>, <end_of_turn>, ...), FIM tokens that must be control tokens,
  * and Phi-3's habit of eating whitespace after special tokens.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "tokenizer_int.h"
-
-/* Write a one-line error. */
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list		ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Smallest power of two >= 2n (at least 16). */
 static uint64_t
@@ -384,17 +369,17 @@ load_vocab(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 
 	if (kt == NULL)
 	{
-		set_err(err, errlen, "model has no vocabulary: key \"tokenizer.ggml.tokens\" is missing");
+		lm_set_err(err, errlen, "model has no vocabulary: key \"tokenizer.ggml.tokens\" is missing");
 		return false;
 	}
 	if (kt->type != LM_GGUF_ARRAY || kt->arr_type != LM_GGUF_STRING)
 	{
-		set_err(err, errlen, "key \"tokenizer.ggml.tokens\" must be an array of strings");
+		lm_set_err(err, errlen, "key \"tokenizer.ggml.tokens\" must be an array of strings");
 		return false;
 	}
 	if (kt->arr_n == 0 || kt->arr_n >= INT32_MAX / 2)
 	{
-		set_err(err, errlen, "key \"tokenizer.ggml.tokens\" has %llu entries; expected 1 to %d",
+		lm_set_err(err, errlen, "key \"tokenizer.ggml.tokens\" has %llu entries; expected 1 to %d",
 				(unsigned long long) kt->arr_n, INT32_MAX / 2 - 1);
 		return false;
 	}
@@ -403,13 +388,13 @@ load_vocab(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 					   (ks->arr_type != LM_GGUF_FLOAT32 && ks->arr_type != LM_GGUF_INT32) ||
 					   ks->arr_n < kt->arr_n))
 	{
-		set_err(err, errlen, "key \"tokenizer.ggml.scores\" must be an array of %d float32 or int32 values",
+		lm_set_err(err, errlen, "key \"tokenizer.ggml.scores\" must be an array of %d float32 or int32 values",
 				t->n_vocab);
 		return false;
 	}
 	if (ky != NULL && (ky->type != LM_GGUF_ARRAY || ky->arr_type != LM_GGUF_INT32 || ky->arr_n < kt->arr_n))
 	{
-		set_err(err, errlen, "key \"tokenizer.ggml.token_type\" must be an array of %d int32 values",
+		lm_set_err(err, errlen, "key \"tokenizer.ggml.token_type\" must be an array of %d int32 values",
 				t->n_vocab);
 		return false;
 	}
@@ -423,7 +408,7 @@ load_vocab(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 
 		if (!lm_gguf_arr_str(g, kt, (uint64_t) i, &s) || s.len >= INT32_MAX / 4)
 		{
-			set_err(err, errlen, "token %d of \"tokenizer.ggml.tokens\" is unreadable or too long", i);
+			lm_set_err(err, errlen, "token %d of \"tokenizer.ggml.tokens\" is unreadable or too long", i);
 			return false;
 		}
 		e->text = s.ptr;
@@ -437,7 +422,7 @@ load_vocab(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 
 			if (!lm_gguf_arr_f64(ks, (uint64_t) i, &v))
 			{
-				set_err(err, errlen, "score %d of \"tokenizer.ggml.scores\" is unreadable", i);
+				lm_set_err(err, errlen, "score %d of \"tokenizer.ggml.scores\" is unreadable", i);
 				return false;
 			}
 			e->score = (float) v;
@@ -449,7 +434,7 @@ load_vocab(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 
 			if (!lm_gguf_arr_i64(ky, (uint64_t) i, &ty))
 			{
-				set_err(err, errlen, "type %d of \"tokenizer.ggml.token_type\" is unreadable", i);
+				lm_set_err(err, errlen, "type %d of \"tokenizer.ggml.token_type\" is unreadable", i);
 				return false;
 			}
 			e->attr = attr_of_type(ty);
@@ -494,7 +479,7 @@ load_vocab(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 	}
 	return true;
 oom:
-	set_err(err, errlen, "out of memory loading a vocabulary of %d tokens", t->n_vocab);
+	lm_set_err(err, errlen, "out of memory loading a vocabulary of %d tokens", t->n_vocab);
 	return false;
 }
 
@@ -507,12 +492,12 @@ load_merges(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 
 	if (km == NULL)
 	{
-		set_err(err, errlen, "BPE model has no merges: key \"tokenizer.ggml.merges\" is missing");
+		lm_set_err(err, errlen, "BPE model has no merges: key \"tokenizer.ggml.merges\" is missing");
 		return false;
 	}
 	if (km->type != LM_GGUF_ARRAY || km->arr_type != LM_GGUF_STRING || km->arr_n >= INT32_MAX / 2)
 	{
-		set_err(err, errlen, "key \"tokenizer.ggml.merges\" must be an array of strings");
+		lm_set_err(err, errlen, "key \"tokenizer.ggml.merges\" must be an array of strings");
 		return false;
 	}
 	t->n_merges = (uint32_t) km->arr_n;
@@ -521,7 +506,7 @@ load_merges(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 	t->merge_index = calloc(slots, sizeof(uint32_t));
 	if (t->merges == NULL || t->merge_index == NULL)
 	{
-		set_err(err, errlen, "out of memory loading %u merges", t->n_merges);
+		lm_set_err(err, errlen, "out of memory loading %u merges", t->n_merges);
 		return false;
 	}
 	t->merge_mask = slots - 1;
@@ -534,7 +519,7 @@ load_merges(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
 
 		if (!lm_gguf_arr_str(g, km, r, &s) || s.len >= INT32_MAX / 4)
 		{
-			set_err(err, errlen, "merge %u of \"tokenizer.ggml.merges\" is unreadable", r);
+			lm_set_err(err, errlen, "merge %u of \"tokenizer.ggml.merges\" is unreadable", r);
 			return false;
 		}
 		/* split at the first space after the first byte; no space: both parts empty */
@@ -717,13 +702,13 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 
 	if (!lm_gguf_get_str(g, "tokenizer.ggml.model", &model))
 	{
-		set_err(err, errlen, "model has no tokenizer: key \"tokenizer.ggml.model\" is missing");
+		lm_set_err(err, errlen, "model has no tokenizer: key \"tokenizer.ggml.model\" is missing");
 		return NULL;
 	}
 	t = calloc(1, sizeof(lm_tokenizer));
 	if (t == NULL)
 	{
-		set_err(err, errlen, "out of memory");
+		lm_set_err(err, errlen, "out of memory");
 		return NULL;
 	}
 	t->bos = t->eos = t->eot = t->eom = t->unk = -1;
@@ -748,7 +733,7 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 					pn = &pre_names[i];
 		if (pn == NULL)
 		{
-			set_err(err, errlen, "BPE pre-tokenizer \"%.*s\" (tokenizer.ggml.pre) is not supported; "
+			lm_set_err(err, errlen, "BPE pre-tokenizer \"%.*s\" (tokenizer.ggml.pre) is not supported; "
 					"supported: default, gpt-2, llama-bpe, qwen2, smollm, starcoder, refact, falcon, mpt, "
 					"deepseek-llm, deepseek-coder and their aliases",
 					(int) (pre.len > 64 ? 64 : pre.len), pre.ptr);
@@ -765,7 +750,7 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 		const char *what = lm_gguf_str_eq(model, "bert") ? " (WordPiece)" :
 			lm_gguf_str_eq(model, "t5") ? " (Unigram)" : "";
 
-		set_err(err, errlen, "tokenizer model \"%.*s\"%s is not supported; lmgen supports \"llama\" "
+		lm_set_err(err, errlen, "tokenizer model \"%.*s\"%s is not supported; lmgen supports \"llama\" "
 				"(SentencePiece) and \"gpt2\" (byte-level BPE)",
 				(int) (model.len > 64 ? 64 : model.len), model.ptr, what);
 		goto fail;
@@ -802,7 +787,7 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 	mark_eog(t, g);
 	if (!build_specials(t))
 	{
-		set_err(err, errlen, "out of memory indexing special tokens");
+		lm_set_err(err, errlen, "out of memory indexing special tokens");
 		goto fail;
 	}
 	mark_strip(t, g);

@@ -106,18 +106,11 @@ lm_tok_spm_encode(const lm_tokenizer *t, const char *text, size_t len, bool spac
 	{
 		lm_tok_bigram b;
 		lm_tok_sym *l;
-		lm_tok_sym *r;
 
 		lm_tok_heap_pop(&s.heap, &b);
-		l = &s.sym[b.left];
-		r = &s.sym[b.right];
-		if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+		if (!lm_tok_sym_merge(s.sym, &b))
 			continue;
-		l->n += r->n;
-		r->n = 0;
-		l->next = r->next;
-		if (r->next >= 0)
-			s.sym[r->next].prev = b.left;
+		l = &s.sym[b.left];
 		if (!try_pair(&s, l->prev, b.left) || !try_pair(&s, b.left, l->next))
 			goto done;
 	}
