@@ -4,8 +4,10 @@
  * text (BOS included when the model adds it) and L2-normalised.
  *
  * The text is fed in chunks of EMBED_CHUNK tokens, each asking for every
- * token's output, and the hidden states are summed as they come (in double,
- * in token order, so the result does not depend on the chunking).
+ * token's hidden state only (no logits), and the hidden states are summed as
+ * they come (in double, in token order, so the result does not depend on the
+ * chunking).  The context goes back to computing logits afterwards, also
+ * when an ERROR unwinds.
  */
 #include "postgres.h"
 
@@ -31,6 +33,13 @@ FreeBatch(void *p)
 	lm_batch_free(p);
 }
 
+/* Reset callback: the reused context computes logits again. */
+static void
+RestoreLogits(void *arg)
+{
+	lm_context_set_hidden_only((lm_context *) arg, false);
+}
+
 /* Build the embedding input: the text's tokens with BOS as the model wants. */
 static LmgenPrompt
 EmbedInput(LmgenModel *m, void *arg, const char *text, size_t len)
@@ -52,6 +61,7 @@ lmgen_embed(PG_FUNCTION_ARGS)
 	lm_context *ctx;
 	lm_batch   *b;
 	EngineResource *res;
+	EngineResource *mode;
 	int			E;
 	double	   *sum;
 	double		norm = 0.0;
@@ -71,6 +81,9 @@ lmgen_embed(PG_FUNCTION_ARGS)
 
 	ctx = RuntimeContext(m, in.n, 1);
 	lm_kv_clear(lm_context_kv(ctx));
+	/* hidden states only: no classifier, no vocabulary-sized logits */
+	lm_context_set_hidden_only(ctx, true);
+	mode = TrackEngineResource(ctx, RestoreLogits);
 	b = lm_batch_create(EMBED_CHUNK);
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -94,6 +107,7 @@ lmgen_embed(PG_FUNCTION_ARGS)
 		}
 	}
 	ReleaseEngineResource(res);
+	ReleaseEngineResource(mode);
 
 	for (int e = 0; e < E; e++)
 	{

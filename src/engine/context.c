@@ -97,6 +97,7 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	if (!ctx->pool)
 		goto fail;
 	ctx->n_threads = lm_pool_size(ctx->pool);
+	ctx->n_tasks = ctx->n_threads == 1 ? 1 : 4 * ctx->n_threads;
 
 	nb = (size_t) p.n_batch;
 	ctx->x = alloc_f(nb * c->n_embd, &ok);
@@ -110,7 +111,7 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	ctx->hb2 = alloc_f(nb * c->n_ff, &ok);
 	ctx->rope_cs = alloc_f(nb * c->n_rot, &ok);
 	/* padded to a multiple of 64 so attention can sum in whole lanes */
-	ctx->scores = alloc_f((size_t) ctx->n_threads * (((size_t) p.n_ctx + 63) & ~(size_t) 63), &ok);
+	ctx->scores = alloc_f((size_t) ctx->n_tasks * (((size_t) p.n_ctx + 63) & ~(size_t) 63), &ok);
 	ctx->xq_bytes = nb * max_act_row(m);
 	for (int i = 0; i < 3; i++)
 		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))
@@ -488,7 +489,6 @@ lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight 
 	mm_job		j;
 	xq_job		q = {0};
 	int64_t		n_cols = w[0]->n_cols;
-	int			nth = lm_pool_size(ctx->pool);
 
 	q.x = x;
 	q.n_cols = n_cols;
@@ -525,12 +525,18 @@ lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight 
 	/* quantize the activations, rows split across the pool when there are several */
 	if (q.n_fmt > 0)
 	{
-		if (n <= 1 || nth <= 1)
+		if (n <= 1)
 			xq_worker(&q, 0, 1);
 		else
-			lm_pool_run_n(ctx->pool, xq_worker, &q, n < 4 * nth ? n : 4 * nth);
+			lm_ctx_run(ctx, xq_worker, &q);
 	}
 	/* several tasks per thread, so a busy or late thread delays little */
-	lm_pool_run_n(ctx->pool, mm_worker, &j,
-				  nth == 1 ? 1 : (int) (j.total / 16 < 4 * nth ? (j.total + 15) / 16 : 4 * nth));
+	lm_ctx_run(ctx, mm_worker, &j);
+}
+
+/* Run a job of ctx->n_tasks tasks on the pool. */
+void
+lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg)
+{
+	lm_pool_run_n(ctx->pool, fn, arg, ctx->n_tasks);
 }

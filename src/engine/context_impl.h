@@ -19,6 +19,7 @@ struct lm_context
 	int			n_seq_max;		/* sequence slots */
 	int			n_batch;		/* tokens per step */
 	int			n_threads;		/* pool size */
+	int			n_tasks;		/* tasks of every pool job (lm_ctx_run) */
 	bool		hidden_only;	/* outputs are hidden states only (no classifier) */
 	lm_abort_fn abort_fn;		/* checked between steps, may be NULL */
 	void	   *abort_arg;		/* its argument */
@@ -34,7 +35,7 @@ struct lm_context
 	float	   *hb;				/* (n_batch, n_ff) gate, then silu(gate) * up */
 	float	   *hb2;			/* (n_batch, n_ff) up */
 	float	   *rope_cs;		/* (n_batch, n_rot) cos/sin pairs per token */
-	float	   *scores;			/* (n_threads, n_ctx) attention weights per thread */
+	float	   *scores;			/* (n_tasks, n_ctx rounded up to 64) attention weights per task */
 	void	   *xq[3];			/* quantized activations, one per distinct format */
 	size_t		xq_bytes;		/* size of each xq buffer */
 	int32_t    *seq_next;		/* (n_seq_max) batch validation */
@@ -66,6 +67,15 @@ typedef struct lm_step
  */
 extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
 						  const lm_weight *const *w, float *const *y);
+
+/*
+ * Run fn(arg, i, ctx->n_tasks) for i in 0..n_tasks-1 on the context's pool
+ * and wait.  Every job of a context has the same task count (1 on one
+ * thread, else 4 per thread): lm_pool_run_n can run a stale task when a job
+ * has more tasks than the one before it (see threads.c), which equal counts
+ * rule out.
+ */
+extern void lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg);
 
 /* Run the llama forward pass for one step. */
 extern void lm_llama_forward_step(lm_context *ctx, const lm_step *st);

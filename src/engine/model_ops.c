@@ -1,5 +1,6 @@
 /*
- * model_ops.c — RMSNorm, RoPE and attention shared by the forward passes.
+ * model_ops.c — RMSNorm, RoPE, attention, the output tail (final norm,
+ * classifier, soft-cap) and per-token row jobs shared by the forward passes.
  *
  *   RMSNorm    sum of squares in double, scale = 1/sqrtf(mean + eps) in
  *              float, then (x * scale) * weight (ggml's rms_norm + mul).
@@ -13,6 +14,9 @@
  *              weighted sum run in AVX2/AVX-512 vectors across the value
  *              dimension (model_ops_simd.h), same floats as the scalar code;
  *              (token, head) pairs are split across the pool by cost.
+ *   output     rows that want outputs compacted, final RMSNorm into
+ *              ctx->hidden, classifier into ctx->logits unless the forward
+ *              pass is hidden-only, then tanh(l / cap) * cap if cap > 0.
  */
 #include "model_ops.h"
 
@@ -95,7 +99,7 @@ typedef struct attn_job
 	int			layer;			/* layer index */
 	float		scale;			/* multiplies every score */
 	int			n_swa;			/* sliding window (0 = none) */
-	size_t		scores_stride;	/* floats of scratch per thread */
+	size_t		scores_stride;	/* floats of scratch per task */
 } attn_job;
 
 /* First position a token at pos sees. */
@@ -183,7 +187,7 @@ attn_wsum(float *out, const float *w, const float *v, size_t stride, int n, int 
 	}
 }
 
-/* Attention for this thread's share of (token, head) pairs. */
+/* Attention for this task's share of (token, head) pairs. */
 static void
 attn_worker(void *arg, int ith, int nth)
 {
@@ -241,7 +245,7 @@ lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int 
 {
 	attn_job	j = {ctx, st, layer, scale, n_swa, ((size_t) ctx->n_ctx + 63) & ~(size_t) 63};
 
-	lm_pool_run(ctx->pool, attn_worker, &j);
+	lm_ctx_run(ctx, attn_worker, &j);
 }
 
 /* A row job split into tasks of consecutive tokens. */
@@ -268,17 +272,15 @@ rows_worker(void *arg, int ith, int nth)
 void
 lm_op_for_rows(lm_context *ctx, int n, lm_op_rows_fn fn, void *arg)
 {
-	int			nth = lm_pool_size(ctx->pool);
 	rows_job	j = {fn, arg, n};
 
-	if (n <= 1 || nth <= 1)
+	if (n <= 1 || ctx->n_tasks <= 1)
 	{
 		if (n > 0)
 			fn(arg, 0, n);
 		return;
 	}
-	/* a few tasks per thread, so a descheduled worker delays little */
-	lm_pool_run_n(ctx->pool, rows_worker, &j, n < 4 * nth ? n : 4 * nth);
+	lm_ctx_run(ctx, rows_worker, &j);
 }
 
 /* Final norm, classifier and soft-cap of the step's output tokens. */

@@ -1,9 +1,10 @@
 /*
  * model_ops.h — the small non-matmul operations every forward pass shares:
- * RMSNorm, rotary position embedding and causal (optionally sliding-window)
- * grouped-query attention over the per-sequence KV cache.
+ * RMSNorm, rotary position embedding, causal (optionally sliding-window)
+ * grouped-query attention over the per-sequence KV cache, the output tail
+ * (final norm, classifier, soft-cap) and per-token row jobs on the pool.
  *
- * Arithmetic follows ggml's CPU code (see model_llama.c's header for the
+ * Arithmetic follows ggml's CPU code (see model_ops.c's header for the
  * details), so that all architectures stay on the reference's path and
  * improvements to one of these helpers reach every model at once.
  */
@@ -34,7 +35,8 @@ extern void lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope
  * Attention of one layer for every (token, head) of the step: reads ctx->q and
  * the cache (keys/values of this step already stored), writes ctx->att.
  * Scores are dot(q, k) * scale; a token at position p sees positions
- * max(0, p - n_swa + 1) .. p (n_swa = 0: all of 0 .. p).  Runs on ctx->pool.
+ * max(0, p - n_swa + 1) .. p (n_swa = 0: all of 0 .. p).  Runs on ctx->pool,
+ * (token, head) pairs split by their number of visible positions.
  */
 extern void lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa);
 

@@ -3,7 +3,9 @@
  *
  * Hand-off protocol.  A job is published in one 64-bit atomic word `claim`:
  * the high 32 bits are the job's generation, the low 32 bits the next task
- * to hand out.  To run a job the caller stores fn/arg/n_tasks, clears
+ * to hand out.  To run a job the caller first closes the previous one (its
+ * claim word gets task UINT32_MAX, so no stale claim can succeed), then
+ * stores fn/arg/n_tasks, clears
  * `n_finished`, and stores (gen+1) << 32 into `claim` (release).  Every
  * thread — the caller included — then claims tasks with a compare-and-swap
  * that also checks the generation, so a worker that wakes late can never
@@ -94,7 +96,7 @@ pool_work(lm_pool *pool, uint32_t gen)
 		if (claim_gen(v) != gen)
 			return;
 		task = (uint32_t) v;
-		if ((int) task >= atomic_load_explicit(&pool->n_tasks, memory_order_relaxed))
+		if (task >= (uint32_t) atomic_load_explicit(&pool->n_tasks, memory_order_relaxed))
 			return;
 		if (!atomic_compare_exchange_weak_explicit(&pool->claim, &v, v + 1,
 												   memory_order_acq_rel, memory_order_acquire))
@@ -222,11 +224,19 @@ lm_pool_run_n(lm_pool *pool, lm_pool_fn fn, void *arg, int n_tasks)
 			fn(arg, i, n_tasks);
 		return;
 	}
+	/*
+	 * Close the old job before touching fn/arg/n_tasks: a worker still
+	 * holding a stale claim word (old gen, old n_tasks) would otherwise see
+	 * the new, larger n_tasks, win its compare-and-swap and run a task of
+	 * the new job that the new job never handed out.
+	 */
+	gen = claim_gen(atomic_load_explicit(&pool->claim, memory_order_relaxed));
+	atomic_store(&pool->claim, ((uint64_t) gen << 32) | UINT32_MAX);
+	gen++;
 	pool->fn = fn;
 	pool->arg = arg;
 	atomic_store_explicit(&pool->n_tasks, n_tasks, memory_order_relaxed);
 	atomic_store_explicit(&pool->n_finished, 0, memory_order_relaxed);
-	gen = claim_gen(atomic_load_explicit(&pool->claim, memory_order_relaxed)) + 1;
 	atomic_store(&pool->claim, (uint64_t) gen << 32);
 	if (atomic_load(&pool->n_sleeping) > 0)
 	{
