@@ -13,7 +13,8 @@
  * and R*B independent float chains are in flight.  Every (row, batch-row)
  * result still goes through exactly the float operations of the canonical
  * order, whatever the tile it falls in, so results are the same bits for
- * any n_batch, row range or ISA.  Per type: kernels_x86_q32.h (Q4_0, Q4_1,
+ * any n_batch, row range or ISA.  Weights stream from DRAM through a
+ * linear software prefetch a few KiB ahead (kernels_x86_tile.h).  Per type: kernels_x86_q32.h (Q4_0, Q4_1,
  * Q5_0, Q5_1, Q8_0), kernels_x86_k.h (Q4_K, Q5_K, Q6_K); F32/F16 below.
  */
 #ifndef LM_KERNELS_X86_H

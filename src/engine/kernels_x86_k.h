@@ -98,6 +98,8 @@ tilek45(int five, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int6
 			accm[r][b] = _mm_setzero_ps();
 			summs[r][b] = 0.0f;
 		}
+	x86_pf		pf = x86_prefetch_init(w, (size_t) R * ws, nb);	/* weights of a later tile */
+
 	for (int64_t blk = 0; blk < nb; blk++)
 	{
 		const lm_block_q8_K *X[4];
@@ -122,6 +124,7 @@ tilek45(int five, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int6
 			q8s[b] = _mm_packs_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
 		}
 		xd4 = _mm_loadu_ps(xd);
+		x86_prefetch_slice(&pf, blk);
 		_Pragma("GCC unroll 4")
 		for (int r = 0; r < R; r++)
 		{
@@ -134,9 +137,6 @@ tilek45(int five, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int6
 			mn16[r] = k4_scales(wb + 4, scp[r]);
 			_mm_store_ps(dsc[r], _mm_mul_ps(_mm_set1_ps(h2f(dh)), xd4));
 			_mm_store_ps(dmsc[r], _mm_mul_ps(_mm_set1_ps(h2f(dmh)), _mm_sub_ps(_mm_setzero_ps(), xd4)));
-			_mm_prefetch((const char *) (wb + (size_t) R * ws), _MM_HINT_T0);
-			_mm_prefetch((const char *) (wb + (size_t) R * ws + 64), _MM_HINT_T0);
-			_mm_prefetch((const char *) (wb + (size_t) R * ws + 128), _MM_HINT_T0);
 			_Pragma("GCC unroll 4")
 			for (int b = 0; b < B; b++)
 				sumi[r][b] = _mm256_setzero_si256();
@@ -220,6 +220,8 @@ tileq6k(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int64_t nb,
 		_Pragma("GCC unroll 4")
 		for (int b = 0; b < B; b++)
 			acc[r][b] = _mm256_setzero_ps();
+	x86_pf		pf = x86_prefetch_init(w, (size_t) R * ws, nb);	/* weights of a later tile */
+
 	for (int64_t blk = 0; blk < nb; blk++)
 	{
 		const lm_block_q8_K *X[4];
@@ -235,6 +237,7 @@ tileq6k(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int64_t nb,
 			xd[b] = X[b]->d;
 		}
 		xd4 = _mm_loadu_ps(xd);
+		x86_prefetch_slice(&pf, blk);
 		_Pragma("GCC unroll 4")
 		for (int r = 0; r < R; r++)
 		{
@@ -242,10 +245,6 @@ tileq6k(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int64_t nb,
 			__m256i		sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) Bw->scales));
 
 			_mm_store_ps(dsc[r], _mm_mul_ps(_mm_set1_ps(h2f(Bw->d)), xd4));
-			_mm_prefetch((const char *) (Bw) + (size_t) R * ws, _MM_HINT_T0);
-			_mm_prefetch((const char *) (Bw) + (size_t) R * ws + 64, _MM_HINT_T0);
-			_mm_prefetch((const char *) (Bw) + (size_t) R * ws + 128, _MM_HINT_T0);
-			_mm_prefetch((const char *) (Bw) + (size_t) R * ws + 192, _MM_HINT_T0);
 			/* the -32 offset: lane k loses 32 * (bsums[2k]*sc[2k] + bsums[2k+1]*sc[2k+1]) */
 			_Pragma("GCC unroll 4")
 			for (int b = 0; b < B; b++)
@@ -316,7 +315,11 @@ rows_k(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64_t 
 		else \
 			tilek45(t == LM_TYPE_Q5_K, w, ws, x, xs, n_cols / 256, out, R_, B_); \
 	} while (0)
-	X86_ROWS_LOOP(QK_R, QK_B, TILEK);
+	/* one activation row: more rows in flight (Q6_K's decode needs the registers, so not for it) */
+	if (n_batch == 1 && t != LM_TYPE_Q6_K)
+		X86_ROWS_LOOP(QK_R1, 1, TILEK);
+	else
+		X86_ROWS_LOOP(QK_R, QK_B, TILEK);
 #undef TILEK
 }
 

@@ -45,6 +45,21 @@ q32_block_bytes(lm_type t)
 	}
 }
 
+/* 32 nibbles of a Q5 block with 0x10 added where the matching bit of the 32-bit word at qh is set. */
+X86_INLINE __m256i
+q5_decode(const uint8_t *qs, const uint8_t *qh)
+{
+#if LM_X86_VNNI
+	uint32_t	h;
+
+	/* AVX-512: the bits as a byte mask, one masked add (nibbles < 16, so add = or) */
+	memcpy(&h, qh, 4);
+	return _mm256_mask_add_epi8(nibbles32(qs), (__mmask32) h, nibbles32(qs), _mm256_set1_epi8(0x10));
+#else
+	return _mm256_or_si256(nibbles32(qs), bits32_to_0x10(qh));
+#endif
+}
+
 /* Decode weight block blk of a row into 32 bytes (unsigned q, or signed Q8_0 values). */
 X86_INLINE __m256i
 q32_decode(lm_type t, const uint8_t *row, int64_t blk)
@@ -57,7 +72,7 @@ q32_decode(lm_type t, const uint8_t *row, int64_t blk)
 			{
 				const lm_block_q5_0 *B = (const lm_block_q5_0 *) row + blk;
 
-				return _mm256_or_si256(nibbles32(B->qs), bits32_to_0x10(B->qh));
+				return q5_decode(B->qs, B->qh);
 			}
 		case LM_TYPE_Q8_0:
 			return _mm256_loadu_si256((const __m256i *) ((const lm_block_q8_0 *) row + blk)->qs);
@@ -67,7 +82,7 @@ q32_decode(lm_type t, const uint8_t *row, int64_t blk)
 			{
 				const lm_block_q5_1 *B = (const lm_block_q5_1 *) row + blk;
 
-				return _mm256_or_si256(nibbles32(B->qs), bits32_to_0x10(B->qh));
+				return q5_decode(B->qs, B->qh);
 			}
 	}
 }
@@ -115,7 +130,7 @@ h4(uint16_t a, uint16_t b, uint16_t c, uint16_t d)
 /* Keep the compiler from replacing reads of *p by register shuffles (they are cheaper as broadcast loads). */
 #define X86_IN_MEMORY(p) __asm__ volatile("" : "+m"(*(p)))
 
-/* Scale products fp32(d_w[r]) * fp32(d_x[b]) of block blk into sc[r][b], the weight mins into mw[r], the activation sums into *sx4. */
+/* Scale products fp32(d_w[r]) * fp32(d_x[b]) of block blk into sc[r][b] (sc[0][r] when B = 1), the weight mins into mw[r], the activation sums into *sx4. */
 X86_INLINE void
 tile32_scales(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int64_t blk,
 			  float sc[4][4], float mw[4], __m128 *sx4, const int R, const int B)
@@ -152,6 +167,12 @@ tile32_scales(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t x
 		*sx4 = h4(sxh[0], sxh[1], sxh[2], sxh[3]);
 		_mm_store_ps(mw, h4(mwh[0], mwh[1], mwh[2], mwh[3]));
 	}
+	if (B == 1)
+	{
+		/* one activation row: the R products in one multiply, sc[0][r] = d_w[r] * d_x */
+		_mm_store_ps(sc[0], _mm_mul_ps(dw4, _mm_shuffle_ps(dx4, dx4, 0x00)));
+		return;
+	}
 	_mm_store_ps(sc[0], _mm_mul_ps(_mm_shuffle_ps(dw4, dw4, 0x00), dx4));
 	if (R > 1)
 	{
@@ -170,12 +191,12 @@ tile32(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int6
 	const int	act_off = (t == LM_TYPE_Q4_0 ? 8 : t == LM_TYPE_Q5_0 ? 16 : 0);
 	const int	w_off = (LM_X86_VNNI && t == LM_TYPE_Q8_0);
 	const size_t xbs = is1 ? sizeof(lm_block_q8_1) : sizeof(lm_block_q8_0);
-	const size_t wbs = q32_block_bytes(t);
 	__m256		acc[4][4];
 	__m128		summ[4];		/* _1 types: lane b = min term of (r, b) */
 	float		scb[2][4][4] __attribute__((aligned(64)));	/* scale products, double-buffered by block */
 	float		mwb[2][4] __attribute__((aligned(16)));	/* weight mins, likewise */
 	__m128		sx4b[2] = {_mm_setzero_ps(), _mm_setzero_ps()};	/* activation sums, likewise */
+	x86_pf		pf = x86_prefetch_init(w, (size_t) R * ws, nb);	/* weights of a later tile */
 
 	_Pragma("GCC unroll 4")
 	for (int r = 0; r < R; r++)
@@ -227,10 +248,7 @@ tile32(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int6
 												dot_us_acc(_mm256_setzero_si256(), _mm256_set1_epi8(act_off), y[b]));
 			}
 		}
-		_Pragma("GCC unroll 4")
-		for (int r = 0; r < R; r++)
-			/* the same block of the next row tile: rows are read R streams at a time */
-			_mm_prefetch((const char *) (w + (size_t) (r + R) * ws + (size_t) blk * wbs), _MM_HINT_T0);
+		x86_prefetch_slice(&pf, blk);
 		_Pragma("GCC unroll 4")
 		for (int r = 0; r < R; r++)
 		{
@@ -254,7 +272,7 @@ tile32(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int6
 					lanes = dot_us_acc(_mm256_setzero_si256(), q, y[b]);
 				else
 					lanes = dot_ss(q, y[b]);
-				acc[r][b] = _mm256_fmadd_ps(_mm256_set1_ps(sc[r][b]), _mm256_cvtepi32_ps(lanes), acc[r][b]);
+				acc[r][b] = _mm256_fmadd_ps(_mm256_set1_ps(B == 1 ? sc[0][r] : sc[r][b]), _mm256_cvtepi32_ps(lanes), acc[r][b]);
 			}
 		}
 	}

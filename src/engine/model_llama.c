@@ -7,7 +7,7 @@
  * all n rows, rows split across threads); RMSNorm, RoPE, attention (scores
  * scaled by 1/sqrt(head_dim)) and the output tail are model_ops.c's, whose
  * header describes their ggml-matching arithmetic.  SwiGLU is
- * silu(g) * u with silu(g) = g / (1 + expf(-g)).
+ * silu(g) * u with silu(g) = g / (1 + exp(-g)), exp computed as ggml does.
  *
  * The per-token work between the matrix products (norms, residual adds,
  * RoPE, SwiGLU) runs in row stages on the pool (lm_op_for_rows); each token's
@@ -99,7 +99,10 @@ stage_swiglu(void *arg, int t0, int t1)
 	{
 		float		g = r->ctx->hb[i];
 
-		r->ctx->hb[i] = (g / (1.0f + expf(-g))) * r->ctx->hb2[i];
+		/* ggml's exp for the first n_ff rounded down to 16, libm's for the rest */
+		float		e = (i % F) < (F & ~(size_t) 15) ? lm_op_expf(-g) : expf(-g);
+
+		r->ctx->hb[i] = (g / (1.0f + e)) * r->ctx->hb2[i];
 	}
 }
 

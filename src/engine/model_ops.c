@@ -7,12 +7,26 @@
  *   RoPE       theta_i built by repeated float multiplication from pos, as
  *              ggml's rope cache does; cosf/sinf.  NORM pairs (2i, 2i+1),
  *              NEOX pairs (i, i + n_rot/2).
- *   attention  scores = dot(q, k) (canonical F32 dot) * scale, softmax with
- *              max subtraction, sum in double, each weight times
- *              (float)(1/sum); output = sum_j p_j v_j in position order,
- *              each product and sum rounded (no fma).  The scaling and the
- *              weighted sum run in AVX2/AVX-512 vectors across the value
- *              dimension (model_ops_simd.h), same floats as the scalar code;
+ *   attention  what ggml's non-flash CPU attention computes with an F32
+ *              KV cache on AVX-512 (llama.cpp 3f545bec), bit for bit:
+ *              scores = F32 dot(q, k) (ggml_vec_dot_f32's 4x16 lanes) *
+ *              scale; max; e = ggml_v_expf(s - max) (lm_op_expf: its fma
+ *              range reduction and polynomial, portable); the sum over
+ *              16-position blocks aligned to position 0 (ggml's KV view
+ *              holds a multiple of 256 cells, masked ones exp to 0), each
+ *              block a float tree sum, blocks added in double; weights
+ *              times (float)(1/sum); output[d] = the F32 dot of the
+ *              weights with V's column d (V cached transposed in ggml) as
+ *              lanes over positions aligned to 0, an fma chain per lane,
+ *              then a tree (lm_op_wsum_lanes).  llama.cpp's lane count
+ *              depends on its batch: 64 (ggml_vec_dot_f32) for one token,
+ *              16 (tinyBLAS sgemm) for several.  lmgen uses 64 for every
+ *              token by default, so results never depend on batching;
+ *              lm_op_set_prefill_order(true) gives tokens whose sequence
+ *              has several tokens in the forward call the 16-lane order
+ *              (exact agreement on long prompts; see attn_value_lanes).
+ *              Exponentials and value sums run in AVX2/AVX-512 vectors
+ *              (model_ops_simd.h), same floats as the scalar code;
  *              (token, head) pairs are split across the pool by cost.
  *   output     rows that want outputs compacted, final RMSNorm into
  *              ctx->hidden, classifier into ctx->logits unless the forward
@@ -21,6 +35,7 @@
 #include "model_ops.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -163,28 +178,155 @@ attn_scale(float *x, float a, int n)
 			x[i] *= a;
 }
 
-/* out = sum_j w[j] v_j over n value rows stride floats apart, in order (same floats on every path). */
+/* 2^e for e in [-126, 127]. */
+static inline float
+pow2f(int e)
+{
+	uint32_t	bits = (uint32_t) (e + 127) << 23;
+	float		f;
+
+	memcpy(&f, &bits, sizeof f);
+	return f;
+}
+
+/* ggml's vectorised exp (see the header): fma range reduction, degree-5 polynomial, scale by 2^n. */
+float
+lm_op_expf(float x)
+{
+	const float r = 0x1.8p23f;
+	float		z = fmaf(x, 0x1.715476p+0f, r),
+				n = z - r,
+				b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x)),
+				u = b * b,
+				j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+							  fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+						 u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+	int			ni,
+				e1;
+
+	if (fabsf(n) > 192.0f)
+		return n <= 0.0f ? 0.0f : INFINITY;
+	if (isnan(n))
+		return j;
+	ni = (int) n;
+	e1 = ni >= 0 ? ni / 2 : -((1 - ni) / 2);	/* floor(ni / 2) */
+	/* j * 2^n with one rounding: the first product is exact */
+	return (j * pow2f(e1)) * pow2f(ni - e1);
+}
+
+/* x[i] = lm_op_expf(x[i] - max), vectorised where the CPU allows. */
 static void
-attn_wsum(float *out, const float *w, const float *v, size_t stride, int n, int hdv)
+attn_exp_sub(float *x, float max, int n)
 {
 	lm_isa		isa = lm_kernels_isa();
 
 	if (isa == LM_ISA_AVX512)
-		lm_op_wsum_avx512(out, w, v, stride, n, hdv);
+		lm_op_exp_sub_avx512(x, max, n);
 	else if (isa == LM_ISA_AVX2)
-		lm_op_wsum_avx2(out, w, v, stride, n, hdv);
+		lm_op_exp_sub_avx2(x, max, n);
 	else
-	{
-		memset(out, 0, sizeof(float) * hdv);
-		for (int p = 0; p < n; p++)
-		{
-			const float *vp = v + (size_t) p * stride;
-			float		a = w[p];
+		for (int i = 0; i < n; i++)
+			x[i] = lm_op_expf(x[i] - max);
+}
 
-			for (int d = 0; d < hdv; d++)
-				out[d] += a * vp[d];
+/* Sum of 16 lanes in the order of GCC's _mm512_reduce_add_ps. */
+static inline float
+lanes_reduce16(const float a[16])
+{
+	float		t[8],
+				q[4];
+
+	for (int l = 0; l < 8; l++)
+		t[l] = a[8 + l] + a[l];
+	for (int l = 0; l < 4; l++)
+		q[l] = t[4 + l] + t[l];
+	return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+/*
+ * Softmax denominator of the n weights of positions p0 .. p0+n-1: blocks of
+ * 16 positions aligned to position 0 (absent positions count 0), each summed
+ * as lanes_reduce16 in float, the block sums added in double in order.
+ */
+double
+lm_op_softmax_sum(const float *e, int p0, int n)
+{
+	double		sum = 0.0;
+
+	for (int b0 = p0 & ~15; b0 < p0 + n; b0 += 16)
+	{
+		float		blk[16];
+
+		for (int l = 0; l < 16; l++)
+		{
+			int			i = b0 + l - p0;
+
+			blk[l] = (i >= 0 && i < n) ? e[i] : 0.0f;
 		}
+		sum += (double) lanes_reduce16(blk);
 	}
+	return sum;
+}
+
+/*
+ * out = sum_i w[i] v_i over n value rows stride floats apart (position p0 + i),
+ * accumulated in nl lanes (see model_ops_simd.h; same floats on every path).
+ */
+void
+lm_op_wsum_lanes(float *out, const float *w, const float *v, size_t stride, int p0, int n,
+				 int hdv, int nl)
+{
+	lm_isa		isa = lm_kernels_isa();
+
+	if (isa == LM_ISA_AVX512)
+		lm_op_wsum_lanes_avx512(out, w, v, stride, p0, n, hdv, nl);
+	else if (isa == LM_ISA_AVX2)
+		lm_op_wsum_lanes_avx2(out, w, v, stride, p0, n, hdv, nl);
+	else
+		for (int d = 0; d < hdv; d++)
+		{
+			float		acc[64] = {0};
+
+			for (int i = 0; i < n; i++)
+				acc[(p0 + i) % nl] = fmaf(w[i], v[(size_t) i * stride + d], acc[(p0 + i) % nl]);
+			if (nl == 64)
+				for (int l = 0; l < 16; l++)
+					acc[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
+			out[d] = lanes_reduce16(acc);
+		}
+}
+
+/* Process-wide: prefill tokens use ggml's 16-lane (tinyBLAS) value order (on by default). */
+static bool prefill_order_16 = true;
+
+/* Choose the value-sum order of tokens whose sequence has several tokens in one forward call. */
+void
+lm_op_set_prefill_order(bool llama_prefill)
+{
+	prefill_order_16 = llama_prefill;
+}
+
+/*
+ * Lanes of the weighted sum for batch token bi: 64 (ggml's F32 dot, what
+ * llama.cpp uses for one-token decoding), or 16 (its tinyBLAS sgemm, what a
+ * multi-token llama.cpp batch uses) when lm_op_set_prefill_order is on and
+ * bi's sequence has another token in this forward call.  Other sequences in
+ * the batch, the internal steps and the thread count never matter.
+ */
+static int
+attn_value_lanes(const lm_batch *b, int bi)
+{
+	int			seq = b->seq_id[bi];
+
+	if (!prefill_order_16)
+		return 64;
+	if ((bi > 0 && b->seq_id[bi - 1] == seq) ||
+		(bi + 1 < b->n_tokens && b->seq_id[bi + 1] == seq))
+		return 16;
+	for (int i = 0; i < b->n_tokens; i++)
+		if (i != bi && b->seq_id[i] == seq)
+			return 16;
+	return 64;
 }
 
 /* Attention for this task's share of (token, head) pairs. */
@@ -217,7 +359,7 @@ attn_worker(void *arg, int ith, int nth)
 		const float *k0 = lm_kv_k(kv, seq, j->layer, p0) + (size_t) g * hdk;
 		float	   *out = ctx->att + (size_t) t * H * hdv + (size_t) h * hdv;
 		float		max = -INFINITY;
-		double		sum = 0.0;
+		int			nl = attn_value_lanes(j->st->batch, bi);
 
 		/* scores over the visible positions p0..pos (sc[i] is position p0 + i) */
 		for (int i = 0; i < np; i++)
@@ -228,14 +370,12 @@ attn_worker(void *arg, int ith, int nth)
 			if (s > max)
 				max = s;
 		}
-		/* softmax (exponentials first, so the sum's chain stays in a register) */
-		for (int i = 0; i < np; i++)
-			sc[i] = expf(sc[i] - max);
-		for (int i = 0; i < np; i++)
-			sum += (double) sc[i];
-		attn_scale(sc, (float) (1.0 / sum), np);
+		/* softmax */
+		attn_exp_sub(sc, max, np);
+		attn_scale(sc, (float) (1.0 / lm_op_softmax_sum(sc, p0, np)), np);
 		/* weighted sum of the values */
-		attn_wsum(out, sc, lm_kv_v(kv, seq, j->layer, p0) + (size_t) g * hdv, kv->v_dim, np, hdv);
+		lm_op_wsum_lanes(out, sc, lm_kv_v(kv, seq, j->layer, p0) + (size_t) g * hdv, kv->v_dim,
+						 p0, np, hdv, nl);
 	}
 }
 

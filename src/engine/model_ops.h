@@ -11,6 +11,8 @@
 #ifndef LM_MODEL_OPS_H
 #define LM_MODEL_OPS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "context_impl.h"
@@ -39,6 +41,42 @@ extern void lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope
  * (token, head) pairs split by their number of visible positions.
  */
 extern void lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa);
+
+/*
+ * ggml's AVX-512 exponential (ggml_v_expf) in portable C, bit for bit: the
+ * same fma range reduction, polynomial and scaling; 0 below about -133
+ * (|n| > 192 after reduction), +inf above.
+ */
+extern float lm_op_expf(float x);
+
+/*
+ * Softmax denominator of the weights e[0..n) of positions p0 .. p0+n-1:
+ * 16-position blocks aligned to position 0 summed in float (tree order of
+ * a 16-lane reduction), block sums added in double, as ggml's soft_max does
+ * over a KV row whose masked cells are 0.
+ */
+extern double lm_op_softmax_sum(const float *e, int p0, int n);
+
+/*
+ * out[d] = sum_i w[i] * v[i*stride + d] for d < hdv, i being position
+ * p0 + i, accumulated as ggml's F32 dot over a transposed V row: lane
+ * (p0 + i) % nl holds an fma chain, then the lanes are combined (nl = 64:
+ * four 16-lane groups as ((0+2)+(1+3)), then 16 lanes as a tree; nl = 16:
+ * the tree only).  Same floats on every instruction set.
+ */
+extern void lm_op_wsum_lanes(float *out, const float *w, const float *v, size_t stride,
+							 int p0, int n, int hdv, int nl);
+
+/*
+ * Process-wide choice of the value-sum order for tokens whose sequence has
+ * more than one token in a forward call (prompt prefill): false (default) =
+ * the 64-lane order of every other token, so outputs never depend on how a
+ * sequence's tokens are split into forward calls; true = llama.cpp's
+ * 16-lane batch order, which matches llama.cpp bit for bit on prompts
+ * longer than 16 tokens but makes a prompt fed one token per call differ
+ * from the same prompt fed whole.  Never depends on other sequences or threads.
+ */
+extern void lm_op_set_prefill_order(bool llama_prefill);
 
 /* A per-token operation over the step's tokens [t0, t1). */
 typedef void (*lm_op_rows_fn) (void *arg, int t0, int t1);

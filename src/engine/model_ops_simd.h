@@ -1,71 +1,175 @@
 /*
  * model_ops_simd.h — the vector bodies of model_ops.c's attention helpers,
  * compiled once per instruction set by model_ops_avx2.c (8 lanes) and
- * model_ops_avx512.c (16 lanes), which define OPS_VW and OPS_SUFFIX before
- * including it.  Every element is computed with the same operations in the
- * same order as the scalar code in model_ops.c (a product rounded, then a
- * sum rounded; positions in order), so all paths give identical floats.
+ * model_ops_avx512.c (16 lanes), which define OPS_VW, OPS_SUFFIX and
+ * OPS_FMA (a fused multiply-add on ops_vf) before including it.  Every
+ * element is computed with the same operations in the same order as the
+ * scalar code in model_ops.c (fmaf where these use OPS_FMA), so all paths
+ * give identical floats.
  */
 #ifndef LM_MODEL_OPS_SIMD_H
 #define LM_MODEL_OPS_SIMD_H
 
 #include <stddef.h>
 
-/* out[d] = sum_j w[j] * v[j*stride + d] for d < hdv, j = 0..n-1 in order. */
-extern void lm_op_wsum_avx2(float *out, const float *w, const float *v, size_t stride, int n, int hdv);
-extern void lm_op_wsum_avx512(float *out, const float *w, const float *v, size_t stride, int n, int hdv);
+/*
+ * out[d] = the lane sum of w[i] * v[i*stride + d] over i < n, i being
+ * position p0 + i: lane (p0 + i) % nl (nl = 16 or 64) accumulates its
+ * positions in order with fma, then the lanes are combined (model_ops.c's
+ * attn_lanes_reduce).  hdv <= LM_OP_WSUM_MAX_HDV.
+ */
+extern void lm_op_wsum_lanes_avx2(float *out, const float *w, const float *v, size_t stride,
+								  int p0, int n, int hdv, int nl);
+extern void lm_op_wsum_lanes_avx512(float *out, const float *w, const float *v, size_t stride,
+									int p0, int n, int hdv, int nl);
+
+/* x[i] = lm_op_expf(x[i] - max) for i < n. */
+extern void lm_op_exp_sub_avx2(float *x, float max, int n);
+extern void lm_op_exp_sub_avx512(float *x, float max, int n);
 
 /* x[i] *= a for i < n. */
 extern void lm_op_scale_avx2(float *x, float a, int n);
 extern void lm_op_scale_avx512(float *x, float a, int n);
 
+/* Columns of the value dimension the lane accumulators hold at once. */
+#define LM_OP_WSUM_COLS 32
+
 #endif							/* LM_MODEL_OPS_SIMD_H */
 
 #ifdef OPS_VW
 
+#include <stdint.h>
+#include <string.h>
+
 #define OPS_CAT2(a, b) a##b
 #define OPS_CAT(a, b) OPS_CAT2(a, b)
 
-/* OPS_VW floats; aligned(4) allows unaligned loads and stores through it. */
+/* OPS_VW floats / ints; aligned(4) allows unaligned loads and stores through them. */
 typedef float ops_vf __attribute__((vector_size(OPS_VW * 4), aligned(4)));
+typedef int32_t ops_vi __attribute__((vector_size(OPS_VW * 4), aligned(4)));
+typedef uint32_t ops_vu __attribute__((vector_size(OPS_VW * 4), aligned(4)));
 
-/* Columns d .. d + NV*OPS_VW - 1 of the weighted sum, held in NV registers over all positions. */
-#define OPS_WSUM_CHUNK(NV) \
-	for (; d + (NV) * OPS_VW <= hdv; d += (NV) * OPS_VW) \
-	{ \
-		ops_vf		acc[NV]; \
-		_Pragma("GCC unroll 16") \
-		for (int r = 0; r < (NV); r++) \
-			acc[r] = (ops_vf) {0}; \
-		for (int j = 0; j < n; j++) \
-		{ \
-			const float *vp = v + (size_t) j * stride + d; \
-			ops_vf		a = (ops_vf) {0} + w[j]; \
-			_Pragma("GCC unroll 16") \
-			for (int r = 0; r < (NV); r++) \
-				acc[r] = acc[r] + a * *(const ops_vf *) (vp + r * OPS_VW); \
-		} \
-		_Pragma("GCC unroll 16") \
-		for (int r = 0; r < (NV); r++) \
-			*(ops_vf *) (out + d + r * OPS_VW) = acc[r]; \
-	}
-
-/* Weighted sum of n value rows, position order, product then sum per element. */
-void
-OPS_CAT(lm_op_wsum_, OPS_SUFFIX) (float *out, const float *w, const float *v, size_t stride, int n, int hdv)
+/* 2^e for integer lanes e in [-126, 127] (exact powers of two). */
+static inline ops_vf
+ops_pow2(ops_vi e)
 {
-	int			d = 0;
+	return (ops_vf) (((ops_vu) e + 127u) << 23);
+}
 
-	OPS_WSUM_CHUNK(OPS_NV_MAX);
-	OPS_WSUM_CHUNK(4);
-	OPS_WSUM_CHUNK(1);
-	for (; d < hdv; d++)
+/* The exponential of model_ops.c's lm_op_expf, OPS_VW lanes at a time. */
+static inline ops_vf
+ops_exp(ops_vf x)
+{
+	const ops_vf r = (ops_vf) {0} + 0x1.8p23f;
+	ops_vf		z = OPS_FMA(x, (ops_vf) {0} + 0x1.715476p+0f, r),
+				n = z - r,
+				b = OPS_FMA(-n, (ops_vf) {0} + 0x1.7f7d1cp-20f,
+							OPS_FMA(-n, (ops_vf) {0} + 0x1.62e4p-1f, x)),
+				u = b * b,
+				j = OPS_FMA(OPS_FMA(OPS_FMA((ops_vf) {0} + 0x1.0e4020p-7f, b, (ops_vf) {0} + 0x1.573e2ep-5f),
+									u,
+									OPS_FMA((ops_vf) {0} + 0x1.555e66p-3f, b, (ops_vf) {0} + 0x1.fffdb6p-2f)),
+							u,
+							OPS_FMA((ops_vf) {0} + 0x1.ffffecp-1f, b, (ops_vf) {0} + 1.0f)),
+				res,
+				alt;
+	ops_vi		ni = __builtin_convertvector(n, ops_vi),
+				e1 = ni >> 1,
+				big = (ops_vf) ((ops_vu) n & 0x7fffffffu) > 192.0f,
+				le0 = n <= 0.0f;
+
+	/* j * 2^n with one rounding: the first product is exact */
+	res = (j * ops_pow2(e1)) * ops_pow2(ni - e1);
+	alt = (ops_vf) (~le0 & 0x7f800000);
+	return (ops_vf) (((ops_vi) res & ~big) | ((ops_vi) alt & big));
+}
+
+/* x[i] = exp(x[i] - max), the tail through a zero-padded vector. */
+void
+OPS_CAT(lm_op_exp_sub_, OPS_SUFFIX) (float *x, float max, int n)
+{
+	ops_vf		vm = (ops_vf) {0} + max;
+	int			i = 0;
+
+	for (; i + OPS_VW <= n; i += OPS_VW)
+		*(ops_vf *) (x + i) = ops_exp(*(const ops_vf *) (x + i) - vm);
+	if (i < n)
 	{
-		float		s = 0.0f;
+		float		buf[OPS_VW] = {0};
+		ops_vf		t;
 
-		for (int j = 0; j < n; j++)
-			s += w[j] * v[(size_t) j * stride + d];
-		out[d] = s;
+		memcpy(buf, x + i, sizeof(float) * (n - i));
+		t = ops_exp(*(const ops_vf *) buf - vm);
+		memcpy(buf, &t, sizeof t);
+		memcpy(x + i, buf, sizeof(float) * (n - i));
+	}
+}
+
+/*
+ * Lane accumulators acc[l][c] for columns d .. d + LM_OP_WSUM_COLS - 1:
+ * position p adds w * v into lane p % nl with one fma per element.
+ */
+void
+OPS_CAT(lm_op_wsum_lanes_, OPS_SUFFIX) (float *out, const float *w, const float *v, size_t stride,
+										int p0, int n, int hdv, int nl)
+{
+	for (int d = 0; d < hdv; d += LM_OP_WSUM_COLS)
+	{
+		float		acc[64][LM_OP_WSUM_COLS];
+		int			nc = hdv - d < LM_OP_WSUM_COLS ? hdv - d : LM_OP_WSUM_COLS;
+
+		memset(acc, 0, sizeof acc);
+		if (nc == LM_OP_WSUM_COLS)
+		{
+			for (int i = 0; i < n; i++)
+			{
+				const float *vp = v + (size_t) i * stride + d;
+				float	   *a = acc[(p0 + i) % nl];
+				ops_vf		wv = (ops_vf) {0} + w[i];
+
+				_Pragma("GCC unroll 8")
+				for (int c = 0; c < LM_OP_WSUM_COLS; c += OPS_VW)
+					*(ops_vf *) (a + c) = OPS_FMA(wv, *(const ops_vf *) (vp + c), *(const ops_vf *) (a + c));
+			}
+		}
+		else
+		{
+			for (int i = 0; i < n; i++)
+			{
+				const float *vp = v + (size_t) i * stride + d;
+				float	   *a = acc[(p0 + i) % nl];
+
+				for (int c = 0; c < nc; c++)
+					a[c] = __builtin_fmaf(w[i], vp[c], a[c]);
+			}
+		}
+		/* combine the lanes: 64 -> 16 as ((0 + 2) + (1 + 3)) by groups of 16, then 16 -> 1 */
+		if (nl == 64)
+			for (int l = 0; l < 16; l++)
+				for (int c = 0; c < LM_OP_WSUM_COLS; c += OPS_VW)
+				{
+					ops_vf		a0 = *(ops_vf *) (acc[l] + c) + *(ops_vf *) (acc[32 + l] + c),
+								a1 = *(ops_vf *) (acc[16 + l] + c) + *(ops_vf *) (acc[48 + l] + c);
+
+					*(ops_vf *) (acc[l] + c) = a0 + a1;
+				}
+		for (int c = 0; c < LM_OP_WSUM_COLS; c += OPS_VW)
+		{
+			ops_vf		t[8],
+						q[4],
+						s;
+
+			for (int l = 0; l < 8; l++)
+				t[l] = *(ops_vf *) (acc[8 + l] + c) + *(ops_vf *) (acc[l] + c);
+			for (int l = 0; l < 4; l++)
+				q[l] = t[4 + l] + t[l];
+			s = (q[0] + q[2]) + (q[1] + q[3]);
+			if (c + OPS_VW <= nc)
+				*(ops_vf *) (out + d + c) = s;
+			else
+				for (int k = 0; c + k < nc; k++)
+					out[d + c + k] = s[k];
+		}
 	}
 }
 

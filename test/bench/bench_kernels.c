@@ -11,12 +11,14 @@
  *   gcc -std=gnu11 -O2 -Isrc/engine -o /tmp/bench_kernels test/bench/bench_kernels.c \
  *       src/engine/quant.o src/engine/kernels.o src/engine/kernels_avx2.o \
  *       src/engine/kernels_avx512.o src/engine/tensor_types.o -lpthread -lm
- *   /tmp/bench_kernels [rows] [cols] [isa] [seconds]
+ *   /tmp/bench_kernels [rows] [cols] [isa] [seconds] [types] [batches]
  *
  * rows x cols defaults to 4096 x 4096; isa is scalar|avx2|avx512|all
  * (default: the best one, scalar is slow); seconds per measurement
  * (default 0.5, thread CPU time).  A small matrix (e.g. 64 64) shows the
- * per-call overhead.
+ * per-call overhead.  types is a comma list of type names (default: all),
+ * batches a comma list of n_batch values (default 1,8,32), e.g.
+ * "/tmp/bench_kernels 262144 640 best 1 q8_0 1" for a tall decode matrix.
  */
 #include "kernels.h"
 #include "quant.h"
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_BATCH 32
@@ -38,6 +41,27 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* True when name is in the comma list (case-insensitive), or the list is NULL. */
+static int
+type_listed(const char *list, const char *name)
+{
+	size_t		n = strlen(name);
+
+	if (list == NULL)
+		return 1;
+	for (const char *p = list; *p != '\0';)
+	{
+		size_t		len = strcspn(p, ",");
+
+		if (len == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
 /* Benchmark every type on the chosen ISAs, n_batch 1, 8 and 32. */
 int
 main(int argc, char **argv)
@@ -48,7 +72,9 @@ main(int argc, char **argv)
 	double		secs = argc > 4 ? atof(argv[4]) : 0.5;
 	static const lm_type types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q8_0, LM_TYPE_Q4_K,
 	LM_TYPE_Q5_K, LM_TYPE_Q6_K, LM_TYPE_F16, LM_TYPE_F32};
-	static const int batches[] = {1, 8, 32};
+	const char *types_arg = argc > 5 ? argv[5] : NULL;
+	int			batches[8] = {1, 8, 32};
+	int			n_batches = 3;
 	float	   *x = malloc(sizeof(float) * cols * MAX_BATCH);
 	float	   *y = malloc(sizeof(float) * rows * MAX_BATCH);
 	lm_isa		best = lm_kernels_init();
@@ -63,6 +89,22 @@ main(int argc, char **argv)
 			if (strcmp(isa_arg, lm_isa_name((lm_isa) i)) == 0)
 				isa_lo = isa_hi = i;
 	}
+	if (argc > 6)
+	{
+		char	   *p = argv[6];
+
+		for (n_batches = 0; n_batches < 8 && *p != '\0';)
+		{
+			int			v = (int) strtol(p, &p, 10);
+
+			if (v >= 1 && v <= MAX_BATCH)
+				batches[n_batches++] = v;
+			if (*p == ',')
+				p++;
+			else
+				break;
+		}
+	}
 	for (int64_t i = 0; i < cols * MAX_BATCH; i++)
 		x[i] = (float) ((i * 2654435761u) % 1000) / 500.0f - 1.0f;
 	printf("%lld x %lld, single thread\n", (long long) rows, (long long) cols);
@@ -75,7 +117,7 @@ main(int argc, char **argv)
 		uint8_t    *W,
 				   *X;
 
-		if (cols % tr->block_size != 0)
+		if (cols % tr->block_size != 0 || !type_listed(types_arg, tr->name))
 			continue;
 		wrow = (size_t) (cols / tr->block_size) * tr->type_size;
 		xrow = lm_act_row_size(t, cols);
@@ -91,7 +133,7 @@ main(int argc, char **argv)
 		for (int isa = isa_hi; isa >= isa_lo; isa--)
 		{
 			lm_kernels_force_isa((lm_isa) isa);
-			for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++)
+			for (int bi = 0; bi < n_batches; bi++)
 			{
 				int			nb = batches[bi];
 				int			reps = 0;

@@ -284,6 +284,59 @@ check_tiles(lm_type t, int64_t n)
 	free(xf);
 }
 
+#define TALL_ROWS 67
+
+/* A taller matrix at n_batch 1 and 2 (many row tiles, prefetch running past the range, remainder rows) gives the scalar bits on every ISA. */
+static void
+check_tall(lm_type t, int64_t n)
+{
+	const lm_type_traits *tr = lm_type_traits_get(t);
+	size_t		wrow = (size_t) (n / tr->block_size) * tr->type_size;
+	size_t		xrow = lm_act_row_size(t, n);
+	uint8_t    *W = malloc(wrow * TALL_ROWS);
+	uint8_t    *X = malloc(xrow * 2);
+	float	   *xf = malloc(sizeof(float) * n);
+	float		ref[2][TALL_ROWS],
+				Y[2 * TALL_ROWS];
+	int			ok = 1;
+	lm_isa		best = lm_kernels_best_isa();
+	static const int cases[][3] = {{0, TALL_ROWS, 1}, {3, TALL_ROWS - 2, 1}, {1, TALL_ROWS, 2}};
+
+	for (int r = 0; r < TALL_ROWS; r++)
+		fill_row(t, W + r * wrow, n);
+	for (int b = 0; b < 2; b++)
+	{
+		fill_act(xf, n);
+		lm_act_quantize_row(t, xf, X + b * xrow, n);
+	}
+	lm_kernels_force_isa(LM_ISA_SCALAR);
+	for (int b = 0; b < 2; b++)
+		lm_matmul_rows(t, W, wrow, n, 0, TALL_ROWS, X + b * xrow, xrow, 1, ref[b], TALL_ROWS);
+	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+	{
+		lm_kernels_force_isa((lm_isa) isa);
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+		{
+			int			r0 = cases[c][0],
+						r1 = cases[c][1],
+						nb = cases[c][2];
+
+			memset(Y, 0, sizeof(Y));
+			lm_matmul_rows(t, W, wrow, n, r0, r1, X, xrow, nb, Y, TALL_ROWS);
+			for (int b = 0; b < nb; b++)
+				for (int r = r0; r < r1; r++)
+					if (memcmp(&Y[b * TALL_ROWS + r], &ref[b][r], sizeof(float)) != 0)
+						ok = 0;
+		}
+	}
+	CHECK(ok, "%s n=%lld: %d rows at n_batch 1 and 2, whole and partial ranges, give the scalar bits on every ISA",
+		  lm_type_name(t), (long long) n, TALL_ROWS);
+	lm_kernels_force_isa(best);
+	free(W);
+	free(X);
+	free(xf);
+}
+
 /* lm_dot_f32 is identical on every ISA and close to the double dot. */
 static void
 check_dot_f32(void)
@@ -400,6 +453,7 @@ main(void)
 		int			bs = (int) lm_type_traits_get(t)->block_size;
 
 		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512);
+		check_tall(t, bs == 1 ? 96 : bs == 32 ? 640 : 768);
 	}
 	check_dot_f32();
 	check_act_rounding();

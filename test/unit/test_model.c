@@ -16,7 +16,10 @@
 #include <string.h>
 
 #include "context_impl.h"
+#include "kernels.h"
 #include "model.h"
+#include "model_ops.h"
+#include "model_ops_simd.h"
 #include "unit.h"
 
 #define N_GEN 48
@@ -572,6 +575,240 @@ check_bad_models(const char *shared)
 	lm_model_free(m);
 }
 
+/* ggml_vec_soft_max_f32 (llama.cpp 3f545bec, AVX-512 build) on attn_ops_input() with max 0. */
+static const float ggml_softmax_exp[48] = {
+	0x1p+0, 0x1.4a9274p-1, 0x1.aadddep-2, 0x1.139b1ap-2, 0x1.63e398p-3, 0x1.19e6fap-6,
+	0x1.6c0502p-7, 0x0p+0, 0x1.2f7deap-8, 0x1.87e5fp-9, 0x1.366ce6p-12, 0x1.90d9f6p-13,
+	0x1.02cf22p-13, 0x1.4e331p-14, 0x1.af8cfcp-15, 0x1.55d5a4p-18, 0x1.b968ecp-19, 0x1.1cfeep-19,
+	0x1.700398p-20, 0x1.db3726p-21, 0x1.786bfp-24, 0x1.e61276p-25, 0x1.39d4ecp-25, 0x1.954p-26,
+	0x1.05a628p-26, 0x1.9e821ap-30, 0x1.0ba06ap-30, 0x1.5995e4p-31, 0x1.be40e4p-32, 0x1.201f76p-32,
+	0x1.c872d2p-36, 0x1.26b48ep-36, 0x1.7c8d5ap-37, 0x1.eb67e4p-38, 0x1.3d4682p-38, 0x1.f6a1e4p-42,
+	0x1.44861ap-42, 0x1.a30e82p-43, 0x1.0e9036p-43, 0x1.5d60aep-44, 0x0p+0, 0x1.655c06p-48,
+	0x1.cd750ap-49, 0x1.29f06ap-49, 0x1.80ba5cp-50, 0x1.2acp-138, 0x1p-149, 0x0p+0,
+};
+#define GGML_SOFTMAX_SUM 0x1.45643c3343e2ap+1
+
+/* The 48 scores behind ggml_softmax_exp (two masked, three in the subnormal/zero range). */
+static void
+attn_ops_input(float *x)
+{
+	for (int i = 0; i < 48; i++)
+		x[i] = -0.8125f * (float) i + 0.375f * (float) (i % 5);
+	x[7] = -INFINITY;
+	x[40] = -INFINITY;
+	x[45] = -95.5f;
+	x[46] = -103.25f;
+	x[47] = -131.0f;
+}
+
+/* Reference lane sum: lane (p0 + i) % nl as an fma chain, then ((0+2)+(1+3)) by 16s and the 16-lane tree. */
+static float
+ref_lanes(const float *w, const float *v, size_t stride, int p0, int n, int d, int nl)
+{
+	float		acc[64] = {0},
+				t[8],
+				q[4];
+
+	for (int i = 0; i < n; i++)
+		acc[(p0 + i) % nl] = fmaf(w[i], v[(size_t) i * stride + d], acc[(p0 + i) % nl]);
+	if (nl == 64)
+		for (int l = 0; l < 16; l++)
+			acc[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
+	for (int l = 0; l < 8; l++)
+		t[l] = acc[l] + acc[8 + l];
+	for (int l = 0; l < 4; l++)
+		q[l] = t[l] + t[4 + l];
+	return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+/* Uniform float in [lo, hi) from a 64-bit LCG. */
+static float
+lcg_float(uint64_t *st, float lo, float hi)
+{
+	*st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+	return lo + (hi - lo) * (float) ((*st >> 40) & 0xFFFFFF) / 16777216.0f;
+}
+
+/*
+ * The attention arithmetic of model_ops.c against llama.cpp: ggml's
+ * exponential and softmax sum bit for bit (values taken from its
+ * ggml_vec_soft_max_f32), and the exponential and the value lane sums
+ * identical on every instruction set this CPU has.
+ */
+static void
+check_attention_ops(void)
+{
+	float		x[48],
+				e[48];
+	int			bad = 0;
+	lm_isa		best = lm_kernels_best_isa(),
+				prev = lm_kernels_isa();
+	uint64_t	st = 42;
+
+	attn_ops_input(x);
+	for (int i = 0; i < 48; i++)
+	{
+		e[i] = lm_op_expf(x[i] - 0.0f);
+		bad += memcmp(&e[i], &ggml_softmax_exp[i], sizeof(float)) != 0;
+	}
+	CHECK(bad == 0, "lm_op_expf equals ggml's vectorised exp on 48 scores incl. -inf, subnormal and zero results (%d differ)", bad);
+	CHECK(lm_op_softmax_sum(e, 0, 48) == GGML_SOFTMAX_SUM,
+		  "the softmax sum (16-blocks, float trees, double total) equals ggml's (%a vs %a)",
+		  lm_op_softmax_sum(e, 0, 48), GGML_SOFTMAX_SUM);
+	{
+		float		z[48];
+
+		memcpy(z, e, sizeof z);
+		z[0] = z[1] = z[2] = 0.0f;
+		CHECK(lm_op_softmax_sum(e + 3, 3, 45) == lm_op_softmax_sum(z, 0, 48),
+			  "softmax blocks are aligned to absolute positions: a window from position 3 sums like the zero-padded row");
+	}
+	CHECK(lm_op_expf(0.0f) == 1.0f && lm_op_expf(-INFINITY) == 0.0f && lm_op_expf(-150.0f) == 0.0f &&
+		  isinf(lm_op_expf(200.0f)) && fabsf(lm_op_expf(1.0f) - 2.7182817f) <= 4e-7f,
+		  "lm_op_expf: exp(0) = 1, exp(-inf) = exp(-150) = 0, exp(200) = inf, exp(1) ~ e");
+
+	/* every ISA: the vector exponential equals the scalar one */
+	for (int isa = LM_ISA_AVX2; isa <= (int) best; isa++)
+	{
+		int			nbad = 0;
+
+		for (int it = 0; it < 20000; it++)
+		{
+			float		v[37],
+						want[37];
+			float		mx = lcg_float(&st, -5.0f, 5.0f);
+
+			for (int i = 0; i < 37; i++)
+			{
+				v[i] = lcg_float(&st, -140.0f, 10.0f);
+				if (i == it % 37)
+					v[i] = -INFINITY;
+				want[i] = lm_op_expf(v[i] - mx);
+			}
+			if (isa == LM_ISA_AVX512)
+				lm_op_exp_sub_avx512(v, mx, 37);
+			else
+				lm_op_exp_sub_avx2(v, mx, 37);
+			nbad += memcmp(v, want, sizeof v) != 0;
+		}
+		CHECK(nbad == 0, "%s exponential equals the scalar lm_op_expf on 740000 inputs (%d blocks differ)",
+			  lm_isa_name((lm_isa) isa), nbad);
+	}
+
+	/* every ISA: lm_op_wsum_lanes equals the reference lane sum */
+	{
+		static const int ns[] = {1, 15, 16, 17, 63, 64, 65, 300};
+		static const int p0s[] = {0, 5, 16, 100};
+		static const int hdvs[] = {64, 40};
+		size_t		stride = 72;
+		float	   *w = malloc(sizeof(float) * 300),
+				   *v = malloc(sizeof(float) * 300 * stride),
+					out[64];
+
+		for (int i = 0; i < 300; i++)
+			w[i] = lcg_float(&st, 0.0f, 0.1f);
+		for (size_t i = 0; i < 300 * stride; i++)
+			v[i] = lcg_float(&st, -2.0f, 2.0f);
+		for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+		{
+			int			nbad = 0,
+						ncase = 0;
+
+			lm_kernels_force_isa((lm_isa) isa);
+			for (int a = 0; a < 8; a++)
+				for (int b = 0; b < 4; b++)
+					for (int h = 0; h < 2; h++)
+						for (int nl = 16; nl <= 64; nl *= 4)
+						{
+							lm_op_wsum_lanes(out, w, v, stride, p0s[b], ns[a], hdvs[h], nl);
+							for (int d = 0; d < hdvs[h]; d++)
+							{
+								float		r = ref_lanes(w, v, stride, p0s[b], ns[a], d, nl);
+
+								nbad += memcmp(&r, &out[d], sizeof r) != 0;
+							}
+							ncase++;
+						}
+			CHECK(nbad == 0, "%s: value lane sums (16 and 64 lanes, %d shapes/alignments) equal the reference fma-lane order (%d differ)",
+				  lm_isa_name((lm_isa) isa), ncase, nbad);
+		}
+		lm_kernels_force_isa(prev);
+		/* 16 and 64 lanes agree when the positions fit one 16-block; differ in general */
+		lm_op_wsum_lanes(out, w, v, stride, 16, 16, 64, 16);
+		memcpy(e, out, sizeof(float) * 48);
+		lm_op_wsum_lanes(out, w, v, stride, 16, 16, 64, 64);
+		CHECK(memcmp(e, out, sizeof(float) * 48) == 0, "16- and 64-lane value sums agree on positions 16..31 (one lane each)");
+		free(w);
+		free(v);
+	}
+}
+
+/* Logits (512) after a 40-token prompt fed in calls of `chunk` tokens, with another sequence alongside when `mixed`. */
+static bool
+prefill_logits(lm_model *m, int chunk, bool mixed, float *out)
+{
+	char		err[256];
+	lm_context_params cp = lm_context_default_params();
+	lm_context *ctx;
+	lm_batch   *b = lm_batch_create(128);
+	bool		ok = true;
+
+	cp.n_ctx = 128;
+	cp.n_seq_max = 2;
+	ctx = lm_context_create(m, &cp, err, sizeof(err));
+	if (!ctx || !b)
+		ok = false;
+	for (int i0 = 0; ok && i0 < 40; i0 += chunk)
+	{
+		lm_batch_clear(b);
+		if (mixed)
+			for (int k = 0; k < 3; k++)
+				lm_batch_add(b, 100 + k + i0, (i0 / chunk) * 3 + k, 1, false);
+		for (int i = i0; i < 40 && i < i0 + chunk; i++)
+			lm_batch_add(b, 1 + (i * 37) % 500, i, 0, i == 39);
+		ok = lm_model_forward(ctx, b, err, sizeof(err)) == 0;
+		if (ok && i0 + chunk >= 40)
+			memcpy(out, lm_context_logits(ctx, b->n_tokens - 1), 512 * sizeof(float));
+	}
+	lm_batch_free(b);
+	lm_context_free(ctx);
+	return ok;
+}
+
+/*
+ * lm_op_set_prefill_order: off, a 40-token prompt gives the same logits
+ * whole or one token per call; on (the default: llama.cpp's 16-lane batch
+ * order for prompt tokens), it changes them, and they depend only on the
+ * sequence's own split (whole = two calls of 20, with or without another
+ * sequence alongside), never on the other sequences.  Leaves it on.
+ */
+static void
+check_prefill_order(const char *shared)
+{
+	char		path[512],
+				err[256];
+	lm_model   *m;
+	float	   *l = malloc(sizeof(float) * 512 * 5);
+	bool		ok;
+
+	snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+	m = lm_model_open(path, err, sizeof(err));
+	lm_op_set_prefill_order(false);
+	ok = m != NULL && prefill_logits(m, 40, false, l) && prefill_logits(m, 1, false, l + 512);
+	CHECK(ok && memcmp(l, l + 512, 512 * sizeof(float)) == 0,
+		  "prefill order off: a 40-token prompt gives bit-identical logits whole and one token per call");
+	lm_op_set_prefill_order(true);
+	ok = ok && prefill_logits(m, 40, false, l + 1024) && prefill_logits(m, 20, false, l + 1536) &&
+		prefill_logits(m, 20, true, l + 2048);
+	CHECK(ok && memcmp(l, l + 1024, 512 * sizeof(float)) != 0,
+		  "prefill order on: the 16-lane value order changes a 40-token prompt's logits");
+	CHECK(ok && memcmp(l + 1024, l + 1536, 512 * sizeof(float)) == 0 &&
+		  memcmp(l + 1024, l + 2048, 512 * sizeof(float)) == 0,
+		  "prefill order on: whole prompt = two calls of 20 = two calls of 20 beside another sequence (bit-identical)");
+	lm_model_free(m);
+	free(l);
+}
+
 int
 main(void)
 {
@@ -582,12 +819,14 @@ main(void)
 	if (!unit_readable(probe))
 		SKIP_ALL("shared models not found (set LMGEN_SHARED)");
 
+	check_attention_ops();
 	check_golden(shared, "stories260K.gguf", "stories260K-F32.public.json", true);
 	check_golden(shared, "stories260K-Q8_0.gguf", "stories260K-Q8_0.public.json", false);
 	check_golden(shared, "stories260K-Q4_0.gguf", "stories260K-Q4_0.public.json", false);
 	check_batch_invariance(shared, "stories260K.gguf", 1, 512);
 	check_batch_invariance(shared, "stories260K-Q8_0.gguf", 2, 512);
 	check_batch_invariance(shared, "stories260K-Q4_0.gguf", 2, 5);
+	check_prefill_order(shared);
 	check_hidden_only(shared);
 	check_validation(shared);
 	check_bad_models(shared);
