@@ -89,8 +89,7 @@ text_append(lm_gen *g, int32_t id)
 	{
 		if (!text_reserve(g, room))
 			return false;
-		n = id >= 0 ? lm_detok_push(&g->detok, id, g->text + g->len, room)
-			: lm_detok_finish(&g->detok, g->text + g->len, room);
+		n = lm_detok_push(&g->detok, id, g->text + g->len, room);
 		if (n >= 0)
 			break;
 		room = -n;
@@ -236,13 +235,15 @@ fail:
 	return NULL;
 }
 
-/* Finish: flush the detokenizer (unless cut by a stop string). */
+/*
+ * Finish: a multi-byte character still incomplete when generation ends
+ * (max_tokens cut it) is dropped, never returned or replaced.
+ */
 static bool
 finish(lm_gen *g, lm_gen_stop why)
 {
 	g->reason = why;
-	if (why != LM_GEN_STOP_STRING)
-		return text_append(g, -1);
+	lm_detok_drop(&g->detok);
 	return true;
 }
 

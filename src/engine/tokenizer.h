@@ -119,6 +119,9 @@ extern void lm_detok_init(lm_detok *d, const lm_tokenizer *t);
  */
 extern int	lm_detok_push(lm_detok *d, int32_t id, char *out, int outlen);
 
+/* Drop an incomplete character still held back (generation cut mid-character). */
+extern void lm_detok_drop(lm_detok *d);
+
 /* End the text: returns the bytes still owed (U+FFFD for a cut-off sequence), or -needed. */
 extern int	lm_detok_finish(lm_detok *d, char *out, int outlen);
 

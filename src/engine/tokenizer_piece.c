@@ -214,6 +214,13 @@ lm_detok_push(lm_detok *d, int32_t id, char *out, int outlen)
 	return s.n;
 }
 
+/* Forget an incomplete character held back at the end of the stream. */
+void
+lm_detok_drop(lm_detok *d)
+{
+	d->n_pending = 0;
+}
+
 /* Flush the end of the stream. */
 int
 lm_detok_finish(lm_detok *d, char *out, int outlen)

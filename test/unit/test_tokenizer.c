@@ -219,6 +219,12 @@ test_holdback(const lm_tokenizer *t)
 		  "a dangling lead byte at the end becomes U+FFFD");
 
 	lm_detok_init(&d, t);
+	r1 = lm_detok_push(&d, lead, out, sizeof(out));
+	lm_detok_drop(&d);
+	r3 = lm_detok_finish(&d, out, sizeof(out));
+	CHECK(r1 == 0 && r3 == 0, "lm_detok_drop forgets a dangling lead byte (generation cut mid-character returns nothing of it)");
+
+	lm_detok_init(&d, t);
 	r1 = lm_detok_push(&d, ff, out, sizeof(out));
 	CHECK(r1 == 3 && memcmp(out, "\xef\xbf\xbd", 3) == 0, "a byte that is never valid UTF-8 (0xFF) becomes U+FFFD");
 
