@@ -14,6 +14,7 @@
 #include "context_impl.h"
 #include "model_ops.h"
 #include "tokenizer.h"
+#include "sampler.h"
 #include "unit.h"
 
 #ifdef LMGEN_MODEL_DIR
@@ -51,18 +52,6 @@ run_logits(lm_context *ctx, const int32_t *ids, int n, bool one_by_one, int seq,
 		}
 	lm_batch_free(b);
 	return rc;
-}
-
-/* Index of the largest of n floats (lowest index on ties). */
-static int
-argmax(const float *x, int n)
-{
-	int			best = 0;
-
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[best])
-			best = i;
-	return best;
 }
 
 /* Sliding-window attention: keys all equal, so the output is the mean of the visible values. */
@@ -123,10 +112,10 @@ test_reference(lm_context *ctx, const lm_tokenizer *tk)
 		return;
 	}
 	CHECK(ids[1] == 818, "\"The\" is token 818 after BOS");
-	CHECK(argmax(out, V) == 184 && out[184] == 14.5021906f && out[198] == 14.2491913f &&
+	CHECK(lm_argmax(out, V) == 184 && out[184] == 14.5021906f && out[198] == 14.2491913f &&
 		  out[0] == -11.7650375f && out[262143] == -11.77987f,
 		  "logits after BOS equal llama.cpp's exactly (top 184 = 14.5021906)");
-	CHECK(argmax(out + V, V) == 236743 && out[V + 236743] == 20.2687645f &&
+	CHECK(lm_argmax(out + V, V) == 236743 && out[V + 236743] == 20.2687645f &&
 		  out[V + 1171] == 18.6619987f && out[V + 0] == -14.5341902f,
 		  "logits after BOS \"The\" equal llama.cpp's exactly (top 236743 = 20.2687645)");
 	free(out);
@@ -212,7 +201,7 @@ main(void)
 	if (!a || !b || !c2)
 		return unit_done();
 	CHECK(run_logits(ctx1, ids, n, false, 0, a) == 0, "the prompt runs as one batch");
-	pl = lm_token_to_piece(tk, argmax(a + (size_t) (n - 1) * V, V), false, piece, sizeof(piece) - 1);
+	pl = lm_token_to_piece(tk, lm_argmax(a + (size_t) (n - 1) * V, V), false, piece, sizeof(piece) - 1);
 	piece[pl > 0 && pl < (int) sizeof(piece) ? pl : 0] = '\0';
 	CHECK(strcmp(piece, " Berlin") == 0, "greedy continuation of \"...capital of Germany is\" is \" Berlin\" (got \"%s\")", piece);
 	CHECK(run_logits(ctx1, ids, n, true, 1, b) == 0 && memcmp(a, b, sizeof(float) * V * n) == 0,

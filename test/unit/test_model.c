@@ -20,6 +20,7 @@
 #include "model.h"
 #include "model_ops.h"
 #include "model_ops_simd.h"
+#include "sampler.h"
 #include "unit.h"
 
 #define N_GEN 48
@@ -157,18 +158,6 @@ load_golden(const char *path, golden_prompt *g)
 	return ok;
 }
 
-/* Index of the largest logit, lowest id on ties. */
-static int
-argmax(const float *x, int n)
-{
-	int			best = 0;
-
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[best])
-			best = i;
-	return best;
-}
-
 /* Check one model file against its golden file. */
 static void
 check_golden(const char *shared, const char *model_file, const char *golden_file, bool exact)
@@ -229,7 +218,7 @@ check_golden(const char *shared, const char *model_file, const char *golden_file
 		/* teacher forcing: feed the golden tokens one at a time */
 		for (int s = 0; s < N_GEN; s++)
 		{
-			int			a = argmax(lg, 512);
+			int			a = lm_argmax(lg, 512);
 
 			if (a != gp->greedy[s])
 			{
@@ -304,7 +293,7 @@ run_alone(lm_model *m, const golden_prompt *gp, float *ref)
 			break;
 		memcpy(ref + (size_t) s * 512, lg, 512 * sizeof(float));
 		lm_batch_clear(b);
-		lm_batch_add(b, argmax(lg, 512), pos++, 0, true);
+		lm_batch_add(b, lm_argmax(lg, 512), pos++, 0, true);
 	}
 	lm_batch_free(b);
 	lm_context_free(ctx);
@@ -398,7 +387,7 @@ check_batch_invariance(const char *shared, const char *model_file, int n_threads
 				if (lg == NULL || memcmp(lg, want, 512 * sizeof(float)) != 0)
 					mismatches++;
 				if (lg)
-					next_tok[s] = argmax(lg, 512);
+					next_tok[s] = lm_argmax(lg, 512);
 			}
 			step_of[s]++;
 		}
