@@ -69,4 +69,28 @@ lm_kv_v(const lm_kv *kv, int seq, int layer, int pos)
 	return kv->v + (((size_t) seq * kv->n_layer + layer) * kv->n_ctx + pos) * kv->v_dim;
 }
 
+/*
+ * Block view of the cache, the interface attention reads through.  Positions
+ * are grouped in blocks of LM_KV_BLOCK; block blk of a sequence holds
+ * positions blk*LM_KV_BLOCK .. blk*LM_KV_BLOCK + LM_KV_BLOCK - 1.  Within a
+ * block the rows of one layer are contiguous (row stride k_dim, resp. v_dim);
+ * different blocks need not be, so readers never step from one block into
+ * the next by pointer arithmetic.
+ */
+#define LM_KV_BLOCK 16
+
+/* Keys of block blk of (seq, layer): LM_KV_BLOCK rows of k_dim floats. */
+static inline const float *
+lm_kv_k_block(const lm_kv *kv, int seq, int layer, int blk)
+{
+	return lm_kv_k(kv, seq, layer, blk * LM_KV_BLOCK);
+}
+
+/* Values of block blk of (seq, layer): LM_KV_BLOCK rows of v_dim floats. */
+static inline const float *
+lm_kv_v_block(const lm_kv *kv, int seq, int layer, int blk)
+{
+	return lm_kv_v(kv, seq, layer, blk * LM_KV_BLOCK);
+}
+
 #endif							/* LM_KVCACHE_H */
