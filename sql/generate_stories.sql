@@ -19,6 +19,22 @@ SELECT generate('One day, a big bear', 20, model => 'stories-q8');
 -- stop strings end the text before the first match
 SELECT generate('Once upon a time', 48, stop => ARRAY['.']);
 SELECT generate('Once upon a time', 48, stop => ARRAY['girl', 'Lily']);
+-- a single stop string (the greedy text is ", there was a little girl named Lily. ...")
+SELECT generate('Once upon a time', 48, stop => ARRAY['Lily']);
+SELECT generate('Once upon a time', 48, stop => ARRAY['named']);
+-- the earliest match wins, whatever the order of the strings
+SELECT generate('Once upon a time', 48, stop => ARRAY['Lily', 'little']);
+-- "girl" is three tokens ("▁g", "ir", "l"): found across them
+SELECT generate('Once upon a time', 48, stop => ARRAY['irl']);
+SELECT generate('Once upon a time', 48, stop => ARRAY['tle girl na']);
+-- a stop string at the very start of the output gives the empty text
+SELECT generate('Once upon a time', 48, stop => ARRAY[', there']) = '' AS empty_text;
+SELECT generate('Once upon a time', 48, stop => ARRAY[',']) = '' AS empty_text;
+-- multi-byte stop strings that never appear do not stop, one that does stops
+SELECT generate('Once upon a time', 48, stop => ARRAY['é', '日本', '🎉']) =
+  ', there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it,'
+  AS full_text;
+SELECT generate('Once upon a time', 48, stop => ARRAY['é', ' park']);
 
 -- sampling: the same seed gives the same text, whatever ran in between
 SELECT generate('Once upon a time', 30, temperature => 0.9, seed => 7) =

@@ -84,12 +84,15 @@ StopStrings(ArrayType *arr, int *n)
 	for (int i = 0; i < count; i++)
 	{
 		size_t		len;
+		const char *s;
 
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("stop string %d is NULL", i + 1)));
-		out[k] = TextToUtf8(DatumGetTextPP(elems[i]), &len);
+		s = TextToUtf8(DatumGetTextPP(elems[i]), &len);
+		/* a copy: s may point into the array, with no NUL after it */
+		out[k] = pnstrdup(s, len);
 		if (len == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
