@@ -19,6 +19,13 @@ SELECT t, lmgen.detokenize(lmgen.tokenize(t)) = t AS round_trip
 FROM (VALUES ('Once upon a time'), ('  two leading spaces'), ('héllo wörld'),
              ('emoji 🎉 and 日本語'), (E'tabs\tand\nnewlines')) v(t);
 
+-- byte tokens that are not text: a NUL byte is dropped, bytes that form no
+-- UTF-8 character become U+FFFD (ids 3..258 are the bytes 0x00..0xFF)
+SELECT lmgen.detokenize(ARRAY[3]) = '' AS nul_dropped;
+SELECT lmgen.detokenize(ARRAY[3 + ascii('a'), 3, 3 + ascii('b')]) AS nul_between;
+SELECT lmgen.detokenize(ARRAY[3 + 255, 3 + ascii('c')]) = E'\uFFFDc' AS invalid_byte;
+SELECT lmgen.detokenize(ARRAY[3 + x'C3'::int, 3 + x'A9'::int]) = 'é' AS two_bytes_one_char;
+
 -- control-token text in user input stays plain text
 SELECT lmgen.tokenize('<s>') @> ARRAY[1] AND cardinality(lmgen.tokenize('<s>')) > 2 AS plain_text;
 

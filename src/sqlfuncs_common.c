@@ -2,9 +2,18 @@
  * sqlfuncs_common.c — helpers shared by the SQL-callable functions: text
  * encoding at the boundary (models speak UTF-8), model arguments, and
  * tokenization into palloc'd memory.
+ *
+ * Text going in is converted from the database encoding to UTF-8 (a
+ * database's text is always valid in its encoding, so this cannot fail).
+ * Text coming out of a model is whatever bytes its tokens stand for, and the
+ * model has already run when we see them, so the way back never fails:
+ * NUL bytes are dropped, bytes that form no UTF-8 character become U+FFFD,
+ * and characters the database encoding cannot hold become '?'.
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
@@ -13,7 +22,16 @@
 /* Longest text tokenized in one call (bytes); tokenizing runs ~6 MB/s. */
 #define MAX_TOKENIZE_BYTES (64 * 1024 * 1024)
 
-/* Text argument as UTF-8 bytes (converted from the server encoding). */
+/* Source bytes converted per call of the conversion function. */
+#define CONVERT_CHUNK 8192
+
+/* UTF-8 encoding of U+FFFD, the replacement character. */
+#define REPLACEMENT_UTF8 "\xef\xbf\xbd"
+
+/*
+ * Text argument as UTF-8 bytes (converted from the server encoding); sets
+ * *len.  The result may point into t: it is not NUL-terminated.
+ */
 char *
 TextToUtf8(text *t, size_t *len)
 {
@@ -25,13 +43,111 @@ TextToUtf8(text *t, size_t *len)
 	return u;
 }
 
-/* UTF-8 bytes as a text datum in the server encoding. */
+/* Append s[0..len) to buf as valid UTF-8 without NUL bytes. */
+static void
+AppendCleanUtf8(StringInfo buf, const unsigned char *s, size_t len)
+{
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		size_t		run = i;
+		int			l;
+
+		/* a run of ASCII other than NUL goes in as it is */
+		while (run < len && s[run] != 0 && s[run] < 0x80)
+			run++;
+		if (run > i)
+			appendBinaryStringInfo(buf, (const char *) s + i, (int) (run - i));
+		i = run;
+		if (i >= len)
+			break;
+		if (s[i] == 0)
+		{
+			i++;				/* NUL: dropped */
+			continue;
+		}
+		l = pg_utf_mblen(s + i);
+		if (l > 1 && (size_t) l <= len - i && pg_utf8_islegal(s + i, l))
+		{
+			appendBinaryStringInfo(buf, (const char *) s + i, l);
+			i += l;
+		}
+		else
+		{
+			appendBinaryStringInfo(buf, REPLACEMENT_UTF8, 3);
+			i++;				/* a byte that starts no character */
+		}
+	}
+}
+
+/*
+ * Append valid UTF-8 s[0..len) to buf in encoding enc, each character enc
+ * cannot hold as '?'.  proc converts UTF-8 to enc (InvalidOid: none, so
+ * only ASCII goes through).
+ */
+static void
+AppendConverted(StringInfo buf, Oid proc, int enc, const unsigned char *s, int len)
+{
+	unsigned char *out = palloc(CONVERT_CHUNK * MAX_CONVERSION_GROWTH + 1);
+
+	while (len > 0)
+	{
+		int			n = Min(len, CONVERT_CHUNK);
+		int			done = 0;
+
+		/* end the chunk on a character boundary */
+		while (n < len && n > 0 && (s[n] & 0xC0) == 0x80)
+			n--;
+		if (OidIsValid(proc))
+		{
+			done = pg_do_encoding_conversion_buf(proc, PG_UTF8, enc, (unsigned char *) s, n,
+												 out, CONVERT_CHUNK * MAX_CONVERSION_GROWTH + 1, true);
+			appendStringInfoString(buf, (const char *) out);
+		}
+		else
+		{
+			while (done < n && s[done] < 0x80)
+				done++;
+			appendBinaryStringInfo(buf, (const char *) s, done);
+		}
+		s += done;
+		len -= done;
+		if (done < n)
+		{
+			/* the character here has no form in enc */
+			int			l = Min(pg_utf_mblen(s), len);
+
+			appendStringInfoChar(buf, '?');
+			s += l;
+			len -= l;
+		}
+	}
+	pfree(out);
+}
+
+/*
+ * Model output (bytes meant as UTF-8) as a text datum in the database
+ * encoding; never an ERROR: NUL bytes are dropped, bytes that form no UTF-8
+ * character become U+FFFD, characters the database encoding cannot hold
+ * become '?'.
+ */
 text *
 Utf8ToText(const char *s, size_t len)
 {
-	char	   *conv = pg_any_to_server(s, (int) len, PG_UTF8);
+	StringInfoData clean;
+	StringInfoData conv;
+	int			enc = GetDatabaseEncoding();
 
-	return cstring_to_text_with_len(conv, conv == s ? (int) len : (int) strlen(conv));
+	initStringInfo(&clean);
+	AppendCleanUtf8(&clean, (const unsigned char *) s, len);
+	if (enc == PG_UTF8 || enc == PG_SQL_ASCII)
+		return cstring_to_text_with_len(clean.data, clean.len);
+	initStringInfo(&conv);
+	AppendConverted(&conv, FindDefaultConversionProc(PG_UTF8, enc), enc,
+					(const unsigned char *) clean.data, clean.len);
+	pfree(clean.data);
+	return cstring_to_text_with_len(conv.data, conv.len);
 }
 
 /* The model named by optional text argument argno (NULL = default model). */

@@ -10,10 +10,13 @@
 
 #include "model_cache.h"
 
-/* Text argument as UTF-8 bytes (converted from the server encoding); sets *len. */
+/* Text argument as UTF-8 bytes (converted from the server encoding, not NUL-terminated); sets *len. */
 extern char *TextToUtf8(text *t, size_t *len);
 
-/* UTF-8 bytes as a text datum in the server encoding. */
+/*
+ * Model output as a text datum in the server encoding, never an ERROR: NUL
+ * bytes dropped, invalid UTF-8 as U+FFFD, characters the encoding lacks as '?'.
+ */
 extern text *Utf8ToText(const char *s, size_t len);
 
 /* The model named by optional text argument argno (NULL = default model). */
