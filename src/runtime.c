@@ -139,11 +139,10 @@ BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size
 	if (system)
 		msgs[n++] = (lm_chat_msg) {"system", system};
 	msgs[n++] = (lm_chat_msg) {"user", pnstrdup(user, user_len)};
-	ids = lm_chat_tokenize(m->tok, f, msgs, n, true, &p.n, err, sizeof(err));
+	ids = lm_chat_tokenize_abortable(m->tok, f, msgs, n, true, &p.n, TokenizeAbortCheck, NULL,
+									 err, sizeof(err));
 	if (ids == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not build the chat prompt for model \"%s\": %s", m->name, err)));
+		EngineError(psprintf("could not build the chat prompt for model \"%s\"", m->name), err);
 	res = TrackEngineResource(ids, FreeIds);
 	p.ids = repalloc_huge(p.ids, sizeof(int32) * Max(p.n, 1));
 	memcpy(p.ids, ids, sizeof(int32) * p.n);

@@ -15,8 +15,10 @@
 #include "catalog/namespace.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "runtime.h"
 #include "sqlfuncs_common.h"
 
 /* Longest text tokenized in one call (bytes); tokenizing runs ~6 MB/s. */
@@ -161,6 +163,16 @@ ModelFromArg(FunctionCallInfo fcinfo, int argno)
 	return ModelAcquire(name);
 }
 
+/*
+ * Abort check for the tokenizer (lm_tokenize_abortable): stop for a cancel,
+ * a timeout or termination; the caller then raises it.
+ */
+bool
+TokenizeAbortCheck(void *arg)
+{
+	return QueryCancelPending || ProcDiePending;
+}
+
 /* Tokenize UTF-8 text with the model's tokenizer; palloc'd ids, count in *n. */
 int32 *
 TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special, bool parse_special, int *n)
@@ -177,17 +189,17 @@ TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special, bool pa
 				 errdetail("The limit is %d bytes.", MAX_TOKENIZE_BYTES)));
 	cap = (int) (len / 2) + 16;
 	ids = palloc_extended(sizeof(int32) * cap, MCXT_ALLOC_HUGE);
-	need = lm_tokenize(m->tok, s, len, add_special, parse_special, ids, cap, err, sizeof(err));
+	need = lm_tokenize_abortable(m->tok, s, len, add_special, parse_special, ids, cap,
+								 TokenizeAbortCheck, NULL, err, sizeof(err));
 	if (need > cap)
 	{
 		cap = need;
 		ids = repalloc_huge(ids, sizeof(int32) * cap);
-		need = lm_tokenize(m->tok, s, len, add_special, parse_special, ids, cap, err, sizeof(err));
+		need = lm_tokenize_abortable(m->tok, s, len, add_special, parse_special, ids, cap,
+									 TokenizeAbortCheck, NULL, err, sizeof(err));
 	}
 	if (need < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not tokenize text with model \"%s\": %s", m->name, err)));
+		EngineError(psprintf("could not tokenize text with model \"%s\"", m->name), err);
 	*n = need;
 	return ids;
 }

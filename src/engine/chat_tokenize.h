@@ -23,6 +23,15 @@ extern int32_t *lm_chat_tokenize(const lm_tokenizer *t, lm_chat_family f, const 
 								 int n_msgs, bool add_generation_prompt, int *n,
 								 char *err, size_t errlen);
 
+/*
+ * lm_chat_tokenize with lm_tokenize_abortable's abort check: NULL (err says
+ * "tokenizing was aborted") once abort_fn returns true.
+ */
+extern int32_t *lm_chat_tokenize_abortable(const lm_tokenizer *t, lm_chat_family f, const lm_chat_msg *msgs,
+										   int n_msgs, bool add_generation_prompt, int *n,
+										   lm_tok_abort_fn abort_fn, void *abort_arg,
+										   char *err, size_t errlen);
+
 /* The chat family of a model file: its template's, else its architecture's. */
 extern lm_chat_family lm_chat_family_of(const lm_gguf *g, bool *from_template);
 

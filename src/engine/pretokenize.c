@@ -464,11 +464,22 @@ run_stage(scan *s, stage st)
 int
 lm_pretokenize(lm_pretok_kind kind, const uint32_t *cps, const uint16_t *fl, size_t n, lm_pretok_out *out)
 {
+	size_t		done;
+
+	return lm_pretokenize_prefix(kind, cps, fl, n, false, out, &done);
+}
+
+/* Apply every stage to the part of the window that the text after it cannot change. */
+int
+lm_pretokenize_prefix(lm_pretok_kind kind, const uint32_t *cps, const uint16_t *fl, size_t n, bool more,
+					  lm_pretok_out *out, size_t *done)
+{
 	lm_pretok_out cur = {0};
 	lm_pretok_out next = {0};
 	const stage *list = stage_lists[kind];
 	int			rc = 0;
 
+	*done = 0;
 	if (n == 0)
 		return 0;
 	if (!out_push(&cur, n))
@@ -490,6 +501,17 @@ lm_pretokenize(lm_pretok_kind kind, const uint32_t *cps, const uint16_t *fl, siz
 			}
 			start += cur.len[k];
 		}
+		if (si == 0 && more)
+		{
+			/* keep the first-stage pieces that end well before the window does */
+			size_t		end = 0;
+			size_t		keep = 0;
+
+			while (keep < next.n && n >= LM_PRETOK_LOOKAHEAD && end + next.len[keep] <= n - LM_PRETOK_LOOKAHEAD)
+				end += next.len[keep++];
+			next.n = keep;
+			n = end;
+		}
 		{
 			lm_pretok_out t = cur;
 
@@ -501,8 +523,9 @@ lm_pretokenize(lm_pretok_kind kind, const uint32_t *cps, const uint16_t *fl, siz
 		if (!out_push(out, cur.len[k]))
 		{
 			rc = -1;
-			break;
+			goto done;
 		}
+	*done = n;
 done:
 	free(cur.len);
 	free(next.len);

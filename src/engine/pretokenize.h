@@ -13,6 +13,7 @@
 #ifndef LM_PRETOKENIZE_H
 #define LM_PRETOKENIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,5 +45,26 @@ typedef struct lm_pretok_out
  */
 extern int	lm_pretokenize(lm_pretok_kind kind, const uint32_t *cps, const uint16_t *fl, size_t n,
 						   lm_pretok_out *out);
+
+/*
+ * Code points past a piece's end that can change where the piece ends: the
+ * scanners look at most 3 code points ahead ('re, \p{N}{3}, ...).
+ */
+#define LM_PRETOK_LOOKAHEAD 8
+
+/*
+ * Split the start of a longer text: cps[0..n) is a window whose text goes on
+ * after it when more is true.  Appends the pieces of the longest prefix that
+ * the text after the window cannot change, and sets *done to its length in
+ * code points: the prefix ends on a boundary of the first stage (the regex
+ * run over the whole text) at least LM_PRETOK_LOOKAHEAD code points before
+ * the window's end, so the first stage restarted there gives the same pieces
+ * as one run over the whole text, and later stages only see first-stage
+ * pieces.  *done is 0 when there is no such boundary (call again with a
+ * longer window).  With more false the whole window is split.  Returns 0, or
+ * -1 when memory runs out.
+ */
+extern int	lm_pretokenize_prefix(lm_pretok_kind kind, const uint32_t *cps, const uint16_t *fl, size_t n,
+								  bool more, lm_pretok_out *out, size_t *done);
 
 #endif							/* LM_PRETOKENIZE_H */

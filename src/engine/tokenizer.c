@@ -10,7 +10,10 @@
  * that priority order, which gives the same cut without rescanning the text
  * once per special token.  Control and unknown tokens take part only with
  * parse_special; user-defined ones always.  The raw pieces between them go
- * to the SPM or BPE encoder.
+ * to the SPM or BPE encoder, which work through them a bounded piece at a
+ * time (see tokenizer_spm.c and tokenizer_bpe.c).  The abort check of
+ * lm_tokenize_abortable runs between pieces, inside the encoders, and every
+ * 64 kB of the special-token scan.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -111,9 +114,13 @@ is_space(char c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* Cut text into raw pieces and special tokens; false when memory runs out. */
+/* Text positions scanned for special texts between two abort checks. */
+#define PARTITION_ABORT_EVERY 65536
+
+/* Cut text into raw pieces and special tokens; false when memory runs out or on abort. */
 static bool
-partition(const lm_tokenizer *t, const char *text, size_t len, bool parse_special, frag **out, size_t *nout)
+partition(const lm_tokenizer *t, const char *text, size_t len, bool parse_special, frag **out, size_t *nout,
+		  lm_tok_abort *abort)
 {
 	occurrence *occ = NULL;
 	size_t		nocc = 0,
@@ -134,6 +141,8 @@ partition(const lm_tokenizer *t, const char *text, size_t len, bool parse_specia
 	{
 		unsigned char b = (unsigned char) text[i];
 
+		if (i % PARTITION_ABORT_EVERY == PARTITION_ABORT_EVERY - 1 && lm_tok_aborted(abort))
+			goto done;
 		for (uint32_t k = t->special_len_off[b]; k < t->special_len_off[b + 1]; k++)
 		{
 			uint32_t	L = t->special_lens[k];
@@ -254,6 +263,17 @@ int
 lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
 			int32_t *out, int max_out, char *err, size_t errlen)
 {
+	return lm_tokenize_abortable(t, text, len, add_special, parse_special, out, max_out, NULL, NULL,
+								 err, errlen);
+}
+
+/* Tokenize text, piece by piece, with an abort check between pieces. */
+int
+lm_tokenize_abortable(const lm_tokenizer *t, const char *text, size_t len, bool add_special,
+					  bool parse_special, int32_t *out, int max_out,
+					  lm_tok_abort_fn abort_fn, void *abort_arg, char *err, size_t errlen)
+{
+	lm_tok_abort abort = {abort_fn, abort_arg, false};
 	lm_tok_vec	v = {NULL, 0, 0};
 	frag	   *f = NULL;
 	size_t		nf = 0;
@@ -267,12 +287,14 @@ lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_specia
 	}
 	if (add_special && t->add_bos && !lm_tok_vec_push(&v, t->bos))
 		goto oom;
-	if (len > 0 && !partition(t, text, len, parse_special, &f, &nf))
+	if (len > 0 && !partition(t, text, len, parse_special, &f, &nf, &abort))
 		goto oom;
 	for (size_t k = 0; k < nf; k++)
 	{
 		bool		ok;
 
+		if (lm_tok_aborted(&abort))
+			goto oom;
 		if (f[k].id >= 0)
 		{
 			ok = lm_tok_vec_push(&v, f[k].id);
@@ -280,11 +302,12 @@ lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_specia
 		}
 		else if (t->model == LM_TOKMODEL_SPM)
 		{
-			ok = lm_tok_spm_encode(t, text + f[k].off, f[k].len, t->add_space_prefix && prev_special, &v);
+			ok = lm_tok_spm_encode(t, text + f[k].off, f[k].len, t->add_space_prefix && prev_special, &v,
+								   &abort);
 			prev_special = false;
 		}
 		else
-			ok = lm_tok_bpe_encode(t, text + f[k].off, f[k].len, &v);
+			ok = lm_tok_bpe_encode(t, text + f[k].off, f[k].len, &v, &abort);
 		if (!ok)
 			goto oom;
 	}
@@ -300,7 +323,13 @@ lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_specia
 	result = (int) v.n;
 	goto done;
 oom:
-	lm_set_err(err, errlen, "out of memory while tokenizing");
+	if (abort.hit)
+	{
+		lm_set_err(err, errlen, "tokenizing was aborted");
+		result = LM_TOKENIZE_ABORTED;
+	}
+	else
+		lm_set_err(err, errlen, "out of memory while tokenizing");
 done:
 	free(v.v);
 	free(f);

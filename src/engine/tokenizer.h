@@ -74,6 +74,27 @@ extern const char *lm_tokenizer_kind_name(const lm_tokenizer *t);
 extern int	lm_tokenize(const lm_tokenizer *t, const char *text, size_t len, bool add_special,
 						bool parse_special, int32_t *out, int max_out, char *err, size_t errlen);
 
+/* An abort check: returns true to stop tokenizing. */
+typedef bool (*lm_tok_abort_fn) (void *arg);
+
+/* What lm_tokenize_abortable returns when its abort check stopped it. */
+#define LM_TOKENIZE_ABORTED (-2)
+
+/*
+ * lm_tokenize with an abort check.  The text is encoded piece by piece
+ * (pre-tokenizer words of at most a 16k-code-point window for BPE, chunks of
+ * about 16 kB cut where no vocabulary token can span for SPM), with the same
+ * ids as one pass over the whole text; abort_fn(abort_arg) (abort_fn may be
+ * NULL) is called between pieces and every 4096 merges inside a long piece.
+ * Once it returns true, the call returns LM_TOKENIZE_ABORTED (err says so).
+ * Working memory is bounded by the piece, not the text: besides the ids, a
+ * few hundred kB, plus one byte per text byte when the text holds texts of
+ * special tokens.
+ */
+extern int	lm_tokenize_abortable(const lm_tokenizer *t, const char *text, size_t len, bool add_special,
+								  bool parse_special, int32_t *out, int max_out,
+								  lm_tok_abort_fn abort_fn, void *abort_arg, char *err, size_t errlen);
+
 /*
  * The bytes one token stands for in output text: SPM turns U+2581 into ' '
  * and <0xNN> into that byte; BPE undoes the byte-to-code-point mapping.

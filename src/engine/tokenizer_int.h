@@ -52,6 +52,29 @@ typedef struct lm_tok_merge
 	uint32_t	right_len;		/* bytes */
 } lm_tok_merge;
 
+/* Merge steps inside one piece between two abort checks. */
+#define LM_TOK_ABORT_EVERY 4096
+
+/* Default text encoded per step: SPM raw bytes, BPE code points (lm_tokenizer.window). */
+#define LM_TOK_WINDOW 16384
+
+/* The abort check of one tokenize call. */
+typedef struct lm_tok_abort
+{
+	lm_tok_abort_fn fn;			/* NULL: never abort */
+	void	   *arg;			/* its argument */
+	bool		hit;			/* fn has asked to stop */
+} lm_tok_abort;
+
+/* True once the call's abort check has asked to stop (asks fn again until then). */
+static inline bool
+lm_tok_aborted(lm_tok_abort *a)
+{
+	if (!a->hit && a->fn != NULL && a->fn(a->arg))
+		a->hit = true;
+	return a->hit;
+}
+
 /* A growable list of token ids. */
 typedef struct lm_tok_vec
 {
@@ -195,6 +218,8 @@ struct lm_tokenizer
 	bool		add_eos;		/* prompt gets EOS */
 	bool		add_space_prefix;	/* SPM: a space before the first word */
 	bool		ignore_merges;	/* BPE: a word that is a token stays whole (llama3) */
+	uint32_t	max_len;		/* longest token text, bytes (SPM chunk cuts) */
+	size_t		window;			/* text encoded per step: SPM bytes, BPE code points */
 	char	   *owned;			/* storage for texts made up at load ([EMPTY_n]) */
 };
 
@@ -218,11 +243,12 @@ extern uint64_t lm_tok_merge_hash(const char *left, size_t left_len, const char 
 /* Append one id; false when memory runs out. */
 extern bool lm_tok_vec_push(lm_tok_vec *v, int32_t id);
 
-/* SPM-encode raw text (spaces not yet escaped); false when memory runs out. */
+/* SPM-encode raw text (spaces not yet escaped); false when memory runs out or on abort. */
 extern bool lm_tok_spm_encode(const lm_tokenizer *t, const char *text, size_t len, bool space_prefix,
-							  lm_tok_vec *out);
+							  lm_tok_vec *out, lm_tok_abort *abort);
 
-/* BPE-encode raw text (pre-tokenize, byte-map, merge); false when memory runs out. */
-extern bool lm_tok_bpe_encode(const lm_tokenizer *t, const char *text, size_t len, lm_tok_vec *out);
+/* BPE-encode raw text (pre-tokenize, byte-map, merge); false when memory runs out or on abort. */
+extern bool lm_tok_bpe_encode(const lm_tokenizer *t, const char *text, size_t len, lm_tok_vec *out,
+							  lm_tok_abort *abort);
 
 #endif							/* LM_TOKENIZER_INT_H */

@@ -792,6 +792,10 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 	}
 	mark_strip(t, g);
 	map_bytes(t);
+	for (int32_t i = 0; i < t->n_vocab; i++)
+		if (t->tok[i].len > t->max_len)
+			t->max_len = t->tok[i].len;
+	t->window = LM_TOK_WINDOW;
 	return t;
 fail:
 	lm_tokenizer_free(t);

@@ -3,6 +3,8 @@
  * round trips, streaming UTF-8 hold-back, special-token parsing and invalid
  * input.  Needs ../shared (models and golden/tokenizer); skips without it.
  */
+#include <limits.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include "gguf.h"
 #include "pretokenize.h"
 #include "tokenizer.h"
+#include "tokenizer_int.h"
 #include "unicode.h"
 #include "unit.h"
 
@@ -426,6 +429,173 @@ test_splitters(void)
 		  "qwen2 pre-tokenizer: as llama3 but one digit per piece");
 }
 
+/*
+ * A text that probes piece boundaries: words, contractions, digit runs,
+ * whitespace runs, newlines, non-ASCII letters and CJK, special-token
+ * texts, invalid bytes, and words and space runs longer than a small window.
+ * Malloc'd, len bytes.
+ */
+static char *
+boundary_text(size_t len)
+{
+	static const char *bits[] = {
+		"a", "Once", " upon", " a", " time", "'s", "'RE", "'ll", " 123", "4567", "  ", "   ", "\n",
+		"\n\n", "\r\n", "\t", " h\xc3\xa9llo", " \xd0\xb6\xd0\xb8", "\xe6\x97\xa5\xe6\x9c\xac",
+		" \xf0\x9f\x8e\x89", "\xe3\x80\x80", "\xc2\xa0", "<s>", "</s>", "<|endoftext|>", "!?", "...",
+		"\xff", "\xe2\x96", " x", "\xe2\x96\x81",
+	};
+	char	   *s = malloc(len);
+	unsigned	seed = 4242;
+	size_t		n = 0;
+
+	while (n < len)
+	{
+		const char *b;
+		size_t		bl;
+		size_t		rep = 1;
+
+		seed = seed * 1103515245u + 12345u;
+		b = bits[(seed >> 16) % (sizeof(bits) / sizeof(bits[0]))];
+		if ((seed >> 8) % 500 == 0)
+			rep = 300;			/* a word or a space run longer than a small window */
+		bl = strlen(b);
+		for (size_t r = 0; r < rep && n < len; r++)
+			for (size_t i = 0; i < bl && n < len; i++)
+				s[n++] = b[i];
+	}
+	return s;
+}
+
+/* Tokenize into a malloc'd array; count in *n (-1 on error). */
+static int32_t *
+tokenize_all(const lm_tokenizer *t, const char *s, size_t len, bool special, int *n)
+{
+	int32_t    *ids = malloc(sizeof(int32_t) * (len + 16));
+
+	*n = lm_tokenize(t, s, len, true, special, ids, (int) len + 16, NULL, 0);
+	return ids;
+}
+
+/*
+ * The ids do not depend on how the text is cut into windows (BPE) or chunks
+ * (SPM): windows of 24 and of the default size give the ids of one window
+ * holding the whole text, with and without special-token parsing.
+ */
+static void
+test_windows(lm_tokenizer *t, const char *name)
+{
+	size_t		len = 200000;
+	char	   *s = boundary_text(len);
+	size_t		dflt = t->window;
+	bool		same = true;
+	int			nw = 0;
+
+	for (int special = 0; special < 2; special++)
+	{
+		int			n_whole;
+		int32_t    *whole;
+
+		t->window = len + 1;
+		whole = tokenize_all(t, s, len, special, &n_whole);
+		nw = n_whole;
+		for (int k = 0; k < 2; k++)
+		{
+			int			n;
+			int32_t    *ids;
+
+			t->window = k == 0 ? 24 : dflt;
+			ids = tokenize_all(t, s, len, special, &n);
+			same &= n == n_whole && n > 0 && memcmp(ids, whole, sizeof(int32_t) * n) == 0;
+			free(ids);
+		}
+		free(whole);
+	}
+	t->window = dflt;
+	CHECK(same, "%s: a 200 kB text gives the same %d ids in windows of 24, of %zu, and in one window",
+		  name, nw, dflt);
+	free(s);
+}
+
+/* Abort callback state: counts calls, asks to stop after stop_after of them. */
+typedef struct abort_probe
+{
+	long		calls;			/* calls so far */
+	long		stop_after;		/* calls answered false before the first true */
+	size_t		heap_base;		/* heap in use before tokenizing */
+	size_t		heap_peak;		/* most heap in use seen at a check */
+} abort_probe;
+
+/* Heap in use: malloc'd arena bytes and mmap'd blocks. */
+static size_t
+heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+/* The abort callback of the tests. */
+static bool
+probe_abort(void *arg)
+{
+	abort_probe *p = arg;
+	size_t		h = heap_in_use();
+
+	if (h > p->heap_peak)
+		p->heap_peak = h;
+	return ++p->calls > p->stop_after;
+}
+
+/*
+ * lm_tokenize_abortable: checks spread through a long text and inside one
+ * long word; once the check says stop, the call ends at once with
+ * LM_TOKENIZE_ABORTED; working memory stays bounded by the piece.
+ */
+static void
+test_abort(const lm_tokenizer *t, const char *name)
+{
+	size_t		len = 2 << 20;
+	char	   *s = boundary_text(len);
+	int32_t    *ids = malloc(sizeof(int32_t) * (len + 16));
+	int32_t    *ref;
+	int			n_ref;
+	int			n;
+	abort_probe p = {0, LONG_MAX, 0, 0};
+	char		err[128] = "";
+	size_t		extra;
+
+	ref = tokenize_all(t, s, len, false, &n_ref);
+	p.heap_base = p.heap_peak = heap_in_use();
+	n = lm_tokenize_abortable(t, s, len, true, false, ids, (int) len + 16, probe_abort, &p, NULL, 0);
+	CHECK(n == n_ref && n > 0 && memcmp(ids, ref, sizeof(int32_t) * n) == 0,
+		  "%s: with an abort check that never fires, the ids are lm_tokenize's (%d)", name, n);
+	CHECK(p.calls > 100, "%s: the check runs throughout a 2 MB text (%ld calls)", name, p.calls);
+	/* ids of 4 bytes in a vector that doubles (old and new block during a move): at most 12 bytes per id */
+	extra = p.heap_peak - p.heap_base;
+	CHECK(extra < 12 * (size_t) n + (1 << 20),
+		  "%s: memory in use while tokenizing 2 MB stays within the ids plus 1 MB (%zu kB for %d ids)",
+		  name, extra >> 10, n);
+
+	p = (abort_probe) {0, 10, 0, 0};
+	n = lm_tokenize_abortable(t, s, len, true, false, ids, (int) len + 16, probe_abort, &p, err, sizeof(err));
+	CHECK(n == LM_TOKENIZE_ABORTED && p.calls == 11 && strstr(err, "aborted") != NULL,
+		  "%s: a check that fires on its 11th call stops the call there (%d, %ld calls, \"%s\")",
+		  name, n, p.calls, err);
+
+	/* one word of 200000 letters: checks between merges inside it */
+	memset(s, 'a', 200000);
+	p = (abort_probe) {0, LONG_MAX, 0, 0};
+	n = lm_tokenize_abortable(t, s, 200000, false, false, ids, (int) len + 16, probe_abort, &p, NULL, 0);
+	CHECK(n > 0 && p.calls > 10, "%s: inside one 200000-letter word the check runs too (%ld calls)",
+		  name, p.calls);
+	p = (abort_probe) {0, 2, 0, 0};
+	n = lm_tokenize_abortable(t, s, 200000, false, false, ids, (int) len + 16, probe_abort, &p, NULL, 0);
+	CHECK(n == LM_TOKENIZE_ABORTED && p.calls == 3, "%s: and stops it (%d after %ld calls)", name, n, p.calls);
+	free(ref);
+	free(ids);
+	free(s);
+}
+
 /* Entry point. */
 int
 main(void)
@@ -467,6 +637,8 @@ main(void)
 		test_spm(v.t);
 		test_holdback(v.t);
 		test_invalid(v.t, "stories260K");
+		test_windows(v.t, "stories260K");
+		test_abort(v.t, "stories260K");
 		vocab_close(&v);
 	}
 	else
@@ -490,6 +662,19 @@ main(void)
 	{
 		test_invalid(v.t, "deepseek-llm");
 		vocab_close(&v);
+	}
+	/* windows and abort on every pre-tokenizer family with a vocabulary here */
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+	{
+		snprintf(path, sizeof(path), "%s/%s", dir, pairs[i].name);
+		if (unit_readable(path) && vocab_open(&v, path, err, sizeof(err)))
+		{
+			test_windows(v.t, pairs[i].name);
+			if (strcmp(pairs[i].name, "ggml-vocab-gpt-2.gguf") == 0 ||
+				strcmp(pairs[i].name, "ggml-vocab-llama-spm.gguf") == 0)
+				test_abort(v.t, pairs[i].name);
+			vocab_close(&v);
+		}
 	}
 
 	/* WordPiece is refused with a clear message */
