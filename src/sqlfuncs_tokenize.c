@@ -6,6 +6,7 @@
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -90,6 +91,8 @@ lmgen_detokenize(PG_FUNCTION_ARGS)
 	{
 		int32		id = DatumGetInt32(elems[i]);
 
+		if (i % 65536 == 65535)
+			CHECK_FOR_INTERRUPTS();
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
