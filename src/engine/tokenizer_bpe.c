@@ -159,9 +159,9 @@ encode_words(const lm_tokenizer *t, bpe_work *w, lm_tok_vec *out, lm_tok_abort *
 
 		if (lm_tok_aborted(abort))
 			return false;
-		/* a code point is at most 4 bytes, each byte at most 2 after mapping */
+		/* a code point is at most 4 bytes, each one symbol of at most 2 bytes after mapping */
 		if (!reserve((void **) &w->word, &w->word_cap, ncp * 8, 1) ||
-			!reserve((void **) &w->sym, &w->sym_cap, ncp * 8, sizeof(lm_tok_sym)))
+			!reserve((void **) &w->sym, &w->sym_cap, ncp * 4, sizeof(lm_tok_sym)))
 			return false;
 		for (size_t i = start; i < start + ncp; i++)
 		{
