@@ -88,8 +88,9 @@ typedef bool (*lm_tok_abort_fn) (void *arg);
  * NULL) is called between pieces and every 4096 merges inside a long piece.
  * Once it returns true, the call returns LM_TOKENIZE_ABORTED (err says so).
  * Working memory is bounded by the piece, not the text: besides the ids, a
- * few hundred kB, plus one byte per text byte when the text holds texts of
- * special tokens.
+ * few hundred kB for ordinary text (more for one word or unbreakable run
+ * longer than the window); when the text holds texts of special tokens, also
+ * one byte per text byte and about 40 bytes per such occurrence.
  */
 extern int	lm_tokenize_abortable(const lm_tokenizer *t, const char *text, size_t len, bool add_special,
 								  bool parse_special, int32_t *out, int max_out,
