@@ -7,7 +7,8 @@
 # llama with an 8192-token context whose greedy decoding never ends early),
 # with workloads of thousands of tokens that take a minute or more
 # uninterrupted.  The cancel is sent once the backend has spent half a second
-# of CPU inside the call.  A function that ignored the cancel would still end
+# of CPU inside the call (or 1/40 of the call's work, if that is less), and
+# statement_timeout is set to 3 s (or 1/40 of the work).  A function that ignored the cancel would still end
 # with 57014 (the executor raises it after the function returns), but only
 # after all of its work: so the test also compares the CPU time the call used
 # with a lower bound of the whole call's, measured on 1/20 of it.  No
@@ -90,15 +91,18 @@ sub wait_cpu
 # error text the call ended with, and the CPU ticks it used.
 sub run_cancelled
 {
-	my ($s, $pid, $sql, $how) = @_;
-	$s->query_safe($how eq 'timeout' ? "SET statement_timeout = '3s'" : "RESET statement_timeout");
+	my ($s, $pid, $sql, $how, $full) = @_;
+	# cancel at 1/40 of the whole call's work at most (in CPU time; the
+	# timeout in wall-clock time, which only runs faster on a busy machine)
+	my $wait = $full / 40 < 50 ? int($full / 40) + 1 : 50;
+	my $timeout_ms = $full * 10 / 40 < 3000 ? int($full * 10 / 40) + 10 : 3000;
+	$s->query_safe($how eq 'timeout' ? "SET statement_timeout = '${timeout_ms}ms'" : "RESET statement_timeout");
 	$s->{stderr} = '';
 	my $base = cpu_ticks($pid);
 	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
 	if ($how eq 'cancel')
 	{
-		# half a second of CPU: well inside the model's work
-		wait_cpu($pid, $base, 50);
+		wait_cpu($pid, $base, $wait);
 		$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
 	}
 	# psql runs this once the call has ended
@@ -134,7 +138,7 @@ for my $name (sort keys %long_call)
 	for my $how ('cancel', 'timeout')
 	{
 		my $what = $how eq 'cancel' ? 'pg_cancel_backend' : 'statement_timeout';
-		my ($state, $err, $used) = run_cancelled($s, $pid, $sql, $how);
+		my ($state, $err, $used) = run_cancelled($s, $pid, $sql, $how, $full);
 		is($state, '57014', "$name: $what ends the call with SQLSTATE 57014");
 		like($err, $message{$how}, "$name: $what gives the cancel message");
 		# a call that ignored the cancel would have done all of its work
@@ -153,10 +157,11 @@ for my $name (sort keys %long_call)
 my $s = $node->background_psql('postgres', on_error_stop => 0);
 my $pid = $s->query_safe('SELECT pg_backend_pid()');
 $s->query_safe($check{generate});
+my $full = work_lower_bound($s, $pid, $long_call{'generate (long prompt)'}[1]);
 my @rss;
 for my $round (1 .. 4)
 {
-	my ($state) = run_cancelled($s, $pid, $long_call{'generate (long prompt)'}[0], 'cancel');
+	my ($state) = run_cancelled($s, $pid, $long_call{'generate (long prompt)'}[0], 'cancel', $full);
 	is($state, '57014', "round $round: cancelled");
 	my ($kb) = slurp_file("/proc/$pid/status") =~ /^VmRSS:\s+(\d+)/m;
 	push @rss, $kb;
