@@ -123,7 +123,11 @@ def random_f16(rng, scale=0.01):
 
 
 def make_data(tid, shape, rng, fill="random"):
-    """Tensor bytes: zeros, or random values / blocks with finite scales."""
+    """Tensor bytes: zeros, or random values / blocks with finite scales.
+
+    fill "fast" draws a quantized tensor's bytes in one call (same kind of
+    blocks, another random stream), for models too large to draw byte by byte.
+    """
     nbytes = tensor_nbytes(tid, shape)
     if fill == "zero":
         return bytes(nbytes)
@@ -138,7 +142,11 @@ def make_data(tid, shape, rng, fill="random"):
     if name == "BF16":
         f = struct.pack("<%df" % n, *(rng.uniform(-1, 1) for _ in range(n)))
         return b"".join(f[i + 2:i + 4] for i in range(0, len(f), 4))
-    raw = bytearray(rng.getrandbits(8) for _ in range(nbytes))
+    if fill == "fast":
+        # the same kind of blocks, from one call (for large models)
+        raw = bytearray(rng.randbytes(nbytes))
+    else:
+        raw = bytearray(rng.getrandbits(8) for _ in range(nbytes))
     for blk in range(0, nbytes, ts) if scales else ():
         for off, kind in scales:
             if kind == "e":
@@ -306,20 +314,106 @@ def llama_vocab(n_vocab):
     return toks, scores, types
 
 
+# English words of the "words" vocabulary: whole-word pieces, so that test
+# text tokenizes into words and a random model's greedy output is a fixed
+# string of readable words.
+WORDS = """
+the a an and or but was is are were be to of in on at for with from by as it
+he she they we you i his her their my your our this that these there here
+once upon time day night morning little big small old new good bad happy sad
+red blue green yellow girl boy man woman mom dad baby dog cat bird fish horse
+ball tree park house home car boat book toy food water sun rain snow wind
+cold hot warm run ran play played saw see look looked went go come came said
+say like liked love loved want wanted help helped find found make made take
+took give gave eat ate sleep jump jumped friend friends family school city
+town river sea sky star moon game team win won lose lost score goal match
+sports music movie song art science weather news money market price stock
+business politics vote election health doctor travel positive negative
+neutral great terrible awful excellent fine okay yes no not very so too also
+then when because after before again all some many one two three first last
+best worst text category categories answer summary question story
+""".split()
+
+
+def words_vocab(n_vocab=None, chat=False):
+    """A SentencePiece vocabulary of whole English words (plus byte fallback).
+
+    Tokens: <unk> <s> </s> (and <|im_start|> <|im_end|> when chat), the 256
+    byte tokens, "▁", single characters (letters, digits, punctuation),
+    "▁" + each letter, then every prefix "▁w", "▁wo", ... of each word in
+    WORDS, so the merges build a known word whole.  Returns tokens, scores,
+    types, and the ids of the whole-word tokens.  n_vocab pads with unused
+    pieces; it must not be smaller than the vocabulary.
+    """
+    toks, types = ["<unk>", "<s>", "</s>"], [2, 3, 3]
+    if chat:
+        toks += ["<|im_start|>", "<|im_end|>"]
+        types += [3, 3]
+    toks += ["<0x%02X>" % i for i in range(256)]
+    types += [6] * 256
+    chars = ("abcdefghijklmnopqrstuvwxyz" "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+             "0123456789" ".,!?:;'\"-()")
+    pieces = ["\u2581"] + list(chars) + ["\u2581" + c for c in chars[:62]]
+    whole = []
+    for w in dict.fromkeys(WORDS):
+        for i in range(2, len(w) + 1):
+            piece = "\u2581" + w[:i]
+            if piece not in pieces:
+                pieces.append(piece)
+        whole.append("\u2581" + w)
+    toks += pieces
+    types += [1] * len(pieces)
+    if n_vocab is not None:
+        if n_vocab < len(toks):
+            raise ValueError("the words vocabulary needs n_vocab >= %d" % len(toks))
+        toks += ["<unused%d>" % i for i in range(n_vocab - len(toks))]
+        types += [5] * (n_vocab - len(types))
+    scores = [-float(k) if t == 1 else 0.0 for k, t in enumerate(types)]
+    index = {t: k for k, t in enumerate(toks)}
+    return toks, scores, types, sorted(index[w] for w in set(whole))
+
+
+# A ChatML template, as SmolLM2 and Qwen files carry (lmgen recognises the family).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+def mask_rows(data, row_bytes, keep):
+    """Tensor bytes with every row not in keep set to zero (a zero logit)."""
+    out = bytearray(len(data))
+    for r in keep:
+        out[r * row_bytes:(r + 1) * row_bytes] = data[r * row_bytes:(r + 1) * row_bytes]
+    return bytes(out)
+
+
 def llama_tiny(wtype="F32", version=3, alignment=None, seed=0, fill="random",
-               output_type=None, **hp):
+               output_type=None, vocab="letters", chat=False, **hp):
     """A complete small llama model (stories260K's keys and tensor names).
 
     Matrices get wtype, or F16 when their rows are not a multiple of its
     block (like ffn_down of stories260K); norms are F32; output.weight gets
     output_type when given (llama.cpp's Q4_0 file has a Q8_0 output).
+    vocab "letters" is the synthetic 512-piece vocabulary; "words" is
+    words_vocab() (n_vocab defaults to its size), and its output.weight is
+    zero except the rows of whole words, so greedy decoding emits words and
+    never an end-of-generation token.  chat adds the ChatML tokens and
+    template.
     """
     h = dict(LLAMA_DEFAULTS)
+    if vocab == "words":
+        h["n_vocab"] = None
     h.update({k: v for k, v in hp.items() if v is not None})
     tid = type_id(wtype)
     tname = TYPES[tid][0]
     w = GGUFWriter(version=version, alignment=alignment, seed=seed)
-    toks, scores, types = llama_vocab(h["n_vocab"])
+    keep_rows = None
+    if vocab == "words":
+        toks, scores, types, keep_rows = words_vocab(h["n_vocab"], chat)
+        h["n_vocab"] = len(toks)
+    else:
+        toks, scores, types = llama_vocab(h["n_vocab"])
     w.add_kv("tokenizer.ggml.tokens", "arr:str", toks)
     w.add_kv("tokenizer.ggml.scores", "arr:f32", scores)
     w.add_kv("tokenizer.ggml.token_type", "arr:i32", types)
@@ -331,6 +425,8 @@ def llama_tiny(wtype="F32", version=3, alignment=None, seed=0, fill="random",
     w.add_kv("tokenizer.ggml.eos_token_id", "u32", 2)
     w.add_kv("tokenizer.ggml.seperator_token_id", "u32", 0xFFFFFFFF)
     w.add_kv("tokenizer.ggml.padding_token_id", "u32", 0xFFFFFFFF)
+    if chat:
+        w.add_kv("tokenizer.chat_template", "str", CHATML_TEMPLATE)
     w.add_kv("llama.context_length", "u32", h["n_ctx"])
     w.add_kv("llama.embedding_length", "u32", h["n_embd"])
     w.add_kv("llama.feed_forward_length", "u32", h["n_ff"])
@@ -352,7 +448,9 @@ def llama_tiny(wtype="F32", version=3, alignment=None, seed=0, fill="random",
     emb = [h["n_embd"], h["n_vocab"]]
     w.add_tensor("token_embd.weight", pick(emb), emb, fill)
     w.add_tensor("output_norm.weight", 0, [h["n_embd"]], fill)
-    w.add_tensor("output.weight", type_id(output_type) if output_type else pick(emb), emb, fill)
+    out = w.add_tensor("output.weight", type_id(output_type) if output_type else pick(emb), emb, fill)
+    if keep_rows is not None:
+        out["data"] = mask_rows(out["data"], tensor_nbytes(out["type"], [emb[0], 1]), keep_rows)
     for layer in range(h["n_layer"]):
         for suffix, shape_fn in LLAMA_LAYER:
             shape = shape_fn(h)
@@ -509,11 +607,11 @@ def parse_tensor(spec):
 
 def build(args, breaks):
     """A writer for the parsed command line, with the given breaks applied."""
-    fill = "zero" if args.zero else "random"
+    fill = "zero" if args.zero else ("fast" if args.fast else "random")
     if args.llama_tiny:
         hp = {k: getattr(args, k) for k in LLAMA_DEFAULTS}
         w = llama_tiny(args.llama_tiny, args.version, args.alignment, args.seed, fill,
-                       args.output_type, **hp)
+                       args.output_type, args.vocab, args.chat, **hp)
     else:
         w = GGUFWriter(args.version, args.alignment, args.seed)
     for spec in args.kv:
@@ -541,9 +639,15 @@ def main(argv=None):
     ap.add_argument("--kv", action="append", default=[], help="KEY=TYPE:VALUE")
     ap.add_argument("--tensor", action="append", default=[], help="NAME:TYPE:D0xD1[:zero]")
     ap.add_argument("--zero", action="store_true", help="zero tensor data")
+    ap.add_argument("--fast", action="store_true",
+                    help="draw quantized tensors' random bytes in one call (large models)")
     ap.add_argument("--llama-tiny", metavar="WTYPE", default=None,
                     help="a complete small llama model with weights of this type")
     ap.add_argument("--output-type", default=None, help="llama-tiny: type of output.weight")
+    ap.add_argument("--vocab", choices=["letters", "words"], default="letters",
+                    help="llama-tiny: the synthetic letter-pair vocabulary, or whole English words")
+    ap.add_argument("--chat", action="store_true",
+                    help="llama-tiny: add the ChatML tokens and chat template")
     for k, v in LLAMA_DEFAULTS.items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=None,
                         help="llama-tiny %s (default %d)" % (k, v))

@@ -1,26 +1,34 @@
 #!/bin/bash
 # The README's first command: set everything up and run the main job.
-# As root: installs the dependencies, builds and installs lmgen, fetches and
-# installs the real models (make model: SmolLM2 default, Gemma 3), then (as
-# the unprivileged user $LMGEN_TEST_USER, default postgres) starts a
-# throwaway PostgreSQL cluster with lmgen preloaded, creates a small
-# articles table and runs the main job: SELECT summarize(body) FROM articles.
-# The cluster is removed at exit.
+# Installs the dependencies (.ci/install-deps), builds and installs lmgen,
+# fetches and installs the real models (make model: SmolLM2 default,
+# Gemma 3), then starts a throwaway PostgreSQL cluster with lmgen preloaded,
+# creates a small articles table and runs the main job:
+# SELECT summarize(body) FROM articles.  The cluster is removed at exit.
+# Works as written for root and for a user with sudo rights: the steps that
+# need root (install-deps, make install, make model) go through sudo only
+# when the caller is not root.  initdb refuses to run as root, so as root
+# the cluster runs as the unprivileged user $LMGEN_TEST_USER (default
+# postgres) in a copy of the tree it owns; any other user runs it itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 user=${LMGEN_TEST_USER:-postgres}
+. test/lib/as_root.sh
 
-if [ "$(id -u)" -eq 0 ]; then
-	.ci/install-deps
+if [ "${1:-}" != "--cluster" ]; then
+	as_root .ci/install-deps
 	make -s -j2
-	make -s install
-	make -s model
+	as_root make -s install
+	as_root make -s model
+	if [ "$(id -u)" -ne 0 ]; then
+		exec "$top/test/quickstart.sh" --cluster
+	fi
 	work=$(mktemp -d /tmp/lmgen-quickstart.XXXXXX)
 	cp -a "$top/." "$work/"
 	chown -R "$user" "$work"
 	trap 'rm -rf "$work"' EXIT
-	runuser -u "$user" -- "$work/test/quickstart.sh"
+	runuser -u "$user" -- "$work/test/quickstart.sh" --cluster
 	exit 0
 fi
 

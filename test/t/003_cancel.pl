@@ -1,136 +1,175 @@
-# A long model call stops promptly on pg_cancel_backend and on
-# statement_timeout, in the prefill and between generated tokens; the
-# backend stays usable and does not grow with repeated cancels.
-# Uses the generated long-context model (test/make_fixtures.sh), so it needs
-# no download.  Latencies are printed; the assertions only demand that the
-# call stopped long before it would have finished.
+# pg_cancel_backend and statement_timeout stop generate(), classify() and
+# embed() in the middle of their work: the call ends with the cancel error
+# (SQLSTATE 57014) and the same backend then runs the model again with the
+# same results as a fresh one.  Repeated cancels do not grow the backend.
+#
+# The calls run on slow.gguf (test/make_fixtures.sh: a random 74M-parameter
+# llama with an 8192-token context whose greedy decoding never ends early),
+# with workloads of thousands of tokens that take a minute or more
+# uninterrupted.  The cancel is sent once the backend has spent half a second
+# of CPU inside the call (or 1/40 of the call's work, if that is less), and
+# statement_timeout is set to 3 s (or 1/40 of the work).  A function that ignored the cancel would still end
+# with 57014 (the executor raises it after the function returns), but only
+# after all of its work: so the test also compares the CPU time the call used
+# with a lower bound of the whole call's, measured on 1/20 of it.  No
+# assertion depends on wall-clock time; the latency figures come from
+# test/bench/bench_sql.sh.
 use strict;
 use warnings;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('cancel');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$ENV{TESTDIR}/test/models'\n");
+	"shared_preload_libraries = 'lmgen'\n"
+	  . "lmgen.model_dir = '$ENV{TESTDIR}/test/models'\n"
+	  . "lmgen.max_tokens = 8000\n");
 $node->start;
-$node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('long', 'long-ctx.gguf')");
+$node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('slow', 'slow.gguf')");
 
-# About 5000 prompt tokens: several seconds of prefill on this model.
-my $long_call = "SELECT generate(repeat('ab cd ', 2500), 16, model => 'long')";
+# Small calls whose results show the backend still works after a cancel.
+my %check = (
+	generate => "SELECT generate('Once upon a time', 8, model => 'slow')",
+	classify => "SELECT classify('the dog ran to the park', ARRAY['dog', 'cat', 'news'], 'slow')",
+	embed => "SELECT (SELECT array_agg(round(x::numeric, 6)) FROM unnest(embed('the dog ran', 'slow')) x)",
+);
+my %reference;
+$reference{$_} = $node->safe_psql('postgres', $check{$_}) for sort keys %check;
+ok($reference{generate} =~ /\w/, "reference results from a fresh session: '$reference{generate}'");
 
-# Time the uninterrupted call once, for scale.
-my $t0 = time;
-$node->safe_psql('postgres', $long_call);
-my $full = time - $t0;
-note(sprintf('the uninterrupted call takes %.2f s', $full));
+# About 4000 tokens of text ("the dog ran to the park and " is 7 tokens).
+# Each long call comes with a part of it, 1/20 of its tokens, whose CPU time
+# times 20 is a lower bound of the whole call's (attention makes longer
+# contexts cost more per token, never less).
+my $reps = 560;
+my $text = "repeat('the dog ran to the park and ', $reps)";
+my $part = "repeat('the dog ran to the park and ', " . ($reps / 20) . ")";
+my %long_call = (
+	# long prompt: cancelled in the prefill (or early in the decoding)
+	'generate (long prompt)' => [
+		"SELECT generate($text, 4000, model => 'slow')",
+		"SELECT generate($part, 200, model => 'slow')" ],
+	# short prompt: cancelled while decoding 7000 tokens
+	'generate (decoding)' => [
+		"SELECT generate('Once upon a time', 7000, model => 'slow')",
+		"SELECT generate('Once upon a time', 350, model => 'slow')" ],
+	classify => [
+		"SELECT classify($text, ARRAY['sports', 'politics', 'weather'], 'slow')",
+		"SELECT classify($part, ARRAY['sports', 'politics', 'weather'], 'slow')" ],
+	embed => [
+		"SELECT embed($text || $text, 'slow')",
+		"SELECT embed($part || $part, 'slow')" ],
+);
 
-# Start a call in its own session; return (harness, stderr ref, pid).
-sub start_call
-{
-	my ($sql) = @_;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c', $sql ],
-		'>', \$out, '2>', \$err);
-	my $pid;
-	for (1 .. 500)
-	{
-		$pid = $node->safe_psql('postgres',
-			"SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%generate(repeat%' AND pid <> pg_backend_pid()");
-		last if $pid;
-		usleep(10_000);
-	}
-	return ($h, \$err, $pid);
-}
-
-# Wait until the backend has left the call; seconds waited.
-sub wait_idle
+# CPU time (clock ticks, all threads) a process has used.
+sub cpu_ticks
 {
 	my ($pid) = @_;
-	my $t = time;
-	for (1 .. 3000)
-	{
-		my $active = $node->safe_psql('postgres',
-			"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND state = 'active'");
-		return time - $t if $active eq '0';
-		usleep(5_000);
-	}
-	return time - $t;
+	my $stat = slurp_file("/proc/$pid/stat");
+	$stat =~ s/^.*\)\s+//s;    # fields from the 3rd on
+	my @f = split /\s+/, $stat;
+	return $f[11] + $f[12];    # utime + stime
 }
 
-# Cancel during the prefill.
-my ($h, $err, $pid) = start_call($long_call);
-ok($pid, 'the long call is running');
-usleep(300_000);
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
-my $lat = wait_idle($pid);
-$h->finish;
-like($$err, qr/canceling statement due to user request/, 'pg_cancel_backend cancels the call');
-note(sprintf('stopped %.0f ms after pg_cancel_backend', $lat * 1000));
-cmp_ok($lat, '<', $full / 2, 'it stopped long before the call would have finished');
-
-# statement_timeout, in the same kind of call.
-my ($ret, $out, $e2);
-$t0 = time;
-($ret, $out, $e2) = $node->psql('postgres', "SET statement_timeout = '400ms'; $long_call");
-my $elapsed = time - $t0;
-like($e2, qr/canceling statement due to statement timeout/, 'statement_timeout cancels the call');
-note(sprintf('statement_timeout 400 ms: the call returned after %.0f ms', $elapsed * 1000));
-cmp_ok($elapsed, '<', 0.4 + $full / 2, 'it stopped soon after the timeout');
-
-# Between generated tokens: many tokens of a short prompt (max_tokens raised).
-$node->safe_psql('postgres', "ALTER SYSTEM SET lmgen.max_tokens = 6000");
-$node->reload;
-my $gen_call = "SELECT generate(repeat('ab cd ', 1500), 5000, model => 'long', stop => ARRAY['never-matches-this'])";
-my ($h2, $err2, $pid2);
+# Wait until process $pid has used $ticks more clock ticks of CPU than $base.
+sub wait_cpu
 {
-	my ($o, $e) = ('', '');
-	$h2 = IPC::Run::start([ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c', $gen_call ],
-		'>', \$o, '2>', \$e);
-	$err2 = \$e;
-	for (1 .. 500)
+	my ($pid, $base, $ticks) = @_;
+	for (1 .. 6000)
 	{
-		$pid2 = $node->safe_psql('postgres',
-			"SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%never-matches%' AND pid <> pg_backend_pid()");
-		last if $pid2;
-		usleep(10_000);
+		return if cpu_ticks($pid) - $base >= $ticks;
+		usleep(20_000);
 	}
+	diag("backend $pid did not use $ticks ticks of CPU in 120 s");
 }
-usleep(2_500_000);    # past the prefill, into decoding (unless EOS came first)
-$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid2)") if $pid2;
-$lat = wait_idle($pid2);
-$h2->finish;
-note(sprintf('decoding: stopped %.0f ms after pg_cancel_backend', $lat * 1000));
-ok($$err2 eq '' || $$err2 =~ /canceling statement due to user request/,
-	'a call cancelled while decoding reports the cancel (or had already ended)');
 
-# The backend is usable after a cancel, and repeated cancels do not leak.
-my $session = $node->background_psql('postgres', on_error_stop => 0);
-my $bpid = $session->query_safe('SELECT pg_backend_pid()');
-$session->query_safe("SELECT generate('ab cd', 4, model => 'long')");
-my $rss = sub {
-	my ($kb) = slurp_file("/proc/$bpid/status") =~ /^VmRSS:\s+(\d+)/m;
-	return $kb;
-};
+# Start $sql in session $s (backend $pid) and stop it with pg_cancel_backend
+# ('cancel') or statement_timeout ('timeout'); returns the SQLSTATE and the
+# error text the call ended with, and the CPU ticks it used.
+sub run_cancelled
+{
+	my ($s, $pid, $sql, $how, $full) = @_;
+	# cancel at 1/40 of the whole call's work at most (in CPU time; the
+	# timeout in wall-clock time, which only runs faster on a busy machine)
+	my $wait = $full / 40 < 50 ? int($full / 40) + 1 : 50;
+	my $timeout_ms = $full * 10 / 40 < 3000 ? int($full * 10 / 40) + 10 : 3000;
+	$s->query_safe($how eq 'timeout' ? "SET statement_timeout = '${timeout_ms}ms'" : "RESET statement_timeout");
+	$s->{stderr} = '';
+	my $base = cpu_ticks($pid);
+	$s->query_until(qr/started/, "\\echo started\n$sql;\n");
+	if ($how eq 'cancel')
+	{
+		wait_cpu($pid, $base, $wait);
+		$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	}
+	# psql runs this once the call has ended
+	my $state = $s->query("\\echo :SQLSTATE");
+	my $used = cpu_ticks($pid) - $base;
+	my $err = $s->{stderr};
+	$s->{stderr} = '';
+	$s->query_safe("RESET statement_timeout");
+	return ($state, $err, $used);
+}
+
+# CPU ticks the whole of a long call needs at least: 20 times its part's.
+sub work_lower_bound
+{
+	my ($s, $pid, $part_sql) = @_;
+	my $base = cpu_ticks($pid);
+	$s->query_safe($part_sql);
+	return 20 * (cpu_ticks($pid) - $base);
+}
+
+my %message = (
+	cancel => qr/canceling statement due to user request/,
+	timeout => qr/canceling statement due to statement timeout/);
+
+for my $name (sort keys %long_call)
+{
+	my ($sql, $part_sql) = @{ $long_call{$name} };
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	my $pid = $s->query_safe('SELECT pg_backend_pid()');
+	$s->query_safe($check{$_}) for sort keys %check;    # model opened, context made
+	my $full = work_lower_bound($s, $pid, $part_sql);
+	note("$name: the whole call needs at least $full CPU ticks");
+	for my $how ('cancel', 'timeout')
+	{
+		my $what = $how eq 'cancel' ? 'pg_cancel_backend' : 'statement_timeout';
+		my ($state, $err, $used) = run_cancelled($s, $pid, $sql, $how, $full);
+		is($state, '57014', "$name: $what ends the call with SQLSTATE 57014");
+		like($err, $message{$how}, "$name: $what gives the cancel message");
+		# a call that ignored the cancel would have done all of its work
+		cmp_ok($used, '<', $full / 2,
+			"$name: $what stopped the call before half of its work ($used of at least $full CPU ticks)");
+		for my $c (sort keys %check)
+		{
+			is($s->query_safe($check{$c}), $reference{$c},
+				"$name, after $what: the same backend runs $c with the same result");
+		}
+	}
+	$s->quit;
+}
+
+# Repeated cancels in one backend: still usable, and no growth.
+my $s = $node->background_psql('postgres', on_error_stop => 0);
+my $pid = $s->query_safe('SELECT pg_backend_pid()');
+$s->query_safe($check{generate});
+my $full = work_lower_bound($s, $pid, $long_call{'generate (long prompt)'}[1]);
 my @rss;
 for my $round (1 .. 4)
 {
-	$session->query_until(qr/started/, "\\echo started\n$long_call;\n");
-	usleep(300_000);
-	$node->safe_psql('postgres', "SELECT pg_cancel_backend($bpid)");
-	wait_idle($bpid);
-	my $r = $session->query("SELECT 1");    # collects the cancel error
-	push @rss, $rss->();
+	my ($state) = run_cancelled($s, $pid, $long_call{'generate (long prompt)'}[0], 'cancel', $full);
+	is($state, '57014', "round $round: cancelled");
+	my ($kb) = slurp_file("/proc/$pid/status") =~ /^VmRSS:\s+(\d+)/m;
+	push @rss, $kb;
 }
-my $after = $session->query("SELECT generate('ab cd', 4, model => 'long') IS NOT NULL");
-is($after, 't', 'the backend still runs the model after four cancels');
+is($s->query_safe($check{generate}), $reference{generate}, 'the backend still runs the model after four cancels');
 note("backend RSS after each cancel (kB): @rss");
 cmp_ok($rss[-1] - $rss[1], '<', 20_000, 'repeated cancels do not grow the backend (less than 20 MB)');
-$session->quit;
+$s->quit;
 
 $node->stop;
 done_testing();

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Runs each engine unit-test binary given as an argument and prints its TAP
-# lines, then one line "unit: N passed, N failed" that test/run_all.sh reads.
+# lines, then one line "unit: N passed, N failed, N skipped" that
+# test/run_all.sh reads.  A skip ("ok N # SKIP ..." for one group of checks,
+# "1..0 # SKIP ..." for a whole program) counts as skipped, never as passed.
 # The end-to-end model tests run again on the scalar and AVX2 kernel paths
 # (LMGEN_ISA), so expected outputs cannot depend on the CPU's SIMD level.
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 
 # Run one test binary (with an optional LMGEN_ISA) and add up its results.
 run_one() {
@@ -12,12 +14,15 @@ run_one() {
 	if [ -n "$isa" ]; then out=$(LMGEN_ISA=$isa "./$t" 2>&1); else out=$("./$t" 2>&1); fi
 	rc=$?
 	echo "$out"
+	s=$(printf '%s\n' "$out" | grep -ciE '^ok [0-9]+( -)? *# *SKIP')
 	p=$(printf '%s\n' "$out" | grep -c '^ok ')
+	p=$((p - s))
 	f=$(printf '%s\n' "$out" | grep -c '^not ok ')
+	if printf '%s\n' "$out" | grep -qiE '^1\.\.0 *# *SKIP'; then s=$((s + 1)); fi
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
 		echo "not ok - $t exited with status $rc"; f=1
 	fi
-	passed=$((passed + p)); failed=$((failed + f))
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 
 for t in "$@"; do
@@ -29,5 +34,5 @@ for t in "$@"; do
 			;;
 	esac
 done
-echo "unit: $passed passed, $failed failed"
+echo "unit: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -4,6 +4,7 @@
  * Each test program calls CHECK(cond, "what it proves", ...) for every
  * assertion it makes, then returns unit_done().  Output is TAP ("ok N - ..."
  * / "not ok N - ..."), so test/unit/run_unit.sh and prove can both read it.
+ * SKIP() records a skipped group (counted as a skip, not a pass) and
  * SKIP_ALL() ends a program that needs ../shared when it is absent.
  */
 #ifndef LM_UNIT_H
@@ -45,6 +46,13 @@ unit_done(void)
 	printf("1..%d\n", unit_n);
 	return unit_failed ? 1 : 0;
 }
+
+/*
+ * Skip one group of checks with a reason: a TAP "ok N # SKIP reason" line,
+ * which run_unit.sh and prove count as a skip, never as a pass.
+ */
+#define SKIP(...) \
+	do { unit_n++; printf("ok %d # SKIP ", unit_n); printf(__VA_ARGS__); printf("\n"); fflush(stdout); } while (0)
 
 /* Skip the whole program with a reason (TAP "1..0 # SKIP"). */
 #define SKIP_ALL(reason) do { printf("1..0 # SKIP %s\n", (reason)); exit(0); } while (0)
