@@ -68,6 +68,7 @@ TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special, bool pa
 		ids = repalloc_huge(ids, sizeof(int32) * cap);
 		need = lm_tokenize(m->tok, s, len, add_special, parse_special, ids, cap, err, sizeof(err));
 	}
+	ModelCheckUnchanged(m);		/* the vocabulary is read from the mapped file */
 	if (need < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
