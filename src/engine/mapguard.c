@@ -7,9 +7,13 @@
  * into memory the backend owns would make a changed file harmless too, but
  * it costs that much RAM per backend (and the read at every open), for an
  * event that happens only when an administrator replaces a file in place.
- * The guard keeps the mapping and costs nothing until the file shrinks.
- * (The background worker will later hold one validated copy in shared
- * memory for everyone; this guard covers the backends' own mappings.)
+ * Measured here (Xeon, page cache warm): reading SmolLM2 into private
+ * memory takes 55 ms and 94 MiB per backend, Gemma 3 140 ms and 241 MiB.
+ * The guard keeps the mapping: it costs nothing until the file shrinks,
+ * plus one fstat() per forward pass (200 ns, against milliseconds for the
+ * pass) to notice a rewrite in place, which never faults.  (The background
+ * worker will later hold one validated copy in shared memory for everyone;
+ * this guard covers the backends' own mappings.)
  *
  * What happens on a fault.  Touching a page of a MAP_SHARED mapping beyond
  * the file's current end raises SIGBUS synchronously on the touching
