@@ -90,5 +90,17 @@ $node->safe_psql('postgres', "SET lmgen.threads = 2; SELECT generate('Once upon 
 	  . "COPY (SELECT 'copied ' || backend_threads()) TO PROGRAM 'cat > $out'");
 is(slurp_file($out), "copied 1\n", 'COPY ... TO PROGRAM works after a threaded call, from a single-threaded backend');
 
+# Cost of starting the workers for each call (benchmark figures, not
+# asserted): many short calls on one and on two threads.
+for my $threads (1, 2)
+{
+	my $q = "SET lmgen.threads = $threads; SELECT count(embed('row ' || i, model => 'tiny')) FROM generate_series(1, 2000) i";
+	$node->safe_psql('postgres', $q);
+	my $t0 = time;
+	$node->safe_psql('postgres', $q);
+	note(sprintf('lmgen.threads = %d: 2000 embed() calls on the tiny model in %.0f ms (%.0f us per call)',
+			$threads, (time - $t0) * 1000, (time - $t0) * 500));
+}
+
 $node->stop;
 done_testing();

@@ -239,6 +239,21 @@ main(void)
 		lm_pool_stop(pool);
 		lm_pool_stop(pool);
 		CHECK(ThreadCountSettled(base - 2) == base - 2, "stopping twice is harmless");
+		{
+			/* the price of joining after every call (a figure, not a check) */
+			struct timespec t0, t1;
+			fill_job	fj = {a, 1000, 7};
+
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			for (int r = 0; r < 2000; r++)
+			{
+				lm_pool_run(pool, fill_fn, &fj);
+				lm_pool_stop(pool);
+			}
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			printf("# 3-thread pool: start, one job and join take %.1f us\n",
+				   ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 2000 / 1e3);
+		}
 		lm_pool_free(pool);
 		free(j);
 	}
