@@ -111,6 +111,14 @@ RegisterModel(const char *name, const char *path, bool make_default)
 				 errmsg("invalid model file \"%s\": %s", path, err),
 				 errhint("Check that the file is a complete GGUF model (version 2 or 3).")));
 	lm_model_info_get(g, &info);
+	if (!lm_gguf_unchanged(g, err, sizeof(err)))
+	{
+		lm_gguf_close(g);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file \"%s\" changed on disk while it was read", path),
+				 errdetail("%s.", err)));
+	}
 	lm_gguf_close(g);
 
 	values[0] = CStringGetTextDatum(name);
