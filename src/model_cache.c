@@ -206,6 +206,17 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot run model \"%s\": %s", name, err)));
 	}
+	if (!lm_gguf_unchanged(g, err, sizeof(err)))
+	{
+		/* the vocabulary and weights were read from a file that changed */
+		lm_model_free(model);
+		lm_tokenizer_free(tok);
+		lm_gguf_close(g);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file of model \"%s\" changed on disk while it was opened", name),
+				 errdetail("%s.", err)));
+	}
 	m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
 	m->model = model;
 	m->chat_fallback = lm_chat_family_of(g, &from_template);
