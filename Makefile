@@ -37,12 +37,11 @@ CLI_OBJS = $(CLI_SRCS:.c=.o)
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:.c=)
 
-BLAS_LIBS = -lopenblas
-SHLIB_LINK = $(BLAS_LIBS) $(CUDA_LIBS) -lpthread -lm
+SHLIB_LINK = $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
-REGRESS = gguf model_dir registry tokenize generate_text model_functions
+REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions
 # Tests on the real stories260K model run when ../shared (or $LMGEN_SHARED) has it.
 LMGEN_SHARED ?= ../shared
 ifneq ($(wildcard $(LMGEN_SHARED)/models/stories260K.gguf),)
@@ -86,10 +85,10 @@ cuda/%.o: cuda/%.cu
 	$(NVCC) -O2 -Xcompiler -fPIC -Isrc/engine -c -o $@ $<
 
 lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
-	$(CC) $(ENGINE_CFLAGS) -o $@ $^ $(BLAS_LIBS) -lpthread -lm
+	$(CC) $(ENGINE_CFLAGS) -o $@ $^ -lpthread -lm
 
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
-	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) $(BLAS_LIBS) -lpthread -lm
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
 .PHONY: unit check-all fixtures tap model installcheck-models
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).

@@ -53,6 +53,18 @@ GRANT SELECT ON lmgen.model_registry TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON lmgen.model_registry TO lmgen_admin;
 SELECT pg_catalog.pg_extension_config_dump('lmgen.model_registry', '');
 
+-- Every change to the registry invalidates the backends' cached lookups
+-- (src/model_cache.c), in this session at the next command and in others
+-- at their next transaction.
+CREATE FUNCTION lmgen._registry_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'lmgen_registry_changed'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION lmgen._registry_changed() FROM PUBLIC;
+CREATE TRIGGER model_registry_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON lmgen.model_registry
+    FOR EACH STATEMENT EXECUTE FUNCTION lmgen._registry_changed();
+
 -- Register a model file (inside lmgen.model_dir) under a name.
 CREATE FUNCTION lmgen.load_model(name text, path text)
 RETURNS void
@@ -92,6 +104,8 @@ CREATE FUNCTION lmgen._register_installed_models()
 RETURNS void
 AS 'MODULE_PATHNAME', 'lmgen_register_installed_models'
 LANGUAGE C VOLATILE;
+-- Internal: only CREATE EXTENSION (as its owner) runs it.
+REVOKE ALL ON FUNCTION lmgen._register_installed_models() FROM PUBLIC;
 SELECT lmgen._register_installed_models();
 
 -- Tokenizer access ---------------------------------------------------------

@@ -1,19 +1,50 @@
 /*
- * model_cache.c — per-backend cache of open models.
+ * model_cache.c — per-backend cache of open models and of the registry
+ * lookups that find them.
  *
  * A model is found by its registry name (lmgen.model_registry, read through
  * SPI as the caller), its path resolved inside lmgen.model_dir, and the file
  * mapped with the engine's GGUF reader.  The mapping is MAP_SHARED and
- * read-only, so every backend that opens the same file shares its pages.
+ * read-only, so every backend that opens the same file shares its pages; a
+ * file truncated or rewritten while mapped cannot crash the backend (the
+ * engine's SIGBUS guard, mapguard.h) and fails the call that saw it.
  * Entries live in TopMemoryContext; the engine objects they hold are
  * malloc'd by the engine and freed when an entry is replaced.  Nothing is
  * half-built on error: a new entry is linked in only when complete.
+ *
+ * What is looked up how often.  A SQL function runs once per row, so the
+ * lookup is layered:
+ *   - registry rows (the default model's name, a name's path) are cached
+ *     until the registry changes: a statement trigger on the table
+ *     (lmgen._registry_changed) sends a relcache invalidation for it, seen
+ *     by this backend at the next command and by others at their next
+ *     transaction, and the relcache callback below bumps
+ *     registry_generation, which makes every cached row stale.  A cache
+ *     reset (sinval overflow) and DDL on the table do the same;
+ *   - the file (path resolved in lmgen.model_dir, then stat) is checked
+ *     once per statement: a file replaced between statements is reopened;
+ *   - within a statement nothing is looked up again unless lmgen.model_dir,
+ *     the user or the registry changed.
+ *
+ * Engine threads.  No engine thread may exist while control is in Postgres
+ * (a backend that forks for COPY ... TO PROGRAM must be single-threaded),
+ * so ModelAcquire ties ModelStopThreads to the caller's memory context: the
+ * pools are joined when that context is reset — before the next row, at
+ * the end of the statement, or in error cleanup — and the forward pass of
+ * the next call starts them again.  Callers that finish their engine work
+ * may stop them earlier (RunGeneration does).
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "lmgen.h"
@@ -22,24 +53,83 @@
 
 static LmgenModel *open_models = NULL;
 
-/* Name of the default model, or NULL when there is none. */
+/* Bumped whenever lmgen.model_registry may have changed (relcache callback). */
+static uint64 registry_generation = 1;
+
+/* OID of lmgen.model_registry when last looked up, else InvalidOid. */
+static Oid	registry_relid = InvalidOid;
+
+/* The registry's default model, as last read. */
+static struct
+{
+	uint64		generation;		/* registry_generation when read; 0 = never */
+	Oid			user;			/* the user it was read as */
+	char	   *name;			/* TopMemoryContext; NULL when there is none */
+}			default_lookup;
+
+/* The memory context whose reset will stop the engine threads, if any. */
+static MemoryContext stop_threads_context = NULL;
+
+/* Relcache callback: any change to the registry makes cached lookups stale. */
+static void
+RegistryInvalidated(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == registry_relid)
+	{
+		registry_generation++;
+		registry_relid = InvalidOid;
+	}
+}
+
+/* Register the relcache callback once per backend. */
+static void
+EnsureInvalidationCallback(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(RegistryInvalidated, (Datum) 0);
+		registered = true;
+	}
+}
+
+/* Remember the registry's OID, so that its invalidations are recognised. */
+static void
+NoteRegistryRelid(void)
+{
+	Oid			nsp = get_namespace_oid("lmgen", true);
+
+	if (registry_relid == InvalidOid && OidIsValid(nsp))
+		registry_relid = get_relname_relid("model_registry", nsp);
+}
+
+/* Name of the default model, or NULL when there is none (cached per registry generation). */
 static char *
 DefaultModelName(void)
 {
 	char	   *name = NULL;
-	MemoryContext caller = CurrentMemoryContext;
 
 	if (lmgen_default_model && lmgen_default_model[0])
-		return pstrdup(lmgen_default_model);
+		return lmgen_default_model;
+	if (default_lookup.generation == registry_generation && default_lookup.user == GetUserId())
+		return default_lookup.name;
+
+	NoteRegistryRelid();
 	SPI_connect();
 	if (SPI_execute("SELECT name FROM lmgen.model_registry WHERE is_default", true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
-		name = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		name = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	SPI_finish();
+	if (default_lookup.name)
+		pfree(default_lookup.name);
+	default_lookup.name = name;
+	default_lookup.generation = registry_generation;
+	default_lookup.user = GetUserId();
 	return name;
 }
 
-/* Registered path of a model, or NULL when the name is not registered. */
+/* Registered path of a model (palloc'd), or NULL when the name is not registered. */
 static char *
 RegisteredPath(const char *name)
 {
@@ -48,6 +138,7 @@ RegisteredPath(const char *name)
 	char	   *path = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 
+	NoteRegistryRelid();
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT path FROM lmgen.model_registry WHERE name = $1",
 							  1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
@@ -67,6 +158,8 @@ FreeModel(LmgenModel *m)
 	lm_gguf_close(m->gguf);
 	pfree(m->name);
 	pfree(m->path);
+	pfree(m->registered_path);
+	pfree(m->model_dir);
 	pfree(m);
 }
 
@@ -113,6 +206,17 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot run model \"%s\": %s", name, err)));
 	}
+	if (!lm_gguf_unchanged(g, err, sizeof(err)))
+	{
+		/* the vocabulary and weights were read from a file that changed */
+		lm_model_free(model);
+		lm_tokenizer_free(tok);
+		lm_gguf_close(g);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file of model \"%s\" changed on disk while it was opened", name),
+				 errdetail("%s.", err)));
+	}
 	m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
 	m->model = model;
 	m->chat_fallback = lm_chat_family_of(g, &from_template);
@@ -128,6 +232,80 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 	return m;
 }
 
+/* Memory-context callback: join the engine threads of every open model. */
+static void
+StopThreadsCallback(void *arg)
+{
+	if (stop_threads_context == (MemoryContext) arg)
+		stop_threads_context = NULL;
+	ModelStopThreads();
+}
+
+/* Join the engine threads of every open model (they restart on the next forward pass). */
+void
+ModelStopThreads(void)
+{
+	for (LmgenModel *m = open_models; m; m = m->next)
+		lm_context_stop_threads(m->ctx);
+}
+
+/* Have the engine threads stopped when the caller's memory context is reset. */
+static void
+StopThreadsWithCallerContext(void)
+{
+	MemoryContextCallback *cb;
+
+	if (stop_threads_context == CurrentMemoryContext)
+		return;				/* already registered there */
+	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(*cb));
+	cb->func = StopThreadsCallback;
+	cb->arg = CurrentMemoryContext;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	stop_threads_context = CurrentMemoryContext;
+}
+
+/* True when the entry's registry row is still the current one for this user. */
+static bool
+RegistryRowFresh(const LmgenModel *m)
+{
+	return m->registry_generation == registry_generation && m->user == GetUserId();
+}
+
+/* True when the entry's file was checked earlier in the running statement. */
+static bool
+CheckedThisStatement(const LmgenModel *m)
+{
+	return m->checked_lxid == MyProc->lxid &&
+		m->checked_at == GetCurrentStatementStartTimestamp() &&
+		strcmp(m->model_dir, lmgen_model_dir ? lmgen_model_dir : "") == 0;
+}
+
+/* Note that the entry is current for this registry generation, user and statement. */
+static void
+MarkChecked(LmgenModel *m, const char *registered_path)
+{
+	if (m->registered_path == NULL || strcmp(m->registered_path, registered_path) != 0)
+	{
+		char	   *copy = MemoryContextStrdup(TopMemoryContext, registered_path);
+
+		if (m->registered_path)
+			pfree(m->registered_path);
+		m->registered_path = copy;
+	}
+	if (m->model_dir == NULL || strcmp(m->model_dir, lmgen_model_dir ? lmgen_model_dir : "") != 0)
+	{
+		char	   *copy = MemoryContextStrdup(TopMemoryContext, lmgen_model_dir ? lmgen_model_dir : "");
+
+		if (m->model_dir)
+			pfree(m->model_dir);
+		m->model_dir = copy;
+	}
+	m->registry_generation = registry_generation;
+	m->user = GetUserId();
+	m->checked_lxid = MyProc->lxid;
+	m->checked_at = GetCurrentStatementStartTimestamp();
+}
+
 /* The model registered under name (NULL/"" for the default), opened and cached. */
 LmgenModel *
 ModelAcquire(const char *name)
@@ -138,6 +316,7 @@ ModelAcquire(const char *name)
 	LmgenModel **link;
 	LmgenModel *m;
 
+	EnsureInvalidationCallback();
 	if (name == NULL || name[0] == '\0')
 	{
 		name = DefaultModelName();
@@ -147,7 +326,19 @@ ModelAcquire(const char *name)
 					 errmsg("no default model is set"),
 					 errhint("Run \"make model\" and CREATE EXTENSION again, register a model with lmgen.load_model(name, path), or set lmgen.default_model.")));
 	}
-	path = RegisteredPath(name);
+	for (link = &open_models; *link; link = &(*link)->next)
+		if (strcmp((*link)->name, name) == 0)
+			break;
+	m = *link;
+
+	/* fast path: looked up and checked earlier in this statement */
+	if (m && RegistryRowFresh(m) && CheckedThisStatement(m) && !lm_gguf_damaged(m->gguf))
+	{
+		StopThreadsWithCallerContext();
+		return m;
+	}
+
+	path = (m && RegistryRowFresh(m)) ? pstrdup(m->registered_path) : RegisteredPath(name);
 	if (path == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -159,20 +350,36 @@ ModelAcquire(const char *name)
 				(errcode_for_file_access(),
 				 errmsg("could not stat model file \"%s\": %m", path)));
 
-	for (link = &open_models; *link; link = &(*link)->next)
+	if (m && EntryMatches(m, resolved, &st) && !lm_gguf_damaged(m->gguf))
 	{
-		m = *link;
-		if (strcmp(m->name, name) != 0)
-			continue;
-		if (EntryMatches(m, resolved, &st))
-			return m;
+		MarkChecked(m, path);
+		StopThreadsWithCallerContext();
+		return m;
+	}
+	if (m)
+	{
 		/* the registry or the file changed: drop the old mapping */
 		*link = m->next;
 		FreeModel(m);
-		break;
 	}
 	m = OpenModel(name, resolved, &st);
+	MarkChecked(m, path);
 	m->next = open_models;
 	open_models = m;
+	StopThreadsWithCallerContext();
 	return m;
+}
+
+/* ERROR when the model's file changed since it was opened (reads since may be garbage). */
+void
+ModelCheckUnchanged(LmgenModel *m)
+{
+	char		err[256];
+
+	if (!lm_gguf_unchanged(m->gguf, err, sizeof(err)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file of model \"%s\" changed on disk during the call", m->name),
+				 errdetail("%s.", err),
+				 errhint("Replace model files with a new file and a rename, not in place; the next call opens the file again.")));
 }

@@ -8,6 +8,8 @@
 
 #include <sys/stat.h>
 
+#include "datatype/timestamp.h"
+
 #include "chat.h"
 #include "context.h"
 #include "gguf.h"
@@ -29,6 +31,12 @@ typedef struct LmgenModel
 	lm_chat_family chat;		/* chat format from tokenizer.chat_template, UNKNOWN if none */
 	lm_chat_family chat_fallback;	/* chat format to use for instructions (template, else architecture) */
 	lm_context *ctx;			/* reusable run state, created on demand (engine, malloc) */
+	char	   *registered_path;	/* path in the registry row (TopMemoryContext) */
+	char	   *model_dir;		/* lmgen.model_dir it was resolved in (TopMemoryContext) */
+	uint64		registry_generation;	/* registry version the row was read at */
+	Oid			user;			/* user it was looked up as */
+	LocalTransactionId checked_lxid;	/* transaction and statement of the last */
+	TimestampTz checked_at;		/* file check (resolve + stat) */
 	struct LmgenModel *next;	/* next in this backend's list */
 } LmgenModel;
 
@@ -38,5 +46,11 @@ typedef struct LmgenModel
  * registry points elsewhere or the file changes.  ERROR when unknown.
  */
 extern LmgenModel *ModelAcquire(const char *name);
+
+/* ERROR when the model's file changed on disk since it was opened. */
+extern void ModelCheckUnchanged(LmgenModel *m);
+
+/* Join the engine threads of every open model; the next forward pass restarts them. */
+extern void ModelStopThreads(void);
 
 #endif							/* LMGEN_MODEL_CACHE_H */

@@ -307,5 +307,6 @@ RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, 
 	out[text_len] = '\0';
 	*len = text_len;
 	ReleaseEngineResource(res);
+	ModelStopThreads();			/* no engine thread outlives the call */
 	return out;
 }

@@ -198,6 +198,7 @@ TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special, bool pa
 		need = lm_tokenize_abortable(m->tok, s, len, add_special, parse_special, ids, cap,
 									 TokenizeAbortCheck, NULL, err, sizeof(err));
 	}
+	ModelCheckUnchanged(m);		/* the vocabulary is read from the mapped file */
 	if (need < 0)
 		EngineError(psprintf("could not tokenize text with model \"%s\"", m->name), err);
 	*n = need;

@@ -37,6 +37,22 @@ OpenModelFile(text *path_text)
 	return g;
 }
 
+/* ERROR when the file changed while it was read (what was read may be zeros). */
+static void
+CheckFileUnchanged(lm_gguf *g, text *path_text)
+{
+	char		err[256];
+
+	if (!lm_gguf_unchanged(g, err, sizeof(err)))
+	{
+		lm_gguf_close(g);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file \"%s\" changed on disk while it was read", text_to_cstring(path_text)),
+				 errdetail("%s.", err)));
+	}
+}
+
 /* Append "key": to a JSON object under construction. */
 static void
 JsonKey(StringInfo buf, const char *key, bool first)
@@ -77,6 +93,7 @@ lmgen_model_info(PG_FUNCTION_ARGS)
 	bool		first = true;
 
 	lm_model_info_get(g, &info);
+	CheckFileUnchanged(g, PG_GETARG_TEXT_PP(0));
 	lm_gguf_close(g);
 
 	initStringInfo(&buf);
@@ -145,6 +162,7 @@ lmgen_model_tensors(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	lm_gguf    *g;
+	char		err[256];
 
 	InitMaterializedSRF(fcinfo, 0);
 	g = OpenModelFile(PG_GETARG_TEXT_PP(0));
@@ -152,6 +170,12 @@ lmgen_model_tensors(PG_FUNCTION_ARGS)
 	{
 		for (uint64 i = 0; i < g->n_tensors; i++)
 			PutTensorRow(rsinfo, &g->tensors[i]);
+		if (!lm_gguf_unchanged(g, err, sizeof(err)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model file \"%s\" changed on disk while it was read",
+							text_to_cstring(PG_GETARG_TEXT_PP(0))),
+					 errdetail("%s.", err)));
 	}
 	PG_FINALLY();
 	{

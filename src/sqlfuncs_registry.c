@@ -8,18 +8,22 @@
  * grants (INSERT/UPDATE/DELETE to lmgen_admin) hold; the functions check
  * membership first to give a clear error.  A model is validated when it is
  * registered: the path must lie inside lmgen.model_dir (for superusers too)
- * and the file must be a valid GGUF file.
+ * and the file must be a valid GGUF file.  A statement trigger on the table
+ * (lmgen_registry_changed) invalidates the backends' cached lookups
+ * (model_cache.c) after every change, however it was made.
  */
 #include "postgres.h"
 
 #include <sys/stat.h>
 
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 
 #include "lmgen.h"
 #include "gguf.h"
@@ -29,6 +33,7 @@ PG_FUNCTION_INFO_V1(lmgen_load_model);
 PG_FUNCTION_INFO_V1(lmgen_unload_model);
 PG_FUNCTION_INFO_V1(lmgen_set_default_model);
 PG_FUNCTION_INFO_V1(lmgen_register_installed_models);
+PG_FUNCTION_INFO_V1(lmgen_registry_changed);
 
 /* ERROR unless the caller is a superuser or a member of lmgen_admin. */
 static void
@@ -106,6 +111,14 @@ RegisterModel(const char *name, const char *path, bool make_default)
 				 errmsg("invalid model file \"%s\": %s", path, err),
 				 errhint("Check that the file is a complete GGUF model (version 2 or 3).")));
 	lm_model_info_get(g, &info);
+	if (!lm_gguf_unchanged(g, err, sizeof(err)))
+	{
+		lm_gguf_close(g);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model file \"%s\" changed on disk while it was read", path),
+				 errdetail("%s.", err)));
+	}
 	lm_gguf_close(g);
 
 	values[0] = CStringGetTextDatum(name);
@@ -218,4 +231,19 @@ lmgen_register_installed_models(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/* Trigger lmgen._registry_changed(): make every backend's cached registry lookups stale. */
+Datum
+lmgen_registry_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("lmgen._registry_changed() may only be called as a trigger")));
+	/* sent to this backend at the next command, to others at commit */
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }

@@ -12,6 +12,8 @@
 #     slow.gguf         a larger random llama (8192-token context, 74M
 #                       parameters): calls on it run long enough to cancel
 #     escape.gguf       a symlink that points out of the directory
+#     dangling-out.gguf, proc-cwd, up-link.gguf   more links out (one dangling)
+#     rel-link.gguf, abs-link.gguf, sub-link      links that stay inside
 #     sub/              an empty directory (for "sub/../x" paths)
 #     stories260K*.gguf a copy of the real test model, when ../shared has it
 #   test/tmp/outside.gguf   a valid model outside the model directory
@@ -47,6 +49,13 @@ cp "$tmp/slow-$slow_key.gguf" "$models/slow.gguf"
 head -c 2000 "$models/tiny-q8_0.gguf" > "$models/truncated.gguf"
 cp "$models/tiny-q8_0.gguf" "$tmp/outside.gguf"
 ln -s "$tmp/outside.gguf" "$models/escape.gguf"
+# links for the path confinement test (sql/path_confinement.sql)
+ln -s /no/such/file.gguf "$models/dangling-out.gguf"
+ln -s /proc/self/cwd "$models/proc-cwd"
+ln -s ../tmp/outside.gguf "$models/up-link.gguf"
+ln -s tiny-q8_0.gguf "$models/rel-link.gguf"
+ln -s "$models/sub/../tiny-q8_0.gguf" "$models/abs-link.gguf"
+ln -s sub "$models/sub-link"
 
 # The real stories260K models, when ../shared (or $LMGEN_SHARED) has them.
 shared=${LMGEN_SHARED:-$top/../shared}

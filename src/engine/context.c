@@ -342,7 +342,21 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
 				ctx->kv->len[b->seq_id[i]] = b->pos[i] + 1;
 	}
+	/* weights read from a file changed meanwhile may be garbage (gguf.h) */
+	if (ctx->model->gguf && !lm_gguf_unchanged(ctx->model->gguf, err, errlen))
+	{
+		ctx->n_out = 0;
+		return -1;
+	}
 	return 0;
+}
+
+/* Join the context's engine threads; the next forward pass starts them again. */
+void
+lm_context_stop_threads(lm_context *ctx)
+{
+	if (ctx)
+		lm_pool_stop(ctx->pool);
 }
 
 /* Logits of batch token i. */

@@ -58,6 +58,12 @@ extern lm_context *lm_context_create(const lm_model *m, const lm_context_params 
 /* Free a context; NULL is allowed. */
 extern void lm_context_free(lm_context *ctx);
 
+/*
+ * Join the context's engine threads (none run between forward passes
+ * afterwards); the next forward pass starts them again.  NULL is allowed.
+ */
+extern void lm_context_stop_threads(lm_context *ctx);
+
 /* The model, cache and resolved sizes of a context. */
 extern const lm_model *lm_context_model(const lm_context *ctx);
 extern lm_kv *lm_context_kv(lm_context *ctx);

@@ -23,6 +23,7 @@
  */
 #include "gguf.h"
 #include "hash.h"
+#include "mapguard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -651,9 +652,14 @@ parse(parser *p, lm_gguf *g)
 	return check_tensors(p, g);
 }
 
-/* Validate an image (mapped file or caller's buffer) and build the lm_gguf. */
+/*
+ * Validate an image (mapped file or caller's buffer) and build the lm_gguf.
+ * A mapped file comes with its guard slot and descriptor, which the result
+ * owns from here on (released by lm_gguf_close, also on failure).
+ */
 static lm_gguf *
-open_image(const uint8_t *buf, uint64_t size, bool owns_map, const char *path, char *err, size_t errlen)
+open_image(const uint8_t *buf, uint64_t size, bool owns_map, const char *path, int slot, int fd,
+		   char *err, size_t errlen)
 {
 	parser		p = {buf, size, 0, err, errlen, false};
 	lm_gguf    *g = calloc(1, sizeof(lm_gguf));
@@ -663,11 +669,16 @@ open_image(const uint8_t *buf, uint64_t size, bool owns_map, const char *path, c
 	if (g == NULL)
 	{
 		fail(&p, "out of memory");
+		lm_mapguard_unregister(slot);
 		if (owns_map)
 			munmap((void *) buf, size);
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	g->map = buf;
+	g->guard_slot = slot;
+	g->fd = fd;
 	g->file_size = size;
 	g->owns_map = owns_map;
 	g->path = strdup(path ? path : "");
@@ -688,6 +699,8 @@ lm_gguf_open(const char *path, char *err, size_t errlen)
 	int			fd;
 	struct stat st;
 	void	   *map;
+	int			slot;
+	lm_gguf    *g;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -709,20 +722,74 @@ lm_gguf_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	map = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	close(fd);
 	if (map == MAP_FAILED)
 	{
 		snprintf(err, errlen, "could not map \"%s\": %s", path, strerror(errno));
+		close(fd);
 		return NULL;
 	}
-	return open_image(map, (uint64_t) st.st_size, true, path, err, errlen);
+	slot = lm_mapguard_register(map, (size_t) st.st_size, err, errlen);
+	if (slot < 0)
+	{
+		munmap(map, (size_t) st.st_size);
+		close(fd);
+		return NULL;
+	}
+	g = open_image(map, (uint64_t) st.st_size, true, path, slot, fd, err, errlen);
+	if (g == NULL)
+		return NULL;
+	g->mtime_sec = (int64_t) st.st_mtim.tv_sec;
+	g->mtime_nsec = (int64_t) st.st_mtim.tv_nsec;
+	/* the header may have been read from a file that shrank meanwhile */
+	if (!lm_gguf_unchanged(g, err, errlen))
+	{
+		lm_gguf_close(g);
+		return NULL;
+	}
+	return g;
 }
 
 /* Validate a GGUF image already in memory. */
 lm_gguf *
 lm_gguf_open_buffer(const void *buf, uint64_t size, char *err, size_t errlen)
 {
-	return open_image(buf, size, false, NULL, err, errlen);
+	return open_image(buf, size, false, NULL, -1, -1, err, errlen);
+}
+
+/* Whether the guard answered a fault in this file's mapping. */
+bool
+lm_gguf_damaged(const lm_gguf *g)
+{
+	return lm_mapguard_damaged(g->guard_slot);
+}
+
+/* Whether the mapped file is as it was at open. */
+bool
+lm_gguf_unchanged(const lm_gguf *g, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (g->fd < 0)
+		return true;
+	if (lm_mapguard_damaged(g->guard_slot))
+	{
+		snprintf(err, errlen, "the model file was truncated while in use (it had %llu bytes)",
+				 (unsigned long long) g->file_size);
+		return false;
+	}
+	if (fstat(g->fd, &st) != 0)
+	{
+		snprintf(err, errlen, "could not check the model file: %s", strerror(errno));
+		return false;
+	}
+	if ((uint64_t) st.st_size != g->file_size || (int64_t) st.st_mtim.tv_sec != g->mtime_sec ||
+		(int64_t) st.st_mtim.tv_nsec != g->mtime_nsec)
+	{
+		snprintf(err, errlen, "the model file was changed on disk while in use (%llu bytes when opened, %lld now)",
+				 (unsigned long long) g->file_size, (long long) st.st_size);
+		return false;
+	}
+	return true;
 }
 
 /* Unmap and free. */
@@ -738,8 +805,11 @@ lm_gguf_close(lm_gguf *g)
 	free(g->kv_hash);
 	free(g->tensors);
 	free(g->tensor_hash);
+	lm_mapguard_unregister(g->guard_slot);
 	if (g->owns_map && g->map)
 		munmap((void *) g->map, g->file_size);
+	if (g->fd >= 0)
+		close(g->fd);
 	free(g->path);
 	free(g);
 }

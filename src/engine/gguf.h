@@ -2,7 +2,9 @@
  * gguf.h — a validating reader for GGUF v2/v3 model files.
  *
  * lm_gguf_open() maps the file read-only (MAP_SHARED, so every process that
- * opens the same file shares its pages), walks the header once and checks
+ * opens the same file shares its pages) under a SIGBUS guard (mapguard.h:
+ * a file truncated while mapped reads as zeros and is reported by
+ * lm_gguf_unchanged, instead of killing the process), walks the header once and checks
  * every count, length, type, shape, offset and size against the file before
  * returning.  Nothing in the header is copied except small index tables whose
  * size is bounded by the file size; strings and arrays point into the mapping.
@@ -93,6 +95,10 @@ typedef struct lm_gguf
 	char	   *path;
 	const uint8_t *map;			/* whole file, read-only */
 	bool		owns_map;		/* true when lm_gguf_open mapped it (unmap on close) */
+	int			guard_slot;		/* mapguard slot of the mapping, -1 for a buffer */
+	int			fd;				/* the mapped file, kept open to check it; -1 for a buffer */
+	int64_t		mtime_sec;		/* the file's modification time when mapped */
+	int64_t		mtime_nsec;
 	uint64_t	file_size;
 	uint32_t	version;
 	uint32_t	alignment;
@@ -112,6 +118,17 @@ extern lm_gguf *lm_gguf_open(const char *path, char *err, size_t errlen);
 
 /* Validate a GGUF image already in memory (not copied; must outlive the result). */
 extern lm_gguf *lm_gguf_open_buffer(const void *buf, uint64_t size, char *err, size_t errlen);
+
+/*
+ * True when the mapped file is as it was at open: no read hit a page past a
+ * shrunken end (mapguard.h) and its size and modification time are the
+ * same.  Otherwise false with a message: what was read since the change may
+ * be garbage, so the caller fails its call.  Always true for a buffer.
+ */
+extern bool lm_gguf_unchanged(const lm_gguf *g, char *err, size_t errlen);
+
+/* True when a read hit a page past a shrunken end of the file (no system call). */
+extern bool lm_gguf_damaged(const lm_gguf *g);
 
 /* Unmap and free; NULL is allowed. */
 extern void lm_gguf_close(lm_gguf *g);

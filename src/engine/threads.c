@@ -21,8 +21,20 @@
  * consistent), so either the sleeper sees the job or the caller sees the
  * sleeper and broadcasts.  The mutex is only taken when a worker sleeps.
  *
- * Workers are created with every signal blocked and touch nothing but the
- * job function and this struct.
+ * Workers are created with every asynchronous signal blocked (SIGBUS,
+ * SIGSEGV, SIGFPE and SIGILL stay open: a synchronous signal that is
+ * blocked kills the process outright, and SIGBUS on a mapped model file
+ * that shrank must reach the guard in mapguard.c) and touch nothing but
+ * the job function and this struct.
+ *
+ * Stopping.  lm_pool_stop() joins the workers and keeps the pool; the next
+ * job starts them again (about 30 us per thread, see README), with each
+ * worker's first awaited generation being the current one.  So a caller can
+ * make sure that no engine thread exists between its calls — a Postgres
+ * backend must not be multi-threaded when it forks (COPY ... TO PROGRAM,
+ * plperlu's system()).  If a restart cannot create a thread, the job runs
+ * with fewer threads: tasks are claimed, so the caller runs any that no
+ * worker takes, and the results do not depend on who ran which task.
  */
 #include "threads.h"
 
@@ -45,6 +57,7 @@ typedef struct pool_worker
 {
 	struct lm_pool *pool;		/* owning pool */
 	int			index;			/* 1..nth-1 */
+	uint32_t	start_gen;		/* generation current when it was started */
 } pool_worker;
 
 /* The pool. */
@@ -60,7 +73,7 @@ struct lm_pool
 	atomic_uint_fast64_t claim; /* generation << 32 | next task */
 	atomic_int	n_finished;		/* tasks of the current job finished */
 	atomic_int	n_sleeping;		/* workers blocked on cv */
-	atomic_int	stop;			/* set once, at free */
+	atomic_int	stop;			/* set while lm_pool_stop/free joins the workers */
 	pthread_mutex_t mu;			/* protects the sleep/wake hand-off */
 	pthread_cond_t cv;			/* sleepers wait here for a new job */
 };
@@ -135,7 +148,7 @@ pool_worker_main(void *p)
 {
 	pool_worker *w = p;
 	lm_pool    *pool = w->pool;
-	uint32_t	seen = 0;
+	uint32_t	seen = w->start_gen;
 
 	for (;;)
 	{
@@ -147,13 +160,47 @@ pool_worker_main(void *p)
 	return NULL;
 }
 
+/*
+ * Start the missing workers (all asynchronous signals blocked); 0, or the
+ * pthread_create error of the first one that failed (those before it run).
+ */
+static int
+pool_start_workers(lm_pool *pool)
+{
+	sigset_t	mask,
+				old;
+	uint32_t	gen = claim_gen(atomic_load(&pool->claim));
+	int			rc = 0;
+
+	/* Workers inherit this mask: no signal handler of the host runs on them. */
+	sigfillset(&mask);
+	sigdelset(&mask, SIGBUS);
+	sigdelset(&mask, SIGSEGV);
+	sigdelset(&mask, SIGFPE);
+	sigdelset(&mask, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	while (pool->n_started < pool->nth - 1)
+	{
+		pool_worker *w = &pool->workers[pool->n_started];
+
+		w->pool = pool;
+		w->index = pool->n_started + 1;
+		w->start_gen = gen;
+		rc = pthread_create(&pool->threads[pool->n_started], NULL, pool_worker_main, w);
+		if (rc != 0)
+			break;
+		pool->n_started++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 /* Create a pool of n_threads (clamped to 1..256). */
 lm_pool *
 lm_pool_create(int n_threads, char *err, size_t errlen)
 {
 	lm_pool    *pool;
-	sigset_t	all,
-				old;
+	int			rc;
 
 	if (n_threads < 1)
 		n_threads = 1;
@@ -184,28 +231,14 @@ lm_pool_create(int n_threads, char *err, size_t errlen)
 		lm_pool_free(pool);
 		return NULL;
 	}
-
-	/* Workers inherit this mask: they must never take a signal. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (int i = 0; i < n_threads - 1; i++)
+	rc = pool_start_workers(pool);
+	if (rc != 0)
 	{
-		int			rc;
-
-		pool->workers[i].pool = pool;
-		pool->workers[i].index = i + 1;
-		rc = pthread_create(&pool->threads[i], NULL, pool_worker_main, &pool->workers[i]);
-		if (rc != 0)
-		{
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			snprintf(err, errlen, "could not create engine thread %d of %d: %s",
-					 i + 1, n_threads, strerror(rc));
-			lm_pool_free(pool);
-			return NULL;
-		}
-		pool->n_started++;
+		snprintf(err, errlen, "could not create engine thread %d of %d: %s",
+				 pool->n_started + 1, n_threads, strerror(rc));
+		lm_pool_free(pool);
+		return NULL;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return pool;
 }
 
@@ -224,6 +257,9 @@ lm_pool_run_n(lm_pool *pool, lm_pool_fn fn, void *arg, int n_tasks)
 			fn(arg, i, n_tasks);
 		return;
 	}
+	/* restart workers joined by lm_pool_stop (a failure leaves fewer helpers) */
+	if (pool->n_started < pool->nth - 1)
+		(void) pool_start_workers(pool);
 	/*
 	 * Close the old job before touching fn/arg/n_tasks: a worker still
 	 * holding a stale claim word (old gen, old n_tasks) would otherwise see
@@ -268,24 +304,41 @@ lm_pool_size(const lm_pool *pool)
 	return pool ? pool->nth : 1;
 }
 
+/* Join the workers; the pool stays usable and restarts them on the next job. */
+void
+lm_pool_stop(lm_pool *pool)
+{
+	uint32_t	gen;
+
+	if (!pool || pool->n_started == 0)
+		return;
+	gen = claim_gen(atomic_load(&pool->claim)) + 1;
+	atomic_store(&pool->stop, 1);
+	/* a new generation with no task open: wakes every worker to see stop */
+	atomic_store(&pool->claim, ((uint64_t) gen << 32) | UINT32_MAX);
+	pthread_mutex_lock(&pool->mu);
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->mu);
+	for (int i = 0; i < pool->n_started; i++)
+		pthread_join(pool->threads[i], NULL);
+	pool->n_started = 0;
+	atomic_store(&pool->stop, 0);
+}
+
+/* Number of worker threads running now (0 after lm_pool_stop). */
+int
+lm_pool_running(const lm_pool *pool)
+{
+	return pool ? pool->n_started : 0;
+}
+
 /* Stop and join the workers, then free the pool. */
 void
 lm_pool_free(lm_pool *pool)
 {
 	if (!pool)
 		return;
-	if (pool->n_started > 0)
-	{
-		uint32_t	gen = claim_gen(atomic_load(&pool->claim)) + 1;
-
-		atomic_store(&pool->stop, 1);
-		atomic_store(&pool->claim, (uint64_t) gen << 32);
-		pthread_mutex_lock(&pool->mu);
-		pthread_cond_broadcast(&pool->cv);
-		pthread_mutex_unlock(&pool->mu);
-		for (int i = 0; i < pool->n_started; i++)
-			pthread_join(pool->threads[i], NULL);
-	}
+	lm_pool_stop(pool);
 	pthread_mutex_destroy(&pool->mu);
 	pthread_cond_destroy(&pool->cv);
 	free(pool->threads);

@@ -12,9 +12,11 @@
  * and then sleep, so back-to-back dispatches (one per matmul) cost about a
  * microsecond, while an idle pool uses no CPU.
  *
- * Workers block every signal and never call anything but the given function:
- * they are safe inside a Postgres backend.  A pool of one thread runs fn
- * inline and creates no thread at all.
+ * Workers block every asynchronous signal and never call anything but the
+ * given function: they are safe inside a Postgres backend.  A pool of one
+ * thread runs fn inline and creates no thread at all.  lm_pool_stop() joins
+ * the workers between jobs (the next job starts them again), so a host that
+ * must not be multi-threaded outside its calls into the engine can be.
  */
 #ifndef LM_THREADS_H
 #define LM_THREADS_H
@@ -37,6 +39,12 @@ extern void lm_pool_run_n(lm_pool *pool, lm_pool_fn fn, void *arg, int n_tasks);
 
 /* Number of threads (the caller's included); 1 for a NULL pool. */
 extern int	lm_pool_size(const lm_pool *pool);
+
+/* Join the workers; the next job starts them again.  NULL is allowed. */
+extern void lm_pool_stop(lm_pool *pool);
+
+/* Worker threads running now, the caller not counted (0 after lm_pool_stop). */
+extern int	lm_pool_running(const lm_pool *pool);
 
 /* Stop and join the workers and free the pool; NULL is allowed. */
 extern void lm_pool_free(lm_pool *pool);

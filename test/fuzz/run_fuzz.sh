@@ -32,7 +32,7 @@ fi
 "$cc" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined \
 	-I"$root/src/engine" -I"$root/test/unit" \
-	"$root/test/fuzz/fuzz_gguf.c" "$root/src/engine/gguf.c" "$root/src/engine/hash.c" "$root/src/engine/tensor_types.c" \
+	"$root/test/fuzz/fuzz_gguf.c" "$root/src/engine/gguf.c" "$root/src/engine/mapguard.c" "$root/src/engine/hash.c" "$root/src/engine/tensor_types.c" \
 	-o "$bin"
 
 corpus=$work/corpus

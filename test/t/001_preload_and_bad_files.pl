@@ -1,5 +1,5 @@
 # With shared_preload_libraries = 'lmgen' the server starts, the postmaster
-# stays single-threaded (OpenBLAS is linked in), lmgen.model_dir has its
+# stays single-threaded, lmgen.model_dir has its
 # documented default, and a stream of corrupted model files only ever gives
 # errors: the postmaster never restarts its backends.
 use strict;
