@@ -3,16 +3,21 @@
  * classify_scores().
  *
  * The text and the list of labels go into one instruction prompt, which is
- * evaluated once (sequence 0).  Each label's tokens are then scored as the
- * answer: its KV prefix is copied from sequence 0 into a sequence of its own
- * and all labels of a group are evaluated in one batch, so the weights are
- * read once per group.  A label's score is the log-likelihood of its whole
+ * evaluated once.  Each label's tokens are then scored as the answer: a
+ * label sequence shares the prompt's KV blocks (nothing is copied but the
+ * partly filled last block, when the label writes into it), the labels of a
+ * group are evaluated in one batch, so the weights are read once per group,
+ * and a label's blocks go back to the pool once it is scored: memory is the
+ * prompt plus one group of labels, however many labels there are.  The
+ * log-softmax normaliser of a position is computed once, for all the labels
+ * scored there.  A label's score is the log-likelihood of its whole
  * token sequence after the prompt, minus the same log-likelihood for a
  * content-free text ("N/A"): this contextual calibration (Zhao et al.,
  * 2021) removes the model's prior preference for some labels (the first
  * listed, the shortest), which otherwise swamps small models' judgement.
  * The baseline depends only on the model and the labels, so it is computed
- * once per query and cached in fn_extra.  classify_scores() turns the
+ * once per query and cached in fn_extra; its prompt is evaluated next to
+ * the text's, sharing the blocks of their common beginning.  classify_scores() turns the
  * calibrated scores into probabilities with a softmax.  Nothing is
  * generated or parsed.
  */
@@ -35,7 +40,8 @@ PG_FUNCTION_INFO_V1(lmgen_classify_scores);
 
 #define MAX_LABELS 1000			/* labels per call */
 #define MAX_LABEL_TOKENS 64		/* tokens per label */
-#define LABEL_GROUP 16			/* labels scored per batch */
+#define LABEL_GROUP 16			/* labels scored per batch, at most */
+#define LABEL_BATCH_TOKENS 32	/* label tokens per batch, unless one label has more */
 
 /* The labels of one call, as UTF-8 text and token ids. */
 typedef struct Labels
@@ -177,18 +183,37 @@ ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
-/* log p(token | logits) with a stable log-softmax. */
-static double
-LogProb(const float *logits, int n_vocab, int32 token)
+/*
+ * The log-softmax normaliser of one row of logits: max and log of the sum
+ * of exp(logit - max).  Computed once per position and shared by every
+ * label scored there.
+ */
+typedef struct LogNorm
 {
-	float		mx = logits[0];
+	float		mx;				/* largest logit */
+	double		log_sum;		/* log(sum(exp(logit - mx))) */
+} LogNorm;
+
+/* The normaliser of a row of logits. */
+static LogNorm
+LogNormOf(const float *logits, int n_vocab)
+{
+	LogNorm		z = {logits[0], 0.0};
 	double		sum = 0.0;
 
 	for (int i = 1; i < n_vocab; i++)
-		mx = Max(mx, logits[i]);
+		z.mx = Max(z.mx, logits[i]);
 	for (int i = 0; i < n_vocab; i++)
-		sum += exp((double) logits[i] - mx);
-	return (double) logits[token] - mx - log(sum);
+		sum += exp((double) logits[i] - z.mx);
+	z.log_sum = log(sum);
+	return z;
+}
+
+/* log p(token | logits), given the row's normaliser. */
+static double
+LogProb(const float *logits, LogNorm z, int32 token)
+{
+	return (double) logits[token] - z.mx - z.log_sum;
 }
 
 /* lm_batch_free with the signature TrackEngineResource wants. */
@@ -198,69 +223,160 @@ FreeBatch(void *p)
 	lm_batch_free(p);
 }
 
-/* Log-likelihood of each label as the answer to the prompt about text. */
-static double *
-ScoreLabels(LmgenModel *m, text *body, Labels *L)
+/* Length of the common prefix of two prompts. */
+static int
+CommonPrefix(const LmgenPrompt *a, const LmgenPrompt *b)
 {
-	size_t		len;
-	char	   *s = TextToUtf8(body, &len);
-	LmgenPrompt prompt = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids);
-	int			n_vocab = m->model->cfg.n_vocab;
-	int			group = Min(L->n, LABEL_GROUP);
-	lm_context *ctx = RuntimeContext(m, prompt.n + L->max_ids, group + 1);
-	lm_kv	   *kv = lm_context_kv(ctx);
-	lm_batch   *b = lm_batch_create(Max(prompt.n, group * L->max_ids));
-	EngineResource *res;
-	double	   *score = palloc0(sizeof(double) * L->n);
-	double	   *first = palloc(sizeof(double) * L->n);
+	int			n = 0;
 
+	while (n < a->n && n < b->n && a->ids[n] == b->ids[n])
+		n++;
+	return n;
+}
+
+/*
+ * Evaluate prompt p in sequence seq, sharing the first positions it has in
+ * common with the prompt already in sequence 0 (p0; NULL for none), and
+ * set first[k] to the log-probability of label k's first token after it.
+ * At least two tokens are always evaluated, so the prompt's last token is
+ * computed exactly as in a whole-prompt batch.
+ */
+static void
+EvalPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, const LmgenPrompt *p,
+		   const LmgenPrompt *p0, Labels *L, double *first)
+{
+	int			shared = p0 ? Min(CommonPrefix(p, p0), p->n - 2) : 0;
+	const float *last;
+	LogNorm		z;
+
+	if (shared > 0 && !lm_kv_seq_share(lm_context_kv(ctx), 0, seq, shared))
+		elog(ERROR, "could not share %d prompt positions with sequence %d", shared, seq);
+	if (shared <= 0)
+	{
+		shared = 0;
+		lm_kv_seq_clear(lm_context_kv(ctx), seq);
+	}
+	lm_batch_clear(b);
+	for (int i = shared; i < p->n; i++)
+		lm_batch_add(b, p->ids[i], i, seq, i == p->n - 1);
+	RunForward(m, ctx, b);
+	last = lm_context_logits(ctx, b->n_tokens - 1);
+	z = LogNormOf(last, m->model->cfg.n_vocab);
+	for (int k = 0; k < L->n; k++)
+		first[k] = LogProb(last, z, L->ids[k][0]);
+}
+
+/*
+ * Score every label after the prompt in sequence seq (n_prompt positions):
+ * labels of more than one token get a sequence of their own that shares
+ * the prompt's blocks, a group of them goes through one batch (at most
+ * LABEL_GROUP labels and LABEL_BATCH_TOKENS tokens, or one longer label),
+ * and each label's sequence is freed once it is scored.
+ */
+static void
+ScoreAfterPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, int n_prompt, int seq0,
+				 Labels *L, const double *first, double *score)
+{
+	lm_kv	   *kv = lm_context_kv(ctx);
+	int			n_vocab = m->model->cfg.n_vocab;
+	int		   *start = palloc(sizeof(int) * LABEL_GROUP);
+	int			k = 0;
+
+	while (k < L->n)
+	{
+		int			g0 = k,
+					n_group = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		lm_batch_clear(b);
+		for (; k < L->n && n_group < LABEL_GROUP; k++)
+		{
+			int			n_tok = L->n_ids[k] - 1;	/* the last token's own logits are not needed */
+			int			s = seq0 + n_group;
+
+			if (n_tok > 0 && b->n_tokens > 0 && b->n_tokens + n_tok > LABEL_BATCH_TOKENS)
+				break;
+			start[n_group++] = b->n_tokens;
+			if (n_tok == 0)
+				continue;
+			if (!lm_kv_seq_share(kv, seq, s, n_prompt))
+				elog(ERROR, "could not share the prompt with label sequence %d", s);
+			for (int j = 0; j < n_tok; j++)
+				lm_batch_add(b, L->ids[k][j], n_prompt + j, s, true);
+		}
+		if (b->n_tokens > 0)
+			RunForward(m, ctx, b);
+		for (int i = 0; i < n_group; i++)
+		{
+			int			kk = g0 + i;
+
+			score[kk] = first[kk];
+			for (int j = 1; j < L->n_ids[kk]; j++)
+			{
+				const float *lg = lm_context_logits(ctx, start[i] + j - 1);
+
+				score[kk] += LogProb(lg, LogNormOf(lg, n_vocab), L->ids[kk][j]);
+			}
+			lm_kv_seq_clear(kv, seq0 + i);
+		}
+	}
+	pfree(start);
+}
+
+/*
+ * Log-likelihood of each label as the answer to the prompt about each of
+ * n_texts texts (score[t][k]).  The prompts are evaluated first, each in a
+ * sequence of its own, sharing their common beginning (the instruction and
+ * the label list) with the first; then the labels are scored after each
+ * prompt in turn.  KV memory: the prompts (their shared part once) plus one
+ * group of labels.
+ */
+static double **
+ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
+{
+	LmgenPrompt *prompt = palloc(sizeof(LmgenPrompt) * n_texts);
+	double	  **score = palloc(sizeof(double *) * n_texts);
+	double	  **first = palloc(sizeof(double *) * n_texts);
+	size_t		block = lm_kv_block_bytes(m->model),
+				kv_bytes;
+	int			max_prompt = 0,
+				n_blocks = 0;
+	RuntimeCall call;
+	lm_batch   *b;
+	EngineResource *res;
+
+	for (int t = 0; t < n_texts; t++)
+	{
+		size_t		len;
+		char	   *s = TextToUtf8(bodies[t], &len);
+
+		prompt[t] = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids);
+		max_prompt = Max(max_prompt, prompt[t].n);
+		n_blocks += (prompt[t].n + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+		score[t] = palloc0(sizeof(double) * L->n);
+		first[t] = palloc(sizeof(double) * L->n);
+	}
+	/* at most: every prompt unshared, and a group of labels with a copied block each */
+	n_blocks += LABEL_GROUP * ((L->max_ids + LM_KV_BLOCK - 1) / LM_KV_BLOCK + 1);
+	kv_bytes = (size_t) n_blocks * block;
+	call = RuntimeBegin(m, n_texts + LABEL_GROUP, kv_bytes, "this classification");
+	b = lm_batch_create(Max(max_prompt, Max(LABEL_BATCH_TOKENS, L->max_ids)));
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	res = TrackEngineResource(b, FreeBatch);
 
-	/* the shared prompt, once, in sequence 0 */
-	lm_kv_clear(kv);
-	for (int i = 0; i < prompt.n; i++)
-		lm_batch_add(b, prompt.ids[i], i, 0, i == prompt.n - 1);
-	RunForward(m, ctx, b);
+	for (int t = 0; t < n_texts; t++)
 	{
-		const float *last = lm_context_logits(ctx, prompt.n - 1);
-
-		for (int k = 0; k < L->n; k++)
-			first[k] = LogProb(last, n_vocab, L->ids[k][0]);
-	}
-
-	/* each group of labels in one batch, one sequence per label */
-	for (int g0 = 0; g0 < L->n; g0 += group)
-	{
-		int			g1 = Min(g0 + group, L->n);
-		int		   *start = palloc(sizeof(int) * (g1 - g0));
-
 		CHECK_FOR_INTERRUPTS();
-		lm_batch_clear(b);
-		for (int k = g0; k < g1; k++)
-		{
-			int			seq = 1 + k - g0;
-
-			lm_kv_seq_clear(kv, seq);
-			if (!lm_kv_seq_copy(kv, 0, seq, prompt.n))
-				elog(ERROR, "could not share the prompt with label sequence %d", seq);
-			start[k - g0] = b->n_tokens;
-			/* the last label token's own logits are not needed */
-			for (int j = 0; j + 1 < L->n_ids[k]; j++)
-				lm_batch_add(b, L->ids[k][j], prompt.n + j, seq, true);
-		}
-		if (b->n_tokens > 0)
-			RunForward(m, ctx, b);
-		for (int k = g0; k < g1; k++)
-		{
-			score[k] = first[k];
-			for (int j = 1; j < L->n_ids[k]; j++)
-				score[k] += LogProb(lm_context_logits(ctx, start[k - g0] + j - 1), n_vocab, L->ids[k][j]);
-		}
-		pfree(start);
+		EvalPrompt(m, call.ctx, b, t, &prompt[t], t > 0 ? &prompt[0] : NULL, L, first[t]);
+	}
+	for (int t = 0; t < n_texts; t++)
+	{
+		ScoreAfterPrompt(m, call.ctx, b, t, prompt[t].n, n_texts, L, first[t], score[t]);
+		lm_kv_seq_clear(lm_context_kv(call.ctx), t);
 	}
 	ReleaseEngineResource(res);
+	RuntimeEnd(&call);
 	return score;
 }
 
@@ -275,7 +391,11 @@ typedef struct BaselineCache
 /* Content-free text whose label scores are the baseline. */
 #define CONTENT_FREE_TEXT "N/A"
 
-/* Label scores of body, calibrated by the (cached) content-free baseline. */
+/*
+ * Label scores of body, calibrated by the content-free baseline: cached for
+ * the query, else scored together with body (their prompts share the label
+ * list).
+ */
 static double *
 CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 {
@@ -292,7 +412,8 @@ CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 	}
 	if (c == NULL || c->key_len != (size_t) key.len || memcmp(c->key, key.data, key.len) != 0)
 	{
-		double	   *base = ScoreLabels(m, cstring_to_text(CONTENT_FREE_TEXT), L);
+		text	   *bodies[2] = {cstring_to_text(CONTENT_FREE_TEXT), PG_GETARG_TEXT_PP(0)};
+		double	  **both = ScoreLabels(m, 2, bodies, L);
 
 		if (c == NULL)
 			c = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BaselineCache));
@@ -305,9 +426,15 @@ CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 		memcpy(c->key, key.data, key.len);
 		c->key_len = key.len;
 		c->score = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(double) * L->n);
-		memcpy(c->score, base, sizeof(double) * L->n);
+		memcpy(c->score, both[0], sizeof(double) * L->n);
+		score = both[1];
 	}
-	score = ScoreLabels(m, PG_GETARG_TEXT_PP(0), L);
+	else
+	{
+		text	   *bodies[1] = {PG_GETARG_TEXT_PP(0)};
+
+		score = ScoreLabels(m, 1, bodies, L)[0];
+	}
 	for (int k = 0; k < L->n; k++)
 		score[k] -= c->score[k];
 	return score;
