@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "model_ops.h"
 
 #define CTX_DEFAULT_BATCH 512
 #define CTX_MAX_BATCH 65536
@@ -110,8 +111,7 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	ctx->hb = alloc_f(nb * c->n_ff, &ok);
 	ctx->hb2 = alloc_f(nb * c->n_ff, &ok);
 	ctx->rope_cs = alloc_f(nb * c->n_rot, &ok);
-	/* padded to a multiple of 64 so attention can sum in whole lanes */
-	ctx->scores = alloc_f((size_t) ctx->n_tasks * (((size_t) p.n_ctx + 63) & ~(size_t) 63), &ok);
+	ctx->scores = alloc_f((size_t) ctx->n_tasks * lm_op_attention_scratch(c, p.n_ctx), &ok);
 	ctx->xq_bytes = nb * max_act_row(m);
 	for (int i = 0; i < 3; i++)
 		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))

@@ -35,7 +35,7 @@ struct lm_context
 	float	   *hb;				/* (n_batch, n_ff) gate, then silu(gate) * up */
 	float	   *hb2;			/* (n_batch, n_ff) up */
 	float	   *rope_cs;		/* (n_batch, n_rot) cos/sin pairs per token */
-	float	   *scores;			/* (n_tasks, n_ctx rounded up to 64) attention weights per task */
+	float	   *scores;			/* (n_tasks, lm_op_attention_scratch floats) attention scratch per task */
 	void	   *xq[3];			/* quantized activations, one per distinct format */
 	size_t		xq_bytes;		/* size of each xq buffer */
 	int32_t    *seq_next;		/* (n_seq_max) batch validation, span of each sequence */
