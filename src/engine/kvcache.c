@@ -18,6 +18,17 @@
 
 #define KV_ALIGN 64
 
+/* A byte count for messages: "N MB", or "N kB" below 10 MB. */
+static const char *
+fmt_bytes(char *buf, size_t len, size_t bytes)
+{
+	if (bytes >= (size_t) 10 << 20)
+		snprintf(buf, len, "%zu MB", (bytes + (1 << 20) - 1) >> 20);
+	else
+		snprintf(buf, len, "%zu kB", (bytes + 1023) >> 10);
+	return buf;
+}
+
 /* Blocks that hold n positions. */
 static int32_t
 blocks_for(int32_t n)
@@ -372,10 +383,12 @@ lm_kv_reserve(lm_kv *kv, const lm_kv_span *spans, int n_spans, char *err, size_t
 	if (add > 0 && kv->budget > 0 &&
 		(size_t) (kv->n_held + add) > kv->budget / kv->block_bytes)
 	{
-		snprintf(err, errlen,
-				 "the KV cache needs %lld MB, more than its limit of %zu MB",
-				 (long long) (((kv->n_held - kv->n_free + need - back) * (int64_t) kv->block_bytes + (1 << 20) - 1) >> 20),
-				 kv->budget >> 20);
+		char		a[32],
+					b[32];
+
+		snprintf(err, errlen, "the KV cache would need %s, more than its limit of %s",
+				 fmt_bytes(a, sizeof(a), (size_t) (kv->n_held + add) * kv->block_bytes),
+				 fmt_bytes(b, sizeof(b), kv->budget));
 		return false;
 	}
 	for (int i = 0; i < n_spans; i++)
