@@ -3,7 +3,9 @@
  * classify_scores().
  *
  * The text and the list of labels go into one instruction prompt, which is
- * evaluated once.  Each label's tokens are then scored as the answer: a
+ * evaluated once.  (A list of more than LABEL_LIST_MAX_TOKENS tokens, some
+ * hundred labels, is left out: a prompt of thousands of tokens of labels
+ * would cost more than all the scoring and tell a small model little.)  Each label's tokens are then scored as the answer: a
  * label sequence shares the prompt's KV blocks (nothing is copied but the
  * partly filled last block, when the label writes into it), the labels of a
  * group are evaluated in one batch, so the weights are read once per group,
@@ -41,7 +43,7 @@ PG_FUNCTION_INFO_V1(lmgen_classify_scores);
 #define MAX_LABELS 1000			/* labels per call */
 #define MAX_LABEL_TOKENS 64		/* tokens per label */
 #define LABEL_GROUP 16			/* labels scored per batch, at most */
-#define LABEL_BATCH_TOKENS 32	/* label tokens per batch, unless one label has more */
+#define LABEL_LIST_MAX_TOKENS 512	/* longest label list written into the prompt */
 
 /* The labels of one call, as UTF-8 text and token ids. */
 typedef struct Labels
@@ -52,6 +54,7 @@ typedef struct Labels
 	int32	  **ids;			/* token ids of each label (no BOS) */
 	int		   *n_ids;			/* token counts */
 	int			max_ids;		/* longest label in tokens */
+	int			list_tokens;	/* about the tokens of the labels listed in the prompt */
 } Labels;
 
 /* The text the answer follows: the label is scored as its continuation. */
@@ -138,6 +141,7 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 					 errmsg("label \"%s\" is %d tokens long; the limit is %d", L.text[i], L.n_ids[i],
 							MAX_LABEL_TOKENS)));
 		L.max_ids = Max(L.max_ids, L.n_ids[i]);
+		L.list_tokens += L.n_ids[i] + (i > 0);	/* the label and its ", " */
 	}
 	return L;
 }
@@ -151,17 +155,27 @@ ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	bool		chat = m->chat_fallback != LM_CHAT_UNKNOWN;
 
 	initStringInfo(&buf);
-	if (chat)
-		appendStringInfoString(&buf, "Classify the text into exactly one of these categories: ");
-	else
-		appendStringInfoString(&buf, "Categories: ");
-	for (int i = 0; i < L->n; i++)
+	if (L->list_tokens > LABEL_LIST_MAX_TOKENS)
 	{
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		appendBinaryStringInfo(&buf, L->text[i], L->len[i]);
+		/* too many labels to list: the instruction alone */
+		if (chat)
+			appendStringInfoString(&buf, "Classify the text into exactly one category.\n\n");
 	}
-	appendStringInfoString(&buf, ".\n\nText: ");
+	else
+	{
+		if (chat)
+			appendStringInfoString(&buf, "Classify the text into exactly one of these categories: ");
+		else
+			appendStringInfoString(&buf, "Categories: ");
+		for (int i = 0; i < L->n; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			appendBinaryStringInfo(&buf, L->text[i], L->len[i]);
+		}
+		appendStringInfoString(&buf, ".\n\n");
+	}
+	appendStringInfoString(&buf, "Text: ");
 	appendBinaryStringInfo(&buf, text, len);
 	if (chat)
 	{
@@ -267,60 +281,266 @@ EvalPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, const LmgenProm
 }
 
 /*
- * Score every label after the prompt in sequence seq (n_prompt positions):
- * labels of more than one token get a sequence of their own that shares
- * the prompt's blocks, a group of them goes through one batch (at most
- * LABEL_GROUP labels and LABEL_BATCH_TOKENS tokens, or one longer label),
- * and each label's sequence is freed once it is scored.
+ * Scoring the labels after one prompt.  A label's score is the
+ * log-probability of its first token after the prompt, plus that of each
+ * further token after the prompt and the label's tokens before it: the
+ * logits after every proper prefix of the label are needed.  Labels that
+ * begin alike share those prefixes (a token trie: "topic 12" and "topic
+ * 13" share " topic", " " and "1"), so each distinct prefix is evaluated
+ * once, in a sequence that shares the KV blocks of its parent prefix, and
+ * its logits serve every label through it.
+ *
+ * Arithmetic: attention sums a token's values in an order that depends on
+ * whether other tokens of its sequence share its batch (model_ops.c, to
+ * match llama.cpp's prefill).  A label of n >= 3 tokens used to be
+ * evaluated as one run of n - 1 tokens; to give bit-identical results,
+ * every prefix of such labels is evaluated as a pair (its parent's last
+ * token again, then its own), never alone.  Labels of 2 tokens evaluate
+ * their first token alone, as before; labels of 1 token need nothing
+ * beyond the prompt.  Per position, the log-softmax normaliser is computed
+ * once for all the labels scored there, and each label's terms are added
+ * in token order, as before.
+ *
+ * Memory: a group of at most LABEL_GROUP sibling prefixes goes through one
+ * batch (2 tokens each); a prefix's sequence lives while its children are
+ * scored, so sequences in use are at most LABEL_GROUP per token of the
+ * longest label, each holding one or two blocks of its own.
+ */
+typedef struct TrieScorer
+{
+	LmgenModel *m;
+	lm_context *ctx;
+	lm_batch   *b;
+	Labels	   *L;
+	int			n_prompt;		/* positions of the prompt */
+	int		   *order;			/* labels of >= 3 tokens, sorted by token ids */
+	double	   *score;			/* per label, accumulating */
+	int		   *free_seq;		/* stack of unused sequence ids */
+	int			n_free_seq;
+} TrieScorer;
+
+/* Sort labels by their token ids (a shorter label first when one is a prefix of the other). */
+static int
+CompareLabelIds(const void *a, const void *b, void *arg)
+{
+	Labels	   *L = arg;
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+
+	for (int j = 0; j < L->n_ids[x] && j < L->n_ids[y]; j++)
+		if (L->ids[x][j] != L->ids[y][j])
+			return L->ids[x][j] < L->ids[y][j] ? -1 : 1;
+	return L->n_ids[x] - L->n_ids[y];
+}
+
+/* Take a free sequence id. */
+static int
+TakeSeq(TrieScorer *ts)
+{
+	if (ts->n_free_seq == 0)
+		elog(ERROR, "classify ran out of sequence ids");
+	return ts->free_seq[--ts->n_free_seq];
+}
+
+/* Forget a sequence and return its id. */
+static void
+PutSeq(TrieScorer *ts, int seq)
+{
+	lm_kv_seq_clear(lm_context_kv(ts->ctx), seq);
+	ts->free_seq[ts->n_free_seq++] = seq;
+}
+
+/* Add log p(label's token j | row) to each label order[lo..hi). */
+static void
+AddTerms(TrieScorer *ts, const float *row, int lo, int hi, int j)
+{
+	LogNorm		z = LogNormOf(row, ts->m->model->cfg.n_vocab);
+
+	for (int i = lo; i < hi; i++)
+	{
+		int			k = ts->order[i];
+
+		ts->score[k] += LogProb(row, z, ts->L->ids[k][j]);
+	}
+}
+
+/* One child of a prefix: labels order[lo..hi) continue it by one token. */
+typedef struct TrieChild
+{
+	int			lo,
+				hi;				/* its labels (all longer than the child) */
+	int			seq;			/* the sequence that evaluated it */
+	int			row;			/* batch index of its own token */
+} TrieChild;
+
+/*
+ * Score the labels order[lo..hi), which share the prefix X of length j and
+ * are all longer than j: evaluate each child prefix X + t as the pair
+ * (X[j-1], t) in a sequence sharing the first n_prompt + j - 1 positions of
+ * src; the child's logits come from its second token, and, for X of one
+ * token (never evaluated as a child), X's from the first pair's first;
+ * then recurse into children that have children.
  */
 static void
-ScoreAfterPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, int n_prompt, int seq0,
-				 Labels *L, const double *first, double *score)
+ExpandPrefix(TrieScorer *ts, int lo, int hi, int j, int src)
 {
-	lm_kv	   *kv = lm_context_kv(ctx);
-	int			n_vocab = m->model->cfg.n_vocab;
-	int		   *start = palloc(sizeof(int) * LABEL_GROUP);
-	int			k = 0;
+	Labels	   *L = ts->L;
+	int			pos = ts->n_prompt + j - 1;
+	bool		x_done = j > 1;	/* a longer X had its logits as its parent's child */
+	TrieChild	group[LABEL_GROUP];
+	int			i = lo;
 
-	while (k < L->n)
+	/* labels that end after X's next token need only X's logits: they sort first in each run */
+	while (i < hi)
 	{
-		int			g0 = k,
-					n_group = 0;
+		int			n_group = 0;
+		int			x_row = -1;
 
 		CHECK_FOR_INTERRUPTS();
-		lm_batch_clear(b);
-		for (; k < L->n && n_group < LABEL_GROUP; k++)
+		lm_batch_clear(ts->b);
+		while (i < hi && n_group < LABEL_GROUP)
 		{
-			int			n_tok = L->n_ids[k] - 1;	/* the last token's own logits are not needed */
-			int			s = seq0 + n_group;
+			int32		t = L->ids[ts->order[i]][j];
+			int			a = i,
+						c;
 
-			if (n_tok > 0 && b->n_tokens > 0 && b->n_tokens + n_tok > LABEL_BATCH_TOKENS)
-				break;
-			start[n_group++] = b->n_tokens;
-			if (n_tok == 0)
-				continue;
-			if (!lm_kv_seq_share(kv, seq, s, n_prompt))
-				elog(ERROR, "could not share the prompt with label sequence %d", s);
-			for (int j = 0; j < n_tok; j++)
-				lm_batch_add(b, L->ids[k][j], n_prompt + j, s, true);
+			while (i < hi && L->ids[ts->order[i]][j] == t)
+				i++;
+			for (c = a; c < i && L->n_ids[ts->order[c]] < j + 2; c++)
+				;
+			if (c == i)
+				continue;		/* no label goes past this token: not a prefix */
+			group[n_group].lo = c;
+			group[n_group].hi = i;
+			group[n_group].seq = TakeSeq(ts);
+			if (!lm_kv_seq_share(lm_context_kv(ts->ctx), src, group[n_group].seq, pos))
+				elog(ERROR, "could not share %d positions with label sequence %d", pos, group[n_group].seq);
+			if (!x_done && x_row < 0)
+				x_row = ts->b->n_tokens;
+			lm_batch_add(ts->b, L->ids[ts->order[c]][j - 1], pos, group[n_group].seq, x_row == ts->b->n_tokens);
+			group[n_group].row = ts->b->n_tokens;
+			lm_batch_add(ts->b, t, pos + 1, group[n_group].seq, true);
+			n_group++;
 		}
-		if (b->n_tokens > 0)
-			RunForward(m, ctx, b);
-		for (int i = 0; i < n_group; i++)
+		if (n_group == 0)
+			break;
+		RunForward(ts->m, ts->ctx, ts->b);
+		if (x_row >= 0)
 		{
-			int			kk = g0 + i;
+			AddTerms(ts, lm_context_logits(ts->ctx, x_row), lo, hi, j);
+			x_done = true;
+		}
+		/* the children's logits first: the batch's logits go with the next forward pass */
+		for (int g = 0; g < n_group; g++)
+			AddTerms(ts, lm_context_logits(ts->ctx, group[g].row), group[g].lo, group[g].hi, j + 1);
+		/* children without children of their own give their blocks back first */
+		for (int g = 0; g < n_group; g++)
+		{
+			int			c;
 
-			score[kk] = first[kk];
-			for (int j = 1; j < L->n_ids[kk]; j++)
+			for (c = group[g].lo; c < group[g].hi && L->n_ids[ts->order[c]] < j + 3; c++)
+				;
+			group[g].lo = c;
+			if (c == group[g].hi)
+				PutSeq(ts, group[g].seq);
+		}
+		for (int g = 0; g < n_group; g++)
+			if (group[g].lo < group[g].hi)
 			{
-				const float *lg = lm_context_logits(ctx, start[i] + j - 1);
-
-				score[kk] += LogProb(lg, LogNormOf(lg, n_vocab), L->ids[kk][j]);
+				ExpandPrefix(ts, group[g].lo, group[g].hi, j + 1, group[g].seq);
+				PutSeq(ts, group[g].seq);
 			}
-			lm_kv_seq_clear(kv, seq0 + i);
+	}
+}
+
+/*
+ * Labels of exactly 2 tokens: their first token alone after the prompt in
+ * sequence seq, one sequence per distinct first token, LABEL_GROUP per
+ * batch.
+ */
+static void
+ScoreTwoTokenLabels(TrieScorer *ts, int seq, int *two, int n_two)
+{
+	Labels	   *L = ts->L;
+	int			rows[LABEL_GROUP],
+				lo[LABEL_GROUP],
+				seqs[LABEL_GROUP];
+	int			i = 0;
+
+	ts->order = two;
+	while (i < n_two)
+	{
+		int			n_group = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		lm_batch_clear(ts->b);
+		for (; i < n_two && n_group < LABEL_GROUP; n_group++)
+		{
+			int32		t = L->ids[two[i]][0];
+
+			lo[n_group] = i;
+			while (i < n_two && L->ids[two[i]][0] == t)
+				i++;
+			seqs[n_group] = TakeSeq(ts);
+			if (!lm_kv_seq_share(lm_context_kv(ts->ctx), seq, seqs[n_group], ts->n_prompt))
+				elog(ERROR, "could not share the prompt with label sequence %d", seqs[n_group]);
+			rows[n_group] = ts->b->n_tokens;
+			lm_batch_add(ts->b, t, ts->n_prompt, seqs[n_group], true);
+		}
+		RunForward(ts->m, ts->ctx, ts->b);
+		for (int g = 0; g < n_group; g++)
+		{
+			AddTerms(ts, lm_context_logits(ts->ctx, rows[g]), lo[g], g + 1 < n_group ? lo[g + 1] : i, 1);
+			PutSeq(ts, seqs[g]);
 		}
 	}
-	pfree(start);
+}
+
+/*
+ * Score every label after the prompt in sequence seq (n_prompt positions),
+ * starting from first[k], the log-probability of each label's first token;
+ * sequences n_seq0 .. n_seq0 + n_spare - 1 are free for the labels.
+ */
+static void
+ScoreAfterPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, int n_prompt, int n_seq0,
+				 int n_spare, Labels *L, const double *first, double *score)
+{
+	TrieScorer	ts = {m, ctx, b, L, n_prompt, NULL, score, palloc(sizeof(int) * n_spare), 0};
+	int		   *two = palloc(sizeof(int) * L->n),
+			   *more = palloc(sizeof(int) * L->n);
+	int			n_two = 0,
+				n_more = 0;
+
+	for (int s = n_spare - 1; s >= 0; s--)
+		ts.free_seq[ts.n_free_seq++] = n_seq0 + s;
+	for (int k = 0; k < L->n; k++)
+	{
+		score[k] = first[k];
+		if (L->n_ids[k] == 2)
+			two[n_two++] = k;
+		else if (L->n_ids[k] > 2)
+			more[n_more++] = k;
+	}
+	qsort_arg(two, n_two, sizeof(int), CompareLabelIds, L);
+	qsort_arg(more, n_more, sizeof(int), CompareLabelIds, L);
+	if (n_two > 0)
+		ScoreTwoTokenLabels(&ts, seq, two, n_two);
+	if (n_more > 0)
+	{
+		/* each distinct first token is a prefix X of length 1 with children */
+		ts.order = more;
+		for (int i = 0; i < n_more;)
+		{
+			int			a = i;
+
+			while (i < n_more && L->ids[more[i]][0] == L->ids[more[a]][0])
+				i++;
+			ExpandPrefix(&ts, a, i, 1, seq);
+		}
+	}
+	pfree(two);
+	pfree(more);
+	pfree(ts.free_seq);
 }
 
 /*
@@ -340,7 +560,8 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 	size_t		block = lm_kv_block_bytes(m->model),
 				kv_bytes;
 	int			max_prompt = 0,
-				n_blocks = 0;
+				n_blocks = 0,
+				n_spare;
 	RuntimeCall call;
 	lm_batch   *b;
 	EngineResource *res;
@@ -356,11 +577,16 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 		score[t] = palloc0(sizeof(double) * L->n);
 		first[t] = palloc(sizeof(double) * L->n);
 	}
-	/* at most: every prompt unshared, and a group of labels with a copied block each */
-	n_blocks += LABEL_GROUP * ((L->max_ids + LM_KV_BLOCK - 1) / LM_KV_BLOCK + 1);
+	/*
+	 * At most: every prompt unshared, and the label sequences alive at once
+	 * (a group per token of the longest label, and never more than the
+	 * labels plus that depth), two blocks of their own each.
+	 */
+	n_blocks += 2 * Min(LABEL_GROUP * L->max_ids, L->n + L->max_ids);
 	kv_bytes = (size_t) n_blocks * block;
-	call = RuntimeBegin(m, n_texts + LABEL_GROUP, kv_bytes, "this classification");
-	b = lm_batch_create(Max(max_prompt, Max(LABEL_BATCH_TOKENS, L->max_ids)));
+	n_spare = LABEL_GROUP * L->max_ids;
+	call = RuntimeBegin(m, n_texts + n_spare, kv_bytes, "this classification");
+	b = lm_batch_create(Max(max_prompt, 2 * LABEL_GROUP));
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	res = TrackEngineResource(b, FreeBatch);
@@ -372,7 +598,7 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 	}
 	for (int t = 0; t < n_texts; t++)
 	{
-		ScoreAfterPrompt(m, call.ctx, b, t, prompt[t].n, n_texts, L, first[t], score[t]);
+		ScoreAfterPrompt(m, call.ctx, b, t, prompt[t].n, n_texts, n_spare, L, first[t], score[t]);
 		lm_kv_seq_clear(lm_context_kv(call.ctx), t);
 	}
 	ReleaseEngineResource(res);
