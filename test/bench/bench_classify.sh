@@ -3,7 +3,9 @@
 #
 # For each label count (default 2 16 100 1000) a fresh backend warms up (the
 # model is opened by a tokenizer call), runs one classify() on a short text
-# with labels 'topic 1' .. 'topic N', and then reads its own
+# with labels 'topic 1' .. 'topic N' (which share their first tokens), and
+# with N labels that share almost none (the first 8 hex digits of md5(i)),
+# and then reads its own
 # /proc/self/status: VmHWM is the peak resident memory of the backend over
 # the call, VmRSS and RssAnon what it still holds once the call is over
 # (idle).  Then one classify() with 16 labels on an ~850-token text, and an
@@ -78,9 +80,9 @@ FROM (SELECT ARRAY[(regexp_match(f, 'VmHWM:\s+(\d+)'))[1], (regexp_match(f, 'VmR
 EOF
 )
 	if printf '%s\n' "$out" | grep -q 'ERROR'; then
-		printf '%-34s %s\n' "$label" "$(printf '%s\n' "$out" | grep ERROR | head -1)"
+		printf '%-36s %s\n' "$label" "$(printf '%s\n' "$out" | grep ERROR | head -1)"
 	else
-		printf '%-34s %s\n' "$label" "$(printf '%s\n' "$out" | tail -1 |
+		printf '%-36s %s\n' "$label" "$(printf '%s\n' "$out" | tail -1 |
 			awk -F'|' '{printf "%8s s   peak %5s MB   idle %5s MB (anon %5s MB)", $1, $2, $3, $4}')"
 	fi
 }
@@ -88,11 +90,13 @@ EOF
 text="'The central bank raised interest rates again on Tuesday, and stocks fell sharply.'"
 long="repeat('The committee met on Monday to discuss the budget for the coming year. Members argued about roads, schools and the new library. ', 32)"
 echo "model: ${model:-default}; lmgen.threads = $(psql -X -At -c 'SHOW lmgen.threads'); $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "call                               time       memory of the backend (VmHWM = peak, VmRSS = after the call)"
+echo "call                                 time       memory of the backend (VmHWM = peak, VmRSS = after the call)"
 measure "backend after warm-up only" "1"
 for n in "${counts[@]}"; do
 	measure "classify, $n labels, short text" \
 		"classify($text, (SELECT array_agg('topic ' || i) FROM generate_series(1, $n) i), $mq)"
+	measure "classify, $n hex labels, short text" \
+		"classify($text, (SELECT array_agg(left(md5(i::text), 8)) FROM generate_series(1, $n) i), $mq)"
 done
 measure "classify, 16 labels, ~850 tokens" \
 	"classify($long, (SELECT array_agg('topic ' || i) FROM generate_series(1, 16) i), $mq)"
