@@ -371,6 +371,7 @@ typedef struct TrieChild
 				hi;				/* its labels (all longer than the child) */
 	int			seq;			/* the sequence that evaluated it */
 	int			row;			/* batch index of its own token */
+	int			n_run;			/* its tokens in the batch: 1, or the rest of its only label */
 } TrieChild;
 
 /*
@@ -379,7 +380,10 @@ typedef struct TrieChild
  * (X[j-1], t) in a sequence sharing the first n_prompt + j - 1 positions of
  * src; the child's logits come from its second token, and, for X of one
  * token (never evaluated as a child), X's from the first pair's first;
- * then recurse into children that have children.
+ * then recurse into children that have children.  A child that only one
+ * label goes through is evaluated with the rest of that label in one run
+ * (X's last token, then the label's tokens up to its last but one): the
+ * same arithmetic as pairs, fewer tokens.
  */
 static void
 ExpandPrefix(TrieScorer *ts, int lo, int hi, int j, int src)
@@ -402,24 +406,34 @@ ExpandPrefix(TrieScorer *ts, int lo, int hi, int j, int src)
 		{
 			int32		t = L->ids[ts->order[i]][j];
 			int			a = i,
-						c;
+						e = i,
+						c,
+						n_tok;
+			TrieChild  *ch = &group[n_group];
 
-			while (i < hi && L->ids[ts->order[i]][j] == t)
-				i++;
-			for (c = a; c < i && L->n_ids[ts->order[c]] < j + 2; c++)
+			while (e < hi && L->ids[ts->order[e]][j] == t)
+				e++;
+			for (c = a; c < e && L->n_ids[ts->order[c]] < j + 2; c++)
 				;
-			if (c == i)
+			/* one label below: the rest of it as one run, else the pair */
+			n_tok = e - c == 1 ? L->n_ids[ts->order[c]] - j : 2;
+			if (c < e && ts->b->n_tokens > 0 && ts->b->n_tokens + n_tok > 2 * LABEL_GROUP)
+				break;			/* in the next batch */
+			i = e;
+			if (c == e)
 				continue;		/* no label goes past this token: not a prefix */
-			group[n_group].lo = c;
-			group[n_group].hi = i;
-			group[n_group].seq = TakeSeq(ts);
-			if (!lm_kv_seq_share(lm_context_kv(ts->ctx), src, group[n_group].seq, pos))
-				elog(ERROR, "could not share %d positions with label sequence %d", pos, group[n_group].seq);
+			ch->lo = c;
+			ch->hi = e;
+			ch->n_run = n_tok - 1;
+			ch->seq = TakeSeq(ts);
+			if (!lm_kv_seq_share(lm_context_kv(ts->ctx), src, ch->seq, pos))
+				elog(ERROR, "could not share %d positions with label sequence %d", pos, ch->seq);
 			if (!x_done && x_row < 0)
 				x_row = ts->b->n_tokens;
-			lm_batch_add(ts->b, L->ids[ts->order[c]][j - 1], pos, group[n_group].seq, x_row == ts->b->n_tokens);
-			group[n_group].row = ts->b->n_tokens;
-			lm_batch_add(ts->b, t, pos + 1, group[n_group].seq, true);
+			lm_batch_add(ts->b, L->ids[ts->order[c]][j - 1], pos, ch->seq, x_row == ts->b->n_tokens);
+			ch->row = ts->b->n_tokens;
+			for (int r = 0; r < ch->n_run; r++)
+				lm_batch_add(ts->b, L->ids[ts->order[c]][j + r], pos + 1 + r, ch->seq, true);
 			n_group++;
 		}
 		if (n_group == 0)
@@ -432,14 +446,16 @@ ExpandPrefix(TrieScorer *ts, int lo, int hi, int j, int src)
 		}
 		/* the children's logits first: the batch's logits go with the next forward pass */
 		for (int g = 0; g < n_group; g++)
-			AddTerms(ts, lm_context_logits(ts->ctx, group[g].row), group[g].lo, group[g].hi, j + 1);
+			for (int r = 0; r < group[g].n_run; r++)
+				AddTerms(ts, lm_context_logits(ts->ctx, group[g].row + r), group[g].lo, group[g].hi, j + 1 + r);
 		/* children without children of their own give their blocks back first */
 		for (int g = 0; g < n_group; g++)
 		{
-			int			c;
+			int			c = group[g].hi;	/* a run scored its label to the end */
 
-			for (c = group[g].lo; c < group[g].hi && L->n_ids[ts->order[c]] < j + 3; c++)
-				;
+			if (group[g].n_run == 1)
+				for (c = group[g].lo; c < group[g].hi && L->n_ids[ts->order[c]] < j + 3; c++)
+					;
 			group[g].lo = c;
 			if (c == group[g].hi)
 				PutSeq(ts, group[g].seq);
@@ -578,15 +594,17 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 		first[t] = palloc(sizeof(double) * L->n);
 	}
 	/*
-	 * At most: every prompt unshared, and the label sequences alive at once
-	 * (a group per token of the longest label, and never more than the
-	 * labels plus that depth), two blocks of their own each.
+	 * At most: every prompt unshared; the prefixes alive while their
+	 * children are scored (a group per token of the longest label, and never
+	 * more than the labels plus that depth), two blocks of their own each;
+	 * and one group in flight, whose runs may hold a whole label each.
 	 */
-	n_blocks += 2 * Min(LABEL_GROUP * L->max_ids, L->n + L->max_ids);
+	n_blocks += 2 * Min(LABEL_GROUP * L->max_ids, L->n + L->max_ids) +
+		LABEL_GROUP * (1 + (L->max_ids + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
 	kv_bytes = (size_t) n_blocks * block;
 	n_spare = LABEL_GROUP * L->max_ids;
 	call = RuntimeBegin(m, n_texts + n_spare, kv_bytes, "this classification");
-	b = lm_batch_create(Max(max_prompt, 2 * LABEL_GROUP));
+	b = lm_batch_create(Max(max_prompt, Max(2 * LABEL_GROUP, L->max_ids)));
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	res = TrackEngineResource(b, FreeBatch);

@@ -51,7 +51,7 @@ fi
 
 bindir=$(pg_config --bindir)
 base=$(mktemp -d /tmp/lmgen-bench.XXXXXX)
-trap '"$bindir/pg_ctl" -D "$base/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$base"' EXIT
+trap '"$bindir/pg_ctl" -D "$base/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$base" 2>/dev/null || { sleep 1; rm -rf "$base"; }' EXIT
 "$bindir/initdb" -D "$base/data" -A trust -E UTF8 --locale=C --no-sync >/dev/null
 cat >>"$base/data/postgresql.conf" <<EOF
 listen_addresses = ''
