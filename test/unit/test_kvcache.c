@@ -224,6 +224,7 @@ check_model(const char *shared)
 	CHECK(m != NULL, "stories260K loads (%s)", err);
 	if (!m)
 		return;
+	CHECK(m->cfg.arch_id == LM_ARCH_LLAMA, "the architecture is resolved once at load (llama)");
 	nv = m->cfg.n_vocab;
 	bb = lm_kv_block_bytes(m);
 	cp.n_seq_max = 3;
