@@ -13,6 +13,7 @@ char	   *lmgen_default_model = NULL;
 int			lmgen_max_tokens = LMGEN_DEFAULT_MAX_TOKENS;
 int			lmgen_threads = LMGEN_DEFAULT_THREADS;
 int			lmgen_context_overflow = LMGEN_OVERFLOW_ERROR;
+int			lmgen_max_kv_memory = LMGEN_DEFAULT_MAX_KV_MEMORY;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
@@ -76,6 +77,20 @@ GucInit(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/*
+	 * A cap on what one call may take, like lmgen.max_tokens: users may not
+	 * raise it (PGC_SUSET), or it would protect nothing.
+	 */
+	DefineCustomIntVariable("lmgen.max_kv_memory",
+							"Upper limit on the KV cache memory of one call.",
+							"A call whose prompt and answer need more attention cache than this "
+							"is refused; only superusers can change it.",
+							&lmgen_max_kv_memory,
+							LMGEN_DEFAULT_MAX_KV_MEMORY, 1, LMGEN_MAX_MAX_KV_MEMORY,
+							PGC_SUSET,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("lmgen");
 }

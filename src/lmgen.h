@@ -10,6 +10,8 @@
 #define LMGEN_MAX_MAX_TOKENS 1000000
 #define LMGEN_DEFAULT_THREADS 1
 #define LMGEN_MAX_THREADS 64
+#define LMGEN_DEFAULT_MAX_KV_MEMORY 1024	/* MB */
+#define LMGEN_MAX_MAX_KV_MEMORY (1024 * 1024)	/* MB: 1 TB */
 
 /* Values of lmgen.context_overflow. */
 typedef enum LmgenOverflow
@@ -24,6 +26,7 @@ extern char *lmgen_default_model;	/* lmgen.default_model */
 extern int	lmgen_max_tokens;	/* lmgen.max_tokens */
 extern int	lmgen_threads;		/* lmgen.threads */
 extern int	lmgen_context_overflow; /* lmgen.context_overflow */
+extern int	lmgen_max_kv_memory;	/* lmgen.max_kv_memory, MB */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);

@@ -1,10 +1,16 @@
 /*
  * runtime.c — running a model from a backend.
  *
- * Engine state that outlives one call (the lm_context with its KV cache and
- * thread pool) hangs off the cached LmgenModel and is reused; it is made
- * again when a call needs more room or lmgen.threads changed.  State of one
- * call (an lm_gen) is registered with a memory-context reset callback on the
+ * Engine state that outlives one call (the lm_context with its thread pool
+ * and its KV block pool) hangs off the cached LmgenModel and is reused; it
+ * is made again when a call needs more sequences or lmgen.threads changed.
+ * Memory follows the call: a call states the KV memory it needs at most
+ * (checked against lmgen.max_kv_memory, which also caps the engine's block
+ * pool), blocks are taken as the forward passes need them, and when the
+ * call ends (or an ERROR unwinds it) the cache is emptied, blocks beyond
+ * LMGEN_KV_KEEP and big output buffers are freed and malloc gives the pages
+ * back to the system, so an idle backend holds little.  State of one call
+ * (an lm_gen) is registered with a memory-context reset callback on the
  * calling context, so an ERROR or a cancel anywhere frees it.
  *
  * Cancellation: between generated tokens we call CHECK_FOR_INTERRUPTS()
@@ -15,6 +21,10 @@
  * threads, and no ERROR longjmps through engine frames.
  */
 #include "postgres.h"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -28,8 +38,8 @@
 /* Tokens per internal forward step: bounds the time to notice a cancel. */
 #define LMGEN_STEP_TOKENS 32
 
-/* Smallest context made, so small calls can share one. */
-#define LMGEN_MIN_CTX 512
+/* KV cache bytes a backend keeps between calls (blocks for a short prompt). */
+#define LMGEN_KV_KEEP ((size_t) 4 << 20)
 
 /*
  * Abort check run by the engine between internal steps (calling thread
@@ -43,22 +53,20 @@ AbortIfInterrupted(void *arg)
 	return QueryCancelPending || ProcDiePending;
 }
 
-/* The model's context with room for n_ctx positions in n_seq sequences. */
-lm_context *
-RuntimeContext(LmgenModel *m, int n_ctx, int n_seq)
+/* The model's context for n_seq sequences and lmgen.threads threads. */
+static lm_context *
+RuntimeContext(LmgenModel *m, int n_seq)
 {
 	char		err[512];
 	lm_context_params p;
-	int			train = m->model->cfg.n_ctx_train;
 
-	if (m->ctx && lm_context_n_ctx(m->ctx) >= n_ctx && lm_context_n_seq_max(m->ctx) >= n_seq &&
-		lm_context_n_threads(m->ctx) == lmgen_threads)
+	if (m->ctx && lm_context_n_seq_max(m->ctx) >= n_seq && lm_context_n_threads(m->ctx) == lmgen_threads)
 		return m->ctx;
 	lm_context_free(m->ctx);
 	m->ctx = NULL;
 
 	p = lm_context_default_params();
-	p.n_ctx = Max(n_ctx, Min(LMGEN_MIN_CTX, train));
+	p.n_ctx = m->model->cfg.n_ctx_train;	/* a bound only: blocks are taken as needed */
 	p.n_seq_max = Max(n_seq, 1);
 	p.n_batch = LMGEN_STEP_TOKENS;
 	p.n_threads = lmgen_threads;
@@ -66,9 +74,67 @@ RuntimeContext(LmgenModel *m, int n_ctx, int n_seq)
 	if (m->ctx == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not set up model \"%s\" for %d positions: %s", m->name, p.n_ctx, err)));
+				 errmsg("could not set up model \"%s\" for %d sequences: %s", m->name, p.n_seq_max, err)));
 	lm_context_set_abort(m->ctx, AbortIfInterrupted, NULL);
 	return m->ctx;
+}
+
+/* lmgen.max_kv_memory in bytes. */
+static size_t
+MaxKvBytes(void)
+{
+	return (size_t) lmgen_max_kv_memory << 20;
+}
+
+/* Megabytes, rounded up, for messages. */
+static size_t
+RoundUpMB(size_t bytes)
+{
+	return (bytes + ((size_t) 1 << 20) - 1) >> 20;
+}
+
+/* Give back what a call held: empty the cache, free blocks and buffers beyond a keep size. */
+static void
+ReleaseCallMemory(void *arg)
+{
+	LmgenModel *m = arg;
+
+	if (m->ctx == NULL)
+		return;
+	lm_kv_clear(lm_context_kv(m->ctx));
+	if (lm_context_trim(m->ctx, LMGEN_KV_KEEP) > 0)
+	{
+#ifdef __GLIBC__
+		/* freed blocks may sit in the heap; hand the pages back */
+		malloc_trim(0);
+#endif
+	}
+}
+
+/* Start a call: context, empty cache capped at lmgen.max_kv_memory, release on unwind. */
+RuntimeCall
+RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what)
+{
+	RuntimeCall call;
+
+	if (kv_bytes > MaxKvBytes())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s needs %zu MB of KV memory, more than lmgen.max_kv_memory (%d MB)",
+						what, RoundUpMB(kv_bytes), lmgen_max_kv_memory),
+				 errhint("Shorten the text, or ask a superuser to raise lmgen.max_kv_memory.")));
+	call.ctx = RuntimeContext(m, n_seq);
+	lm_context_set_kv_budget(call.ctx, MaxKvBytes());
+	lm_kv_clear(lm_context_kv(call.ctx));
+	call.release = TrackEngineResource(m, ReleaseCallMemory);
+	return call;
+}
+
+/* End a call: give its memory back now. */
+void
+RuntimeEnd(RuntimeCall *call)
+{
+	ReleaseEngineResource(call->release);
 }
 
 /* Raise the pending cancel/timeout, or ERROR with the engine's message. */
@@ -278,7 +344,8 @@ char *
 RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, size_t *len)
 {
 	char		err[512];
-	lm_context *ctx;
+	int			n_pos = Min(prompt->n + p->max_tokens, m->model->cfg.n_ctx_train);
+	RuntimeCall call = RuntimeBegin(m, 1, lm_kv_bytes(m->model, n_pos, 1), "this generation");
 	lm_gen	   *gen;
 	EngineResource *res;
 	const char *text;
@@ -287,8 +354,7 @@ RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, 
 	int			rc;
 	char	   *out;
 
-	ctx = RuntimeContext(m, Min(prompt->n + p->max_tokens, m->model->cfg.n_ctx_train), 1);
-	gen = lm_gen_start(ctx, m->tok, 0, prompt->ids, prompt->n, p, err, sizeof(err));
+	gen = lm_gen_start(call.ctx, m->tok, 0, prompt->ids, prompt->n, p, err, sizeof(err));
 	if (gen == NULL)
 		EngineError("could not start generating", err);
 	res = TrackEngineResource(gen, FreeGen);
@@ -307,6 +373,7 @@ RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, 
 	out[text_len] = '\0';
 	*len = text_len;
 	ReleaseEngineResource(res);
+	RuntimeEnd(&call);
 	ModelStopThreads();			/* no engine thread outlives the call */
 	return out;
 }

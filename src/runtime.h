@@ -19,12 +19,23 @@ typedef struct LmgenPrompt
 } LmgenPrompt;
 
 /*
- * The model's context, with room for at least n_ctx positions in each of
- * n_seq sequences and lmgen.threads threads; made or remade on demand and
- * kept for the next call.  Its abort check stops long batches when a cancel
- * or timeout is pending.
+ * Start a call that runs the model: its context (made or remade on demand
+ * for n_seq sequences and lmgen.threads threads, kept for the next call)
+ * with an empty KV cache capped at lmgen.max_kv_memory.  kv_bytes is what
+ * the call will need at most; more than the setting is an ERROR naming it
+ * (what names the call in the message).  The context's abort check stops
+ * long batches when a cancel or timeout is pending.  RuntimeEnd gives the
+ * memory back (the KV cache beyond a small keep size, big output buffers);
+ * if an ERROR unwinds first, a memory-context callback does it.
  */
-extern lm_context *RuntimeContext(LmgenModel *m, int n_ctx, int n_seq);
+typedef struct EngineResource EngineResource;
+typedef struct RuntimeCall
+{
+	lm_context *ctx;			/* the model's context */
+	EngineResource *release;	/* gives the call's memory back */
+} RuntimeCall;
+extern RuntimeCall RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what);
+extern void RuntimeEnd(RuntimeCall *call);
 
 /*
  * Prompt for an instruction: the model's chat template around user text
@@ -61,7 +72,6 @@ extern char *RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_ge
  * free_fn when the context is reset or deleted (an ERROR unwinding), or
  * earlier by ReleaseEngineResource.
  */
-typedef struct EngineResource EngineResource;
 extern EngineResource *TrackEngineResource(void *ptr, void (*free_fn) (void *));
 extern void ReleaseEngineResource(EngineResource *r);
 

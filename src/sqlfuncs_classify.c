@@ -3,16 +3,23 @@
  * classify_scores().
  *
  * The text and the list of labels go into one instruction prompt, which is
- * evaluated once (sequence 0).  Each label's tokens are then scored as the
- * answer: its KV prefix is copied from sequence 0 into a sequence of its own
- * and all labels of a group are evaluated in one batch, so the weights are
- * read once per group.  A label's score is the log-likelihood of its whole
+ * evaluated once.  (A list of more than LABEL_LIST_MAX_TOKENS tokens, some
+ * hundred labels, is left out: a prompt of thousands of tokens of labels
+ * would cost more than all the scoring and tell a small model little.)  Each label's tokens are then scored as the answer: a
+ * label sequence shares the prompt's KV blocks (nothing is copied but the
+ * partly filled last block, when the label writes into it), the labels of a
+ * group are evaluated in one batch, so the weights are read once per group,
+ * and a label's blocks go back to the pool once it is scored: memory is the
+ * prompt plus one group of labels, however many labels there are.  The
+ * log-softmax normaliser of a position is computed once, for all the labels
+ * scored there.  A label's score is the log-likelihood of its whole
  * token sequence after the prompt, minus the same log-likelihood for a
  * content-free text ("N/A"): this contextual calibration (Zhao et al.,
  * 2021) removes the model's prior preference for some labels (the first
  * listed, the shortest), which otherwise swamps small models' judgement.
  * The baseline depends only on the model and the labels, so it is computed
- * once per query and cached in fn_extra.  classify_scores() turns the
+ * once per query and cached in fn_extra; its prompt is evaluated next to
+ * the text's, sharing the blocks of their common beginning.  classify_scores() turns the
  * calibrated scores into probabilities with a softmax.  Nothing is
  * generated or parsed.
  */
@@ -35,7 +42,8 @@ PG_FUNCTION_INFO_V1(lmgen_classify_scores);
 
 #define MAX_LABELS 1000			/* labels per call */
 #define MAX_LABEL_TOKENS 64		/* tokens per label */
-#define LABEL_GROUP 16			/* labels scored per batch */
+#define LABEL_GROUP 16			/* labels scored per batch, at most */
+#define LABEL_LIST_MAX_TOKENS 512	/* longest label list written into the prompt */
 
 /* The labels of one call, as UTF-8 text and token ids. */
 typedef struct Labels
@@ -46,6 +54,7 @@ typedef struct Labels
 	int32	  **ids;			/* token ids of each label (no BOS) */
 	int		   *n_ids;			/* token counts */
 	int			max_ids;		/* longest label in tokens */
+	int			list_tokens;	/* about the tokens of the labels listed in the prompt */
 } Labels;
 
 /* The text the answer follows: the label is scored as its continuation. */
@@ -132,6 +141,7 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 					 errmsg("label \"%s\" is %d tokens long; the limit is %d", L.text[i], L.n_ids[i],
 							MAX_LABEL_TOKENS)));
 		L.max_ids = Max(L.max_ids, L.n_ids[i]);
+		L.list_tokens += L.n_ids[i] + (i > 0);	/* the label and its ", " */
 	}
 	return L;
 }
@@ -145,17 +155,27 @@ ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	bool		chat = m->chat_fallback != LM_CHAT_UNKNOWN;
 
 	initStringInfo(&buf);
-	if (chat)
-		appendStringInfoString(&buf, "Classify the text into exactly one of these categories: ");
-	else
-		appendStringInfoString(&buf, "Categories: ");
-	for (int i = 0; i < L->n; i++)
+	if (L->list_tokens > LABEL_LIST_MAX_TOKENS)
 	{
-		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		appendBinaryStringInfo(&buf, L->text[i], L->len[i]);
+		/* too many labels to list: the instruction alone */
+		if (chat)
+			appendStringInfoString(&buf, "Classify the text into exactly one category.\n\n");
 	}
-	appendStringInfoString(&buf, ".\n\nText: ");
+	else
+	{
+		if (chat)
+			appendStringInfoString(&buf, "Classify the text into exactly one of these categories: ");
+		else
+			appendStringInfoString(&buf, "Categories: ");
+		for (int i = 0; i < L->n; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			appendBinaryStringInfo(&buf, L->text[i], L->len[i]);
+		}
+		appendStringInfoString(&buf, ".\n\n");
+	}
+	appendStringInfoString(&buf, "Text: ");
 	appendBinaryStringInfo(&buf, text, len);
 	if (chat)
 	{
@@ -177,18 +197,37 @@ ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
-/* log p(token | logits) with a stable log-softmax. */
-static double
-LogProb(const float *logits, int n_vocab, int32 token)
+/*
+ * The log-softmax normaliser of one row of logits: max and log of the sum
+ * of exp(logit - max).  Computed once per position and shared by every
+ * label scored there.
+ */
+typedef struct LogNorm
 {
-	float		mx = logits[0];
+	float		mx;				/* largest logit */
+	double		log_sum;		/* log(sum(exp(logit - mx))) */
+} LogNorm;
+
+/* The normaliser of a row of logits. */
+static LogNorm
+LogNormOf(const float *logits, int n_vocab)
+{
+	LogNorm		z = {logits[0], 0.0};
 	double		sum = 0.0;
 
 	for (int i = 1; i < n_vocab; i++)
-		mx = Max(mx, logits[i]);
+		z.mx = Max(z.mx, logits[i]);
 	for (int i = 0; i < n_vocab; i++)
-		sum += exp((double) logits[i] - mx);
-	return (double) logits[token] - mx - log(sum);
+		sum += exp((double) logits[i] - z.mx);
+	z.log_sum = log(sum);
+	return z;
+}
+
+/* log p(token | logits), given the row's normaliser. */
+static double
+LogProb(const float *logits, LogNorm z, int32 token)
+{
+	return (double) logits[token] - z.mx - z.log_sum;
 }
 
 /* lm_batch_free with the signature TrackEngineResource wants. */
@@ -198,69 +237,390 @@ FreeBatch(void *p)
 	lm_batch_free(p);
 }
 
-/* Log-likelihood of each label as the answer to the prompt about text. */
-static double *
-ScoreLabels(LmgenModel *m, text *body, Labels *L)
+/* Length of the common prefix of two prompts. */
+static int
+CommonPrefix(const LmgenPrompt *a, const LmgenPrompt *b)
 {
-	size_t		len;
-	char	   *s = TextToUtf8(body, &len);
-	LmgenPrompt prompt = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids);
-	int			n_vocab = m->model->cfg.n_vocab;
-	int			group = Min(L->n, LABEL_GROUP);
-	lm_context *ctx = RuntimeContext(m, prompt.n + L->max_ids, group + 1);
-	lm_kv	   *kv = lm_context_kv(ctx);
-	lm_batch   *b = lm_batch_create(Max(prompt.n, group * L->max_ids));
-	EngineResource *res;
-	double	   *score = palloc0(sizeof(double) * L->n);
-	double	   *first = palloc(sizeof(double) * L->n);
+	int			n = 0;
 
+	while (n < a->n && n < b->n && a->ids[n] == b->ids[n])
+		n++;
+	return n;
+}
+
+/*
+ * Evaluate prompt p in sequence seq, sharing the first positions it has in
+ * common with the prompt already in sequence 0 (p0; NULL for none), and
+ * set first[k] to the log-probability of label k's first token after it.
+ * At least two tokens are always evaluated, so the prompt's last token is
+ * computed exactly as in a whole-prompt batch.
+ */
+static void
+EvalPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, const LmgenPrompt *p,
+		   const LmgenPrompt *p0, Labels *L, double *first)
+{
+	int			shared = p0 ? Min(CommonPrefix(p, p0), p->n - 2) : 0;
+	const float *last;
+	LogNorm		z;
+
+	if (shared > 0 && !lm_kv_seq_share(lm_context_kv(ctx), 0, seq, shared))
+		elog(ERROR, "could not share %d prompt positions with sequence %d", shared, seq);
+	if (shared <= 0)
+	{
+		shared = 0;
+		lm_kv_seq_clear(lm_context_kv(ctx), seq);
+	}
+	lm_batch_clear(b);
+	for (int i = shared; i < p->n; i++)
+		lm_batch_add(b, p->ids[i], i, seq, i == p->n - 1);
+	RunForward(m, ctx, b);
+	last = lm_context_logits(ctx, b->n_tokens - 1);
+	z = LogNormOf(last, m->model->cfg.n_vocab);
+	for (int k = 0; k < L->n; k++)
+		first[k] = LogProb(last, z, L->ids[k][0]);
+}
+
+/*
+ * Scoring the labels after one prompt.  A label's score is the
+ * log-probability of its first token after the prompt, plus that of each
+ * further token after the prompt and the label's tokens before it: the
+ * logits after every proper prefix of the label are needed.  Labels that
+ * begin alike share those prefixes (a token trie: "topic 12" and "topic
+ * 13" share " topic", " " and "1"), so each distinct prefix is evaluated
+ * once, in a sequence that shares the KV blocks of its parent prefix, and
+ * its logits serve every label through it.
+ *
+ * Arithmetic: attention sums a token's values in an order that depends on
+ * whether other tokens of its sequence share its batch (model_ops.c, to
+ * match llama.cpp's prefill).  A label of n >= 3 tokens used to be
+ * evaluated as one run of n - 1 tokens; to give bit-identical results,
+ * every prefix of such labels is evaluated as a pair (its parent's last
+ * token again, then its own), never alone.  Labels of 2 tokens evaluate
+ * their first token alone, as before; labels of 1 token need nothing
+ * beyond the prompt.  Per position, the log-softmax normaliser is computed
+ * once for all the labels scored there, and each label's terms are added
+ * in token order, as before.
+ *
+ * Memory: a group of at most LABEL_GROUP sibling prefixes goes through one
+ * batch (2 tokens each); a prefix's sequence lives while its children are
+ * scored, so sequences in use are at most LABEL_GROUP per token of the
+ * longest label, each holding one or two blocks of its own.
+ */
+typedef struct TrieScorer
+{
+	LmgenModel *m;
+	lm_context *ctx;
+	lm_batch   *b;
+	Labels	   *L;
+	int			n_prompt;		/* positions of the prompt */
+	int		   *order;			/* labels of >= 3 tokens, sorted by token ids */
+	double	   *score;			/* per label, accumulating */
+	int		   *free_seq;		/* stack of unused sequence ids */
+	int			n_free_seq;
+} TrieScorer;
+
+/* Sort labels by their token ids (a shorter label first when one is a prefix of the other). */
+static int
+CompareLabelIds(const void *a, const void *b, void *arg)
+{
+	Labels	   *L = arg;
+	int			x = *(const int *) a,
+				y = *(const int *) b;
+
+	for (int j = 0; j < L->n_ids[x] && j < L->n_ids[y]; j++)
+		if (L->ids[x][j] != L->ids[y][j])
+			return L->ids[x][j] < L->ids[y][j] ? -1 : 1;
+	return L->n_ids[x] - L->n_ids[y];
+}
+
+/* Take a free sequence id. */
+static int
+TakeSeq(TrieScorer *ts)
+{
+	if (ts->n_free_seq == 0)
+		elog(ERROR, "classify ran out of sequence ids");
+	return ts->free_seq[--ts->n_free_seq];
+}
+
+/* Forget a sequence and return its id. */
+static void
+PutSeq(TrieScorer *ts, int seq)
+{
+	lm_kv_seq_clear(lm_context_kv(ts->ctx), seq);
+	ts->free_seq[ts->n_free_seq++] = seq;
+}
+
+/* Add log p(label's token j | row) to each label order[lo..hi). */
+static void
+AddTerms(TrieScorer *ts, const float *row, int lo, int hi, int j)
+{
+	LogNorm		z = LogNormOf(row, ts->m->model->cfg.n_vocab);
+
+	for (int i = lo; i < hi; i++)
+	{
+		int			k = ts->order[i];
+
+		ts->score[k] += LogProb(row, z, ts->L->ids[k][j]);
+	}
+}
+
+/* One child of a prefix: labels order[lo..hi) continue it by one token. */
+typedef struct TrieChild
+{
+	int			lo,
+				hi;				/* its labels (all longer than the child) */
+	int			seq;			/* the sequence that evaluated it */
+	int			row;			/* batch index of its own token */
+	int			n_run;			/* its tokens in the batch: 1, or the rest of its only label */
+} TrieChild;
+
+/*
+ * Score the labels order[lo..hi), which share the prefix X of length j and
+ * are all longer than j: evaluate each child prefix X + t as the pair
+ * (X[j-1], t) in a sequence sharing the first n_prompt + j - 1 positions of
+ * src; the child's logits come from its second token, and, for X of one
+ * token (never evaluated as a child), X's from the first pair's first;
+ * then recurse into children that have children.  A child that only one
+ * label goes through is evaluated with the rest of that label in one run
+ * (X's last token, then the label's tokens up to its last but one): the
+ * same arithmetic as pairs, fewer tokens.
+ */
+static void
+ExpandPrefix(TrieScorer *ts, int lo, int hi, int j, int src)
+{
+	Labels	   *L = ts->L;
+	int			pos = ts->n_prompt + j - 1;
+	bool		x_done = j > 1;	/* a longer X had its logits as its parent's child */
+	TrieChild	group[LABEL_GROUP];
+	int			i = lo;
+
+	/* labels that end after X's next token need only X's logits: they sort first in each run */
+	while (i < hi)
+	{
+		int			n_group = 0;
+		int			x_row = -1;
+
+		CHECK_FOR_INTERRUPTS();
+		lm_batch_clear(ts->b);
+		while (i < hi && n_group < LABEL_GROUP)
+		{
+			int32		t = L->ids[ts->order[i]][j];
+			int			a = i,
+						e = i,
+						c,
+						n_tok;
+			TrieChild  *ch = &group[n_group];
+
+			while (e < hi && L->ids[ts->order[e]][j] == t)
+				e++;
+			for (c = a; c < e && L->n_ids[ts->order[c]] < j + 2; c++)
+				;
+			/* one label below: the rest of it as one run, else the pair */
+			n_tok = e - c == 1 ? L->n_ids[ts->order[c]] - j : 2;
+			if (c < e && ts->b->n_tokens > 0 && ts->b->n_tokens + n_tok > 2 * LABEL_GROUP)
+				break;			/* in the next batch */
+			i = e;
+			if (c == e)
+				continue;		/* no label goes past this token: not a prefix */
+			ch->lo = c;
+			ch->hi = e;
+			ch->n_run = n_tok - 1;
+			ch->seq = TakeSeq(ts);
+			if (!lm_kv_seq_share(lm_context_kv(ts->ctx), src, ch->seq, pos))
+				elog(ERROR, "could not share %d positions with label sequence %d", pos, ch->seq);
+			if (!x_done && x_row < 0)
+				x_row = ts->b->n_tokens;
+			lm_batch_add(ts->b, L->ids[ts->order[c]][j - 1], pos, ch->seq, x_row == ts->b->n_tokens);
+			ch->row = ts->b->n_tokens;
+			for (int r = 0; r < ch->n_run; r++)
+				lm_batch_add(ts->b, L->ids[ts->order[c]][j + r], pos + 1 + r, ch->seq, true);
+			n_group++;
+		}
+		if (n_group == 0)
+			break;
+		RunForward(ts->m, ts->ctx, ts->b);
+		if (x_row >= 0)
+		{
+			AddTerms(ts, lm_context_logits(ts->ctx, x_row), lo, hi, j);
+			x_done = true;
+		}
+		/* the children's logits first: the batch's logits go with the next forward pass */
+		for (int g = 0; g < n_group; g++)
+			for (int r = 0; r < group[g].n_run; r++)
+				AddTerms(ts, lm_context_logits(ts->ctx, group[g].row + r), group[g].lo, group[g].hi, j + 1 + r);
+		/* children without children of their own give their blocks back first */
+		for (int g = 0; g < n_group; g++)
+		{
+			int			c = group[g].hi;	/* a run scored its label to the end */
+
+			if (group[g].n_run == 1)
+				for (c = group[g].lo; c < group[g].hi && L->n_ids[ts->order[c]] < j + 3; c++)
+					;
+			group[g].lo = c;
+			if (c == group[g].hi)
+				PutSeq(ts, group[g].seq);
+		}
+		for (int g = 0; g < n_group; g++)
+			if (group[g].lo < group[g].hi)
+			{
+				ExpandPrefix(ts, group[g].lo, group[g].hi, j + 1, group[g].seq);
+				PutSeq(ts, group[g].seq);
+			}
+	}
+}
+
+/*
+ * Labels of exactly 2 tokens: their first token alone after the prompt in
+ * sequence seq, one sequence per distinct first token, LABEL_GROUP per
+ * batch.
+ */
+static void
+ScoreTwoTokenLabels(TrieScorer *ts, int seq, int *two, int n_two)
+{
+	Labels	   *L = ts->L;
+	int			rows[LABEL_GROUP],
+				lo[LABEL_GROUP],
+				seqs[LABEL_GROUP];
+	int			i = 0;
+
+	ts->order = two;
+	while (i < n_two)
+	{
+		int			n_group = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		lm_batch_clear(ts->b);
+		for (; i < n_two && n_group < LABEL_GROUP; n_group++)
+		{
+			int32		t = L->ids[two[i]][0];
+
+			lo[n_group] = i;
+			while (i < n_two && L->ids[two[i]][0] == t)
+				i++;
+			seqs[n_group] = TakeSeq(ts);
+			if (!lm_kv_seq_share(lm_context_kv(ts->ctx), seq, seqs[n_group], ts->n_prompt))
+				elog(ERROR, "could not share the prompt with label sequence %d", seqs[n_group]);
+			rows[n_group] = ts->b->n_tokens;
+			lm_batch_add(ts->b, t, ts->n_prompt, seqs[n_group], true);
+		}
+		RunForward(ts->m, ts->ctx, ts->b);
+		for (int g = 0; g < n_group; g++)
+		{
+			AddTerms(ts, lm_context_logits(ts->ctx, rows[g]), lo[g], g + 1 < n_group ? lo[g + 1] : i, 1);
+			PutSeq(ts, seqs[g]);
+		}
+	}
+}
+
+/*
+ * Score every label after the prompt in sequence seq (n_prompt positions),
+ * starting from first[k], the log-probability of each label's first token;
+ * sequences n_seq0 .. n_seq0 + n_spare - 1 are free for the labels.
+ */
+static void
+ScoreAfterPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, int n_prompt, int n_seq0,
+				 int n_spare, Labels *L, const double *first, double *score)
+{
+	TrieScorer	ts = {m, ctx, b, L, n_prompt, NULL, score, palloc(sizeof(int) * n_spare), 0};
+	int		   *two = palloc(sizeof(int) * L->n),
+			   *more = palloc(sizeof(int) * L->n);
+	int			n_two = 0,
+				n_more = 0;
+
+	for (int s = n_spare - 1; s >= 0; s--)
+		ts.free_seq[ts.n_free_seq++] = n_seq0 + s;
+	for (int k = 0; k < L->n; k++)
+	{
+		score[k] = first[k];
+		if (L->n_ids[k] == 2)
+			two[n_two++] = k;
+		else if (L->n_ids[k] > 2)
+			more[n_more++] = k;
+	}
+	qsort_arg(two, n_two, sizeof(int), CompareLabelIds, L);
+	qsort_arg(more, n_more, sizeof(int), CompareLabelIds, L);
+	if (n_two > 0)
+		ScoreTwoTokenLabels(&ts, seq, two, n_two);
+	if (n_more > 0)
+	{
+		/* each distinct first token is a prefix X of length 1 with children */
+		ts.order = more;
+		for (int i = 0; i < n_more;)
+		{
+			int			a = i;
+
+			while (i < n_more && L->ids[more[i]][0] == L->ids[more[a]][0])
+				i++;
+			ExpandPrefix(&ts, a, i, 1, seq);
+		}
+	}
+	pfree(two);
+	pfree(more);
+	pfree(ts.free_seq);
+}
+
+/*
+ * Log-likelihood of each label as the answer to the prompt about each of
+ * n_texts texts (score[t][k]).  The prompts are evaluated first, each in a
+ * sequence of its own, sharing their common beginning (the instruction and
+ * the label list) with the first; then the labels are scored after each
+ * prompt in turn.  KV memory: the prompts (their shared part once) plus one
+ * group of labels.
+ */
+static double **
+ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
+{
+	LmgenPrompt *prompt = palloc(sizeof(LmgenPrompt) * n_texts);
+	double	  **score = palloc(sizeof(double *) * n_texts);
+	double	  **first = palloc(sizeof(double *) * n_texts);
+	size_t		block = lm_kv_block_bytes(m->model),
+				kv_bytes;
+	int			max_prompt = 0,
+				n_blocks = 0,
+				n_spare;
+	RuntimeCall call;
+	lm_batch   *b;
+	EngineResource *res;
+
+	for (int t = 0; t < n_texts; t++)
+	{
+		size_t		len;
+		char	   *s = TextToUtf8(bodies[t], &len);
+
+		prompt[t] = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids);
+		max_prompt = Max(max_prompt, prompt[t].n);
+		n_blocks += (prompt[t].n + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+		score[t] = palloc0(sizeof(double) * L->n);
+		first[t] = palloc(sizeof(double) * L->n);
+	}
+	/*
+	 * At most: every prompt unshared; the prefixes alive while their
+	 * children are scored (a group per token of the longest label, and never
+	 * more than the labels plus that depth), two blocks of their own each;
+	 * and one group in flight, whose runs may hold a whole label each.
+	 */
+	n_blocks += 2 * Min(LABEL_GROUP * L->max_ids, L->n + L->max_ids) +
+		LABEL_GROUP * (1 + (L->max_ids + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
+	kv_bytes = (size_t) n_blocks * block;
+	n_spare = LABEL_GROUP * L->max_ids;
+	call = RuntimeBegin(m, n_texts + n_spare, kv_bytes, "this classification");
+	b = lm_batch_create(Max(max_prompt, Max(2 * LABEL_GROUP, L->max_ids)));
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	res = TrackEngineResource(b, FreeBatch);
 
-	/* the shared prompt, once, in sequence 0 */
-	lm_kv_clear(kv);
-	for (int i = 0; i < prompt.n; i++)
-		lm_batch_add(b, prompt.ids[i], i, 0, i == prompt.n - 1);
-	RunForward(m, ctx, b);
+	for (int t = 0; t < n_texts; t++)
 	{
-		const float *last = lm_context_logits(ctx, prompt.n - 1);
-
-		for (int k = 0; k < L->n; k++)
-			first[k] = LogProb(last, n_vocab, L->ids[k][0]);
-	}
-
-	/* each group of labels in one batch, one sequence per label */
-	for (int g0 = 0; g0 < L->n; g0 += group)
-	{
-		int			g1 = Min(g0 + group, L->n);
-		int		   *start = palloc(sizeof(int) * (g1 - g0));
-
 		CHECK_FOR_INTERRUPTS();
-		lm_batch_clear(b);
-		for (int k = g0; k < g1; k++)
-		{
-			int			seq = 1 + k - g0;
-
-			lm_kv_seq_clear(kv, seq);
-			if (!lm_kv_seq_copy(kv, 0, seq, prompt.n))
-				elog(ERROR, "could not share the prompt with label sequence %d", seq);
-			start[k - g0] = b->n_tokens;
-			/* the last label token's own logits are not needed */
-			for (int j = 0; j + 1 < L->n_ids[k]; j++)
-				lm_batch_add(b, L->ids[k][j], prompt.n + j, seq, true);
-		}
-		if (b->n_tokens > 0)
-			RunForward(m, ctx, b);
-		for (int k = g0; k < g1; k++)
-		{
-			score[k] = first[k];
-			for (int j = 1; j < L->n_ids[k]; j++)
-				score[k] += LogProb(lm_context_logits(ctx, start[k - g0] + j - 1), n_vocab, L->ids[k][j]);
-		}
-		pfree(start);
+		EvalPrompt(m, call.ctx, b, t, &prompt[t], t > 0 ? &prompt[0] : NULL, L, first[t]);
+	}
+	for (int t = 0; t < n_texts; t++)
+	{
+		ScoreAfterPrompt(m, call.ctx, b, t, prompt[t].n, n_texts, n_spare, L, first[t], score[t]);
+		lm_kv_seq_clear(lm_context_kv(call.ctx), t);
 	}
 	ReleaseEngineResource(res);
+	RuntimeEnd(&call);
 	return score;
 }
 
@@ -275,7 +635,11 @@ typedef struct BaselineCache
 /* Content-free text whose label scores are the baseline. */
 #define CONTENT_FREE_TEXT "N/A"
 
-/* Label scores of body, calibrated by the (cached) content-free baseline. */
+/*
+ * Label scores of body, calibrated by the content-free baseline: cached for
+ * the query, else scored together with body (their prompts share the label
+ * list).
+ */
 static double *
 CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 {
@@ -292,7 +656,8 @@ CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 	}
 	if (c == NULL || c->key_len != (size_t) key.len || memcmp(c->key, key.data, key.len) != 0)
 	{
-		double	   *base = ScoreLabels(m, cstring_to_text(CONTENT_FREE_TEXT), L);
+		text	   *bodies[2] = {cstring_to_text(CONTENT_FREE_TEXT), PG_GETARG_TEXT_PP(0)};
+		double	  **both = ScoreLabels(m, 2, bodies, L);
 
 		if (c == NULL)
 			c = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BaselineCache));
@@ -305,9 +670,15 @@ CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 		memcpy(c->key, key.data, key.len);
 		c->key_len = key.len;
 		c->score = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(double) * L->n);
-		memcpy(c->score, base, sizeof(double) * L->n);
+		memcpy(c->score, both[0], sizeof(double) * L->n);
+		score = both[1];
 	}
-	score = ScoreLabels(m, PG_GETARG_TEXT_PP(0), L);
+	else
+	{
+		text	   *bodies[1] = {PG_GETARG_TEXT_PP(0)};
+
+		score = ScoreLabels(m, 1, bodies, L)[0];
+	}
 	for (int k = 0; k < L->n; k++)
 		score[k] -= c->score[k];
 	return score;

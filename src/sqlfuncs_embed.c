@@ -7,7 +7,9 @@
  * token's hidden state only (no logits), and the hidden states are summed as
  * they come (in double, in token order, so the result does not depend on the
  * chunking).  The context goes back to computing logits afterwards, also
- * when an ERROR unwinds.
+ * when an ERROR unwinds.  Memory: the text's KV cache (checked against
+ * lmgen.max_kv_memory) and the hidden states of one chunk; both are given
+ * back when the call ends.
  */
 #include "postgres.h"
 
@@ -58,6 +60,7 @@ lmgen_embed(PG_FUNCTION_ARGS)
 	LmgenPrompt in;
 	size_t		len;
 	char	   *s;
+	RuntimeCall call;
 	lm_context *ctx;
 	lm_batch   *b;
 	EngineResource *res;
@@ -79,8 +82,8 @@ lmgen_embed(PG_FUNCTION_ARGS)
 				 errmsg("cannot embed an empty text with model \"%s\"", m->name),
 				 errdetail("The text has no tokens and the model adds no BOS token.")));
 
-	ctx = RuntimeContext(m, in.n, 1);
-	lm_kv_clear(lm_context_kv(ctx));
+	call = RuntimeBegin(m, 1, lm_kv_bytes(m->model, in.n, 1), "this embedding");
+	ctx = call.ctx;
 	/* hidden states only: no classifier, no vocabulary-sized logits */
 	lm_context_set_hidden_only(ctx, true);
 	mode = TrackEngineResource(ctx, RestoreLogits);
@@ -108,6 +111,7 @@ lmgen_embed(PG_FUNCTION_ARGS)
 	}
 	ReleaseEngineResource(res);
 	ReleaseEngineResource(mode);
+	RuntimeEnd(&call);
 
 	for (int e = 0; e < E; e++)
 	{

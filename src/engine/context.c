@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "model_ops.h"
 
 #define CTX_DEFAULT_BATCH 512
 #define CTX_MAX_BATCH 65536
@@ -110,15 +111,15 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	ctx->hb = alloc_f(nb * c->n_ff, &ok);
 	ctx->hb2 = alloc_f(nb * c->n_ff, &ok);
 	ctx->rope_cs = alloc_f(nb * c->n_rot, &ok);
-	/* padded to a multiple of 64 so attention can sum in whole lanes */
-	ctx->scores = alloc_f((size_t) ctx->n_tasks * (((size_t) p.n_ctx + 63) & ~(size_t) 63), &ok);
+	ctx->scores = alloc_f((size_t) ctx->n_tasks * lm_op_attention_scratch(c, p.n_ctx), &ok);
 	ctx->xq_bytes = nb * max_act_row(m);
 	for (int i = 0; i < 3; i++)
 		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))
 			ok = false;
 	ctx->seq_next = calloc(p.n_seq_max, sizeof(int32_t));
+	ctx->spans = calloc(p.n_seq_max, sizeof(lm_kv_span));
 	ctx->out_rows = calloc(nb, sizeof(int32_t));
-	if (!ok || !ctx->seq_next || !ctx->out_rows)
+	if (!ok || !ctx->seq_next || !ctx->spans || !ctx->out_rows)
 	{
 		snprintf(err, errlen, "out of memory allocating scratch for a batch of %d tokens", p.n_batch);
 		goto fail;
@@ -152,6 +153,7 @@ lm_context_free(lm_context *ctx)
 	for (int i = 0; i < 3; i++)
 		free(ctx->xq[i]);
 	free(ctx->seq_next);
+	free(ctx->spans);
 	free(ctx->out_rows);
 	free(ctx->out_idx);
 	free(ctx->logits);
@@ -200,6 +202,49 @@ lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg)
 {
 	ctx->abort_fn = fn;
 	ctx->abort_arg = arg;
+}
+
+/* Cap the bytes of cache blocks. */
+void
+lm_context_set_kv_budget(lm_context *ctx, size_t bytes)
+{
+	lm_kv_set_budget(ctx->kv, bytes);
+}
+
+/* Output rows kept by lm_context_trim: enough for one-token decoding. */
+#define CTX_OUT_KEEP 4
+
+/* Give back cache blocks above kv_keep and output rows beyond a few. */
+size_t
+lm_context_trim(lm_context *ctx, size_t kv_keep)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	size_t		freed = lm_kv_trim(ctx->kv, kv_keep);
+
+	if (ctx->out_cap > CTX_OUT_KEEP || ctx->logits_cap > CTX_OUT_KEEP || ctx->idx_cap > CTX_OUT_KEEP)
+	{
+		freed += sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
+			sizeof(int32_t) * (size_t) ctx->idx_cap;
+		free(ctx->hidden);
+		free(ctx->logits);
+		free(ctx->out_idx);
+		ctx->hidden = ctx->logits = NULL;
+		ctx->out_idx = NULL;
+		ctx->out_cap = ctx->logits_cap = ctx->idx_cap = 0;
+		ctx->n_out = 0;
+	}
+	return freed;
+}
+
+/* Bytes of cache blocks and output rows. */
+size_t
+lm_context_dynamic_bytes(const lm_context *ctx)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+
+	return lm_kv_bytes_held(ctx->kv) +
+		sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
+		sizeof(int32_t) * (size_t) ctx->idx_cap;
 }
 
 /* Switch hidden-only outputs on or off. */
@@ -294,6 +339,33 @@ reserve_outputs(lm_context *ctx, int n, int n_out, bool want_logits)
 	return true;
 }
 
+/*
+ * Rewind each sequence of a validated batch to where the batch starts it and
+ * give it cache blocks for every position the batch writes; nothing changes
+ * when that fails (over the budget, out of memory).
+ */
+static bool
+reserve_kv(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
+{
+	int			n_spans = 0;
+
+	for (int s = 0; s < ctx->n_seq_max; s++)
+		ctx->seq_next[s] = -1;
+	for (int i = 0; i < b->n_tokens; i++)
+	{
+		int32_t		s = b->seq_id[i];
+
+		if (ctx->seq_next[s] < 0)
+		{
+			ctx->seq_next[s] = n_spans;
+			ctx->spans[n_spans++] = (lm_kv_span) {s, b->pos[i], b->pos[i] + 1};
+		}
+		else
+			ctx->spans[ctx->seq_next[s]].end = b->pos[i] + 1;
+	}
+	return lm_kv_reserve(ctx->kv, ctx->spans, n_spans, err, errlen);
+}
+
 /* Evaluate a batch. */
 int
 lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
@@ -309,20 +381,12 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
 		return -1;
 	}
+	if (!reserve_kv(ctx, b, err, errlen))
+		return -1;
 	ctx->out_logits = !ctx->hidden_only;
 	for (int i = 0; i < b->n_tokens; i++)
 		ctx->out_idx[i] = b->logits[i] ? row++ : -1;
 	ctx->n_out = n_out;
-
-	/* Rewind each sequence to where this batch starts it. */
-	for (int s = 0; s < ctx->n_seq_max; s++)
-		ctx->seq_next[s] = -1;
-	for (int i = 0; i < b->n_tokens; i++)
-		if (ctx->seq_next[b->seq_id[i]] < 0)
-		{
-			ctx->seq_next[b->seq_id[i]] = 0;
-			lm_kv_seq_keep(ctx->kv, b->seq_id[i], b->pos[i]);
-		}
 
 	for (int i0 = 0; i0 < b->n_tokens; i0 += ctx->n_batch)
 	{
@@ -334,10 +398,15 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 			ctx->n_out = 0;
 			return -2;
 		}
-		if (strcmp(ctx->model->cfg.arch, "gemma3") == 0)
-			lm_gemma3_forward_step(ctx, &st);	/* model_gemma3.c */
-		else
-			lm_llama_forward_step(ctx, &st);
+		switch (ctx->model->cfg.arch_id)
+		{
+			case LM_ARCH_GEMMA3:
+				lm_gemma3_forward_step(ctx, &st);	/* model_gemma3.c */
+				break;
+			case LM_ARCH_LLAMA:
+				lm_llama_forward_step(ctx, &st);	/* model_llama.c */
+				break;
+		}
 		for (int i = i0; i < i0 + st.n; i++)
 			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
 				ctx->kv->len[b->seq_id[i]] = b->pos[i] + 1;

@@ -2,6 +2,12 @@
  * context.h — running a model: a context (KV cache, thread pool, scratch
  * buffers) and batches of tokens from any number of sequences.
  *
+ * Memory: a context allocates its per-step scratch (sized by n_batch) when
+ * it is created; cache blocks are taken from its pool as batches need them
+ * (n_ctx only bounds a sequence's positions), up to a budget, and output
+ * rows (logits, hidden states) grow with the outputs a batch asks for.
+ * lm_context_trim() gives back what a finished call no longer needs.
+ *
  * A batch lists tokens, each with its position, its sequence and whether its
  * logits are wanted.  Prompt prefill and one-token decoding of several
  * sequences can share one batch: every weight matrix is read once per step
@@ -26,8 +32,8 @@
 /* Sizes of a context. */
 typedef struct lm_context_params
 {
-	int			n_ctx;			/* positions per sequence; 0 = the model's context_length */
-	int			n_seq_max;		/* sequences held at once; 0 = 1 */
+	int			n_ctx;			/* most positions per sequence; 0 = the model's context_length */
+	int			n_seq_max;		/* sequence ids 0..n_seq_max-1; 0 = 1 */
 	int			n_batch;		/* tokens per internal step (bigger batches are split); 0 = 512 */
 	int			n_threads;		/* threads, the caller's included; 0 = 1 */
 } lm_context_params;
@@ -74,6 +80,20 @@ extern int	lm_context_n_threads(const lm_context *ctx);
 /* Install (or clear with NULL) an abort check run between internal steps. */
 extern void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg);
 
+/* Cap the bytes of KV cache blocks the context may hold (0 = no limit). */
+extern void lm_context_set_kv_budget(lm_context *ctx, size_t bytes);
+
+/*
+ * Give back memory a finished call no longer needs: free cache blocks no
+ * sequence uses while more than kv_keep bytes are held, and output rows
+ * beyond a few (lm_context_logits/hidden of the last batch are then gone).
+ * Returns the bytes freed.
+ */
+extern size_t lm_context_trim(lm_context *ctx, size_t kv_keep);
+
+/* Bytes the context holds for cache blocks and output rows (its fixed scratch excluded). */
+extern size_t lm_context_dynamic_bytes(const lm_context *ctx);
+
 /*
  * Hidden-only outputs (default off): when on, later forward passes give the
  * tokens that ask for outputs only their final hidden state; the classifier
@@ -84,8 +104,10 @@ extern void lm_context_set_hidden_only(lm_context *ctx, bool on);
 
 /*
  * Evaluate a batch: append its tokens to their sequences' caches and compute
- * the logits of the tokens that ask for them.  Returns 0 on success; -1 with a
- * message for an invalid batch (nothing changed); -2 when the abort check
+ * the logits of the tokens that ask for them.  Cache blocks for every
+ * position the batch writes are reserved first.  Returns 0 on success; -1
+ * with a message for an invalid batch, or when the cache would exceed its
+ * budget or memory runs out (nothing changed); -2 when the abort check
  * stopped it (the sequences in the batch are then in an undefined state:
  * clear or rewind them).
  */

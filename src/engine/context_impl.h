@@ -13,10 +13,10 @@
 struct lm_context
 {
 	const lm_model *model;		/* borrowed */
-	lm_kv	   *kv;				/* per-sequence F32 cache */
+	lm_kv	   *kv;				/* paged F32 cache (kvcache.h) */
 	lm_pool    *pool;			/* n_threads workers */
-	int			n_ctx;			/* positions per sequence */
-	int			n_seq_max;		/* sequence slots */
+	int			n_ctx;			/* most positions per sequence */
+	int			n_seq_max;		/* sequence ids */
 	int			n_batch;		/* tokens per step */
 	int			n_threads;		/* pool size */
 	int			n_tasks;		/* tasks of every pool job (lm_ctx_run) */
@@ -35,10 +35,11 @@ struct lm_context
 	float	   *hb;				/* (n_batch, n_ff) gate, then silu(gate) * up */
 	float	   *hb2;			/* (n_batch, n_ff) up */
 	float	   *rope_cs;		/* (n_batch, n_rot) cos/sin pairs per token */
-	float	   *scores;			/* (n_tasks, n_ctx rounded up to 64) attention weights per task */
+	float	   *scores;			/* (n_tasks, lm_op_attention_scratch floats) attention scratch per task */
 	void	   *xq[3];			/* quantized activations, one per distinct format */
 	size_t		xq_bytes;		/* size of each xq buffer */
-	int32_t    *seq_next;		/* (n_seq_max) batch validation */
+	int32_t    *seq_next;		/* (n_seq_max) batch validation, span of each sequence */
+	lm_kv_span *spans;			/* (n_seq_max) cache spans of the batch being evaluated */
 	int32_t    *out_rows;		/* (n_batch) step token -> output row */
 
 	/* outputs of the last forward pass */
@@ -71,9 +72,10 @@ extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
 /*
  * Run fn(arg, i, ctx->n_tasks) for i in 0..n_tasks-1 on the context's pool
  * and wait.  Every job of a context has the same task count (1 on one
- * thread, else 4 per thread): lm_pool_run_n can run a stale task when a job
- * has more tasks than the one before it (see threads.c), which equal counts
- * rule out.
+ * thread, else 4 per thread), so a job's split of work, and with it every
+ * result, depends only on the thread count.  (Jobs with differing counts
+ * would be safe too: threads.c's generation-checked claims keep a late
+ * worker from running a task of another job.)
  */
 extern void lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg);
 

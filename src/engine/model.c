@@ -20,11 +20,31 @@
 #define MODEL_MAX_LAYERS 4096
 #define MODEL_MAX_DIM (1 << 20)
 
+/* Names of the architectures lmgen implements, by lm_arch. */
+static const char *const arch_names[] = {
+	[LM_ARCH_LLAMA] = "llama",
+	[LM_ARCH_GEMMA3] = "gemma3",
+};
+
+/* Resolve an architecture name. */
+bool
+lm_model_arch_lookup(const char *arch, lm_arch *id)
+{
+	for (size_t i = 0; i < sizeof(arch_names) / sizeof(arch_names[0]); i++)
+		if (strcmp(arch, arch_names[i]) == 0)
+		{
+			if (id)
+				*id = (lm_arch) i;
+			return true;
+		}
+	return false;
+}
+
 /* True for architectures whose forward pass lmgen implements. */
 bool
 lm_model_arch_supported(const char *arch)
 {
-	return strcmp(arch, "llama") == 0 || strcmp(arch, "gemma3") == 0;
+	return lm_model_arch_lookup(arch, NULL);
 }
 
 /* Read "<arch>.<suffix>" as an int in [lo, hi]; def when absent and not required. */
@@ -118,7 +138,7 @@ read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errlen)
 	}
 	lm_gguf_str_copy(s, c->arch, sizeof(c->arch));
 	a = c->arch;
-	if (!lm_model_arch_supported(a))
+	if (!lm_model_arch_lookup(a, &c->arch_id))
 	{
 		snprintf(err, errlen, "model architecture \"%s\" is not supported (supported: llama, gemma3)", a);
 		return false;
@@ -182,7 +202,7 @@ read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errlen)
 	}
 	c->rope_type = LM_ROPE_NORM;
 	/* gemma3: NEOX RoPE, sliding window, local RoPE base (model_gemma3.c) */
-	if (strcmp(a, "gemma3") == 0 && !lm_gemma3_read_config(g, c, err, errlen))
+	if (c->arch_id == LM_ARCH_GEMMA3 && !lm_gemma3_read_config(g, c, err, errlen))
 		return false;
 	return true;
 }
@@ -352,7 +372,7 @@ bind_weights(lm_model *m, char *err, size_t errlen)
 		c->tied_output = true;
 	}
 	/* gemma3: per-head Q/K norms and post-attention/post-FFN norms (model_gemma3.c) */
-	if (strcmp(c->arch, "gemma3") == 0 && !lm_gemma3_bind(m, err, errlen))
+	if (c->arch_id == LM_ARCH_GEMMA3 && !lm_gemma3_bind(m, err, errlen))
 		return false;
 	return true;
 }

@@ -27,10 +27,18 @@ typedef enum lm_rope_type
 	LM_ROPE_NEOX = 2			/* halves (i, i + n_rot/2): qwen2, gemma, phi3 */
 } lm_rope_type;
 
+/* Architectures whose forward pass lmgen implements. */
+typedef enum lm_arch
+{
+	LM_ARCH_LLAMA,				/* "llama" (model_llama.c) */
+	LM_ARCH_GEMMA3				/* "gemma3" (model_gemma3.c) */
+} lm_arch;
+
 /* The blueprint: every size and constant of the network. */
 typedef struct lm_model_config
 {
 	char		arch[32];		/* general.architecture, e.g. "llama" */
+	lm_arch		arch_id;		/* the same, resolved once when the model loads */
 	int32_t		n_vocab;		/* rows of token_embd */
 	int32_t		n_embd;			/* model width (embedding_length) */
 	int32_t		n_layer;		/* transformer blocks (block_count) */
@@ -51,6 +59,7 @@ typedef struct lm_model_config
 	int32_t		swa_pattern;	/* layer il is local when il % swa_pattern < swa_pattern - 1 (0 = none) */
 	float		rope_freq_base_swa; /* RoPE base of local layers */
 	float		final_logit_softcap;	/* logits = cap * tanh(logits / cap) when > 0 */
+	float		attn_q_scale;	/* queries are scaled by this before the scores (attention.scale) */
 } lm_model_config;
 
 /* A weight matrix (or vector) inside the mapping; row-major, ggml's ne[0] = n_cols. */
@@ -103,6 +112,9 @@ extern lm_model *lm_model_open(const char *path, char *err, size_t errlen);
 
 /* Free the model (and its file when owned); NULL is allowed. */
 extern void lm_model_free(lm_model *m);
+
+/* True for architectures whose forward pass lmgen implements (*id set when id is not NULL). */
+extern bool lm_model_arch_lookup(const char *arch, lm_arch *id);
 
 /* True for architectures whose forward pass lmgen implements. */
 extern bool lm_model_arch_supported(const char *arch);

@@ -6,8 +6,11 @@
  *   - the token embedding is multiplied by sqrtf(n_embd) (a float);
  *   - queries and keys get a per-head RMSNorm (attn_q_norm / attn_k_norm,
  *     one head_dim vector shared by all heads) before RoPE, and RoPE is NEOX;
- *   - queries are scaled by 1/sqrt(head_dim) before the scores (the 27B
- *     model uses 1/sqrt(n_embd/n_head)); the scores are not scaled again;
+ *   - queries are scaled before the scores, by `gemma3.attention.scale`
+ *     when the file sets it, else by 1/sqrt(head_dim) (Gemma's
+ *     query_pre_attn_scalar = head_dim, true of every size but 27B, whose
+ *     1/sqrt(n_embd/n_head) a file must state in that key); the scores are
+ *     not scaled again;
  *   - the attention output and the FFN output are each RMS-normalised
  *     (post_attention_norm, post_ffw_norm) before their residual add;
  *   - the FFN is GEGLU: gelu_tanh(gate) * up;
@@ -45,7 +48,8 @@ lm_gemma3_read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t er
 {
 	char		key[128];
 	uint64_t	swa = 0;
-	double		cap = 0.0;
+	double		cap = 0.0,
+				scale;
 
 	c->rope_type = LM_ROPE_NEOX;
 	snprintf(key, sizeof(key), "%s.attention.sliding_window", c->arch);
@@ -64,6 +68,16 @@ lm_gemma3_read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t er
 		return false;
 	}
 	c->final_logit_softcap = (float) cap;
+	snprintf(key, sizeof(key), "%s.attention.scale", c->arch);
+	if (lm_gguf_find(g, key) == NULL)
+		c->attn_q_scale = 1.0f / sqrtf((float) c->head_dim_k);
+	else if (!lm_gguf_get_f64(g, key, &scale) || !isfinite(scale) || !(scale > 0.0))
+	{
+		snprintf(err, errlen, "model metadata \"%s\" is not a positive number", key);
+		return false;
+	}
+	else
+		c->attn_q_scale = (float) scale;
 	return true;
 }
 
@@ -237,12 +251,10 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 	const lm_model_config *c = &m->cfg;
 	const lm_batch *b = st->batch;
 	int			n = st->n,
-				E = c->n_embd,
-				hdk = c->head_dim_k;
+				E = c->n_embd;
 	float		embd_scale = sqrtf((float) E),
 				angles_base = 0.0f;
-	gemma3_rows r = {ctx, st, 0, NULL, m->layers[0].attn_norm,
-		c->n_layer == 62 ? 1.0f / sqrtf((float) (E / c->n_head)) : 1.0f / sqrtf((float) hdk)};
+	gemma3_rows r = {ctx, st, 0, NULL, m->layers[0].attn_norm, c->attn_q_scale};
 
 	pthread_once(&gelu_once, gelu_table_init);
 

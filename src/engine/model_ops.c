@@ -20,11 +20,11 @@
  *              lanes over positions aligned to 0, an fma chain per lane,
  *              then a tree (lm_op_wsum_lanes).  llama.cpp's lane count
  *              depends on its batch: 64 (ggml_vec_dot_f32) for one token,
- *              16 (tinyBLAS sgemm) for several.  lmgen uses 64 for every
- *              token by default, so results never depend on batching;
- *              lm_op_set_prefill_order(true) gives tokens whose sequence
- *              has several tokens in the forward call the 16-lane order
- *              (exact agreement on long prompts; see attn_value_lanes).
+ *              16 (tinyBLAS sgemm) for several.  By default lmgen does the
+ *              same: tokens whose sequence has several tokens in the
+ *              forward call use 16 lanes (exact agreement on long prompts;
+ *              see attn_value_lanes); lm_op_set_prefill_order(false) gives
+ *              every token 64, so results never depend on batching.
  *              Exponentials and value sums run in AVX2/AVX-512 vectors
  *              (model_ops_simd.h), same floats as the scalar code;
  *              (token, head) pairs are split across the pool by cost.
@@ -269,31 +269,48 @@ lm_op_softmax_sum(const float *e, int p0, int n)
 }
 
 /*
- * out = sum_i w[i] v_i over n value rows stride floats apart (position p0 + i),
- * accumulated in nl lanes (see model_ops_simd.h; same floats on every path).
+ * acc += the n value rows stride floats apart (position p0 + i, weight w[i]),
+ * each into lane (p0 + i) % nl of acc (64 lanes of hdv floats): one fma per
+ * element, in position order (see model_ops_simd.h; same floats on every path).
  */
 void
-lm_op_wsum_lanes(float *out, const float *w, const float *v, size_t stride, int p0, int n,
-				 int hdv, int nl)
+lm_op_wsum_add(float *acc, const float *w, const float *v, size_t stride, int p0, int n,
+			   int hdv, int nl)
 {
 	lm_isa		isa = lm_kernels_isa();
 
 	if (isa == LM_ISA_AVX512)
-		lm_op_wsum_lanes_avx512(out, w, v, stride, p0, n, hdv, nl);
+		lm_op_wsum_add_avx512(acc, w, v, stride, p0, n, hdv, nl);
 	else if (isa == LM_ISA_AVX2)
-		lm_op_wsum_lanes_avx2(out, w, v, stride, p0, n, hdv, nl);
+		lm_op_wsum_add_avx2(acc, w, v, stride, p0, n, hdv, nl);
 	else
-		for (int d = 0; d < hdv; d++)
+		for (int i = 0; i < n; i++)
 		{
-			float		acc[64] = {0};
+			float	   *a = acc + (size_t) ((p0 + i) % nl) * hdv;
+			const float *vi = v + (size_t) i * stride;
 
-			for (int i = 0; i < n; i++)
-				acc[(p0 + i) % nl] = fmaf(w[i], v[(size_t) i * stride + d], acc[(p0 + i) % nl]);
-			if (nl == 64)
-				for (int l = 0; l < 16; l++)
-					acc[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
-			out[d] = lanes_reduce16(acc);
+			for (int d = 0; d < hdv; d++)
+				a[d] = fmaf(w[i], vi[d], a[d]);
 		}
+}
+
+/* out[d] = the nl lanes of acc combined (64 -> 16 as ((0 + 2) + (1 + 3)), then a 16-lane tree). */
+void
+lm_op_wsum_reduce(float *out, const float *acc, int hdv, int nl)
+{
+	for (int d = 0; d < hdv; d++)
+	{
+		float		a[16];
+
+		for (int l = 0; l < 16; l++)
+		{
+			const float *c = acc + (size_t) l * hdv + d;
+
+			a[l] = nl == 64 ? (c[0] + c[(size_t) 32 * hdv]) + (c[(size_t) 16 * hdv] + c[(size_t) 48 * hdv])
+				: c[0];
+		}
+		out[d] = lanes_reduce16(a);
+	}
 }
 
 /* Process-wide: prefill tokens use ggml's 16-lane (tinyBLAS) value order (on by default). */
@@ -329,6 +346,13 @@ attn_value_lanes(const lm_batch *b, int bi)
 	return 64;
 }
 
+/* Floats of one task's attention scratch: the scores of one row, then 64 value lanes. */
+size_t
+lm_op_attention_scratch(const lm_model_config *c, int n_ctx)
+{
+	return (((size_t) n_ctx + 63) & ~(size_t) 63) + (size_t) 64 * c->head_dim_v;
+}
+
 /* Attention for this task's share of (token, head) pairs. */
 static void
 attn_worker(void *arg, int ith, int nth)
@@ -343,7 +367,8 @@ attn_worker(void *arg, int ith, int nth)
 				group = c->n_head / c->n_head_kv;
 	int64_t		w0 = attn_split(j, ith, nth),
 				w1 = attn_split(j, ith + 1, nth);
-	float	   *sc = ctx->scores + j->scores_stride * ith;
+	float	   *sc = ctx->scores + j->scores_stride * ith,
+			   *acc = sc + (((size_t) ctx->n_ctx + 63) & ~(size_t) 63);
 
 	for (int64_t w = w0; w < w1; w++)
 	{
@@ -356,26 +381,43 @@ attn_worker(void *arg, int ith, int nth)
 					p0 = attn_first(pos, j->n_swa),
 					np = pos - p0 + 1;
 		const float *qh = ctx->q + (size_t) t * H * hdk + (size_t) h * hdk;
-		const float *k0 = lm_kv_k(kv, seq, j->layer, p0) + (size_t) g * hdk;
 		float	   *out = ctx->att + (size_t) t * H * hdv + (size_t) h * hdv;
 		float		max = -INFINITY;
 		int			nl = attn_value_lanes(j->st->batch, bi);
 
-		/* scores over the visible positions p0..pos (sc[i] is position p0 + i) */
-		for (int i = 0; i < np; i++)
+		/* scores over the visible positions p0..pos (sc[i] is position p0 + i), block by block */
+		for (int blk = p0 / LM_KV_BLOCK; blk <= pos / LM_KV_BLOCK; blk++)
 		{
-			float		s = lm_dot_f32(qh, k0 + (size_t) i * kv->k_dim, hdk) * j->scale;
+			const float *kb = lm_kv_k_block(kv, seq, j->layer, blk) + (size_t) g * hdk;
+			int			b0 = blk * LM_KV_BLOCK,
+						i0 = b0 < p0 ? p0 - b0 : 0,
+						i1 = b0 + LM_KV_BLOCK - 1 > pos ? pos - b0 + 1 : LM_KV_BLOCK;
 
-			sc[i] = s;
-			if (s > max)
-				max = s;
+			for (int i = i0; i < i1; i++)
+			{
+				float		s = lm_dot_f32(qh, kb + (size_t) i * kv->k_dim, hdk) * j->scale;
+
+				sc[b0 + i - p0] = s;
+				if (s > max)
+					max = s;
+			}
 		}
 		/* softmax */
 		attn_exp_sub(sc, max, np);
 		attn_scale(sc, (float) (1.0 / lm_op_softmax_sum(sc, p0, np)), np);
-		/* weighted sum of the values */
-		lm_op_wsum_lanes(out, sc, lm_kv_v(kv, seq, j->layer, p0) + (size_t) g * hdv, kv->v_dim,
-						 p0, np, hdv, nl);
+		/* weighted sum of the values, lanes carried from block to block */
+		memset(acc, 0, sizeof(float) * 64 * hdv);
+		for (int blk = p0 / LM_KV_BLOCK; blk <= pos / LM_KV_BLOCK; blk++)
+		{
+			const float *vb = lm_kv_v_block(kv, seq, j->layer, blk) + (size_t) g * hdv;
+			int			b0 = blk * LM_KV_BLOCK,
+						i0 = b0 < p0 ? p0 - b0 : 0,
+						i1 = b0 + LM_KV_BLOCK - 1 > pos ? pos - b0 + 1 : LM_KV_BLOCK;
+
+			lm_op_wsum_add(acc, sc + (b0 + i0 - p0), vb + (size_t) i0 * kv->v_dim, kv->v_dim,
+						   b0 + i0, i1 - i0, hdv, nl);
+		}
+		lm_op_wsum_reduce(out, acc, hdv, nl);
 	}
 }
 
@@ -383,7 +425,7 @@ attn_worker(void *arg, int ith, int nth)
 void
 lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa)
 {
-	attn_job	j = {ctx, st, layer, scale, n_swa, ((size_t) ctx->n_ctx + 63) & ~(size_t) 63};
+	attn_job	j = {ctx, st, layer, scale, n_swa, lm_op_attention_scratch(&ctx->model->cfg, ctx->n_ctx)};
 
 	lm_ctx_run(ctx, attn_worker, &j);
 }

@@ -58,23 +58,31 @@ extern float lm_op_expf(float x);
 extern double lm_op_softmax_sum(const float *e, int p0, int n);
 
 /*
- * out[d] = sum_i w[i] * v[i*stride + d] for d < hdv, i being position
- * p0 + i, accumulated as ggml's F32 dot over a transposed V row: lane
- * (p0 + i) % nl holds an fma chain, then the lanes are combined (nl = 64:
- * four 16-lane groups as ((0+2)+(1+3)), then 16 lanes as a tree; nl = 16:
- * the tree only).  Same floats on every instruction set.
+ * The weighted sum of values out[d] = sum_i w[i] * v_i[d] over positions,
+ * accumulated as ggml's F32 dot over a transposed V row: lane p % nl of acc
+ * (64 lanes of hdv floats, zeroed first) holds the fma chain of the
+ * positions p it gets, in position order; lm_op_wsum_add adds a run of n
+ * rows stride floats apart (positions p0 .. p0+n-1), so runs from different
+ * KV blocks add up to the same floats as one run; lm_op_wsum_reduce then
+ * combines the lanes (nl = 64: four 16-lane groups as ((0+2)+(1+3)), then
+ * 16 lanes as a tree; nl = 16: the tree only).  Same floats on every
+ * instruction set.
  */
-extern void lm_op_wsum_lanes(float *out, const float *w, const float *v, size_t stride,
-							 int p0, int n, int hdv, int nl);
+extern void lm_op_wsum_add(float *acc, const float *w, const float *v, size_t stride,
+						   int p0, int n, int hdv, int nl);
+extern void lm_op_wsum_reduce(float *out, const float *acc, int hdv, int nl);
+
+/* Floats of attention scratch each of a context's tasks needs (ctx->scores holds n_tasks of them). */
+extern size_t lm_op_attention_scratch(const lm_model_config *c, int n_ctx);
 
 /*
  * Process-wide choice of the value-sum order for tokens whose sequence has
- * more than one token in a forward call (prompt prefill): false (default) =
- * the 64-lane order of every other token, so outputs never depend on how a
- * sequence's tokens are split into forward calls; true = llama.cpp's
- * 16-lane batch order, which matches llama.cpp bit for bit on prompts
- * longer than 16 tokens but makes a prompt fed one token per call differ
- * from the same prompt fed whole.  Never depends on other sequences or threads.
+ * more than one token in a forward call (prompt prefill): true (the
+ * default) = llama.cpp's 16-lane batch order, which matches llama.cpp bit
+ * for bit on prompts longer than 16 tokens but makes a prompt fed one token
+ * per call differ from the same prompt fed whole; false = the 64-lane order
+ * of every other token, so outputs never depend on how a sequence's tokens
+ * are split into forward calls.  Never depends on other sequences or threads.
  */
 extern void lm_op_set_prefill_order(bool llama_prefill);
 

@@ -13,15 +13,13 @@
 #include <stddef.h>
 
 /*
- * out[d] = the lane sum of w[i] * v[i*stride + d] over i < n, i being
- * position p0 + i: lane (p0 + i) % nl (nl = 16 or 64) accumulates its
- * positions in order with fma, then the lanes are combined (model_ops.c's
- * attn_lanes_reduce).  hdv <= LM_OP_WSUM_MAX_HDV.
+ * acc[lane][d] = fma(w[i], v[i*stride + d], acc[lane][d]) for i < n in
+ * order, lane = (p0 + i) % nl, acc holding 64 lanes of hdv floats.
  */
-extern void lm_op_wsum_lanes_avx2(float *out, const float *w, const float *v, size_t stride,
+extern void lm_op_wsum_add_avx2(float *acc, const float *w, const float *v, size_t stride,
+								int p0, int n, int hdv, int nl);
+extern void lm_op_wsum_add_avx512(float *acc, const float *w, const float *v, size_t stride,
 								  int p0, int n, int hdv, int nl);
-extern void lm_op_wsum_lanes_avx512(float *out, const float *w, const float *v, size_t stride,
-									int p0, int n, int hdv, int nl);
 
 /* x[i] = lm_op_expf(x[i] - max) for i < n. */
 extern void lm_op_exp_sub_avx2(float *x, float max, int n);
@@ -30,9 +28,6 @@ extern void lm_op_exp_sub_avx512(float *x, float max, int n);
 /* x[i] *= a for i < n. */
 extern void lm_op_scale_avx2(float *x, float a, int n);
 extern void lm_op_scale_avx512(float *x, float a, int n);
-
-/* Columns of the value dimension the lane accumulators hold at once. */
-#define LM_OP_WSUM_COLS 32
 
 #endif							/* LM_MODEL_OPS_SIMD_H */
 
@@ -105,71 +100,22 @@ OPS_CAT(lm_op_exp_sub_, OPS_SUFFIX) (float *x, float max, int n)
 	}
 }
 
-/*
- * Lane accumulators acc[l][c] for columns d .. d + LM_OP_WSUM_COLS - 1:
- * position p adds w * v into lane p % nl with one fma per element.
- */
+/* Add n weighted value rows into their lanes of acc, one fma per element. */
 void
-OPS_CAT(lm_op_wsum_lanes_, OPS_SUFFIX) (float *out, const float *w, const float *v, size_t stride,
-										int p0, int n, int hdv, int nl)
+OPS_CAT(lm_op_wsum_add_, OPS_SUFFIX) (float *acc, const float *w, const float *v, size_t stride,
+									  int p0, int n, int hdv, int nl)
 {
-	for (int d = 0; d < hdv; d += LM_OP_WSUM_COLS)
+	for (int i = 0; i < n; i++)
 	{
-		float		acc[64][LM_OP_WSUM_COLS];
-		int			nc = hdv - d < LM_OP_WSUM_COLS ? hdv - d : LM_OP_WSUM_COLS;
+		const float *vp = v + (size_t) i * stride;
+		float	   *a = acc + (size_t) ((p0 + i) % nl) * hdv;
+		ops_vf		wv = (ops_vf) {0} + w[i];
+		int			d = 0;
 
-		memset(acc, 0, sizeof acc);
-		if (nc == LM_OP_WSUM_COLS)
-		{
-			for (int i = 0; i < n; i++)
-			{
-				const float *vp = v + (size_t) i * stride + d;
-				float	   *a = acc[(p0 + i) % nl];
-				ops_vf		wv = (ops_vf) {0} + w[i];
-
-				_Pragma("GCC unroll 8")
-				for (int c = 0; c < LM_OP_WSUM_COLS; c += OPS_VW)
-					*(ops_vf *) (a + c) = OPS_FMA(wv, *(const ops_vf *) (vp + c), *(const ops_vf *) (a + c));
-			}
-		}
-		else
-		{
-			for (int i = 0; i < n; i++)
-			{
-				const float *vp = v + (size_t) i * stride + d;
-				float	   *a = acc[(p0 + i) % nl];
-
-				for (int c = 0; c < nc; c++)
-					a[c] = __builtin_fmaf(w[i], vp[c], a[c]);
-			}
-		}
-		/* combine the lanes: 64 -> 16 as ((0 + 2) + (1 + 3)) by groups of 16, then 16 -> 1 */
-		if (nl == 64)
-			for (int l = 0; l < 16; l++)
-				for (int c = 0; c < LM_OP_WSUM_COLS; c += OPS_VW)
-				{
-					ops_vf		a0 = *(ops_vf *) (acc[l] + c) + *(ops_vf *) (acc[32 + l] + c),
-								a1 = *(ops_vf *) (acc[16 + l] + c) + *(ops_vf *) (acc[48 + l] + c);
-
-					*(ops_vf *) (acc[l] + c) = a0 + a1;
-				}
-		for (int c = 0; c < LM_OP_WSUM_COLS; c += OPS_VW)
-		{
-			ops_vf		t[8],
-						q[4],
-						s;
-
-			for (int l = 0; l < 8; l++)
-				t[l] = *(ops_vf *) (acc[8 + l] + c) + *(ops_vf *) (acc[l] + c);
-			for (int l = 0; l < 4; l++)
-				q[l] = t[4 + l] + t[l];
-			s = (q[0] + q[2]) + (q[1] + q[3]);
-			if (c + OPS_VW <= nc)
-				*(ops_vf *) (out + d + c) = s;
-			else
-				for (int k = 0; c + k < nc; k++)
-					out[d + c + k] = s[k];
-		}
+		for (; d + OPS_VW <= hdv; d += OPS_VW)
+			*(ops_vf *) (a + d) = OPS_FMA(wv, *(const ops_vf *) (vp + d), *(const ops_vf *) (a + d));
+		for (; d < hdv; d++)
+			a[d] = __builtin_fmaf(w[i], vp[d], a[d]);
 	}
 }
 

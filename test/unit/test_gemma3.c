@@ -65,7 +65,11 @@ test_window(lm_context *ctx)
 	int			hdv = c->head_dim_v;
 	bool		ok_win = true,
 				ok_all = true;
+	lm_kv_span	span = {0, 0, 10};
+	char		err[256] = "";
 
+	/* blocks for positions 0..9 of sequence 0, written directly below */
+	CHECK(lm_kv_reserve(kv, &span, 1, err, sizeof(err)), "cache blocks for 10 positions are reserved (%s)", err);
 	for (int p = 0; p < 10; p++)
 	{
 		memset(lm_kv_k(kv, 0, 0, p), 0, sizeof(float) * kv->k_dim);

@@ -684,7 +684,7 @@ check_attention_ops(void)
 			  lm_isa_name((lm_isa) isa), nbad);
 	}
 
-	/* every ISA: lm_op_wsum_lanes equals the reference lane sum */
+	/* every ISA: lm_op_wsum_add + lm_op_wsum_reduce equal the reference lane sum, whole or in 16-position blocks */
 	{
 		static const int ns[] = {1, 15, 16, 17, 63, 64, 65, 300};
 		static const int p0s[] = {0, 5, 16, 100};
@@ -692,6 +692,7 @@ check_attention_ops(void)
 		size_t		stride = 72;
 		float	   *w = malloc(sizeof(float) * 300),
 				   *v = malloc(sizeof(float) * 300 * stride),
+				   *acc = malloc(sizeof(float) * 64 * 64),
 					out[64];
 
 		for (int i = 0; i < 300; i++)
@@ -708,27 +709,51 @@ check_attention_ops(void)
 				for (int b = 0; b < 4; b++)
 					for (int h = 0; h < 2; h++)
 						for (int nl = 16; nl <= 64; nl *= 4)
-						{
-							lm_op_wsum_lanes(out, w, v, stride, p0s[b], ns[a], hdvs[h], nl);
-							for (int d = 0; d < hdvs[h]; d++)
+							for (int split = 0; split < 2; split++)
 							{
-								float		r = ref_lanes(w, v, stride, p0s[b], ns[a], d, nl);
+								int			p0 = p0s[b],
+											n = ns[a],
+											hdv = hdvs[h];
 
-								nbad += memcmp(&r, &out[d], sizeof r) != 0;
+								memset(acc, 0, sizeof(float) * 64 * hdv);
+								if (!split)
+									lm_op_wsum_add(acc, w, v, stride, p0, n, hdv, nl);
+								else
+									/* runs cut at 16-position block edges, as attention reads the KV blocks */
+									for (int i = 0; i < n;)
+									{
+										int			e = ((p0 + i) / 16 + 1) * 16 - p0;
+
+										if (e > n)
+											e = n;
+										lm_op_wsum_add(acc, w + i, v + (size_t) i * stride, stride, p0 + i, e - i, hdv, nl);
+										i = e;
+									}
+								lm_op_wsum_reduce(out, acc, hdv, nl);
+								for (int d = 0; d < hdv; d++)
+								{
+									float		r = ref_lanes(w, v, stride, p0, n, d, nl);
+
+									nbad += memcmp(&r, &out[d], sizeof r) != 0;
+								}
+								ncase++;
 							}
-							ncase++;
-						}
-			CHECK(nbad == 0, "%s: value lane sums (16 and 64 lanes, %d shapes/alignments) equal the reference fma-lane order (%d differ)",
+			CHECK(nbad == 0, "%s: value lane sums (16 and 64 lanes, %d shapes/alignments, whole and per 16-block) equal the reference fma-lane order (%d differ)",
 				  lm_isa_name((lm_isa) isa), ncase, nbad);
 		}
 		lm_kernels_force_isa(prev);
 		/* 16 and 64 lanes agree when the positions fit one 16-block; differ in general */
-		lm_op_wsum_lanes(out, w, v, stride, 16, 16, 64, 16);
+		memset(acc, 0, sizeof(float) * 64 * 64);
+		lm_op_wsum_add(acc, w, v, stride, 16, 16, 64, 16);
+		lm_op_wsum_reduce(out, acc, 64, 16);
 		memcpy(e, out, sizeof(float) * 48);
-		lm_op_wsum_lanes(out, w, v, stride, 16, 16, 64, 64);
+		memset(acc, 0, sizeof(float) * 64 * 64);
+		lm_op_wsum_add(acc, w, v, stride, 16, 16, 64, 64);
+		lm_op_wsum_reduce(out, acc, 64, 64);
 		CHECK(memcmp(e, out, sizeof(float) * 48) == 0, "16- and 64-lane value sums agree on positions 16..31 (one lane each)");
 		free(w);
 		free(v);
+		free(acc);
 	}
 }
 
