@@ -1,0 +1,309 @@
+/*
+ * attention_simd.h — the two inner loops of attention.c (scores of a group
+ * of query rows against the key blocks; the weighted sum of the value
+ * blocks), written once over a vector of ATT_VW consecutive positions and
+ * compiled per instruction set: attention.c (scalar, 4 lanes, fmaf per lane),
+ * attention_avx2.c (8) and attention_avx512.c (16) define ATT_VW,
+ * ATT_SUFFIX and ATT_FMA before including it.
+ *
+ * Vectors run across positions, never along one sum, so every score and
+ * every value lane is computed with the same operations in the same order
+ * as the one-position-at-a-time reference (see attention.c's header), and
+ * all instruction sets give the same floats.
+ */
+#ifndef LM_ATTENTION_SIMD_H
+#define LM_ATTENTION_SIMD_H
+
+#include <stddef.h>
+
+#include "kvcache.h"
+
+/* Query rows of one attention item at most (tokens of one tile x heads of one KV head). */
+#define LM_ATT_MAX_ROWS 64
+
+/* Key/value blocks transposed at once by the value pass. */
+#define LM_ATT_CHUNK 8
+
+/*
+ * One attention item: query rows that share a sequence and a KV head, each
+ * seeing its own range of positions, over the KV blocks blo .. bhi.
+ */
+typedef struct lm_att_item
+{
+	const lm_kv *kv;			/* the cache */
+	int			seq;			/* sequence */
+	int			layer;			/* layer */
+	int			g;				/* KV head */
+	int			hdk;			/* key width */
+	int			hdv;			/* value width */
+	int			nl;				/* value lanes: 16 or 64 */
+	float		scale;			/* score multiplier */
+	int			n_rows;			/* query rows */
+	int			blo;			/* first block any row sees */
+	int			bhi;			/* last block any row sees */
+	const float *q[LM_ATT_MAX_ROWS];	/* (hdk) query of each row */
+	int			lo[LM_ATT_MAX_ROWS];	/* first position each row sees */
+	int			hi[LM_ATT_MAX_ROWS];	/* last position each row sees */
+	float		max[LM_ATT_MAX_ROWS];	/* largest score of each row (scores pass) */
+	float	   *sc;				/* (n_rows, sc_stride) scores, then weights; index pos - 16*blo */
+	size_t		sc_stride;		/* floats per row of sc */
+	float	   *acc;			/* (n_rows, 4, hdv, 16) value lanes: [set][d][lane] */
+	float	   *tb;				/* (LM_ATT_CHUNK, max(hdk, hdv), 16) transposed blocks */
+} lm_att_item;
+
+/*
+ * Scores pass: for every row and every position it sees, sc = F32 dot(q,
+ * k) (ggml's 4x16-lane fma order, fmaf tail) * scale; max[r] = the largest.
+ */
+extern void lm_att_scores_scalar(lm_att_item *it);
+extern void lm_att_scores_avx2(lm_att_item *it);
+extern void lm_att_scores_avx512(lm_att_item *it);
+
+/*
+ * Value pass: acc[r][set][d][lane] = fma(w, v[d], acc) over the positions
+ * row r sees, in position order, where lane = pos % 16 and set = (pos / 16)
+ * % 4 (nl = 64) or 0 (nl = 16), w being sc; acc must be zero on entry.
+ */
+extern void lm_att_values_scalar(lm_att_item *it);
+extern void lm_att_values_avx2(lm_att_item *it);
+extern void lm_att_values_avx512(lm_att_item *it);
+
+#endif							/* LM_ATTENTION_SIMD_H */
+
+#ifdef ATT_VW
+
+#include <stdint.h>
+#include <string.h>
+
+#define ATT_CAT2(a, b) a##b
+#define ATT_CAT(a, b) ATT_CAT2(a, b)
+
+/* ATT_VW floats / ints; aligned(4) allows unaligned loads and stores through them. */
+typedef float att_v __attribute__((vector_size(ATT_VW * 4), aligned(4)));
+typedef int32_t att_vi __attribute__((vector_size(ATT_VW * 4), aligned(4)));
+
+/* Halves (quarters) of a 16-position block one vector covers. */
+#define ATT_NV (LM_KV_BLOCK / ATT_VW)
+
+/*
+ * Copy n_blk blocks of n_col columns (rows stride floats apart) column-major:
+ * tb[b][c][i].  ATT_TRANSPOSE, when the instruction set defines it, does one
+ * block with shuffles.
+ */
+static inline void
+att_transpose(float *tb, const float *const *src, int n_blk, int n_col, size_t stride)
+{
+	for (int b = 0; b < n_blk; b++)
+	{
+		float	   *t = tb + (size_t) b * n_col * LM_KV_BLOCK;
+
+#ifdef ATT_TRANSPOSE
+		ATT_TRANSPOSE(t, src[b], n_col, stride);
+#else
+		for (int i = 0; i < LM_KV_BLOCK; i++)
+		{
+			const float *s = src[b] + (size_t) i * stride;
+
+			for (int c = 0; c < n_col; c++)
+				t[(size_t) c * LM_KV_BLOCK + i] = s[c];
+		}
+#endif
+	}
+}
+
+/* Lanes whose position base + i lies in [lo, hi]: all ones, else zero. */
+static inline att_vi
+att_mask(int base, int lo, int hi)
+{
+	att_vi		m;
+
+	for (int i = 0; i < ATT_VW; i++)
+		m[i] = (base + i >= lo && base + i <= hi) ? -1 : 0;
+	return m;
+}
+
+/*
+ * ATT_VW scores of one query against transposed keys kt (column e at
+ * kt + e*16): per position, 4 x 16 fma lanes over the first hdk & ~63
+ * dimensions, combined ((0 + 2) + (1 + 3)) then as a 16-lane tree, then an
+ * fma chain over the rest — lm_dot_f32's order, position by position.
+ */
+static inline att_v
+att_dot(const float *q, const float *kt, int hdk)
+{
+	int			np = hdk & ~63;
+	att_v		s = {0};
+
+	if (np > 0)
+	{
+		att_v		t[8];
+
+		_Pragma("GCC unroll 8")
+		for (int l = 0; l < 8; l++)
+		{
+			att_v		h[2];
+
+			_Pragma("GCC unroll 2")
+			for (int k = 0; k < 2; k++)
+			{
+				int			lane = l + 8 * k;
+				att_v		a[4] = {{0}, {0}, {0}, {0}};
+
+				for (int i = 0; i < np; i += 64)
+					_Pragma("GCC unroll 4")
+					for (int j = 0; j < 4; j++)
+					{
+						int			e = i + 16 * j + lane;
+
+						a[j] = ATT_FMA((att_v) {0} + q[e], *(const att_v *) (kt + (size_t) e * LM_KV_BLOCK), a[j]);
+					}
+				h[k] = (a[0] + a[2]) + (a[1] + a[3]);
+			}
+			t[l] = h[1] + h[0];
+		}
+		s = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
+	}
+	for (int e = np; e < hdk; e++)
+		s = ATT_FMA((att_v) {0} + q[e], *(const att_v *) (kt + (size_t) e * LM_KV_BLOCK), s);
+	return s;
+}
+
+/* Scores of every row against the key blocks it sees, and each row's maximum. */
+void
+ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
+{
+	const lm_kv *kv = it->kv;
+	att_v		vmax[LM_ATT_MAX_ROWS];
+
+	for (int r = 0; r < it->n_rows; r++)
+		vmax[r] = (att_v) {0} - __builtin_inff();
+	for (int blk = it->blo; blk <= it->bhi; blk++)
+	{
+		const float *src = lm_kv_k_block(kv, it->seq, it->layer, blk) + (size_t) it->g * it->hdk;
+		int			b0 = blk * LM_KV_BLOCK;
+
+		att_transpose(it->tb, &src, 1, it->hdk, kv->k_dim);
+		for (int r = 0; r < it->n_rows; r++)
+		{
+			float	   *sc = it->sc + (size_t) r * it->sc_stride + (size_t) (blk - it->blo) * LM_KV_BLOCK;
+
+			if (it->hi[r] < b0 || it->lo[r] > b0 + LM_KV_BLOCK - 1)
+				continue;
+			for (int h = 0; h < ATT_NV; h++)
+			{
+				int			p = b0 + h * ATT_VW;
+				att_v		s;
+				att_vi		gt;
+
+				if (it->hi[r] < p || it->lo[r] > p + ATT_VW - 1)
+					continue;
+				s = att_dot(it->q[r], it->tb + h * ATT_VW, it->hdk) * it->scale;
+				*(att_v *) (sc + h * ATT_VW) = s;
+				gt = s > vmax[r];
+				if (it->lo[r] > p || it->hi[r] < p + ATT_VW - 1)
+					gt &= att_mask(p, it->lo[r], it->hi[r]);
+				vmax[r] = (att_v) (((att_vi) s & gt) | ((att_vi) vmax[r] & ~gt));
+			}
+		}
+	}
+	for (int r = 0; r < it->n_rows; r++)
+	{
+		float		m = -__builtin_inff();
+
+		for (int i = 0; i < ATT_VW; i++)
+			if (vmax[r][i] > m)
+				m = vmax[r][i];
+		it->max[r] = m;
+	}
+}
+
+/*
+ * Lanes h*ATT_VW.. of nd (<= 4) value columns d0.. of row r, over blocks
+ * rb0..rb1 of the chunk in tb (first block b_lo), those of lane set `set`
+ * only when n_set = 4: the accumulators stay in registers across blocks.
+ */
+static inline __attribute__((always_inline)) void
+att_wsum_cols(lm_att_item *it, int r, int set, int n_set, int d0, const int nd, int h,
+			  int rb0, int rb1, int b_lo)
+{
+	int			hdv = it->hdv,
+				lo = it->lo[r],
+				hi = it->hi[r];
+	const float *w = it->sc + (size_t) r * it->sc_stride;
+	float	   *ap = it->acc + (((size_t) r * 4 + set) * hdv + d0) * LM_KV_BLOCK + h * ATT_VW;
+	att_v		a[4] = {{0}, {0}, {0}, {0}};
+
+	_Pragma("GCC unroll 4")
+	for (int dd = 0; dd < nd; dd++)
+		a[dd] = *(att_v *) (ap + dd * LM_KV_BLOCK);
+	for (int b = rb0; b <= rb1; b++)
+	{
+		int			p = b * LM_KV_BLOCK + h * ATT_VW;
+		const float *vt = it->tb + ((size_t) (b - b_lo) * hdv + d0) * LM_KV_BLOCK + h * ATT_VW;
+		att_v		wv;
+
+		if ((n_set == 4 && (b & 3) != set) || hi < p || lo > p + ATT_VW - 1)
+			continue;
+		wv = *(const att_v *) (w + (size_t) (b - it->blo) * LM_KV_BLOCK + h * ATT_VW);
+		if (lo > p || hi < p + ATT_VW - 1)
+		{
+			/* a partly visible vector: the other lanes keep their value */
+			att_vi		m = att_mask(p, lo, hi);
+
+			_Pragma("GCC unroll 4")
+			for (int dd = 0; dd < nd; dd++)
+			{
+				att_v		f = ATT_FMA(wv, *(const att_v *) (vt + dd * LM_KV_BLOCK), a[dd]);
+
+				a[dd] = (att_v) (((att_vi) f & m) | ((att_vi) a[dd] & ~m));
+			}
+			continue;
+		}
+		_Pragma("GCC unroll 4")
+		for (int dd = 0; dd < nd; dd++)
+			a[dd] = ATT_FMA(wv, *(const att_v *) (vt + dd * LM_KV_BLOCK), a[dd]);
+	}
+	_Pragma("GCC unroll 4")
+	for (int dd = 0; dd < nd; dd++)
+		*(att_v *) (ap + dd * LM_KV_BLOCK) = a[dd];
+}
+
+/* Weighted sum of the value blocks into each row's lanes, LM_ATT_CHUNK blocks at a time. */
+void
+ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
+{
+	const lm_kv *kv = it->kv;
+	int			hdv = it->hdv,
+				n_set = it->nl == 64 ? 4 : 1;
+
+	for (int c0 = it->blo - it->blo % LM_ATT_CHUNK; c0 <= it->bhi; c0 += LM_ATT_CHUNK)
+	{
+		const float *src[LM_ATT_CHUNK];
+		int			b_lo = c0 > it->blo ? c0 : it->blo,
+					b_hi = c0 + LM_ATT_CHUNK - 1 < it->bhi ? c0 + LM_ATT_CHUNK - 1 : it->bhi;
+
+		for (int b = b_lo; b <= b_hi; b++)
+			src[b - b_lo] = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
+		att_transpose(it->tb, src, b_hi - b_lo + 1, hdv, kv->v_dim);
+		for (int r = 0; r < it->n_rows; r++)
+		{
+			int			rb0 = it->lo[r] / LM_KV_BLOCK > b_lo ? it->lo[r] / LM_KV_BLOCK : b_lo,
+						rb1 = it->hi[r] / LM_KV_BLOCK < b_hi ? it->hi[r] / LM_KV_BLOCK : b_hi;
+
+			if (rb0 > rb1)
+				continue;
+			for (int set = 0; set < n_set; set++)
+				for (int h = 0; h < ATT_NV; h++)
+				{
+					int			d0 = 0;
+
+					for (; d0 + 4 <= hdv; d0 += 4)
+						att_wsum_cols(it, r, set, n_set, d0, 4, h, rb0, rb1, b_lo);
+					if (d0 < hdv)
+						att_wsum_cols(it, r, set, n_set, d0, hdv - d0, h, rb0, rb1, b_lo);
+				}
+		}
+	}
+}
+
+#endif							/* ATT_VW */
