@@ -9,10 +9,13 @@
  *
  * Cancellation: between generated tokens we call CHECK_FOR_INTERRUPTS()
  * (the engine's threads are idle then).  Inside one forward pass the
- * context's abort check looks at InterruptPending between internal steps of
- * LMGEN_STEP_TOKENS tokens and makes the engine return early; the caller
- * then raises the pending interrupt.  No Postgres code runs on engine
- * threads, and no ERROR longjmps through engine frames.
+ * context's abort check looks at QueryCancelPending / ProcDiePending before
+ * every job the engine hands its threads (a few per layer; internal steps
+ * hold at most LMGEN_STEP_TOKENS tokens and fewer at long contexts, so no
+ * job runs long) and makes the engine return early; the caller then raises
+ * the pending interrupt.  The check runs on the calling thread only; no
+ * Postgres code runs on engine threads, and no ERROR longjmps through
+ * engine frames.
  */
 #include "postgres.h"
 
@@ -25,15 +28,15 @@
 #include "chat_tokenize.h"
 #include "sqlfuncs_common.h"
 
-/* Tokens per internal forward step: bounds the time to notice a cancel. */
+/* Tokens per internal forward step at most (the engine takes fewer at long contexts). */
 #define LMGEN_STEP_TOKENS 32
 
 /* Smallest context made, so small calls can share one. */
 #define LMGEN_MIN_CTX 512
 
 /*
- * Abort check run by the engine between internal steps (calling thread
- * only): stop for a cancel, a timeout or termination, the interrupts that
+ * Abort check run by the engine before each of its pool jobs (calling
+ * thread only): stop for a cancel, a timeout or termination, the interrupts that
  * end the query; others (catch-up, barrier, ...) are served at the next
  * CHECK_FOR_INTERRUPTS() between tokens.
  */

@@ -21,8 +21,9 @@ struct lm_context
 	int			n_threads;		/* pool size */
 	int			n_tasks;		/* tasks of every pool job (lm_ctx_run) */
 	bool		hidden_only;	/* outputs are hidden states only (no classifier) */
-	lm_abort_fn abort_fn;		/* checked between steps, may be NULL */
+	lm_abort_fn abort_fn;		/* checked before every pool job, may be NULL */
 	void	   *abort_arg;		/* its argument */
+	bool		aborted;		/* abort_fn said stop: the step's remaining jobs are skipped */
 
 	/* scratch of one step (row-major, one row per token) */
 	float	   *x;				/* (n_batch, n_embd) residual stream */
@@ -70,7 +71,9 @@ extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
 
 /*
  * Run fn(arg, i, ctx->n_tasks) for i in 0..n_tasks-1 on the context's pool
- * and wait.  Every job of a context has the same task count (1 on one
+ * and wait; first run the abort check (the calling thread is the only one
+ * that ever calls it), and once it has said stop do nothing until the
+ * forward pass returns.  Every job of a context has the same task count (1 on one
  * thread, else 4 per thread): lm_pool_run_n can run a stale task when a job
  * has more tasks than the one before it (see threads.c), which equal counts
  * rule out.

@@ -847,6 +847,85 @@ check_attention_blocked(const char *shared)
 	lm_model_free(m);
 }
 
+/* Abort check that counts its calls and says stop from call stop_at on. */
+typedef struct abort_count
+{
+	int			calls;			/* checks made */
+	int			stop_at;		/* first call that returns true */
+} abort_count;
+
+/* Count the call; stop once stop_at is reached. */
+static bool
+count_abort(void *arg)
+{
+	abort_count *a = arg;
+
+	return ++a->calls >= a->stop_at;
+}
+
+/*
+ * The abort check runs inside a step, before every pool job, not only
+ * between steps: a 100-token prompt evaluated as one step makes at least one
+ * check per layer; told to stop at the 3rd check it returns -2 after exactly
+ * 3 checks (no job ran after the stop) and leaves none of the step's tokens
+ * in the cache; the next forward pass runs normally and gives the same
+ * logits as before.
+ */
+static void
+check_abort(const char *shared)
+{
+	char		path[512],
+				err[256];
+	lm_model   *m;
+	lm_context *ctx = NULL;
+	lm_context_params cp = lm_context_default_params();
+	lm_batch   *b = lm_batch_create(100);
+	abort_count never = {0, 1 << 30},
+				third = {0, 3};
+	float	   *l0 = malloc(sizeof(float) * 512);
+	int			rc0 = -1,
+				rc1 = -1,
+				rc2 = -1;
+
+	snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+	m = lm_model_open(path, err, sizeof(err));
+	cp.n_ctx = 128;
+	cp.n_batch = 128;
+	if (m)
+		ctx = lm_context_create(m, &cp, err, sizeof(err));
+	if (!ctx || !b || !l0)
+	{
+		CHECK(false, "stories260K context for the abort test: %s", err);
+		goto done;
+	}
+	for (int i = 0; i < 100; i++)
+		lm_batch_add(b, 1 + (i * 37) % 500, i, 0, i == 99);
+	lm_context_set_abort(ctx, count_abort, &never);
+	rc0 = lm_model_forward(ctx, b, err, sizeof(err));
+	if (rc0 == 0)
+		memcpy(l0, lm_context_logits(ctx, 99), sizeof(float) * 512);
+	CHECK(rc0 == 0 && never.calls >= m->cfg.n_layer,
+		  "one 100-token step checks for an abort at least once per layer (%d checks, %d layers)",
+		  never.calls, m->cfg.n_layer);
+
+	lm_kv_seq_clear(ctx->kv, 0);
+	lm_context_set_abort(ctx, count_abort, &third);
+	rc1 = lm_model_forward(ctx, b, err, sizeof(err));
+	CHECK(rc1 == -2 && third.calls == 3 && lm_kv_seq_len(ctx->kv, 0) == 0 && lm_context_logits(ctx, 99) == NULL,
+		  "an abort at the 3rd check stops the step there (rc %d, %d checks, %d cached positions)",
+		  rc1, third.calls, lm_kv_seq_len(ctx->kv, 0));
+
+	lm_context_set_abort(ctx, NULL, NULL);
+	rc2 = lm_model_forward(ctx, b, err, sizeof(err));
+	CHECK(rc2 == 0 && rc0 == 0 && memcmp(l0, lm_context_logits(ctx, 99), sizeof(float) * 512) == 0,
+		  "after an abort the next forward pass runs in full and gives the same logits");
+done:
+	free(l0);
+	lm_batch_free(b);
+	lm_context_free(ctx);
+	lm_model_free(m);
+}
+
 /* Logits (512) after a 40-token prompt fed in calls of `chunk` tokens, with another sequence alongside when `mixed`. */
 static bool
 prefill_logits(lm_model *m, int chunk, bool mixed, float *out)
@@ -932,6 +1011,7 @@ main(void)
 	check_batch_invariance(shared, "stories260K-Q4_0.gguf", 2, 5);
 	check_prefill_order(shared);
 	check_attention_blocked(shared);
+	check_abort(shared);
 	check_hidden_only(shared);
 	check_validation(shared);
 	check_bad_models(shared);
