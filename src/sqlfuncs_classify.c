@@ -204,7 +204,7 @@ ScoreLabels(LmgenModel *m, text *body, Labels *L)
 {
 	size_t		len;
 	char	   *s = TextToUtf8(body, &len);
-	LmgenPrompt prompt = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids);
+	LmgenPrompt prompt = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids, "the longest label", "use shorter labels", 3);
 	int			n_vocab = m->model->cfg.n_vocab;
 	int			group = Min(L->n, LABEL_GROUP);
 	lm_context *ctx = RuntimeContext(m, prompt.n + L->max_ids, group + 1);
