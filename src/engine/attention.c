@@ -13,14 +13,16 @@
  *   items    the query rows of a tile of up to `tile` consecutive tokens of
  *            one sequence and the heads of one KV head (all of them, or one
  *            when a step has too few tokens to keep the threads busy) form
- *            an item.  Its key and value blocks are read once for all its
- *            rows (not once per row), copied column-major, and the rows are
- *            computed 4..16 positions per vector instruction: vectors run
- *            across positions, so no single sum is reordered and every
- *            instruction set gives the reference's floats.
+ *            an item.  Its key blocks are read once for all its rows (not
+ *            once per row) and its value blocks stay in cache from one row
+ *            to the next.  Vectors run across positions or value columns,
+ *            never along one sum, so every instruction set gives the
+ *            reference's floats.
  *   passes   scores for every row and visible position (the rows' scratch
- *            holds them), softmax per row, then the value blocks
- *            LM_ATT_CHUNK at a time with each row's lanes in registers.
+ *            holds them; keys copied column-major, a block at a time, and
+ *            4..16 positions per vector), softmax per row, then the value
+ *            rows into each row's lanes (vectors along the value columns,
+ *            as the reference: subnormal lane sums then cost no more).
  *   threads  items are split across ctx->pool by their cost (visible
  *            positions), so early and late prompt tokens balance.  Rows
  *            never depend on the split, the tile or the other rows.
@@ -50,6 +52,7 @@ att_fma4(att_v4 a, att_v4 b, att_v4 c)
 #define ATT_VW 4
 #define ATT_SUFFIX scalar
 #define ATT_FMA(a, b, c) att_fma4((a), (b), (c))
+#define ATT_FMAF(a, b, c) fmaf((a), (b), (c))
 #include "attention_simd.h"
 
 /* Shared state of one layer's attention job. */
@@ -89,10 +92,9 @@ size_t
 lm_op_attention_scratch(const lm_model_config *c, int n_ctx)
 {
 	size_t		rows = (size_t) att_tile_tokens(c) * att_heads_max(c),
-				sc = ((size_t) n_ctx + 2 * LM_KV_BLOCK) & ~(size_t) (LM_KV_BLOCK - 1),
-				wide = c->head_dim_k > c->head_dim_v ? c->head_dim_k : c->head_dim_v;
+				sc = ((size_t) n_ctx + 2 * LM_KV_BLOCK) & ~(size_t) (LM_KV_BLOCK - 1);
 
-	return rows * (sc + (size_t) 64 * c->head_dim_v) + (size_t) LM_ATT_CHUNK * LM_KV_BLOCK * wide;
+	return rows * (sc + (size_t) 64 * c->head_dim_v) + (size_t) LM_KV_BLOCK * c->head_dim_k;
 }
 
 /* First position a token at pos sees. */
@@ -147,19 +149,23 @@ att_split(const att_job *j, int ith, int nth)
 	return j->n_items;
 }
 
-/* out[d] = row r's lanes combined: sets ((0 + 2) + (1 + 3)) when nl = 64, then the 16-lane tree. */
+/* out[d] = row r's lanes combined: ((0 + 2) + (1 + 3)) by groups of 16 when nl = 64, then the 16-lane tree. */
 static void
 att_reduce(float *out, const float *acc, int hdv, int nl)
 {
 	for (int d = 0; d < hdv; d++)
 	{
-		const float *a0 = acc + (size_t) d * LM_KV_BLOCK;
-		size_t		set = (size_t) hdv * LM_KV_BLOCK;
+		const float *c = acc + d;
+		size_t		l16 = (size_t) 16 * hdv;
 		float		a[16],
 					t[8];
 
 		for (int l = 0; l < 16; l++)
-			a[l] = nl == 64 ? (a0[l] + a0[2 * set + l]) + (a0[set + l] + a0[3 * set + l]) : a0[l];
+		{
+			const float *x = c + (size_t) l * hdv;
+
+			a[l] = nl == 64 ? (x[0] + x[2 * l16]) + (x[l16] + x[3 * l16]) : x[0];
+		}
 		for (int l = 0; l < 8; l++)
 			t[l] = a[8 + l] + a[l];
 		out[d] = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
@@ -187,7 +193,8 @@ att_run_item(lm_att_item *it, float *const *out)
 		lm_op_exp_sub(e, it->max[r], n);
 		lm_op_scale(e, (float) (1.0 / lm_op_softmax_sum(e, it->lo[r], n)), n);
 	}
-	memset(it->acc, 0, sizeof(float) * (size_t) it->n_rows * 64 * it->hdv);
+	for (int r = 0; r < it->n_rows; r++)
+		memset(it->acc + (size_t) r * 64 * it->hdv, 0, sizeof(float) * (size_t) it->nl * it->hdv);
 	if (isa == LM_ISA_AVX512)
 		lm_att_values_avx512(it);
 	else if (isa == LM_ISA_AVX2)

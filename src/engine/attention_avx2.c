@@ -50,4 +50,5 @@ att_transpose_avx2(float *t, const float *src, int n_col, size_t stride)
 #define ATT_SUFFIX avx2
 #define ATT_FMA(a, b, c) ((att_v) _mm256_fmadd_ps((__m256) (a), (__m256) (b), (__m256) (c)))
 #define ATT_TRANSPOSE att_transpose_avx2
+#define ATT_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "attention_simd.h"

@@ -57,4 +57,5 @@ att_transpose_avx512(float *t, const float *src, int n_col, size_t stride)
 #define ATT_SUFFIX avx512
 #define ATT_FMA(a, b, c) ((att_v) _mm512_fmadd_ps((__m512) (a), (__m512) (b), (__m512) (c)))
 #define ATT_TRANSPOSE att_transpose_avx512
+#define ATT_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
 #include "attention_simd.h"

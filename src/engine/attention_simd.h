@@ -1,15 +1,16 @@
 /*
  * attention_simd.h — the two inner loops of attention.c (scores of a group
  * of query rows against the key blocks; the weighted sum of the value
- * blocks), written once over a vector of ATT_VW consecutive positions and
- * compiled per instruction set: attention.c (scalar, 4 lanes, fmaf per lane),
+ * blocks), written once over vectors of ATT_VW floats and compiled per
+ * instruction set: attention.c (scalar, 4 lanes, fmaf per lane),
  * attention_avx2.c (8) and attention_avx512.c (16) define ATT_VW,
- * ATT_SUFFIX and ATT_FMA before including it.
+ * ATT_SUFFIX, ATT_FMA and ATT_FMAF (a scalar fma) before including it.
  *
- * Vectors run across positions, never along one sum, so every score and
- * every value lane is computed with the same operations in the same order
- * as the one-position-at-a-time reference (see attention.c's header), and
- * all instruction sets give the same floats.
+ * Vectors run across positions (scores) or value columns (value lanes),
+ * never along one sum, so every score and every value lane is computed with
+ * the same operations in the same order as the one-position-at-a-time
+ * reference (see attention.c's header), and all instruction sets give the
+ * same floats.
  */
 #ifndef LM_ATTENTION_SIMD_H
 #define LM_ATTENTION_SIMD_H
@@ -20,9 +21,6 @@
 
 /* Query rows of one attention item at most (tokens of one tile x heads of one KV head). */
 #define LM_ATT_MAX_ROWS 64
-
-/* Key/value blocks transposed at once by the value pass. */
-#define LM_ATT_CHUNK 8
 
 /*
  * One attention item: query rows that share a sequence and a KV head, each
@@ -47,8 +45,8 @@ typedef struct lm_att_item
 	float		max[LM_ATT_MAX_ROWS];	/* largest score of each row (scores pass) */
 	float	   *sc;				/* (n_rows, sc_stride) scores, then weights; index pos - 16*blo */
 	size_t		sc_stride;		/* floats per row of sc */
-	float	   *acc;			/* (n_rows, 4, hdv, 16) value lanes: [set][d][lane] */
-	float	   *tb;				/* (LM_ATT_CHUNK, max(hdk, hdv), 16) transposed blocks */
+	float	   *acc;			/* (n_rows, 64, hdv) value lanes */
+	float	   *tb;				/* (16, hdk) a transposed key block */
 } lm_att_item;
 
 /*
@@ -60,9 +58,9 @@ extern void lm_att_scores_avx2(lm_att_item *it);
 extern void lm_att_scores_avx512(lm_att_item *it);
 
 /*
- * Value pass: acc[r][set][d][lane] = fma(w, v[d], acc) over the positions
- * row r sees, in position order, where lane = pos % 16 and set = (pos / 16)
- * % 4 (nl = 64) or 0 (nl = 16), w being sc; acc must be zero on entry.
+ * Value pass: acc[r][lane][d] = fma(w, v[d], acc) over the positions row r
+ * sees, in position order, where lane = pos % nl, w being sc; acc (64 lanes
+ * of hdv floats per row) must be zero on entry.
  */
 extern void lm_att_values_scalar(lm_att_item *it);
 extern void lm_att_values_avx2(lm_att_item *it);
@@ -218,90 +216,43 @@ ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 }
 
 /*
- * Lanes h*ATT_VW.. of nd (<= 4) value columns d0.. of row r, over blocks
- * rb0..rb1 of the chunk in tb (first block b_lo), those of lane set `set`
- * only when n_set = 4: the accumulators stay in registers across blocks.
+ * Weighted sum of the value blocks into each row's lanes.  Vectors run
+ * along the value dimension here (lane-major acc, one fma per position and
+ * column) rather than across positions: a lane whose sum is subnormal then
+ * slows only its own instructions, as in the reference, instead of every
+ * instruction of its block.
  */
-static inline __attribute__((always_inline)) void
-att_wsum_cols(lm_att_item *it, int r, int set, int n_set, int d0, const int nd, int h,
-			  int rb0, int rb1, int b_lo)
-{
-	int			hdv = it->hdv,
-				lo = it->lo[r],
-				hi = it->hi[r];
-	const float *w = it->sc + (size_t) r * it->sc_stride;
-	float	   *ap = it->acc + (((size_t) r * 4 + set) * hdv + d0) * LM_KV_BLOCK + h * ATT_VW;
-	att_v		a[4] = {{0}, {0}, {0}, {0}};
-
-	_Pragma("GCC unroll 4")
-	for (int dd = 0; dd < nd; dd++)
-		a[dd] = *(att_v *) (ap + dd * LM_KV_BLOCK);
-	for (int b = rb0; b <= rb1; b++)
-	{
-		int			p = b * LM_KV_BLOCK + h * ATT_VW;
-		const float *vt = it->tb + ((size_t) (b - b_lo) * hdv + d0) * LM_KV_BLOCK + h * ATT_VW;
-		att_v		wv;
-
-		if ((n_set == 4 && (b & 3) != set) || hi < p || lo > p + ATT_VW - 1)
-			continue;
-		wv = *(const att_v *) (w + (size_t) (b - it->blo) * LM_KV_BLOCK + h * ATT_VW);
-		if (lo > p || hi < p + ATT_VW - 1)
-		{
-			/* a partly visible vector: the other lanes keep their value */
-			att_vi		m = att_mask(p, lo, hi);
-
-			_Pragma("GCC unroll 4")
-			for (int dd = 0; dd < nd; dd++)
-			{
-				att_v		f = ATT_FMA(wv, *(const att_v *) (vt + dd * LM_KV_BLOCK), a[dd]);
-
-				a[dd] = (att_v) (((att_vi) f & m) | ((att_vi) a[dd] & ~m));
-			}
-			continue;
-		}
-		_Pragma("GCC unroll 4")
-		for (int dd = 0; dd < nd; dd++)
-			a[dd] = ATT_FMA(wv, *(const att_v *) (vt + dd * LM_KV_BLOCK), a[dd]);
-	}
-	_Pragma("GCC unroll 4")
-	for (int dd = 0; dd < nd; dd++)
-		*(att_v *) (ap + dd * LM_KV_BLOCK) = a[dd];
-}
-
-/* Weighted sum of the value blocks into each row's lanes, LM_ATT_CHUNK blocks at a time. */
 void
 ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 {
 	const lm_kv *kv = it->kv;
-	int			hdv = it->hdv,
-				n_set = it->nl == 64 ? 4 : 1;
+	int			hdv = it->hdv;
 
-	for (int c0 = it->blo - it->blo % LM_ATT_CHUNK; c0 <= it->bhi; c0 += LM_ATT_CHUNK)
+	for (int r = 0; r < it->n_rows; r++)
 	{
-		const float *src[LM_ATT_CHUNK];
-		int			b_lo = c0 > it->blo ? c0 : it->blo,
-					b_hi = c0 + LM_ATT_CHUNK - 1 < it->bhi ? c0 + LM_ATT_CHUNK - 1 : it->bhi;
+		const float *w = it->sc + (size_t) r * it->sc_stride;
+		float	   *acc = it->acc + (size_t) r * 64 * hdv;
 
-		for (int b = b_lo; b <= b_hi; b++)
-			src[b - b_lo] = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
-		att_transpose(it->tb, src, b_hi - b_lo + 1, hdv, kv->v_dim);
-		for (int r = 0; r < it->n_rows; r++)
+		for (int b = it->lo[r] / LM_KV_BLOCK; b <= it->hi[r] / LM_KV_BLOCK; b++)
 		{
-			int			rb0 = it->lo[r] / LM_KV_BLOCK > b_lo ? it->lo[r] / LM_KV_BLOCK : b_lo,
-						rb1 = it->hi[r] / LM_KV_BLOCK < b_hi ? it->hi[r] / LM_KV_BLOCK : b_hi;
+			const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
+			int			b0 = b * LM_KV_BLOCK,
+						i0 = it->lo[r] > b0 ? it->lo[r] - b0 : 0,
+						i1 = it->hi[r] < b0 + LM_KV_BLOCK - 1 ? it->hi[r] - b0 + 1 : LM_KV_BLOCK;
 
-			if (rb0 > rb1)
-				continue;
-			for (int set = 0; set < n_set; set++)
-				for (int h = 0; h < ATT_NV; h++)
-				{
-					int			d0 = 0;
+			for (int i = i0; i < i1; i++)
+			{
+				const float *vp = vb + (size_t) i * kv->v_dim;
+				float		wi = w[(size_t) (b - it->blo) * LM_KV_BLOCK + i];
+				float	   *a = acc + (size_t) ((b0 + i) % it->nl) * hdv;
+				att_v		wv = (att_v) {0} + wi;
+				int			d = 0;
 
-					for (; d0 + 4 <= hdv; d0 += 4)
-						att_wsum_cols(it, r, set, n_set, d0, 4, h, rb0, rb1, b_lo);
-					if (d0 < hdv)
-						att_wsum_cols(it, r, set, n_set, d0, hdv - d0, h, rb0, rb1, b_lo);
-				}
+				for (; d + ATT_VW <= hdv; d += ATT_VW)
+					*(att_v *) (a + d) = ATT_FMA(wv, *(const att_v *) (vp + d), *(const att_v *) (a + d));
+				for (; d < hdv; d++)
+					a[d] = ATT_FMAF(wi, vp[d], a[d]);
+			}
 		}
 	}
 }
