@@ -80,6 +80,9 @@ extern void lm_att_values_avx512(lm_att_item *it);
 typedef float att_v __attribute__((vector_size(ATT_VW * 4), aligned(4)));
 typedef int32_t att_vi __attribute__((vector_size(ATT_VW * 4), aligned(4)));
 
+/* Value blocks the value pass runs all rows over before moving on. */
+#define ATT_VCHUNK 8
+
 /* Halves (quarters) of a 16-position block one vector covers. */
 #define ATT_NV (LM_KV_BLOCK / ATT_VW)
 
@@ -216,7 +219,8 @@ ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 }
 
 /*
- * Weighted sum of the value blocks into each row's lanes.  Vectors run
+ * Weighted sum of the value blocks into each row's lanes, ATT_VCHUNK blocks
+ * at a time for all rows (so those value rows stay in cache).  Vectors run
  * along the value dimension here (lane-major acc, one fma per position and
  * column) rather than across positions: a lane whose sum is subnormal then
  * slows only its own instructions, as in the reference, instead of every
@@ -228,33 +232,36 @@ ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 	const lm_kv *kv = it->kv;
 	int			hdv = it->hdv;
 
-	for (int r = 0; r < it->n_rows; r++)
-	{
-		const float *w = it->sc + (size_t) r * it->sc_stride;
-		float	   *acc = it->acc + (size_t) r * 64 * hdv;
-
-		for (int b = it->lo[r] / LM_KV_BLOCK; b <= it->hi[r] / LM_KV_BLOCK; b++)
+	for (int c0 = it->blo; c0 <= it->bhi; c0 += ATT_VCHUNK)
+		for (int r = 0; r < it->n_rows; r++)
 		{
-			const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
-			int			b0 = b * LM_KV_BLOCK,
-						i0 = it->lo[r] > b0 ? it->lo[r] - b0 : 0,
-						i1 = it->hi[r] < b0 + LM_KV_BLOCK - 1 ? it->hi[r] - b0 + 1 : LM_KV_BLOCK;
+			const float *w = it->sc + (size_t) r * it->sc_stride;
+			float	   *acc = it->acc + (size_t) r * 64 * hdv;
+			int			rb0 = it->lo[r] / LM_KV_BLOCK > c0 ? it->lo[r] / LM_KV_BLOCK : c0,
+						rb1 = it->hi[r] / LM_KV_BLOCK < c0 + ATT_VCHUNK - 1 ? it->hi[r] / LM_KV_BLOCK : c0 + ATT_VCHUNK - 1;
 
-			for (int i = i0; i < i1; i++)
+			for (int b = rb0; b <= rb1; b++)
 			{
-				const float *vp = vb + (size_t) i * kv->v_dim;
-				float		wi = w[(size_t) (b - it->blo) * LM_KV_BLOCK + i];
-				float	   *a = acc + (size_t) ((b0 + i) % it->nl) * hdv;
-				att_v		wv = (att_v) {0} + wi;
-				int			d = 0;
+				const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
+				int			b0 = b * LM_KV_BLOCK,
+							i0 = it->lo[r] > b0 ? it->lo[r] - b0 : 0,
+							i1 = it->hi[r] < b0 + LM_KV_BLOCK - 1 ? it->hi[r] - b0 + 1 : LM_KV_BLOCK;
 
-				for (; d + ATT_VW <= hdv; d += ATT_VW)
-					*(att_v *) (a + d) = ATT_FMA(wv, *(const att_v *) (vp + d), *(const att_v *) (a + d));
-				for (; d < hdv; d++)
-					a[d] = ATT_FMAF(wi, vp[d], a[d]);
+				for (int i = i0; i < i1; i++)
+				{
+					const float *vp = vb + (size_t) i * kv->v_dim;
+					float		wi = w[(size_t) (b - it->blo) * LM_KV_BLOCK + i];
+					float	   *a = acc + (size_t) ((b0 + i) % it->nl) * hdv;
+					att_v		wv = (att_v) {0} + wi;
+					int			d = 0;
+
+					for (; d + ATT_VW <= hdv; d += ATT_VW)
+						*(att_v *) (a + d) = ATT_FMA(wv, *(const att_v *) (vp + d), *(const att_v *) (a + d));
+					for (; d < hdv; d++)
+						a[d] = ATT_FMAF(wi, vp[d], a[d]);
+				}
 			}
 		}
-	}
 }
 
 #endif							/* ATT_VW */
