@@ -87,14 +87,28 @@ att_tile_tokens(const lm_model_config *c)
 	return t < 1 ? 1 : t;
 }
 
-/* Floats of scratch one task needs: scores and value lanes of its rows, transposed blocks. */
+/*
+ * Floats of value lanes a task holds: 16 lanes for every row of an item, or
+ * 64 for the rows of one token (a sequence alone in its batch gets 64 lanes;
+ * items with more rows at 64 lanes are cut to fit, see att_worker).
+ */
+static size_t
+att_acc_floats(const lm_model_config *c)
+{
+	size_t		rows = (size_t) att_tile_tokens(c) * att_heads_max(c),
+				lanes = rows * 16 > (size_t) att_heads_max(c) * 64 ? rows * 16 : (size_t) att_heads_max(c) * 64;
+
+	return lanes * c->head_dim_v;
+}
+
+/* Floats of scratch one task needs: its rows' scores, their value lanes, a transposed key block. */
 size_t
 lm_op_attention_scratch(const lm_model_config *c, int n_ctx)
 {
 	size_t		rows = (size_t) att_tile_tokens(c) * att_heads_max(c),
 				sc = ((size_t) n_ctx + 2 * LM_KV_BLOCK) & ~(size_t) (LM_KV_BLOCK - 1);
 
-	return rows * (sc + (size_t) 64 * c->head_dim_v) + (size_t) LM_KV_BLOCK * c->head_dim_k;
+	return rows * sc + att_acc_floats(c) + (size_t) LM_KV_BLOCK * c->head_dim_k;
 }
 
 /* First position a token at pos sees. */
@@ -193,8 +207,7 @@ att_run_item(lm_att_item *it, float *const *out)
 		lm_op_exp_sub(e, it->max[r], n);
 		lm_op_scale(e, (float) (1.0 / lm_op_softmax_sum(e, it->lo[r], n)), n);
 	}
-	for (int r = 0; r < it->n_rows; r++)
-		memset(it->acc + (size_t) r * 64 * it->hdv, 0, sizeof(float) * (size_t) it->nl * it->hdv);
+	memset(it->acc, 0, sizeof(float) * (size_t) it->n_rows * it->nl * it->hdv);
 	if (isa == LM_ISA_AVX512)
 		lm_att_values_avx512(it);
 	else if (isa == LM_ISA_AVX2)
@@ -202,7 +215,7 @@ att_run_item(lm_att_item *it, float *const *out)
 	else
 		lm_att_values_scalar(it);
 	for (int r = 0; r < it->n_rows; r++)
-		att_reduce(out[r], it->acc + (size_t) r * 64 * it->hdv, it->hdv, it->nl);
+		att_reduce(out[r], it->acc + (size_t) r * it->nl * it->hdv, it->hdv, it->nl);
 }
 
 /* Attention for this task's share of items. */
@@ -220,6 +233,7 @@ att_worker(void *arg, int ith, int nth)
 				w0 = att_split(j, ith, nth),
 				w1 = att_split(j, ith + 1, nth);
 	size_t		rows = (size_t) j->tile * att_heads_max(c),
+				acc_floats = att_acc_floats(c),
 				per_task = lm_op_attention_scratch(c, ctx->n_ctx);
 	float	   *scratch = ctx->scores + per_task * ith;
 	lm_att_item it;
@@ -232,7 +246,7 @@ att_worker(void *arg, int ith, int nth)
 	it.sc = scratch;
 	it.sc_stride = ((size_t) ctx->n_ctx + 2 * LM_KV_BLOCK) & ~(size_t) (LM_KV_BLOCK - 1);
 	it.acc = it.sc + rows * it.sc_stride;
-	it.tb = it.acc + rows * 64 * hdv;
+	it.tb = it.acc + acc_floats;
 
 	for (int w = w0; w < w1; w++)
 	{
@@ -254,7 +268,9 @@ att_worker(void *arg, int ith, int nth)
 			it.n_rows = 0;
 			it.blo = 1 << 30;
 			it.bhi = -1;
-			for (; te < t1 && b->seq_id[j->st->i0 + te] == seq; te++)
+			/* (a sequence's tokens have one lane count; cut where 64-lane rows would overflow the lanes) */
+			for (; te < t1 && b->seq_id[j->st->i0 + te] == seq &&
+				 (size_t) (it.n_rows + j->hpi) * it.nl * hdv <= acc_floats; te++)
 			{
 				int			pos = b->pos[j->st->i0 + te],
 							lo = att_first(pos, j->n_swa);

@@ -45,7 +45,7 @@ typedef struct lm_att_item
 	float		max[LM_ATT_MAX_ROWS];	/* largest score of each row (scores pass) */
 	float	   *sc;				/* (n_rows, sc_stride) scores, then weights; index pos - 16*blo */
 	size_t		sc_stride;		/* floats per row of sc */
-	float	   *acc;			/* (n_rows, 64, hdv) value lanes */
+	float	   *acc;			/* (n_rows, nl, hdv) value lanes */
 	float	   *tb;				/* (16, hdk) a transposed key block */
 } lm_att_item;
 
@@ -59,7 +59,7 @@ extern void lm_att_scores_avx512(lm_att_item *it);
 
 /*
  * Value pass: acc[r][lane][d] = fma(w, v[d], acc) over the positions row r
- * sees, in position order, where lane = pos % nl, w being sc; acc (64 lanes
+ * sees, in position order, where lane = pos % nl, w being sc; acc (nl lanes
  * of hdv floats per row) must be zero on entry.
  */
 extern void lm_att_values_scalar(lm_att_item *it);
@@ -236,7 +236,7 @@ ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 		for (int r = 0; r < it->n_rows; r++)
 		{
 			const float *w = it->sc + (size_t) r * it->sc_stride;
-			float	   *acc = it->acc + (size_t) r * 64 * hdv;
+			float	   *acc = it->acc + (size_t) r * it->nl * hdv;
 			int			rb0 = it->lo[r] / LM_KV_BLOCK > c0 ? it->lo[r] / LM_KV_BLOCK : c0,
 						rb1 = it->hi[r] / LM_KV_BLOCK < c0 + ATT_VCHUNK - 1 ? it->hi[r] / LM_KV_BLOCK : c0 + ATT_VCHUNK - 1;
 

@@ -755,8 +755,9 @@ ref_attention(lm_context *ctx, const lm_batch *b, int t, int h, float scale, int
  * threaded over items) equals the one-position-at-a-time reference bit for
  * bit: head shapes of SmolLM2 (9/3 x 64), Gemma 3 (4/1 x 256), stories260K
  * (8/4 x 8), odd widths (6/2, keys 72, values 40) and no grouping; windows
- * 0, 7 and 40; a 21-token sequence (16 value lanes) beside a one-token one
- * (64 lanes); positions across many blocks; 1 and 3 threads; every ISA.
+ * 0, 7 and 40; a 21-token sequence (16 value lanes, or 64 with the prefill
+ * order off) beside a one-token one (64 lanes); positions across many
+ * blocks; 1 and 3 threads; every ISA.
  */
 static void
 check_attention_blocked(const char *shared)
@@ -822,22 +823,25 @@ check_attention_blocked(const char *shared)
 			for (size_t i = 0; i < (size_t) b->n_tokens * c->n_head * c->head_dim_k; i++)
 				ctx->q[i] = lcg_float(&st, -1.0f, 1.0f);
 			want = malloc(sizeof(float) * b->n_tokens * c->n_head * c->head_dim_v);
-			for (int wi = 0; wi < 3; wi++)
+			for (int wi = 0; wi < 6; wi++)
 			{
+				/* windows 0, 7, 40; then again with every token on 64 value lanes */
+				lm_op_set_prefill_order(wi < 3);
 				for (int t = 0; t < b->n_tokens; t++)
 					for (int h = 0; h < c->n_head; h++)
-						ref_attention(ctx, b, t, h, 0.125f, swas[wi],
+						ref_attention(ctx, b, t, h, 0.125f, swas[wi % 3],
 									  want + ((size_t) t * c->n_head + h) * c->head_dim_v);
 				for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
 				{
 					lm_kernels_force_isa((lm_isa) isa);
 					memset(ctx->att, 0xff, sizeof(float) * b->n_tokens * c->n_head * c->head_dim_v);
-					lm_op_attention(ctx, &step, 0, 0.125f, swas[wi]);
+					lm_op_attention(ctx, &step, 0, 0.125f, swas[wi % 3]);
 					nbad += memcmp(want, ctx->att, sizeof(float) * b->n_tokens * c->n_head * c->head_dim_v) != 0;
 					ncase++;
 				}
 				lm_kernels_force_isa(prev);
 			}
+			lm_op_set_prefill_order(true);
 			free(want);
 			lm_batch_free(b);
 			lm_context_free(ctx);
