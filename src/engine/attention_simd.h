@@ -87,29 +87,24 @@ typedef int32_t att_vi __attribute__((vector_size(ATT_VW * 4), aligned(4)));
 #define ATT_NV (LM_KV_BLOCK / ATT_VW)
 
 /*
- * Copy n_blk blocks of n_col columns (rows stride floats apart) column-major:
- * tb[b][c][i].  ATT_TRANSPOSE, when the instruction set defines it, does one
- * block with shuffles.
+ * Copy a block's 16 rows of n_col columns (rows stride floats apart)
+ * column-major: t[c*16 + i].  ATT_TRANSPOSE, when the instruction set
+ * defines it, does it with shuffles.
  */
 static inline void
-att_transpose(float *tb, const float *const *src, int n_blk, int n_col, size_t stride)
+att_transpose(float *t, const float *src, int n_col, size_t stride)
 {
-	for (int b = 0; b < n_blk; b++)
-	{
-		float	   *t = tb + (size_t) b * n_col * LM_KV_BLOCK;
-
 #ifdef ATT_TRANSPOSE
-		ATT_TRANSPOSE(t, src[b], n_col, stride);
+	ATT_TRANSPOSE(t, src, n_col, stride);
 #else
-		for (int i = 0; i < LM_KV_BLOCK; i++)
-		{
-			const float *s = src[b] + (size_t) i * stride;
+	for (int i = 0; i < LM_KV_BLOCK; i++)
+	{
+		const float *s = src + (size_t) i * stride;
 
-			for (int c = 0; c < n_col; c++)
-				t[(size_t) c * LM_KV_BLOCK + i] = s[c];
-		}
-#endif
+		for (int c = 0; c < n_col; c++)
+			t[(size_t) c * LM_KV_BLOCK + i] = s[c];
 	}
+#endif
 }
 
 /* Lanes whose position base + i lies in [lo, hi]: all ones, else zero. */
@@ -183,7 +178,7 @@ ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 		const float *src = lm_kv_k_block(kv, it->seq, it->layer, blk) + (size_t) it->g * it->hdk;
 		int			b0 = blk * LM_KV_BLOCK;
 
-		att_transpose(it->tb, &src, 1, it->hdk, kv->k_dim);
+		att_transpose(it->tb, src, it->hdk, kv->k_dim);
 		for (int r = 0; r < it->n_rows; r++)
 		{
 			float	   *sc = it->sc + (size_t) r * it->sc_stride + (size_t) (blk - it->blo) * LM_KV_BLOCK;
