@@ -70,6 +70,7 @@ extern void lm_att_values_avx512(lm_att_item *it);
 
 #ifdef ATT_VW
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -119,52 +120,89 @@ att_mask(int base, int lo, int hi)
 }
 
 /*
- * ATT_VW scores of one query against transposed keys kt (column e at
- * kt + e*16): per position, 4 x 16 fma lanes over the first hdk & ~63
- * dimensions, combined ((0 + 2) + (1 + 3)) then as a 16-lane tree, then an
- * fma chain over the rest — lm_dot_f32's order, position by position.
+ * ATT_VW scores of each of nq (1 or 2) queries against transposed keys kt
+ * (column e at kt + e*16), sharing the key loads: per position, 4 x 16 fma
+ * lanes over the first hdk & ~63 dimensions, combined ((0 + 2) + (1 + 3))
+ * then as a 16-lane tree, then an fma chain over the rest — lm_dot_f32's
+ * order, position by position.
  */
-static inline att_v
-att_dot(const float *q, const float *kt, int hdk)
+static inline __attribute__((always_inline)) void
+att_dot(const float *const *q, const int nq, const float *kt, int hdk, att_v *s)
 {
 	int			np = hdk & ~63;
-	att_v		s = {0};
 
+	for (int x = 0; x < nq; x++)
+		s[x] = (att_v) {0};
 	if (np > 0)
 	{
-		att_v		t[8];
+		att_v		t[2][8];
 
 		_Pragma("GCC unroll 8")
 		for (int l = 0; l < 8; l++)
 		{
-			att_v		h[2];
+			att_v		h[2][2];
 
 			_Pragma("GCC unroll 2")
 			for (int k = 0; k < 2; k++)
 			{
 				int			lane = l + 8 * k;
-				att_v		a[4] = {{0}, {0}, {0}, {0}};
+				att_v		a[2][4] = {{{0}, {0}, {0}, {0}}, {{0}, {0}, {0}, {0}}};
 
 				for (int i = 0; i < np; i += 64)
 					_Pragma("GCC unroll 4")
 					for (int j = 0; j < 4; j++)
 					{
 						int			e = i + 16 * j + lane;
+						att_v		kv = *(const att_v *) (kt + (size_t) e * LM_KV_BLOCK);
 
-						a[j] = ATT_FMA((att_v) {0} + q[e], *(const att_v *) (kt + (size_t) e * LM_KV_BLOCK), a[j]);
+						_Pragma("GCC unroll 2")
+						for (int x = 0; x < nq; x++)
+							a[x][j] = ATT_FMA((att_v) {0} + q[x][e], kv, a[x][j]);
 					}
-				h[k] = (a[0] + a[2]) + (a[1] + a[3]);
+				_Pragma("GCC unroll 2")
+				for (int x = 0; x < nq; x++)
+					h[x][k] = (a[x][0] + a[x][2]) + (a[x][1] + a[x][3]);
 			}
-			t[l] = h[1] + h[0];
+			_Pragma("GCC unroll 2")
+			for (int x = 0; x < nq; x++)
+				t[x][l] = h[x][1] + h[x][0];
 		}
-		s = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
+		_Pragma("GCC unroll 2")
+		for (int x = 0; x < nq; x++)
+			s[x] = ((t[x][4] + t[x][0]) + (t[x][6] + t[x][2])) + ((t[x][5] + t[x][1]) + (t[x][7] + t[x][3]));
 	}
 	for (int e = np; e < hdk; e++)
-		s = ATT_FMA((att_v) {0} + q[e], *(const att_v *) (kt + (size_t) e * LM_KV_BLOCK), s);
-	return s;
+	{
+		att_v		kv = *(const att_v *) (kt + (size_t) e * LM_KV_BLOCK);
+
+		for (int x = 0; x < nq; x++)
+			s[x] = ATT_FMA((att_v) {0} + q[x][e], kv, s[x]);
+	}
 }
 
-/* Scores of every row against the key blocks it sees, and each row's maximum. */
+/* Whether row r sees any of the ATT_VW positions from p. */
+static inline bool
+att_sees(const lm_att_item *it, int r, int p)
+{
+	return r < it->n_rows && it->hi[r] >= p && it->lo[r] <= p + ATT_VW - 1;
+}
+
+/* Store row r's scores s (times scale) of the positions from p and fold the visible ones into vmax. */
+static inline void
+att_keep(lm_att_item *it, int r, int p, att_v s, att_v *vmax)
+{
+	float	   *sc = it->sc + (size_t) r * it->sc_stride + (size_t) (p - it->blo * LM_KV_BLOCK);
+	att_vi		gt;
+
+	s = s * it->scale;
+	*(att_v *) sc = s;
+	gt = s > *vmax;
+	if (it->lo[r] > p || it->hi[r] < p + ATT_VW - 1)
+		gt &= att_mask(p, it->lo[r], it->hi[r]);
+	*vmax = (att_v) (((att_vi) s & gt) | ((att_vi) * vmax & ~gt));
+}
+
+/* Scores of every row against the key blocks it sees (two rows per key load), and each row's maximum. */
 void
 ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 {
@@ -179,28 +217,30 @@ ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 		int			b0 = blk * LM_KV_BLOCK;
 
 		att_transpose(it->tb, src, it->hdk, kv->k_dim);
-		for (int r = 0; r < it->n_rows; r++)
-		{
-			float	   *sc = it->sc + (size_t) r * it->sc_stride + (size_t) (blk - it->blo) * LM_KV_BLOCK;
-
-			if (it->hi[r] < b0 || it->lo[r] > b0 + LM_KV_BLOCK - 1)
-				continue;
+		for (int r = 0; r < it->n_rows; r += 2)
 			for (int h = 0; h < ATT_NV; h++)
 			{
 				int			p = b0 + h * ATT_VW;
-				att_v		s;
-				att_vi		gt;
+				bool		s0 = att_sees(it, r, p),
+							s1 = att_sees(it, r + 1, p);
+				att_v		s[2];
 
-				if (it->hi[r] < p || it->lo[r] > p + ATT_VW - 1)
-					continue;
-				s = att_dot(it->q[r], it->tb + h * ATT_VW, it->hdk) * it->scale;
-				*(att_v *) (sc + h * ATT_VW) = s;
-				gt = s > vmax[r];
-				if (it->lo[r] > p || it->hi[r] < p + ATT_VW - 1)
-					gt &= att_mask(p, it->lo[r], it->hi[r]);
-				vmax[r] = (att_v) (((att_vi) s & gt) | ((att_vi) vmax[r] & ~gt));
+				if (s0 && s1)
+				{
+					const float *q[2] = {it->q[r], it->q[r + 1]};
+
+					att_dot(q, 2, it->tb + h * ATT_VW, it->hdk, s);
+					att_keep(it, r, p, s[0], &vmax[r]);
+					att_keep(it, r + 1, p, s[1], &vmax[r + 1]);
+				}
+				else if (s0 || s1)
+				{
+					int			rr = s0 ? r : r + 1;
+
+					att_dot(&it->q[rr], 1, it->tb + h * ATT_VW, it->hdk, s);
+					att_keep(it, rr, p, s[0], &vmax[rr]);
+				}
 			}
-		}
 	}
 	for (int r = 0; r < it->n_rows; r++)
 	{
@@ -214,18 +254,57 @@ ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 }
 
 /*
+ * Add row r's visible positions of blocks rb0..rb1 into its 16 lanes for
+ * the ATT_VW value columns from d0: the 16 lane accumulators stay in
+ * registers across the blocks (position b*16 + i always goes to lane i).
+ */
+static inline __attribute__((always_inline)) void
+att_wsum16(lm_att_item *it, int r, int rb0, int rb1, int d0)
+{
+	const lm_kv *kv = it->kv;
+	int			hdv = it->hdv,
+				lo = it->lo[r],
+				hi = it->hi[r];
+	const float *w = it->sc + (size_t) r * it->sc_stride;
+	float	   *acc = it->acc + (size_t) r * 16 * hdv + d0;
+	att_v		a[16];
+
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 16; i++)
+		a[i] = *(const att_v *) (acc + (size_t) i * hdv);
+	for (int b = rb0; b <= rb1; b++)
+	{
+		const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv + d0;
+		const float *wb = w + (size_t) (b - it->blo) * LM_KV_BLOCK;
+		int			b0 = b * LM_KV_BLOCK;
+		bool		full = lo <= b0 && hi >= b0 + LM_KV_BLOCK - 1;
+
+		_Pragma("GCC unroll 16")
+		for (int i = 0; i < 16; i++)
+			if (full || (b0 + i >= lo && b0 + i <= hi))
+				a[i] = ATT_FMA((att_v) {0} + wb[i], *(const att_v *) (vb + (size_t) i * kv->v_dim), a[i]);
+	}
+	_Pragma("GCC unroll 16")
+	for (int i = 0; i < 16; i++)
+		*(att_v *) (acc + (size_t) i * hdv) = a[i];
+}
+
+/*
  * Weighted sum of the value blocks into each row's lanes, ATT_VCHUNK blocks
  * at a time for all rows (so those value rows stay in cache).  Vectors run
- * along the value dimension here (lane-major acc, one fma per position and
+ * along the value dimension (lane-major acc, one fma per position and
  * column) rather than across positions: a lane whose sum is subnormal then
  * slows only its own instructions, as in the reference, instead of every
- * instruction of its block.
+ * instruction of its block.  With 16 lanes the lane accumulators of ATT_VW
+ * columns stay in registers (att_wsum16); otherwise, and for the columns
+ * left over, they are updated in memory.
  */
 void
 ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 {
 	const lm_kv *kv = it->kv;
-	int			hdv = it->hdv;
+	int			hdv = it->hdv,
+				d_reg = it->nl == 16 ? hdv - hdv % ATT_VW : 0;	/* columns done in registers */
 
 	for (int c0 = it->blo; c0 <= it->bhi; c0 += ATT_VCHUNK)
 		for (int r = 0; r < it->n_rows; r++)
@@ -235,6 +314,12 @@ ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 			int			rb0 = it->lo[r] / LM_KV_BLOCK > c0 ? it->lo[r] / LM_KV_BLOCK : c0,
 						rb1 = it->hi[r] / LM_KV_BLOCK < c0 + ATT_VCHUNK - 1 ? it->hi[r] / LM_KV_BLOCK : c0 + ATT_VCHUNK - 1;
 
+			if (rb0 > rb1)
+				continue;
+			for (int d0 = 0; d0 < d_reg; d0 += ATT_VW)
+				att_wsum16(it, r, rb0, rb1, d0);
+			if (d_reg == hdv)
+				continue;
 			for (int b = rb0; b <= rb1; b++)
 			{
 				const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
@@ -248,7 +333,7 @@ ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 					float		wi = w[(size_t) (b - it->blo) * LM_KV_BLOCK + i];
 					float	   *a = acc + (size_t) ((b0 + i) % it->nl) * hdv;
 					att_v		wv = (att_v) {0} + wi;
-					int			d = 0;
+					int			d = d_reg;
 
 					for (; d + ATT_VW <= hdv; d += ATT_VW)
 						*(att_v *) (a + d) = ATT_FMA(wv, *(const att_v *) (vp + d), *(const att_v *) (a + d));
