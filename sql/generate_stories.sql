@@ -59,7 +59,42 @@ SELECT generate(NULL) IS NULL AS null_in_null_out;
 SELECT length(generate(repeat('Tom saw a dog. ', 60), 10));
 SET lmgen.context_overflow = 'truncate';
 SELECT length(generate(repeat('Tom saw a dog. ', 60), 10)) > 0 AS truncated_prompt_works;
+-- truncate drops the middle of the text: generate() keeps a quarter of the room
+-- from its start and the rest from its end, summarize() and classify() three
+-- quarters from the start and the rest from the end, embed() only the start.
+-- Each part is longer than what is kept of it, so changing a part changes the
+-- output only if that part is seen.  classify_scores' probabilities react to
+-- every token seen; this tiny model's greedy text does not react to the far
+-- part (generate's start, summarize's end), so those are not compared.
+CREATE TEMP TABLE parts AS SELECT
+  repeat('Tom saw a dog. ', 30) AS x1, repeat('Sue had a hat. ', 30) AS x2,
+  repeat('The cat sat on the mat. ', 20) AS m1, repeat('Lily had a red ball. ', 20) AS m2,
+  repeat('Ben ate a big cake. ', 30) AS y1, repeat('Mom went to the shop. ', 30) AS y2;
+SELECT generate(x1 || m1 || y1, 10) = generate(x1 || m2 || y1, 10) AS generate_drops_middle,
+       generate(x1 || m1 || y1, 10) <> generate(x1 || m1 || y2, 10) AS generate_sees_end
+FROM parts;
+SELECT summarize(x1 || m1 || y1, 10) = summarize(x1 || m2 || y1, 10) AS summarize_drops_middle,
+       summarize(x1 || m1 || y1, 10) <> summarize(x2 || m1 || y1, 10) AS summarize_sees_start
+FROM parts;
+CREATE TEMP TABLE scores AS
+SELECT v, (SELECT array_agg(probability ORDER BY label)
+           FROM classify_scores(body, ARRAY['dog', 'cake', 'hat'])) AS p
+FROM parts, LATERAL (VALUES ('x1m1y1', x1 || m1 || y1), ('x1m2y1', x1 || m2 || y1),
+                            ('x1m1y2', x1 || m1 || y2), ('x2m1y1', x2 || m1 || y1)) t(v, body);
+SELECT (SELECT p FROM scores WHERE v = 'x1m1y1') = (SELECT p FROM scores WHERE v = 'x1m2y1') AS classify_drops_middle,
+       (SELECT p FROM scores WHERE v = 'x1m1y1') <> (SELECT p FROM scores WHERE v = 'x1m1y2') AS classify_sees_end,
+       (SELECT p FROM scores WHERE v = 'x1m1y1') <> (SELECT p FROM scores WHERE v = 'x2m1y1') AS classify_sees_start;
+SELECT embed(x1 || m1 || y1, 'stories') = embed(x1 || m2 || y2, 'stories') AS embed_keeps_only_start,
+       embed(x1 || m1 || y1, 'stories') <> embed(x2 || m1 || y1, 'stories') AS embed_sees_start
+FROM parts;
 RESET lmgen.context_overflow;
+-- the overflow error says what the reserved tokens are for (none for embed)
+\set VERBOSITY default
+SELECT summarize((SELECT x1 || m1 || y1 FROM parts), 10);
+SELECT classify((SELECT x1 || m1 || y1 FROM parts), ARRAY['dog', 'cake']);
+SELECT embed((SELECT x1 || m1 || y1 FROM parts), 'stories');
+\set VERBOSITY terse
+DROP TABLE parts, scores;
 SET lmgen.max_tokens = 5;
 SELECT generate('x', 6);
 RESET lmgen.max_tokens;

@@ -70,7 +70,10 @@ GucInit(void)
 
 	DefineCustomEnumVariable("lmgen.context_overflow",
 							 "What to do when a prompt does not fit the model's context.",
-							 "\"error\" refuses the call; \"truncate\" keeps the end of the prompt.",
+							 "\"error\" refuses the call; \"truncate\" cuts the middle out of the text: "
+							 "generate() fills a quarter of the room from its start and the rest from its end, "
+							 "summarize() and classify() three quarters from the start and the rest from the end, "
+							 "embed() keeps only the start.",
 							 &lmgen_context_overflow,
 							 LMGEN_OVERFLOW_ERROR,
 							 context_overflow_options,

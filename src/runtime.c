@@ -15,10 +15,13 @@
  *
  * Cancellation: between generated tokens we call CHECK_FOR_INTERRUPTS()
  * (the engine's threads are idle then).  Inside one forward pass the
- * context's abort check looks at InterruptPending between internal steps of
- * LMGEN_STEP_TOKENS tokens and makes the engine return early; the caller
- * then raises the pending interrupt.  No Postgres code runs on engine
- * threads, and no ERROR longjmps through engine frames.
+ * context's abort check looks at QueryCancelPending / ProcDiePending before
+ * every job the engine hands its threads (a few per layer; internal steps
+ * hold at most LMGEN_STEP_TOKENS tokens and fewer at long contexts, so no
+ * job runs long) and makes the engine return early; the caller then raises
+ * the pending interrupt.  The check runs on the calling thread only; no
+ * Postgres code runs on engine threads, and no ERROR longjmps through
+ * engine frames.
  */
 #include "postgres.h"
 
@@ -35,15 +38,15 @@
 #include "chat_tokenize.h"
 #include "sqlfuncs_common.h"
 
-/* Tokens per internal forward step: bounds the time to notice a cancel. */
+/* Tokens per internal forward step at most (the engine takes fewer at long contexts). */
 #define LMGEN_STEP_TOKENS 32
 
 /* KV cache bytes a backend keeps between calls (blocks for a short prompt). */
 #define LMGEN_KV_KEEP ((size_t) 4 << 20)
 
 /*
- * Abort check run by the engine between internal steps (calling thread
- * only): stop for a cancel, a timeout or termination, the interrupts that
+ * Abort check run by the engine before each of its pool jobs (calling
+ * thread only): stop for a cancel, a timeout or termination, the interrupts that
  * end the query; others (catch-up, barrier, ...) are served at the next
  * CHECK_FOR_INTERRUPTS() between tokens.
  */
@@ -216,9 +219,30 @@ BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size
 	return p;
 }
 
+/* Append the text of n token ids to buf. */
+static void
+AppendDetokenized(LmgenModel *m, StringInfo buf, const int32 *ids, int n)
+{
+	lm_detok	d;
+	char		piece[512];
+	int			got;
+
+	lm_detok_init(&d, m->tok);
+	for (int i = 0; i < n; i++)
+	{
+		got = lm_detok_push(&d, ids[i], piece, sizeof(piece));
+		if (got > 0)
+			appendBinaryStringInfo(buf, piece, got);
+	}
+	got = lm_detok_finish(&d, piece, sizeof(piece));
+	if (got > 0)
+		appendBinaryStringInfo(buf, piece, got);
+}
+
 /* Make a prompt fit the context with room for reserve tokens. */
 LmgenPrompt
-FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text, size_t len, int reserve)
+FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text, size_t len, int reserve,
+		  const char *reserve_for, const char *shrink, int head_quarters)
 {
 	int			n_ctx = m->model->cfg.n_ctx_train;
 	int			budget = n_ctx - reserve;
@@ -233,31 +257,33 @@ FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text, size_
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("prompt of %d tokens does not fit the context of model \"%s\"", p.n, m->name),
-				 errdetail("The model's context holds %d tokens and %d are kept for the answer.", n_ctx, reserve),
-				 errhint(budget > 0 ? "Shorten the text, ask for fewer tokens, or SET lmgen.context_overflow = 'truncate' to cut the text."
-						 : "Ask for fewer tokens.")));
+				 reserve > 0 ?
+				 errdetail("The model's context holds %d tokens and %d are kept for %s.", n_ctx, reserve, reserve_for) :
+				 errdetail("The model's context holds %d tokens.", n_ctx),
+				 budget <= 0 ? errhint("Nothing is left for the text: %s.", shrink) :
+				 reserve > 0 ? errhint("Shorten the text, %s, or SET lmgen.context_overflow = 'truncate' to cut the text.", shrink) :
+				 errhint("Shorten the text, or SET lmgen.context_overflow = 'truncate' to cut the text.")));
 
-	/* truncate: keep the beginning of the text, shrinking until it fits */
+	/*
+	 * truncate: keep head_quarters/4 of the room from the text's start and
+	 * the rest from its end (the middle goes), shrinking until it fits
+	 */
 	text_ids = TokenizeText(m, text, len, false, false, &n_text);
 	keep = n_text - (p.n - budget);
 	while (keep > 0)
 	{
-		lm_detok	d;
+		int			head = (int) ((int64) keep * head_quarters / 4),
+					tail = keep - head;
 		StringInfoData buf;
-		char		piece[512];
-		int			got;
 
 		initStringInfo(&buf);
-		lm_detok_init(&d, m->tok);
-		for (int i = 0; i < keep; i++)
+		AppendDetokenized(m, &buf, text_ids, head);
+		if (tail > 0)
 		{
-			got = lm_detok_push(&d, text_ids[i], piece, sizeof(piece));
-			if (got > 0)
-				appendBinaryStringInfo(&buf, piece, got);
+			if (head > 0)
+				appendStringInfoChar(&buf, '\n');
+			AppendDetokenized(m, &buf, text_ids + n_text - tail, tail);
 		}
-		got = lm_detok_finish(&d, piece, sizeof(piece));
-		if (got > 0)
-			appendBinaryStringInfo(&buf, piece, got);
 		pfree(p.ids);
 		p = build(m, arg, buf.data, buf.len);
 		if (p.n <= budget)
@@ -267,7 +293,7 @@ FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text, size_
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("the prompt of model \"%s\" does not fit its context even without the text", m->name),
-			 errhint("Ask for fewer tokens.")));
+			 reserve > 0 ? errhint("Nothing is left for the text: %s.", shrink) : 0));
 	pg_unreachable();
 }
 

@@ -47,13 +47,18 @@ extern LmgenPrompt BuildInstructionPrompt(LmgenModel *m, const char *system, con
 										  size_t user_len, bool use_template);
 
 /*
- * Make a prompt fit the context with room for reserve tokens, following
- * lmgen.context_overflow: ERROR with the counts, or cut the user text
- * (keeping its beginning) and build the prompt again with build().
+ * Make a prompt fit the context with room for reserve tokens (the error
+ * says they are for reserve_for and hints to shrink them as `shrink`, both
+ * unused when reserve is 0), following
+ * lmgen.context_overflow: ERROR with the counts, or cut the user text and
+ * build the prompt again with build().  The cut keeps head_quarters / 4 of
+ * the room from the start of the text and the rest from its end, dropping
+ * the middle (4: only the start).
  */
 typedef LmgenPrompt (*PromptBuilder) (LmgenModel *m, void *arg, const char *text, size_t len);
 extern LmgenPrompt FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, const char *text,
-							 size_t len, int reserve);
+							 size_t len, int reserve, const char *reserve_for, const char *shrink,
+							 int head_quarters);
 
 /* ERROR unless max_tokens lies in 1..lmgen.max_tokens. */
 extern void CheckMaxTokens(int max_tokens);

@@ -587,7 +587,7 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 		size_t		len;
 		char	   *s = TextToUtf8(bodies[t], &len);
 
-		prompt[t] = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids);
+		prompt[t] = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids, "the longest label", "use shorter labels", 3);
 		max_prompt = Max(max_prompt, prompt[t].n);
 		n_blocks += (prompt[t].n + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
 		score[t] = palloc0(sizeof(double) * L->n);

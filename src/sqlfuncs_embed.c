@@ -75,7 +75,7 @@ lmgen_embed(PG_FUNCTION_ARGS)
 	m = ModelFromArg(fcinfo, 1);
 	E = m->model->cfg.n_embd;
 	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	in = FitPrompt(m, EmbedInput, NULL, s, len, 0);
+	in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
 	if (in.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

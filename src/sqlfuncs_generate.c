@@ -144,7 +144,7 @@ lmgen_generate(PG_FUNCTION_ARGS)
 	m = ModelFromArg(fcinfo, 7);
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
 	use_chat = m->chat != LM_CHAT_UNKNOWN;
-	prompt = FitPrompt(m, GeneratePrompt, &use_chat, body, len, p.max_tokens);
+	prompt = FitPrompt(m, GeneratePrompt, &use_chat, body, len, p.max_tokens, "the answer", "ask for fewer tokens", 1);
 	out = RunGeneration(m, &prompt, &p, &len);
 	PG_RETURN_TEXT_P(Utf8ToText(out, len));
 }
@@ -171,7 +171,7 @@ lmgen_summarize(PG_FUNCTION_ARGS)
 	p.stop = summary_stop;
 	p.n_stop = 1;
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	prompt = FitPrompt(m, SummarizePrompt, NULL, body, len, p.max_tokens);
+	prompt = FitPrompt(m, SummarizePrompt, NULL, body, len, p.max_tokens, "the summary", "ask for fewer tokens", 3);
 	out = RunGeneration(m, &prompt, &p, &len);
 	/* trim the whitespace models like to put around an answer */
 	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\n'))

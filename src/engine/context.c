@@ -15,6 +15,9 @@
 #define CTX_MAX_BATCH 65536
 #define CTX_MAX_SEQ 4096
 
+/* Cached positions the attention of one step may read (32 tokens at 4096 positions). */
+#define CTX_STEP_POSITIONS (32 * 4096)
+
 /* Default parameters. */
 lm_context_params
 lm_context_default_params(void)
@@ -388,16 +391,22 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 		ctx->out_idx[i] = b->logits[i] ? row++ : -1;
 	ctx->n_out = n_out;
 
-	for (int i0 = 0; i0 < b->n_tokens; i0 += ctx->n_batch)
+	/*
+	 * Steps of at most n_batch tokens whose attention reads at most
+	 * CTX_STEP_POSITIONS cached positions in all (at least one token), so a
+	 * step's jobs stay short at long contexts; the abort check runs before
+	 * every job (lm_ctx_run) and the cache keeps only finished steps.
+	 */
+	ctx->aborted = false;
+	for (int i0 = 0, n; i0 < b->n_tokens; i0 += n)
 	{
-		lm_step		st = {b, i0, b->n_tokens - i0 < ctx->n_batch ? b->n_tokens - i0 : ctx->n_batch};
+		int64_t		cost = (int64_t) b->pos[i0] + 1;
+		lm_step		st;
 
-		if (i0 > 0 && ctx->abort_fn && ctx->abort_fn(ctx->abort_arg))
-		{
-			snprintf(err, errlen, "forward pass stopped by request");
-			ctx->n_out = 0;
-			return -2;
-		}
+		for (n = 1; i0 + n < b->n_tokens && n < ctx->n_batch &&
+			 cost + b->pos[i0 + n] + 1 <= CTX_STEP_POSITIONS; n++)
+			cost += (int64_t) b->pos[i0 + n] + 1;
+		st = (lm_step) {b, i0, n};
 		switch (ctx->model->cfg.arch_id)
 		{
 			case LM_ARCH_GEMMA3:
@@ -406,6 +415,12 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 			case LM_ARCH_LLAMA:
 				lm_llama_forward_step(ctx, &st);	/* model_llama.c */
 				break;
+		}
+		if (ctx->aborted)
+		{
+			snprintf(err, errlen, "forward pass stopped by request");
+			ctx->n_out = 0;
+			return -2;
 		}
 		for (int i = i0; i < i0 + st.n; i++)
 			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
@@ -617,9 +632,13 @@ lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight 
 	lm_ctx_run(ctx, mm_worker, &j);
 }
 
-/* Run a job of ctx->n_tasks tasks on the pool. */
+/* Run a job of ctx->n_tasks tasks on the pool, unless the abort check says stop. */
 void
 lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg)
 {
+	if (!ctx->aborted && ctx->abort_fn && ctx->abort_fn(ctx->abort_arg))
+		ctx->aborted = true;
+	if (ctx->aborted)
+		return;
 	lm_pool_run_n(ctx->pool, fn, arg, ctx->n_tasks);
 }

@@ -77,7 +77,11 @@ extern int	lm_context_n_ctx(const lm_context *ctx);
 extern int	lm_context_n_seq_max(const lm_context *ctx);
 extern int	lm_context_n_threads(const lm_context *ctx);
 
-/* Install (or clear with NULL) an abort check run between internal steps. */
+/*
+ * Install (or clear with NULL) an abort check: lm_model_forward runs it on
+ * the calling thread before each of its pool jobs (a few per layer) and
+ * stops when it returns true.
+ */
 extern void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg);
 
 /* Cap the bytes of KV cache blocks the context may hold (0 = no limit). */

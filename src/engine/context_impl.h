@@ -21,8 +21,9 @@ struct lm_context
 	int			n_threads;		/* pool size */
 	int			n_tasks;		/* tasks of every pool job (lm_ctx_run) */
 	bool		hidden_only;	/* outputs are hidden states only (no classifier) */
-	lm_abort_fn abort_fn;		/* checked between steps, may be NULL */
+	lm_abort_fn abort_fn;		/* checked before every pool job, may be NULL */
 	void	   *abort_arg;		/* its argument */
+	bool		aborted;		/* abort_fn said stop: the step's remaining jobs are skipped */
 
 	/* scratch of one step (row-major, one row per token) */
 	float	   *x;				/* (n_batch, n_embd) residual stream */
@@ -71,11 +72,13 @@ extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
 
 /*
  * Run fn(arg, i, ctx->n_tasks) for i in 0..n_tasks-1 on the context's pool
- * and wait.  Every job of a context has the same task count (1 on one
- * thread, else 4 per thread), so a job's split of work, and with it every
- * result, depends only on the thread count.  (Jobs with differing counts
- * would be safe too: threads.c's generation-checked claims keep a late
- * worker from running a task of another job.)
+ * and wait; first run the abort check (the calling thread is the only one
+ * that ever calls it), and once it has said stop do nothing until the
+ * forward pass returns.  Every job of a context has the same task count (1
+ * on one thread, else 4 per thread), so a job's split of work, and with it
+ * every result, depends only on the thread count.  (Jobs with differing
+ * counts would be safe too: threads.c's generation-checked claims keep a
+ * late worker from running a task of another job.)
  */
 extern void lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg);
 

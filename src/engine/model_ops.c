@@ -1,5 +1,6 @@
 /*
- * model_ops.c — RMSNorm, RoPE, attention, the output tail (final norm,
+ * model_ops.c — RMSNorm, RoPE, attention's softmax and value order (the
+ * loops themselves are in attention.c), the output tail (final norm,
  * classifier, soft-cap) and per-token row jobs shared by the forward passes.
  *
  *   RMSNorm    sum of squares in double, scale = 1/sqrtf(mean + eps) in
@@ -18,16 +19,16 @@
  *              times (float)(1/sum); output[d] = the F32 dot of the
  *              weights with V's column d (V cached transposed in ggml) as
  *              lanes over positions aligned to 0, an fma chain per lane,
- *              then a tree (lm_op_wsum_lanes).  llama.cpp's lane count
+ *              then a tree.  llama.cpp's lane count
  *              depends on its batch: 64 (ggml_vec_dot_f32) for one token,
  *              16 (tinyBLAS sgemm) for several.  By default lmgen does the
  *              same: tokens whose sequence has several tokens in the
  *              forward call use 16 lanes (exact agreement on long prompts;
- *              see attn_value_lanes); lm_op_set_prefill_order(false) gives
+ *              see lm_op_value_lanes); lm_op_set_prefill_order(false) gives
  *              every token 64, so results never depend on batching.
- *              Exponentials and value sums run in AVX2/AVX-512 vectors
- *              (model_ops_simd.h), same floats as the scalar code;
- *              (token, head) pairs are split across the pool by cost.
+ *              Exponentials run in AVX2/AVX-512 vectors (model_ops_simd.h),
+ *              scores and value sums in attention.c's blocked loops, same
+ *              floats as the scalar code.
  *   output     rows that want outputs compacted, final RMSNorm into
  *              ctx->hidden, classifier into ctx->logits unless the forward
  *              pass is hidden-only, then tanh(l / cap) * cap if cap > 0.
@@ -106,66 +107,9 @@ lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope_type type, 
 	}
 }
 
-/* Shared state of one layer's attention job. */
-typedef struct attn_job
-{
-	lm_context *ctx;			/* context */
-	const lm_step *st;			/* step */
-	int			layer;			/* layer index */
-	float		scale;			/* multiplies every score */
-	int			n_swa;			/* sliding window (0 = none) */
-	size_t		scores_stride;	/* floats of scratch per task */
-} attn_job;
-
-/* First position a token at pos sees. */
-static inline int
-attn_first(int pos, int n_swa)
-{
-	return (n_swa > 0 && pos - n_swa + 1 > 0) ? pos - n_swa + 1 : 0;
-}
-
-/*
- * Index of the first (token, head) item at or after a share of the step's
- * work: items are t * n_head + h, each costing its visible positions plus a
- * fixed overhead, and share ith of nth starts where the cumulative cost
- * reaches ith/nth of the total.  Late prompt tokens see more positions, so
- * equal item counts per thread would leave the first threads idle.
- */
-static int64_t
-attn_split(const attn_job *j, int ith, int nth)
-{
-	const lm_batch *b = j->st->batch;
-	int			H = j->ctx->model->cfg.n_head;
-	int64_t		total = 0,
-				target,
-				cum = 0;
-
-	if (ith <= 0)
-		return 0;
-	if (ith >= nth)
-		return (int64_t) j->st->n * H;
-	for (int t = 0; t < j->st->n; t++)
-	{
-		int			pos = b->pos[j->st->i0 + t];
-
-		total += (int64_t) (pos - attn_first(pos, j->n_swa) + 1 + 16) * H;
-	}
-	target = total * ith / nth;
-	for (int t = 0; t < j->st->n; t++)
-	{
-		int			pos = b->pos[j->st->i0 + t];
-		int64_t		cost = pos - attn_first(pos, j->n_swa) + 1 + 16;
-
-		if (cum + cost * H > target)
-			return (int64_t) t * H + (target - cum + cost - 1) / cost;
-		cum += cost * H;
-	}
-	return (int64_t) j->st->n * H;
-}
-
 /* x[i] *= a, vectorised where the CPU allows (same floats on every path). */
-static void
-attn_scale(float *x, float a, int n)
+void
+lm_op_scale(float *x, float a, int n)
 {
 	lm_isa		isa = lm_kernels_isa();
 
@@ -215,8 +159,8 @@ lm_op_expf(float x)
 }
 
 /* x[i] = lm_op_expf(x[i] - max), vectorised where the CPU allows. */
-static void
-attn_exp_sub(float *x, float max, int n)
+void
+lm_op_exp_sub(float *x, float max, int n)
 {
 	lm_isa		isa = lm_kernels_isa();
 
@@ -268,51 +212,6 @@ lm_op_softmax_sum(const float *e, int p0, int n)
 	return sum;
 }
 
-/*
- * acc += the n value rows stride floats apart (position p0 + i, weight w[i]),
- * each into lane (p0 + i) % nl of acc (64 lanes of hdv floats): one fma per
- * element, in position order (see model_ops_simd.h; same floats on every path).
- */
-void
-lm_op_wsum_add(float *acc, const float *w, const float *v, size_t stride, int p0, int n,
-			   int hdv, int nl)
-{
-	lm_isa		isa = lm_kernels_isa();
-
-	if (isa == LM_ISA_AVX512)
-		lm_op_wsum_add_avx512(acc, w, v, stride, p0, n, hdv, nl);
-	else if (isa == LM_ISA_AVX2)
-		lm_op_wsum_add_avx2(acc, w, v, stride, p0, n, hdv, nl);
-	else
-		for (int i = 0; i < n; i++)
-		{
-			float	   *a = acc + (size_t) ((p0 + i) % nl) * hdv;
-			const float *vi = v + (size_t) i * stride;
-
-			for (int d = 0; d < hdv; d++)
-				a[d] = fmaf(w[i], vi[d], a[d]);
-		}
-}
-
-/* out[d] = the nl lanes of acc combined (64 -> 16 as ((0 + 2) + (1 + 3)), then a 16-lane tree). */
-void
-lm_op_wsum_reduce(float *out, const float *acc, int hdv, int nl)
-{
-	for (int d = 0; d < hdv; d++)
-	{
-		float		a[16];
-
-		for (int l = 0; l < 16; l++)
-		{
-			const float *c = acc + (size_t) l * hdv + d;
-
-			a[l] = nl == 64 ? (c[0] + c[(size_t) 32 * hdv]) + (c[(size_t) 16 * hdv] + c[(size_t) 48 * hdv])
-				: c[0];
-		}
-		out[d] = lanes_reduce16(a);
-	}
-}
-
 /* Process-wide: prefill tokens use ggml's 16-lane (tinyBLAS) value order (on by default). */
 static bool prefill_order_16 = true;
 
@@ -330,8 +229,8 @@ lm_op_set_prefill_order(bool llama_prefill)
  * bi's sequence has another token in this forward call.  Other sequences in
  * the batch, the internal steps and the thread count never matter.
  */
-static int
-attn_value_lanes(const lm_batch *b, int bi)
+int
+lm_op_value_lanes(const lm_batch *b, int bi)
 {
 	int			seq = b->seq_id[bi];
 
@@ -344,90 +243,6 @@ attn_value_lanes(const lm_batch *b, int bi)
 		if (i != bi && b->seq_id[i] == seq)
 			return 16;
 	return 64;
-}
-
-/* Floats of one task's attention scratch: the scores of one row, then 64 value lanes. */
-size_t
-lm_op_attention_scratch(const lm_model_config *c, int n_ctx)
-{
-	return (((size_t) n_ctx + 63) & ~(size_t) 63) + (size_t) 64 * c->head_dim_v;
-}
-
-/* Attention for this task's share of (token, head) pairs. */
-static void
-attn_worker(void *arg, int ith, int nth)
-{
-	attn_job   *j = arg;
-	lm_context *ctx = j->ctx;
-	const lm_model_config *c = &ctx->model->cfg;
-	const lm_kv *kv = ctx->kv;
-	int			H = c->n_head,
-				hdk = c->head_dim_k,
-				hdv = c->head_dim_v,
-				group = c->n_head / c->n_head_kv;
-	int64_t		w0 = attn_split(j, ith, nth),
-				w1 = attn_split(j, ith + 1, nth);
-	float	   *sc = ctx->scores + j->scores_stride * ith,
-			   *acc = sc + (((size_t) ctx->n_ctx + 63) & ~(size_t) 63);
-
-	for (int64_t w = w0; w < w1; w++)
-	{
-		int			t = (int) (w / H),
-					h = (int) (w % H),
-					g = h / group,
-					bi = j->st->i0 + t,
-					seq = j->st->batch->seq_id[bi],
-					pos = j->st->batch->pos[bi],
-					p0 = attn_first(pos, j->n_swa),
-					np = pos - p0 + 1;
-		const float *qh = ctx->q + (size_t) t * H * hdk + (size_t) h * hdk;
-		float	   *out = ctx->att + (size_t) t * H * hdv + (size_t) h * hdv;
-		float		max = -INFINITY;
-		int			nl = attn_value_lanes(j->st->batch, bi);
-
-		/* scores over the visible positions p0..pos (sc[i] is position p0 + i), block by block */
-		for (int blk = p0 / LM_KV_BLOCK; blk <= pos / LM_KV_BLOCK; blk++)
-		{
-			const float *kb = lm_kv_k_block(kv, seq, j->layer, blk) + (size_t) g * hdk;
-			int			b0 = blk * LM_KV_BLOCK,
-						i0 = b0 < p0 ? p0 - b0 : 0,
-						i1 = b0 + LM_KV_BLOCK - 1 > pos ? pos - b0 + 1 : LM_KV_BLOCK;
-
-			for (int i = i0; i < i1; i++)
-			{
-				float		s = lm_dot_f32(qh, kb + (size_t) i * kv->k_dim, hdk) * j->scale;
-
-				sc[b0 + i - p0] = s;
-				if (s > max)
-					max = s;
-			}
-		}
-		/* softmax */
-		attn_exp_sub(sc, max, np);
-		attn_scale(sc, (float) (1.0 / lm_op_softmax_sum(sc, p0, np)), np);
-		/* weighted sum of the values, lanes carried from block to block */
-		memset(acc, 0, sizeof(float) * 64 * hdv);
-		for (int blk = p0 / LM_KV_BLOCK; blk <= pos / LM_KV_BLOCK; blk++)
-		{
-			const float *vb = lm_kv_v_block(kv, seq, j->layer, blk) + (size_t) g * hdv;
-			int			b0 = blk * LM_KV_BLOCK,
-						i0 = b0 < p0 ? p0 - b0 : 0,
-						i1 = b0 + LM_KV_BLOCK - 1 > pos ? pos - b0 + 1 : LM_KV_BLOCK;
-
-			lm_op_wsum_add(acc, sc + (b0 + i0 - p0), vb + (size_t) i0 * kv->v_dim, kv->v_dim,
-						   b0 + i0, i1 - i0, hdv, nl);
-		}
-		lm_op_wsum_reduce(out, acc, hdv, nl);
-	}
-}
-
-/* Attention of one layer for the whole step. */
-void
-lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa)
-{
-	attn_job	j = {ctx, st, layer, scale, n_swa, lm_op_attention_scratch(&ctx->model->cfg, ctx->n_ctx)};
-
-	lm_ctx_run(ctx, attn_worker, &j);
 }
 
 /* A row job split into tasks of consecutive tokens. */

@@ -34,11 +34,11 @@ extern void lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope
 							 const float *cs);
 
 /*
- * Attention of one layer for every (token, head) of the step: reads ctx->q and
- * the cache (keys/values of this step already stored), writes ctx->att.
- * Scores are dot(q, k) * scale; a token at position p sees positions
- * max(0, p - n_swa + 1) .. p (n_swa = 0: all of 0 .. p).  Runs on ctx->pool,
- * (token, head) pairs split by their number of visible positions.
+ * Attention of one layer for every (token, head) of the step (attention.c):
+ * reads ctx->q and the cache (keys/values of this step already stored),
+ * writes ctx->att.  Scores are dot(q, k) * scale; a token at position p
+ * sees positions max(0, p - n_swa + 1) .. p (n_swa = 0: all of 0 .. p).
+ * Runs on ctx->pool, blocked by KV head and token tile, split by cost.
  */
 extern void lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa);
 
@@ -57,20 +57,18 @@ extern float lm_op_expf(float x);
  */
 extern double lm_op_softmax_sum(const float *e, int p0, int n);
 
+/* x[i] = lm_op_expf(x[i] - max) for i < n (vectorised where the CPU allows; same floats). */
+extern void lm_op_exp_sub(float *x, float max, int n);
+
+/* x[i] *= a for i < n (vectorised where the CPU allows; same floats). */
+extern void lm_op_scale(float *x, float a, int n);
+
 /*
- * The weighted sum of values out[d] = sum_i w[i] * v_i[d] over positions,
- * accumulated as ggml's F32 dot over a transposed V row: lane p % nl of acc
- * (64 lanes of hdv floats, zeroed first) holds the fma chain of the
- * positions p it gets, in position order; lm_op_wsum_add adds a run of n
- * rows stride floats apart (positions p0 .. p0+n-1), so runs from different
- * KV blocks add up to the same floats as one run; lm_op_wsum_reduce then
- * combines the lanes (nl = 64: four 16-lane groups as ((0+2)+(1+3)), then
- * 16 lanes as a tree; nl = 16: the tree only).  Same floats on every
- * instruction set.
+ * Value lanes of batch token bi: 16 (llama.cpp's batch order) when the
+ * prefill order is on and bi's sequence has another token in the batch,
+ * else 64 (see lm_op_set_prefill_order).
  */
-extern void lm_op_wsum_add(float *acc, const float *w, const float *v, size_t stride,
-						   int p0, int n, int hdv, int nl);
-extern void lm_op_wsum_reduce(float *out, const float *acc, int hdv, int nl);
+extern int	lm_op_value_lanes(const lm_batch *b, int bi);
 
 /* Floats of attention scratch each of a context's tasks needs (ctx->scores holds n_tasks of them). */
 extern size_t lm_op_attention_scratch(const lm_model_config *c, int n_ctx);

@@ -1,5 +1,5 @@
 /*
- * model_ops_simd.h — the vector bodies of model_ops.c's attention helpers,
+ * model_ops_simd.h — the vector bodies of model_ops.c's softmax helpers,
  * compiled once per instruction set by model_ops_avx2.c (8 lanes) and
  * model_ops_avx512.c (16 lanes), which define OPS_VW, OPS_SUFFIX and
  * OPS_FMA (a fused multiply-add on ops_vf) before including it.  Every
@@ -11,15 +11,6 @@
 #define LM_MODEL_OPS_SIMD_H
 
 #include <stddef.h>
-
-/*
- * acc[lane][d] = fma(w[i], v[i*stride + d], acc[lane][d]) for i < n in
- * order, lane = (p0 + i) % nl, acc holding 64 lanes of hdv floats.
- */
-extern void lm_op_wsum_add_avx2(float *acc, const float *w, const float *v, size_t stride,
-								int p0, int n, int hdv, int nl);
-extern void lm_op_wsum_add_avx512(float *acc, const float *w, const float *v, size_t stride,
-								  int p0, int n, int hdv, int nl);
 
 /* x[i] = lm_op_expf(x[i] - max) for i < n. */
 extern void lm_op_exp_sub_avx2(float *x, float max, int n);
@@ -97,25 +88,6 @@ OPS_CAT(lm_op_exp_sub_, OPS_SUFFIX) (float *x, float max, int n)
 		t = ops_exp(*(const ops_vf *) buf - vm);
 		memcpy(buf, &t, sizeof t);
 		memcpy(x + i, buf, sizeof(float) * (n - i));
-	}
-}
-
-/* Add n weighted value rows into their lanes of acc, one fma per element. */
-void
-OPS_CAT(lm_op_wsum_add_, OPS_SUFFIX) (float *acc, const float *w, const float *v, size_t stride,
-									  int p0, int n, int hdv, int nl)
-{
-	for (int i = 0; i < n; i++)
-	{
-		const float *vp = v + (size_t) i * stride;
-		float	   *a = acc + (size_t) ((p0 + i) % nl) * hdv;
-		ops_vf		wv = (ops_vf) {0} + w[i];
-		int			d = 0;
-
-		for (; d + OPS_VW <= hdv; d += OPS_VW)
-			*(ops_vf *) (a + d) = OPS_FMA(wv, *(const ops_vf *) (vp + d), *(const ops_vf *) (a + d));
-		for (; d < hdv; d++)
-			a[d] = __builtin_fmaf(w[i], vp[d], a[d]);
 	}
 }
 

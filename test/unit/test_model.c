@@ -630,8 +630,7 @@ check_attention_ops(void)
 	float		x[48],
 				e[48];
 	int			bad = 0;
-	lm_isa		best = lm_kernels_best_isa(),
-				prev = lm_kernels_isa();
+	lm_isa		best = lm_kernels_best_isa();
 	uint64_t	st = 42;
 
 	attn_ops_input(x);
@@ -683,78 +682,252 @@ check_attention_ops(void)
 		CHECK(nbad == 0, "%s exponential equals the scalar lm_op_expf on 740000 inputs (%d blocks differ)",
 			  lm_isa_name((lm_isa) isa), nbad);
 	}
+}
 
-	/* every ISA: lm_op_wsum_add + lm_op_wsum_reduce equal the reference lane sum, whole or in 16-position blocks */
+/* lm_dot_f32's order: 4 x 16 fma lanes over 64-float blocks, ((0+2)+(1+3)), the 16-lane tree, fmaf tail. */
+static float
+ref_dot(const float *x, const float *y, int n)
+{
+	float		acc[4][16] = {{0}},
+				a[16],
+				t[8],
+				s;
+	int			np = n & ~63;
+
+	for (int i = 0; i < np; i += 64)
+		for (int j = 0; j < 4; j++)
+			for (int l = 0; l < 16; l++)
+				acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
+	for (int l = 0; l < 16; l++)
+		a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+	for (int l = 0; l < 8; l++)
+		t[l] = a[8 + l] + a[l];
+	s = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
+	for (int i = np; i < n; i++)
+		s = fmaf(x[i], y[i], s);
+	return s;
+}
+
+/*
+ * Attention of one (token, head), one position at a time: the reference
+ * that attention.c's blocked, vectorised and threaded loops must equal bit
+ * for bit.
+ */
+static void
+ref_attention(lm_context *ctx, const lm_batch *b, int t, int h, float scale, int n_swa, float *out)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	lm_kv	   *kv = ctx->kv;
+	int			hdk = c->head_dim_k,
+				hdv = c->head_dim_v,
+				g = h / (c->n_head / c->n_head_kv),
+				pos = b->pos[t],
+				seq = b->seq_id[t],
+				p0 = n_swa > 0 && pos - n_swa + 1 > 0 ? pos - n_swa + 1 : 0,
+				n = pos - p0 + 1,
+				nl = lm_op_value_lanes(b, t);
+	const float *q = ctx->q + ((size_t) t * c->n_head + h) * hdk;
+	float	   *e = malloc(sizeof(float) * n),
+			   *v = malloc(sizeof(float) * n * hdv),
+				max = -INFINITY,
+				inv;
+
+	for (int i = 0; i < n; i++)
 	{
-		static const int ns[] = {1, 15, 16, 17, 63, 64, 65, 300};
-		static const int p0s[] = {0, 5, 16, 100};
-		static const int hdvs[] = {64, 40};
-		size_t		stride = 72;
-		float	   *w = malloc(sizeof(float) * 300),
-				   *v = malloc(sizeof(float) * 300 * stride),
-				   *acc = malloc(sizeof(float) * 64 * 64),
-					out[64];
-
-		for (int i = 0; i < 300; i++)
-			w[i] = lcg_float(&st, 0.0f, 0.1f);
-		for (size_t i = 0; i < 300 * stride; i++)
-			v[i] = lcg_float(&st, -2.0f, 2.0f);
-		for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
-		{
-			int			nbad = 0,
-						ncase = 0;
-
-			lm_kernels_force_isa((lm_isa) isa);
-			for (int a = 0; a < 8; a++)
-				for (int b = 0; b < 4; b++)
-					for (int h = 0; h < 2; h++)
-						for (int nl = 16; nl <= 64; nl *= 4)
-							for (int split = 0; split < 2; split++)
-							{
-								int			p0 = p0s[b],
-											n = ns[a],
-											hdv = hdvs[h];
-
-								memset(acc, 0, sizeof(float) * 64 * hdv);
-								if (!split)
-									lm_op_wsum_add(acc, w, v, stride, p0, n, hdv, nl);
-								else
-									/* runs cut at 16-position block edges, as attention reads the KV blocks */
-									for (int i = 0; i < n;)
-									{
-										int			e = ((p0 + i) / 16 + 1) * 16 - p0;
-
-										if (e > n)
-											e = n;
-										lm_op_wsum_add(acc, w + i, v + (size_t) i * stride, stride, p0 + i, e - i, hdv, nl);
-										i = e;
-									}
-								lm_op_wsum_reduce(out, acc, hdv, nl);
-								for (int d = 0; d < hdv; d++)
-								{
-									float		r = ref_lanes(w, v, stride, p0, n, d, nl);
-
-									nbad += memcmp(&r, &out[d], sizeof r) != 0;
-								}
-								ncase++;
-							}
-			CHECK(nbad == 0, "%s: value lane sums (16 and 64 lanes, %d shapes/alignments, whole and per 16-block) equal the reference fma-lane order (%d differ)",
-				  lm_isa_name((lm_isa) isa), ncase, nbad);
-		}
-		lm_kernels_force_isa(prev);
-		/* 16 and 64 lanes agree when the positions fit one 16-block; differ in general */
-		memset(acc, 0, sizeof(float) * 64 * 64);
-		lm_op_wsum_add(acc, w, v, stride, 16, 16, 64, 16);
-		lm_op_wsum_reduce(out, acc, 64, 16);
-		memcpy(e, out, sizeof(float) * 48);
-		memset(acc, 0, sizeof(float) * 64 * 64);
-		lm_op_wsum_add(acc, w, v, stride, 16, 16, 64, 64);
-		lm_op_wsum_reduce(out, acc, 64, 64);
-		CHECK(memcmp(e, out, sizeof(float) * 48) == 0, "16- and 64-lane value sums agree on positions 16..31 (one lane each)");
-		free(w);
-		free(v);
-		free(acc);
+		e[i] = ref_dot(q, lm_kv_k(kv, seq, 0, p0 + i) + (size_t) g * hdk, hdk) * scale;
+		if (e[i] > max)
+			max = e[i];
+		memcpy(v + (size_t) i * hdv, lm_kv_v(kv, seq, 0, p0 + i) + (size_t) g * hdv, sizeof(float) * hdv);
 	}
+	for (int i = 0; i < n; i++)
+		e[i] = lm_op_expf(e[i] - max);
+	inv = (float) (1.0 / lm_op_softmax_sum(e, p0, n));
+	for (int i = 0; i < n; i++)
+		e[i] = e[i] * inv;
+	for (int d = 0; d < hdv; d++)
+		out[d] = ref_lanes(e, v + d, hdv, p0, n, 0, nl);
+	free(e);
+	free(v);
+}
+
+/*
+ * lm_op_attention (blocked over KV blocks, vectorised across positions,
+ * threaded over items) equals the one-position-at-a-time reference bit for
+ * bit: head shapes of SmolLM2 (9/3 x 64), Gemma 3 (4/1 x 256), stories260K
+ * (8/4 x 8), odd widths (6/2, keys 72, values 40) and no grouping; windows
+ * 0, 7 and 40; a 21-token sequence (16 value lanes, or 64 with the prefill
+ * order off) beside a one-token one (64 lanes); positions across many
+ * blocks; 1 and 3 threads; every ISA.
+ */
+static void
+check_attention_blocked(const char *shared)
+{
+	static const int shapes[][4] = {{9, 3, 64, 64}, {4, 1, 256, 256}, {8, 4, 8, 8}, {6, 2, 72, 40}, {2, 2, 64, 64}};
+	static const int swas[] = {0, 7, 40};
+	char		path[512],
+				err[256];
+	lm_model   *m;
+	lm_isa		prev = lm_kernels_isa(),
+				best = lm_kernels_best_isa();
+	uint64_t	st = 42;
+	int			nbad = 0,
+				ncase = 0;
+
+	snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+	m = lm_model_open(path, err, sizeof(err));
+	if (!m)
+	{
+		CHECK(false, "stories260K opens for the attention test: %s", err);
+		return;
+	}
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++)
+		for (int nt = 1; nt <= 3; nt += 2)
+		{
+			lm_model	fake = *m;
+			lm_context_params cp = lm_context_default_params();
+			lm_context *ctx;
+			lm_batch   *b = lm_batch_create(32);
+			lm_step		step = {b, 0, 0};
+			const lm_model_config *c;
+			float	   *want;
+
+			fake.cfg.n_head = shapes[si][0];
+			fake.cfg.n_head_kv = shapes[si][1];
+			fake.cfg.head_dim_k = shapes[si][2];
+			fake.cfg.head_dim_v = shapes[si][3];
+			cp.n_ctx = 300;
+			cp.n_seq_max = 2;
+			cp.n_batch = 32;
+			cp.n_threads = nt;
+			ctx = lm_context_create(&fake, &cp, err, sizeof(err));
+			if (!ctx)
+			{
+				CHECK(false, "context for attention shape %zu: %s", si, err);
+				lm_batch_free(b);
+				continue;
+			}
+			c = &ctx->model->cfg;
+			for (int s = 0; s < 2; s++)
+				for (int p = 0; p < 300; p++)
+				{
+					for (int i = 0; i < ctx->kv->k_dim; i++)
+						lm_kv_k(ctx->kv, s, 0, p)[i] = lcg_float(&st, -1.0f, 1.0f);
+					for (int i = 0; i < ctx->kv->v_dim; i++)
+						lm_kv_v(ctx->kv, s, 0, p)[i] = lcg_float(&st, -2.0f, 2.0f);
+				}
+			/* sequence 0: positions 250..270 (crossing blocks); sequence 1: one token at 37 */
+			for (int i = 0; i < 21; i++)
+				lm_batch_add(b, 1, 250 + i, 0, false);
+			lm_batch_add(b, 1, 37, 1, false);
+			step.n = b->n_tokens;
+			for (size_t i = 0; i < (size_t) b->n_tokens * c->n_head * c->head_dim_k; i++)
+				ctx->q[i] = lcg_float(&st, -1.0f, 1.0f);
+			want = malloc(sizeof(float) * b->n_tokens * c->n_head * c->head_dim_v);
+			for (int wi = 0; wi < 6; wi++)
+			{
+				/* windows 0, 7, 40; then again with every token on 64 value lanes */
+				lm_op_set_prefill_order(wi < 3);
+				for (int t = 0; t < b->n_tokens; t++)
+					for (int h = 0; h < c->n_head; h++)
+						ref_attention(ctx, b, t, h, 0.125f, swas[wi % 3],
+									  want + ((size_t) t * c->n_head + h) * c->head_dim_v);
+				for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+				{
+					lm_kernels_force_isa((lm_isa) isa);
+					memset(ctx->att, 0xff, sizeof(float) * b->n_tokens * c->n_head * c->head_dim_v);
+					lm_op_attention(ctx, &step, 0, 0.125f, swas[wi % 3]);
+					nbad += memcmp(want, ctx->att, sizeof(float) * b->n_tokens * c->n_head * c->head_dim_v) != 0;
+					ncase++;
+				}
+				lm_kernels_force_isa(prev);
+			}
+			lm_op_set_prefill_order(true);
+			free(want);
+			lm_batch_free(b);
+			lm_context_free(ctx);
+		}
+	CHECK(nbad == 0, "blocked attention equals the one-position reference bit for bit (%d shape/window/thread/ISA cases, %d differ)",
+		  ncase, nbad);
+	lm_model_free(m);
+}
+
+/* Abort check that counts its calls and says stop from call stop_at on. */
+typedef struct abort_count
+{
+	int			calls;			/* checks made */
+	int			stop_at;		/* first call that returns true */
+} abort_count;
+
+/* Count the call; stop once stop_at is reached. */
+static bool
+count_abort(void *arg)
+{
+	abort_count *a = arg;
+
+	return ++a->calls >= a->stop_at;
+}
+
+/*
+ * The abort check runs inside a step, before every pool job, not only
+ * between steps: a 100-token prompt evaluated as one step makes at least one
+ * check per layer; told to stop at the 3rd check it returns -2 after exactly
+ * 3 checks (no job ran after the stop) and leaves none of the step's tokens
+ * in the cache; the next forward pass runs normally and gives the same
+ * logits as before.
+ */
+static void
+check_abort(const char *shared)
+{
+	char		path[512],
+				err[256];
+	lm_model   *m;
+	lm_context *ctx = NULL;
+	lm_context_params cp = lm_context_default_params();
+	lm_batch   *b = lm_batch_create(100);
+	abort_count never = {0, 1 << 30},
+				third = {0, 3};
+	float	   *l0 = malloc(sizeof(float) * 512);
+	int			rc0 = -1,
+				rc1 = -1,
+				rc2 = -1;
+
+	snprintf(path, sizeof(path), "%s/models/stories260K.gguf", shared);
+	m = lm_model_open(path, err, sizeof(err));
+	cp.n_ctx = 128;
+	cp.n_batch = 128;
+	if (m)
+		ctx = lm_context_create(m, &cp, err, sizeof(err));
+	if (!ctx || !b || !l0)
+	{
+		CHECK(false, "stories260K context for the abort test: %s", err);
+		goto done;
+	}
+	for (int i = 0; i < 100; i++)
+		lm_batch_add(b, 1 + (i * 37) % 500, i, 0, i == 99);
+	lm_context_set_abort(ctx, count_abort, &never);
+	rc0 = lm_model_forward(ctx, b, err, sizeof(err));
+	if (rc0 == 0)
+		memcpy(l0, lm_context_logits(ctx, 99), sizeof(float) * 512);
+	CHECK(rc0 == 0 && never.calls >= m->cfg.n_layer,
+		  "one 100-token step checks for an abort at least once per layer (%d checks, %d layers)",
+		  never.calls, m->cfg.n_layer);
+
+	lm_kv_seq_clear(ctx->kv, 0);
+	lm_context_set_abort(ctx, count_abort, &third);
+	rc1 = lm_model_forward(ctx, b, err, sizeof(err));
+	CHECK(rc1 == -2 && third.calls == 3 && lm_kv_seq_len(ctx->kv, 0) == 0 && lm_context_logits(ctx, 99) == NULL,
+		  "an abort at the 3rd check stops the step there (rc %d, %d checks, %d cached positions)",
+		  rc1, third.calls, lm_kv_seq_len(ctx->kv, 0));
+
+	lm_context_set_abort(ctx, NULL, NULL);
+	rc2 = lm_model_forward(ctx, b, err, sizeof(err));
+	CHECK(rc2 == 0 && rc0 == 0 && memcmp(l0, lm_context_logits(ctx, 99), sizeof(float) * 512) == 0,
+		  "after an abort the next forward pass runs in full and gives the same logits");
+done:
+	free(l0);
+	lm_batch_free(b);
+	lm_context_free(ctx);
+	lm_model_free(m);
 }
 
 /* Logits (512) after a 40-token prompt fed in calls of `chunk` tokens, with another sequence alongside when `mixed`. */
@@ -841,6 +1014,8 @@ main(void)
 	check_batch_invariance(shared, "stories260K-Q8_0.gguf", 2, 512);
 	check_batch_invariance(shared, "stories260K-Q4_0.gguf", 2, 5);
 	check_prefill_order(shared);
+	check_attention_blocked(shared);
+	check_abort(shared);
 	check_hidden_only(shared);
 	check_validation(shared);
 	check_bad_models(shared);
