@@ -96,7 +96,7 @@ RoundUpMB(size_t bytes)
 	return (bytes + ((size_t) 1 << 20) - 1) >> 20;
 }
 
-/* Give back what a call held: empty the cache, free blocks and buffers beyond a keep size. */
+/* Give back what a call held: join its threads, empty the cache, free blocks and buffers beyond a keep size. */
 static void
 ReleaseCallMemory(void *arg)
 {
@@ -104,6 +104,7 @@ ReleaseCallMemory(void *arg)
 
 	if (m->ctx == NULL)
 		return;
+	lm_context_stop_threads(m->ctx);	/* no engine thread outlives the call */
 	lm_kv_clear(lm_context_kv(m->ctx));
 	if (lm_context_trim(m->ctx, LMGEN_KV_KEEP) > 0)
 	{
@@ -400,6 +401,5 @@ RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, 
 	*len = text_len;
 	ReleaseEngineResource(res);
 	RuntimeEnd(&call);
-	ModelStopThreads();			/* no engine thread outlives the call */
 	return out;
 }

@@ -807,6 +807,13 @@ check_attention_blocked(const char *shared)
 				continue;
 			}
 			c = &ctx->model->cfg;
+			/* blocks for positions 0..299 of both sequences, written directly below */
+			{
+				lm_kv_span	spans[2] = {{0, 0, 300}, {1, 0, 300}};
+
+				CHECK(lm_kv_reserve(ctx->kv, spans, 2, err, sizeof(err)),
+					  "cache blocks for 2 x 300 positions are reserved (%s)", err);
+			}
 			for (int s = 0; s < 2; s++)
 				for (int p = 0; p < 300; p++)
 				{
