@@ -28,6 +28,9 @@ extern int	lmgen_context_overflow; /* lmgen.context_overflow */
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);
 
+/* Reserve the shared training-progress array when preloaded (train_progress.c). */
+extern void TrainInit(void);
+
 /*
  * Resolve a user-given model path inside lmgen.model_dir and return the
  * canonical absolute path (palloc'd); ERROR when it leaves the directory
