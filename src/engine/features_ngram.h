@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define LM_NGRAM_MIN_DIM 16				/* smallest hashing dimension */
-#define LM_NGRAM_DEFAULT_DIM (1 << 18)	/* default hashing dimension */
+#define LM_NGRAM_DEFAULT_DIM (1 << 19)	/* default hashing dimension */
 #define LM_NGRAM_MAX_DIM (1 << 24)		/* largest hashing dimension */
 
 /* A sparse vector: n entries with strictly increasing indices. */

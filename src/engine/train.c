@@ -34,7 +34,14 @@
 
 #define ADAM_BETA1 0.9
 #define ADAM_BETA2 0.999
-#define ADAM_EPS 1e-8
+/*
+ * Adam's epsilon is far above the usual 1e-8.  With sparse TF-IDF features
+ * most n-grams are rare, their gradients small; a tiny epsilon divides them
+ * by their own small RMS and gives a rare n-gram as large a step as a common
+ * one, which overfits.  1e-3 damps those steps (tuned on a validation split
+ * of the Debian train file: accuracy 0.80 -> 0.85).
+ */
+#define ADAM_EPS 1e-3
 
 struct lm_trainer
 {
@@ -315,11 +322,11 @@ lm_train_default_params(void)
 {
 	lm_train_params p;
 
-	p.learning_rate = 0.03f;
+	p.learning_rate = 0.3f;
 	p.l1 = 0.0f;
 	p.l2 = 1e-4f;
 	p.epochs = 30;
-	p.batch_size = 64;
+	p.batch_size = 32;
 	p.patience = 3;
 	p.balanced = false;
 	p.seed = 0;
