@@ -76,7 +76,7 @@ SELECT lmgen.train_classifier('types', 'SELECT id, topic FROM docs');
 SELECT lmgen.train_classifier('small', $$SELECT body, topic FROM docs WHERE topic <> 'color' OR id = 201$$);
 SELECT lmgen.train_classifier('syntax', 'SELEC body FROM docs');
 SELECT lmgen.train_classifier('bad name!', 'SELECT body, topic FROM docs');
-SELECT lmgen.train_classifier('emb', 'SELECT body, topic FROM docs', features => 'embedding');
+SELECT lmgen.train_classifier('m', 'SELECT body, topic FROM docs', model => 'tiny');
 SELECT lmgen.train_classifier('dim', 'SELECT body, topic FROM docs', features => 'ngrams:3');
 SELECT lmgen.train_classifier('feat', 'SELECT body, topic FROM docs', features => 'words');
 SELECT lmgen.train_classifier('cw', 'SELECT body, topic FROM docs', class_weights => 'equal');
@@ -88,6 +88,25 @@ SELECT lmgen.predict('missing', 'text');
 SELECT lmgen.evaluate('topics', 'SELECT 1');
 SELECT lmgen.drop_classifier('missing');
 SELECT lmgen.predict('topics', NULL) IS NULL AS null_in_null_out;
+
+-- embedding features come from the model's embed() (a tiny random model
+-- here: its figures mean nothing, the plumbing is what is tested)
+SELECT lmgen.load_model('train-tiny', 'tiny-f32.gguf');
+SELECT r->'recipe'->>'features' AS features, r->'recipe'->'embed_dim' AS embed_dim,
+       r->'recipe'->>'model' AS model, r->'classes' AS classes, r->'rows_train' AS train
+FROM lmgen.train_classifier('emb', 'SELECT body, topic FROM docs', features => 'embedding',
+                            model => 'train-tiny', epochs => 3) r;
+SELECT r->'recipe'->>'features' AS features, r->'recipe'->'ngram_dim' AS ngram_dim,
+       r->'recipe'->'embed_dim' AS embed_dim, (r->'test'->>'accuracy')::float >= 0.9 AS accurate
+FROM lmgen.train_classifier('both', 'SELECT body, topic FROM docs', features => 'both:4096',
+                            model => 'train-tiny', seed => 7, epochs => 15) r;
+SELECT lmgen.predict('both', 'a ripe mango and a pear') AS fruit,
+       lmgen.predict('emb', 'a ripe mango') IN ('color', 'fruit', 'vehicle') AS emb_gives_a_label,
+       (lmgen.evaluate('both', 'SELECT body, topic FROM docs')->'metrics'->>'accuracy')::float >= 0.9 AS evaluate_both;
+SELECT lmgen.unload_model('train-tiny');
+SELECT lmgen.predict('emb', 'a ripe mango');
+SELECT lmgen.drop_classifier('emb');
+SELECT lmgen.drop_classifier('both');
 
 -- statement_timeout (like a cancel) stops it
 SET statement_timeout = '300ms';

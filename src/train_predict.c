@@ -73,8 +73,7 @@ PredictText(FunctionCallInfo fcinfo)
 		}
 	}
 	s = TextToUtf8(body, &len);
-	if (lm_classifier_features(site->cc->c, s, len, NULL, &site->x) != 0)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	ClassifierFeatures(site->cc->c, site->cc->model, s, len, &site->x);
 	lm_classifier_proba(site->cc->c, &site->x, site->probs);
 	return site->cc;
 }
@@ -118,6 +117,7 @@ lmgen_predict_proba(PG_FUNCTION_ARGS)
 typedef struct EvalState
 {
 	lm_classifier *c;			/* the classifier (cache-owned) */
+	const char *model;			/* its embedding model, "" when none */
 	lm_metrics *m;				/* counts */
 	lm_sparse	x;				/* scratch features */
 	float	   *probs;			/* (n_classes) scratch */
@@ -140,8 +140,7 @@ EvalRow(void *arg, const char *text, size_t len, int label)
 {
 	EvalState  *e = arg;
 
-	if (lm_classifier_features(e->c, text, len, NULL, &e->x) != 0)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	ClassifierFeatures(e->c, e->model, text, len, &e->x);
 	lm_classifier_proba(e->c, &e->x, e->probs);
 	lm_metrics_add(e->m, label, e->probs);
 }
@@ -165,6 +164,7 @@ lmgen_evaluate(PG_FUNCTION_ARGS)
 	for (int k = 0; k < K; k++)
 		LabelSetId(&labels, cc->labels[k]);
 	e->c = cc->c;
+	e->model = cc->model;
 	e->probs = palloc(sizeof(float) * K);
 	e->m = lm_metrics_create(LM_CLASSIFIER_MAX_CLASSES, K);
 	if (e->m == NULL)

@@ -168,7 +168,9 @@ ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, Labell
 				s = TextToUtf8(body, &len);
 				MemoryContextSwitchTo(caller);
 				id = LabelSetId(labels, label);
+				MemoryContextSwitchTo(per_fetch);
 				fn(arg, s, len, id);
+				MemoryContextSwitchTo(caller);
 			}
 			MemoryContextReset(per_fetch);
 		}

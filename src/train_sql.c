@@ -4,7 +4,8 @@
  *
  * Order of work: check the arguments and that the name may be written
  * (before any row is read), read the rows (train_rows.c) into the engine's
- * row store as raw n-gram counts, sort the labels (so class numbers do not
+ * row store as raw n-gram counts followed, for the features "embedding" and
+ * "both", by the model's embed() of the text; sort the labels (so class numbers do not
  * depend on row order), split them (stratified, seeded), fit the idf on the
  * training part only, train epoch by epoch (a NOTICE and a progress update
  * after each; the engine checks for cancellation between mini-batches),
@@ -40,7 +41,10 @@ typedef struct TrainState
 	lm_trainer *trainer;		/* optimizer state */
 	lm_sparse	scratch;		/* one row's features */
 	lm_metrics *metrics;		/* test scores */
-	bool		failed;			/* out of memory while adding a row */
+	LmgenModel *model;			/* embedding model, NULL for n-grams only */
+	uint32		ngram_dim;		/* n-gram buckets, 0 for embeddings only */
+	float	   *embedding;		/* (embed_dim) one row's embedding */
+	uint32		embed_dim;		/* embedding width, 0 for n-grams only */
 } TrainState;
 
 /* Reset callback: free the engine objects and end the progress entry. */
@@ -55,6 +59,7 @@ FreeTrainState(void *arg)
 	lm_dataset_free(s->data);
 	lm_sparse_free(&s->scratch);
 	lm_metrics_free(s->metrics);
+	free(s->embedding);
 	memset(s, 0, sizeof(*s));
 	TrainProgressEnd();
 }
@@ -62,24 +67,43 @@ FreeTrainState(void *arg)
 /* Feature recipe parsed from the `features` argument. */
 typedef struct Recipe
 {
-	uint32		ngram_dim;		/* n-gram buckets */
+	const char *kind;			/* "ngrams", "embedding" or "both" */
+	uint32		ngram_dim;		/* n-gram buckets, 0 for embeddings only */
+	bool		embedding;		/* the model's embeddings are features */
 } Recipe;
 
-/* Parse 'ngrams' or 'ngrams:<dim>'. */
+/* Parse 'ngrams', 'embedding', 'both', 'ngrams:<dim>' or 'both:<dim>'. */
 static Recipe
 ParseFeatures(const char *f)
 {
 	Recipe		r;
+	const char *dim = NULL;
 
 	r.ngram_dim = LM_NGRAM_DEFAULT_DIM;
-	if (strcmp(f, "ngrams") == 0)
+	r.embedding = false;
+	if (strcmp(f, "embedding") == 0)
+	{
+		r.kind = "embedding";
+		r.ngram_dim = 0;
+		r.embedding = true;
 		return r;
+	}
+	if (strcmp(f, "ngrams") == 0 || strcmp(f, "both") == 0)
+	{
+		r.kind = f[0] == 'n' ? "ngrams" : "both";
+		r.embedding = f[0] == 'b';
+		return r;
+	}
 	if (strncmp(f, "ngrams:", 7) == 0)
+		dim = f + 7, r.kind = "ngrams";
+	else if (strncmp(f, "both:", 5) == 0)
+		dim = f + 5, r.kind = "both", r.embedding = true;
+	if (dim != NULL)
 	{
 		char	   *end;
-		long		d = strtol(f + 7, &end, 10);
+		long		d = strtol(dim, &end, 10);
 
-		if (*end != '\0' || end == f + 7 || d < LM_NGRAM_MIN_DIM || d > LM_NGRAM_MAX_DIM)
+		if (*end != '\0' || end == dim || d < LM_NGRAM_MIN_DIM || d > LM_NGRAM_MAX_DIM)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid n-gram dimension in features \"%s\"", f),
@@ -87,26 +111,34 @@ ParseFeatures(const char *f)
 		r.ngram_dim = (uint32) d;
 		return r;
 	}
-	if (strcmp(f, "embedding") == 0 || strcmp(f, "both") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("features \"%s\" are not available yet", f),
-				 errhint("Use features => 'ngrams' (hashed word uni- and bi-grams).")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown features \"%s\"", f),
-			 errhint("Use 'ngrams' or 'ngrams:<dimension>'.")));
+			 errhint("Use 'ngrams', 'embedding' or 'both', optionally 'ngrams:<dimension>' or 'both:<dimension>'.")));
 	return r;					/* not reached */
 }
 
-/* Row callback: raw n-gram counts of the text into the row store. */
+/* Row callback: raw n-gram counts and the embedding of the text into the row store. */
 static void
 AddTrainingRow(void *arg, const char *text, size_t len, int label)
 {
 	TrainState *s = arg;
 
-	if (lm_ngram_counts(text, len, s->data->dim, &s->scratch) != 0 ||
-		lm_dataset_add(s->data, &s->scratch, label) != 0)
+	s->scratch.n = 0;
+	if (s->ngram_dim > 0 && lm_ngram_counts(text, len, s->ngram_dim, &s->scratch) != 0)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (s->embed_dim > 0)
+	{
+		EmbedUtf8(s->model, text, len, s->embedding);
+		if (lm_sparse_reserve(&s->scratch, s->scratch.n + (int) s->embed_dim) != 0)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		for (uint32 e = 0; e < s->embed_dim; e++)
+		{
+			s->scratch.idx[s->scratch.n] = s->ngram_dim + e;
+			s->scratch.val[s->scratch.n++] = s->embedding[e];
+		}
+	}
+	if (lm_dataset_add(s->data, &s->scratch, label) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory reading training rows (%d read)", s->data->n_rows)));
@@ -217,10 +249,10 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("class_weights must be 'none' or 'balanced', not \"%s\"", class_weights)));
-	if (!PG_ARGISNULL(12))
+	if (!PG_ARGISNULL(12) && !recipe.embedding)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("the model argument is only used by embedding features, which are not available yet")));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a model is only used by the features 'embedding' and 'both'")));
 	CheckClassifierWritable(name, replace);
 
 	INSTR_TIME_SET_CURRENT(t_start);
@@ -231,8 +263,19 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
 	TrainProgressBegin(name, p.epochs);
 
+	/* the embedding model, opened before any row is read */
+	s->ngram_dim = recipe.ngram_dim;
+	if (recipe.embedding)
+	{
+		s->model = ModelAcquire(PG_ARGISNULL(12) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(12)));
+		s->embed_dim = (uint32) s->model->model->cfg.n_embd;
+		s->embedding = malloc(sizeof(float) * s->embed_dim);
+		if (s->embedding == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+
 	/* read the rows */
-	s->data = lm_dataset_create(recipe.ngram_dim);
+	s->data = lm_dataset_create(s->ngram_dim + s->embed_dim);
 	if (s->data == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	LabelSetInit(&labels, LM_CLASSIFIER_MAX_CLASSES);
@@ -273,7 +316,7 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 				 errhint("Give every class at least 2 rows, or pass test_fraction => 0.")));
 	if (rc != 0)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory splitting the rows")));
-	s->c = lm_classifier_create(labels.n, recipe.ngram_dim, 0, err, sizeof(err));
+	s->c = lm_classifier_create(labels.n, recipe.ngram_dim, s->embed_dim, err, sizeof(err));
 	if (s->c == NULL)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("cannot train: %s", err)));
 	if (lm_dataset_fit_tfidf(s->data, s->split.train, s->split.n_train, recipe.ngram_dim, s->c->idf) != 0)
@@ -323,8 +366,15 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	INSTR_TIME_SUBTRACT(t_now, t_start);
 
 	initStringInfo(&recipe_json);
-	appendStringInfo(&recipe_json, "{\"features\": \"ngrams\", \"ngram_dim\": %u, \"ngram_range\": [1, 2], "
-					 "\"tf\": \"sublinear\", \"idf\": \"smooth\", \"norm\": \"l2\"}", recipe.ngram_dim);
+	appendStringInfo(&recipe_json, "{\"features\": \"%s\", \"ngram_dim\": %u", recipe.kind, recipe.ngram_dim);
+	if (recipe.ngram_dim > 0)
+		appendStringInfoString(&recipe_json, ", \"ngram_range\": [1, 2], \"tf\": \"sublinear\", \"idf\": \"smooth\", \"norm\": \"l2\"");
+	if (s->embed_dim > 0)
+	{
+		appendStringInfo(&recipe_json, ", \"embed_dim\": %u, \"model\": ", s->embed_dim);
+		escape_json(&recipe_json, s->model->name);
+	}
+	appendStringInfoChar(&recipe_json, '}');
 
 	initStringInfo(&json);
 	appendStringInfoString(&json, "{\"classifier\": ");

@@ -65,7 +65,15 @@ typedef struct CachedClassifier
 	char		version[64];	/* xmin and ctid of the stored row it was parsed from */
 	lm_classifier *c;			/* parsed weights (engine, malloc) */
 	char	  **labels;			/* (c->n_classes) labels (TopMemoryContext) */
+	char		model[NAMEDATALEN];	/* model of the embedding features, "" when none */
 } CachedClassifier;
+
+/*
+ * Features of one text for classifier c into x: its n-grams and, when c has
+ * embedding features, the embedding of the text by `model`.
+ */
+extern void ClassifierFeatures(const lm_classifier *c, const char *model, const char *s, size_t len,
+							   lm_sparse *x);
 
 /* The stored classifier `name`, parsed once per backend (again when replaced); ERROR when unknown. */
 extern CachedClassifier *ClassifierAcquire(const char *name);

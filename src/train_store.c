@@ -30,6 +30,8 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "model_cache.h"
+#include "sqlfuncs_common.h"
 #include "train_sql.h"
 
 #define STORE_TABLE "lmgen.classifier_store"
@@ -210,6 +212,31 @@ FreeCached(CachedClassifier *e)
 	e->c = NULL;
 }
 
+/* Features of one text: n-grams and, when the classifier has them, the model's embedding. */
+void
+ClassifierFeatures(const lm_classifier *c, const char *model, const char *s, size_t len, lm_sparse *x)
+{
+	float	   *emb = NULL;
+
+	if (c->embed_dim > 0)
+	{
+		LmgenModel *m = ModelAcquire(model);
+
+		if ((uint32) m->model->cfg.n_embd != c->embed_dim)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" gives %d-dimensional embeddings but the classifier was trained on %u",
+							model, m->model->cfg.n_embd, c->embed_dim),
+					 errhint("Register the model the classifier was trained with under that name again, or retrain it.")));
+		emb = palloc(sizeof(float) * c->embed_dim);
+		EmbedUtf8(m, s, len, emb);
+	}
+	if (lm_classifier_features(c, s, len, emb, x) != 0)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (emb)
+		pfree(emb);
+}
+
 /* The stored classifier `name`, parsed once per backend. */
 CachedClassifier *
 ClassifierAcquire(const char *name)
@@ -261,7 +288,8 @@ ClassifierAcquire(const char *name)
 		lm_classifier *c;
 
 		FreeCached(e);
-		rc = SPI_execute_with_args("SELECT weights, labels FROM " STORE_TABLE " WHERE name = $1",
+		rc = SPI_execute_with_args("SELECT weights, labels, coalesce(features->>'model', '') FROM " STORE_TABLE
+								   " WHERE name = $1",
 								   1, argtypes, args, NULL, true, 1);
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "reading classifier \"%s\" failed", name);
@@ -283,6 +311,7 @@ ClassifierAcquire(const char *name)
 		}
 		e->labels = MemoryContextAllocZero(TopMemoryContext, sizeof(char *) * nl);
 		e->c = c;
+		strlcpy(e->model, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), sizeof(e->model));
 		for (int i = 0; i < nl; i++)
 			e->labels[i] = MemoryContextStrdup(TopMemoryContext, TextDatumGetCString(ld[i]));
 		strlcpy(e->version, version, sizeof(e->version));

@@ -200,9 +200,12 @@ lm_dataset_row(const lm_dataset *d, int32_t r)
 int
 lm_dataset_fit_tfidf(lm_dataset *d, const int32_t *rows, int32_t n_rows, uint32_t ngram_dim, float *idf)
 {
-	uint32_t   *df = calloc(ngram_dim, sizeof(uint32_t));
+	uint32_t   *df;
 	int64_t		out = 0;
 
+	if (ngram_dim == 0)
+		return 0;				/* embeddings only: nothing to weight */
+	df = calloc(ngram_dim, sizeof(uint32_t));
 	if (df == NULL)
 		return -1;
 	for (int32_t i = 0; i < n_rows; i++)
