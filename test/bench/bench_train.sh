@@ -8,6 +8,10 @@
 #
 # Usage: test/bench/bench_train.sh [SQL-ARGS]   (from the repository root, after make install)
 #   SQL-ARGS are extra train_classifier arguments, e.g. "epochs => 20, l2 => 0".
+#   BENCH_EMBED_ROWS=N also compares 'ngrams', 'embedding' and 'both' (the
+#   default model's embed(), lmgen.threads = 2) trained on the first N train
+#   rows and scored on the first N/5 test rows (by package name): embedding
+#   every row is slow, so N is kept small.
 # It runs a throwaway cluster (initdb in /tmp, lmgen preloaded) and removes
 # it at the end; as root it re-runs itself as the postgres user.
 set -eu
@@ -72,6 +76,22 @@ t0=$(date +%s.%N)
 correct=$(q "SELECT count(*) FILTER (WHERE lmgen.predict('debian', body) = section) || '/' || count(*) FROM pred_rows")
 t1=$(date +%s.%N)
 echo "predict over $(echo "$correct" | cut -d/ -f2) rows: $(echo "$t1 - $t0" | bc) s ($correct correct)"
+
+# the embedding features on a subset
+if [ -n "${BENCH_EMBED_ROWS:-}" ]; then
+	n=$BENCH_EMBED_ROWS
+	for f in ngrams embedding both; do
+		t0=$(date +%s.%N)
+		q "SET client_min_messages = warning; SET lmgen.threads = 2;
+		   SELECT lmgen.train_classifier('sub_$f', \$\$SELECT synopsis || '. ' || description, section
+		       FROM (SELECT * FROM pkg_train ORDER BY package LIMIT $n) s\$\$, features => '$f', test_fraction => 0)" >/dev/null
+		t1=$(date +%s.%N)
+		ev=$(q "SET lmgen.threads = 2; SELECT lmgen.evaluate('sub_$f', \$\$SELECT synopsis || '. ' || description, section
+		       FROM (SELECT * FROM pkg_test ORDER BY package LIMIT $((n / 5))) s\$\$)")
+		t2=$(date +%s.%N)
+		echo "features => '$f' on $n train rows: train $(echo "$t1 - $t0" | bc) s, evaluate $(echo "$t2 - $t1" | bc) s, $(echo "$ev" | python3 -c 'import json,sys; m=json.load(sys.stdin)["metrics"]; print("accuracy %.4f, macro-F1 %.4f (%d test rows)" % (m["accuracy"], m["macro_f1"], m["rows"]))')"
+	done
+fi
 
 # cancel: start a long training, cancel it once it is in its epochs, time until the query ends
 psql -qXAt -c "SET client_min_messages = warning;
