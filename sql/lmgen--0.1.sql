@@ -167,3 +167,81 @@ CREATE FUNCTION embed(body text, model text DEFAULT NULL)
 RETURNS real[]
 AS 'MODULE_PATHNAME', 'lmgen_embed'
 LANGUAGE C STABLE PARALLEL SAFE COST 50000;
+
+-- Trained classifiers -------------------------------------------------------
+-- Softmax regression on hashed word n-grams, trained in the database from
+-- (text, label) rows: README.md, "Training".
+
+-- The classifiers.  Only the extension writes it (through train_classifier
+-- and drop_classifier, which check ownership); everyone may read it.
+CREATE TABLE lmgen.classifier_store (
+    name       text PRIMARY KEY
+               CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
+    owner      name NOT NULL,
+    labels     text[] NOT NULL,
+    features   jsonb NOT NULL,
+    weights    bytea NOT NULL,
+    metrics    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+GRANT SELECT ON lmgen.classifier_store TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('lmgen.classifier_store', '');
+
+CREATE VIEW lmgen.classifiers AS
+SELECT s.name, s.owner, cardinality(s.labels) AS classes, s.labels, s.features,
+       (s.metrics->'test'->>'accuracy')::real AS test_accuracy,
+       (s.metrics->'test'->>'macro_f1')::real AS test_macro_f1,
+       (s.metrics->>'rows_train')::bigint AS rows_train,
+       octet_length(s.weights) AS weight_bytes, s.created_at
+FROM lmgen.classifier_store s;
+GRANT SELECT ON lmgen.classifiers TO PUBLIC;
+
+-- Train a classifier on the rows of query (SELECT text, label) and store it.
+CREATE FUNCTION lmgen.train_classifier(name text, query text,
+    features text DEFAULT 'ngrams', l1 real DEFAULT 0, l2 real DEFAULT 0.0001,
+    epochs integer DEFAULT 30, learning_rate real DEFAULT 0.3,
+    batch_size integer DEFAULT 32, test_fraction real DEFAULT 0.2,
+    seed bigint DEFAULT 0, class_weights text DEFAULT 'none',
+    replace boolean DEFAULT false, model text DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'lmgen_train_classifier'
+LANGUAGE C VOLATILE;
+
+-- Forget a trained classifier (its owner or a superuser).
+CREATE FUNCTION lmgen.drop_classifier(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'lmgen_drop_classifier'
+LANGUAGE C STRICT VOLATILE;
+
+-- The most likely label of a text.
+CREATE FUNCTION lmgen.predict(classifier text, body text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'lmgen_predict'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 100;
+
+-- Every label's probability: {"label": p, ...}.
+CREATE FUNCTION lmgen.predict_proba(classifier text, body text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'lmgen_predict_proba'
+LANGUAGE C STRICT STABLE PARALLEL SAFE COST 100;
+
+-- Metrics of a classifier on the rows of query (SELECT text, label).
+CREATE FUNCTION lmgen.evaluate(classifier text, query text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'lmgen_evaluate'
+LANGUAGE C STRICT VOLATILE;
+
+-- Trainings running now, in every session (needs shared_preload_libraries = 'lmgen').
+CREATE FUNCTION lmgen.training_progress_rows(
+    OUT pid integer, OUT userid oid, OUT classifier text, OUT phase text,
+    OUT rows_read bigint, OUT rows_skipped bigint, OUT epoch integer, OUT epochs integer,
+    OUT loss double precision, OUT validation_accuracy double precision, OUT started_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lmgen_training_progress'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW lmgen.training_progress AS
+SELECT p.pid, r.rolname AS usename, p.classifier, p.phase, p.rows_read, p.rows_skipped,
+       p.epoch, p.epochs, p.loss, p.validation_accuracy, p.started_at
+FROM lmgen.training_progress_rows() p LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.userid;
+GRANT SELECT ON lmgen.training_progress TO PUBLIC;

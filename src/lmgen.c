@@ -16,4 +16,5 @@ void
 _PG_init(void)
 {
 	GucInit();
+	TrainInit();
 }

@@ -31,6 +31,9 @@ extern int	lmgen_max_kv_memory;	/* lmgen.max_kv_memory, MB */
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);
 
+/* Reserve the shared training-progress array when preloaded (train_progress.c). */
+extern void TrainInit(void);
+
 /*
  * Resolve a user-given model path inside lmgen.model_dir and return the
  * canonical absolute path (palloc'd); ERROR when it leaves the directory

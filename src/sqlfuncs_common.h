@@ -29,4 +29,7 @@ extern bool TokenizeAbortCheck(void *arg);
 extern int32 *TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special,
 						   bool parse_special, int *n);
 
+/* embed() of UTF-8 text into out (the model's n_embd floats) (sqlfuncs_embed.c). */
+extern void EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out);
+
 #endif							/* LMGEN_SQLFUNCS_COMMON_H */

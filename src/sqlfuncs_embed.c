@@ -52,29 +52,24 @@ EmbedInput(LmgenModel *m, void *arg, const char *text, size_t len)
 	return p;
 }
 
-/* embed(body text, model text) RETURNS real[] */
-Datum
-lmgen_embed(PG_FUNCTION_ARGS)
+/*
+ * The embedding of UTF-8 text s (len bytes) into out (n_embd floats): mean
+ * of the final hidden states, L2-normalised.  Also used by the trained
+ * classifiers' embedding features (train_sql.c).
+ */
+void
+EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out)
 {
-	LmgenModel *m;
 	LmgenPrompt in;
-	size_t		len;
-	char	   *s;
 	RuntimeCall call;
 	lm_context *ctx;
 	lm_batch   *b;
 	EngineResource *res;
 	EngineResource *mode;
-	int			E;
+	int			E = m->model->cfg.n_embd;
 	double	   *sum;
 	double		norm = 0.0;
-	Datum	   *out;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	m = ModelFromArg(fcinfo, 1);
-	E = m->model->cfg.n_embd;
-	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
 	in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
 	if (in.n == 0)
 		ereport(ERROR,
@@ -119,8 +114,31 @@ lmgen_embed(PG_FUNCTION_ARGS)
 		norm += sum[e] * sum[e];
 	}
 	norm = sqrt(norm);
+	for (int e = 0; e < E; e++)
+		out[e] = (float) (norm > 0 ? sum[e] / norm : 0.0);
+	pfree(sum);
+}
+
+/* embed(body text, model text) RETURNS real[] */
+Datum
+lmgen_embed(PG_FUNCTION_ARGS)
+{
+	LmgenModel *m;
+	size_t		len;
+	char	   *s;
+	int			E;
+	float	   *v;
+	Datum	   *out;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	m = ModelFromArg(fcinfo, 1);
+	E = m->model->cfg.n_embd;
+	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
+	v = palloc(sizeof(float) * E);
+	EmbedUtf8(m, s, len, v);
 	out = palloc(sizeof(Datum) * E);
 	for (int e = 0; e < E; e++)
-		out[e] = Float4GetDatum((float4) (norm > 0 ? sum[e] / norm : 0.0));
+		out[e] = Float4GetDatum(v[e]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));
 }
