@@ -44,18 +44,6 @@
 /* KV cache bytes a backend keeps between calls (blocks for a short prompt). */
 #define LMGEN_KV_KEEP ((size_t) 4 << 20)
 
-/*
- * Abort check run by the engine before each of its pool jobs (calling
- * thread only): stop for a cancel, a timeout or termination, the interrupts that
- * end the query; others (catch-up, barrier, ...) are served at the next
- * CHECK_FOR_INTERRUPTS() between tokens.
- */
-static bool
-AbortIfInterrupted(void *arg)
-{
-	return QueryCancelPending || ProcDiePending;
-}
-
 /* The model's context for n_seq sequences and lmgen.threads threads. */
 static lm_context *
 RuntimeContext(LmgenModel *m, int n_seq)
@@ -78,7 +66,7 @@ RuntimeContext(LmgenModel *m, int n_seq)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not set up model \"%s\" for %d sequences: %s", m->name, p.n_seq_max, err)));
-	lm_context_set_abort(m->ctx, AbortIfInterrupted, NULL);
+	lm_context_set_abort(m->ctx, QueryAbortPending, NULL);
 	return m->ctx;
 }
 
@@ -209,7 +197,7 @@ BuildInstructionPrompt(LmgenModel *m, const char *system, const char *user, size
 	if (system)
 		msgs[n++] = (lm_chat_msg) {"system", system};
 	msgs[n++] = (lm_chat_msg) {"user", pnstrdup(user, user_len)};
-	ids = lm_chat_tokenize_abortable(m->tok, f, msgs, n, true, &p.n, TokenizeAbortCheck, NULL,
+	ids = lm_chat_tokenize_abortable(m->tok, f, msgs, n, true, &p.n, QueryAbortPending, NULL,
 									 err, sizeof(err));
 	if (ids == NULL)
 		EngineError(psprintf("could not build the chat prompt for model \"%s\"", m->name), err);

@@ -164,11 +164,14 @@ ModelFromArg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * Abort check for the tokenizer (lm_tokenize_abortable): stop for a cancel,
- * a timeout or termination; the caller then raises it.
+ * Abort check handed to the engine (forward passes, before each pool job;
+ * tokenizing, between pieces; training, between mini-batches), run on the
+ * calling thread only: stop for a cancel, a timeout or termination, the
+ * interrupts that end the query; the caller then raises it.  Others
+ * (catch-up, barrier, ...) wait for the next CHECK_FOR_INTERRUPTS().
  */
 bool
-TokenizeAbortCheck(void *arg)
+QueryAbortPending(void *arg)
 {
 	return QueryCancelPending || ProcDiePending;
 }
@@ -190,13 +193,13 @@ TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special, bool pa
 	cap = (int) (len / 2) + 16;
 	ids = palloc_extended(sizeof(int32) * cap, MCXT_ALLOC_HUGE);
 	need = lm_tokenize_abortable(m->tok, s, len, add_special, parse_special, ids, cap,
-								 TokenizeAbortCheck, NULL, err, sizeof(err));
+								 QueryAbortPending, NULL, err, sizeof(err));
 	if (need > cap)
 	{
 		cap = need;
 		ids = repalloc_huge(ids, sizeof(int32) * cap);
 		need = lm_tokenize_abortable(m->tok, s, len, add_special, parse_special, ids, cap,
-									 TokenizeAbortCheck, NULL, err, sizeof(err));
+									 QueryAbortPending, NULL, err, sizeof(err));
 	}
 	ModelCheckUnchanged(m);		/* the vocabulary is read from the mapped file */
 	if (need < 0)

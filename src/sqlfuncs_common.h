@@ -22,8 +22,8 @@ extern text *Utf8ToText(const char *s, size_t len);
 /* The model named by optional text argument argno (NULL = default model). */
 extern LmgenModel *ModelFromArg(FunctionCallInfo fcinfo, int argno);
 
-/* Abort check for the tokenizer: true while a cancel, timeout or termination is pending. */
-extern bool TokenizeAbortCheck(void *arg);
+/* Abort check for the engine: true while a cancel, timeout or termination is pending. */
+extern bool QueryAbortPending(void *arg);
 
 /* Tokenize UTF-8 text with the model's tokenizer; palloc'd ids, count in *n. */
 extern int32 *TokenizeText(LmgenModel *m, const char *s, size_t len, bool add_special,

@@ -332,7 +332,7 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(t_now);
 		INSTR_TIME_SUBTRACT(t_now, t_start);
 		epoch_start = INSTR_TIME_GET_DOUBLE(t_now);
-		rc = lm_trainer_epoch(s->trainer, TokenizeAbortCheck, NULL, &rep);
+		rc = lm_trainer_epoch(s->trainer, QueryAbortPending, NULL, &rep);
 		if (rc == LM_TRAIN_ABORTED)
 		{
 			CHECK_FOR_INTERRUPTS();
