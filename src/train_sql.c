@@ -325,35 +325,50 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	if (s->trainer == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("cannot train: %s", err)));
 
-	/* epochs */
+	/*
+	 * epochs; then, when a validation slice chose the best epoch, again from
+	 * zero weights on the training and validation rows for that many epochs
+	 */
 	TrainProgressPhase("training");
-	do
+	for (int pass = 0; pass < 2; pass++)
 	{
-		INSTR_TIME_SET_CURRENT(t_now);
-		INSTR_TIME_SUBTRACT(t_now, t_start);
-		epoch_start = INSTR_TIME_GET_DOUBLE(t_now);
-		rc = lm_trainer_epoch(s->trainer, TokenizeAbortCheck, NULL, &rep);
-		if (rc == LM_TRAIN_ABORTED)
+		int			of = pass == 0 ? p.epochs : best_epoch;
+
+		do
 		{
+			INSTR_TIME_SET_CURRENT(t_now);
+			INSTR_TIME_SUBTRACT(t_now, t_start);
+			epoch_start = INSTR_TIME_GET_DOUBLE(t_now);
+			rc = lm_trainer_epoch(s->trainer, TokenizeAbortCheck, NULL, &rep);
+			if (rc == LM_TRAIN_ABORTED)
+			{
+				CHECK_FOR_INTERRUPTS();
+				ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("training was stopped")));
+			}
+			if (pass == 0)
+				epochs_run = rep.epoch;
+			INSTR_TIME_SET_CURRENT(t_now);
+			INSTR_TIME_SUBTRACT(t_now, t_start);
+			if (isnan(rep.val_accuracy))
+				ereport(NOTICE,
+						(errmsg("%sepoch %d/%d: loss %.4f, %.2f s", pass ? "refit " : "", rep.epoch, of,
+								rep.loss, INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
+			else
+				ereport(NOTICE,
+						(errmsg("epoch %d/%d: loss %.4f, validation accuracy %.4f, log-loss %.4f%s, %.2f s",
+								rep.epoch, of, rep.loss, rep.val_accuracy, rep.val_loss,
+								rep.best ? " (best)" : "", INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
+			TrainProgressEpoch(rep.epoch, rep.loss, rep.val_accuracy);
 			CHECK_FOR_INTERRUPTS();
-			ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("training was stopped")));
-		}
-		epochs_run = rep.epoch;
-		INSTR_TIME_SET_CURRENT(t_now);
-		INSTR_TIME_SUBTRACT(t_now, t_start);
-		if (isnan(rep.val_accuracy))
-			ereport(NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, %.2f s", rep.epoch, p.epochs, rep.loss,
-							INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
+		} while (rc == LM_TRAIN_MORE);
+		if (pass == 0)
+			best_epoch = lm_trainer_finish(s->trainer);
 		else
-			ereport(NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, validation accuracy %.4f, log-loss %.4f%s, %.2f s",
-							rep.epoch, p.epochs, rep.loss, rep.val_accuracy, rep.val_loss,
-							rep.best ? " (best)" : "", INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
-		TrainProgressEpoch(rep.epoch, rep.loss, rep.val_accuracy);
-		CHECK_FOR_INTERRUPTS();
-	} while (rc == LM_TRAIN_MORE);
-	best_epoch = lm_trainer_finish(s->trainer);
+			lm_trainer_finish(s->trainer);
+		if (pass == 1 || !lm_trainer_refit(s->trainer))
+			break;
+		TrainProgressPhase("refitting");
+	}
 
 	/* test scores */
 	TrainProgressPhase("scoring");

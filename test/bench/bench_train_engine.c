@@ -2,7 +2,9 @@
  * bench_train_engine.c — the classifier trainer without a server, for tuning:
  * reads "text<TAB>label" lines (one row per line), trains on the first file
  * and prints the metrics on the second, with the training and prediction
- * times.  (test/bench/bench_train.sh runs the same through SQL.)
+ * times.  (test/bench/bench_train.sh runs the same through SQL.)  After
+ * early stopping it refits on train + validation rows, as train_classifier
+ * does; NO_REFIT=1 in the environment keeps the best epoch's weights instead.
  *
  *   bench_train_engine TRAIN.tsv TEST.tsv [dim lr l1 l2 epochs batch balanced seed test_fraction]
  */
@@ -136,6 +138,12 @@ main(int argc, char **argv)
 			break;
 	}
 	best = lm_trainer_finish(t);
+	if (getenv("NO_REFIT") == NULL && lm_trainer_refit(t))
+	{
+		while (lm_trainer_epoch(t, NULL, NULL, &rep) == LM_TRAIN_MORE)
+			;
+		lm_trainer_finish(t);
+	}
 	t1 = now();
 	printf("rows %d classes %d best epoch %d train %.2f s\n", tr->n_rows, n_labels, best, t1 - t0);
 	if (s.n_test > 0)

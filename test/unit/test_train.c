@@ -91,6 +91,56 @@ train_topics(const lm_train_params *p, int per_class, double test_fraction, int 
 	return c;
 }
 
+/*
+ * Train on topics(60) (validation slice 10%), then refit on train + validation;
+ * returns the weights (caller frees), the refit's epochs and rows seen.
+ */
+static float *
+train_and_refit(uint64_t seed, bool refit, int *best, int *refit_epochs, bool *val_nan, bool *refit_again)
+{
+	lm_dataset *d = topics(60);
+	lm_split	s;
+	int32_t		bad;
+	char		err[128];
+	lm_classifier *c = lm_classifier_create(3, 1024, 0, err, sizeof(err));
+	lm_train_params p = lm_train_default_params();
+	lm_trainer *t;
+	lm_epoch_report rep;
+	float	   *w = malloc(sizeof(float) * (1024 * 3 + 3));
+
+	p.seed = seed;
+	p.epochs = 5;
+	p.learning_rate = 0.05f;
+	lm_split_rows(d, 3, 0.2, LM_TRAIN_VALIDATION_FRACTION, seed, &s, &bad);
+	lm_dataset_fit_tfidf(d, s.train, s.n_train, 1024, c->idf);
+	t = lm_trainer_create(d, &s, c, &p, err, sizeof(err));
+	while (lm_trainer_epoch(t, NULL, NULL, &rep) == LM_TRAIN_MORE)
+		;
+	*best = lm_trainer_finish(t);
+	*refit_epochs = 0;
+	*val_nan = true;
+	if (refit && lm_trainer_refit(t))
+	{
+		int			rc;
+
+		do
+		{
+			rc = lm_trainer_epoch(t, NULL, NULL, &rep);
+			(*refit_epochs)++;
+			*val_nan = *val_nan && isnan(rep.val_accuracy);
+		} while (rc == LM_TRAIN_MORE);
+		lm_trainer_finish(t);
+		*refit_again = lm_trainer_refit(t);
+	}
+	memcpy(w, c->W, sizeof(float) * 1024 * 3);
+	memcpy(w + 1024 * 3, c->b, sizeof(float) * 3);
+	lm_trainer_free(t);
+	lm_classifier_free(c);
+	lm_split_free(&s);
+	lm_dataset_free(d);
+	return w;
+}
+
 int
 main(void)
 {
@@ -205,6 +255,29 @@ main(void)
 		CHECK(r == NULL, "an absurd class count is refused: %s", err);
 		free(buf);
 		lm_classifier_free(c);
+	}
+
+	/* refit on train + validation for the best epoch's count */
+	{
+		int			best,
+					best2,
+					n_refit,
+					n_refit2,
+					n_plain;
+		bool		val_nan,
+					again = true;
+		float	   *w1 = train_and_refit(7, true, &best, &n_refit, &val_nan, &again);
+		float	   *w2 = train_and_refit(7, true, &best2, &n_refit2, &val_nan, &again);
+		float	   *w0 = train_and_refit(7, false, &best2, &n_plain, &val_nan, &again);
+
+		CHECK(best >= 1 && n_refit == best, "the refit runs as many epochs as the best epoch (%d = %d)", n_refit, best);
+		CHECK(val_nan, "the refit reports no validation scores (its validation rows are training rows)");
+		CHECK(!again, "a second refit is refused");
+		CHECK(memcmp(w1, w2, sizeof(float) * (1024 * 3 + 3)) == 0, "the refit is deterministic");
+		CHECK(memcmp(w1, w0, sizeof(float) * (1024 * 3 + 3)) != 0, "the refit changes the weights");
+		free(w0);
+		free(w1);
+		free(w2);
 	}
 
 	/* split */
