@@ -125,7 +125,8 @@ AddTrainingRow(void *arg, const char *text, size_t len, int label)
 	TrainState *s = arg;
 
 	s->scratch.n = 0;
-	if (s->ngram_dim > 0 && lm_ngram_counts(text, len, s->ngram_dim, &s->scratch) != 0)
+	if (s->ngram_dim > 0 &&
+		lm_ngram_counts(text, len, s->ngram_dim, LM_NGRAM_DEFAULT_CHAR_MAX, &s->scratch) != 0)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (s->embed_dim > 0)
 	{
@@ -319,6 +320,8 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	s->c = lm_classifier_create(labels.n, recipe.ngram_dim, s->embed_dim, err, sizeof(err));
 	if (s->c == NULL)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("cannot train: %s", err)));
+	if (recipe.ngram_dim > 0)
+		s->c->char_max = LM_NGRAM_DEFAULT_CHAR_MAX;	/* as AddTrainingRow counted them */
 	if (lm_dataset_fit_tfidf(s->data, s->split.train, s->split.n_train, recipe.ngram_dim, s->c->idf) != 0)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory weighting the features")));
 	s->trainer = lm_trainer_create(s->data, &s->split, s->c, &p, err, sizeof(err));
@@ -383,7 +386,9 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	initStringInfo(&recipe_json);
 	appendStringInfo(&recipe_json, "{\"features\": \"%s\", \"ngram_dim\": %u", recipe.kind, recipe.ngram_dim);
 	if (recipe.ngram_dim > 0)
-		appendStringInfoString(&recipe_json, ", \"ngram_range\": [1, 2], \"tf\": \"sublinear\", \"idf\": \"smooth\", \"norm\": \"l2\"");
+		appendStringInfo(&recipe_json, ", \"ngram_range\": [1, 2], \"char_ngram_range\": [%d, %u]"
+						 ", \"tf\": \"sublinear\", \"idf\": \"smooth\", \"norm\": \"l2\"",
+						 LM_NGRAM_CHAR_MIN, s->c->char_max);
 	if (s->embed_dim > 0)
 	{
 		appendStringInfo(&recipe_json, ", \"embed_dim\": %u, \"model\": ", s->embed_dim);
