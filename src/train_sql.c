@@ -125,7 +125,8 @@ AddTrainingRow(void *arg, const char *text, size_t len, int label)
 	TrainState *s = arg;
 
 	s->scratch.n = 0;
-	if (s->ngram_dim > 0 && lm_ngram_counts(text, len, s->ngram_dim, &s->scratch) != 0)
+	if (s->ngram_dim > 0 &&
+		lm_ngram_counts(text, len, s->ngram_dim, LM_NGRAM_DEFAULT_CHAR_MAX, &s->scratch) != 0)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (s->embed_dim > 0)
 	{
@@ -319,41 +320,58 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	s->c = lm_classifier_create(labels.n, recipe.ngram_dim, s->embed_dim, err, sizeof(err));
 	if (s->c == NULL)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("cannot train: %s", err)));
+	if (recipe.ngram_dim > 0)
+		s->c->char_max = LM_NGRAM_DEFAULT_CHAR_MAX;	/* as AddTrainingRow counted them */
 	if (lm_dataset_fit_tfidf(s->data, s->split.train, s->split.n_train, recipe.ngram_dim, s->c->idf) != 0)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory weighting the features")));
 	s->trainer = lm_trainer_create(s->data, &s->split, s->c, &p, err, sizeof(err));
 	if (s->trainer == NULL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("cannot train: %s", err)));
 
-	/* epochs */
+	/*
+	 * epochs; then, when a validation slice chose the best epoch, again from
+	 * zero weights on the training and validation rows for that many epochs
+	 */
 	TrainProgressPhase("training");
-	do
+	for (int pass = 0; pass < 2; pass++)
 	{
-		INSTR_TIME_SET_CURRENT(t_now);
-		INSTR_TIME_SUBTRACT(t_now, t_start);
-		epoch_start = INSTR_TIME_GET_DOUBLE(t_now);
-		rc = lm_trainer_epoch(s->trainer, QueryAbortPending, NULL, &rep);
-		if (rc == LM_TRAIN_ABORTED)
+		int			of = pass == 0 ? p.epochs : best_epoch;
+
+		do
 		{
+			INSTR_TIME_SET_CURRENT(t_now);
+			INSTR_TIME_SUBTRACT(t_now, t_start);
+			epoch_start = INSTR_TIME_GET_DOUBLE(t_now);
+			rc = lm_trainer_epoch(s->trainer, QueryAbortPending, NULL, &rep);
+			if (rc == LM_TRAIN_ABORTED)
+			{
+				CHECK_FOR_INTERRUPTS();
+				ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("training was stopped")));
+			}
+			if (pass == 0)
+				epochs_run = rep.epoch;
+			INSTR_TIME_SET_CURRENT(t_now);
+			INSTR_TIME_SUBTRACT(t_now, t_start);
+			if (isnan(rep.val_accuracy))
+				ereport(NOTICE,
+						(errmsg("%sepoch %d/%d: loss %.4f, %.2f s", pass ? "refit " : "", rep.epoch, of,
+								rep.loss, INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
+			else
+				ereport(NOTICE,
+						(errmsg("epoch %d/%d: loss %.4f, validation accuracy %.4f, log-loss %.4f%s, %.2f s",
+								rep.epoch, of, rep.loss, rep.val_accuracy, rep.val_loss,
+								rep.best ? " (best)" : "", INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
+			TrainProgressEpoch(rep.epoch, rep.loss, rep.val_accuracy);
 			CHECK_FOR_INTERRUPTS();
-			ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("training was stopped")));
-		}
-		epochs_run = rep.epoch;
-		INSTR_TIME_SET_CURRENT(t_now);
-		INSTR_TIME_SUBTRACT(t_now, t_start);
-		if (isnan(rep.val_accuracy))
-			ereport(NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, %.2f s", rep.epoch, p.epochs, rep.loss,
-							INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
+		} while (rc == LM_TRAIN_MORE);
+		if (pass == 0)
+			best_epoch = lm_trainer_finish(s->trainer);
 		else
-			ereport(NOTICE,
-					(errmsg("epoch %d/%d: loss %.4f, validation accuracy %.4f, log-loss %.4f%s, %.2f s",
-							rep.epoch, p.epochs, rep.loss, rep.val_accuracy, rep.val_loss,
-							rep.best ? " (best)" : "", INSTR_TIME_GET_DOUBLE(t_now) - epoch_start)));
-		TrainProgressEpoch(rep.epoch, rep.loss, rep.val_accuracy);
-		CHECK_FOR_INTERRUPTS();
-	} while (rc == LM_TRAIN_MORE);
-	best_epoch = lm_trainer_finish(s->trainer);
+			lm_trainer_finish(s->trainer);
+		if (pass == 1 || !lm_trainer_refit(s->trainer))
+			break;
+		TrainProgressPhase("refitting");
+	}
 
 	/* test scores */
 	TrainProgressPhase("scoring");
@@ -368,7 +386,9 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	initStringInfo(&recipe_json);
 	appendStringInfo(&recipe_json, "{\"features\": \"%s\", \"ngram_dim\": %u", recipe.kind, recipe.ngram_dim);
 	if (recipe.ngram_dim > 0)
-		appendStringInfoString(&recipe_json, ", \"ngram_range\": [1, 2], \"tf\": \"sublinear\", \"idf\": \"smooth\", \"norm\": \"l2\"");
+		appendStringInfo(&recipe_json, ", \"ngram_range\": [1, 2], \"char_ngram_range\": [%d, %u]"
+						 ", \"tf\": \"sublinear\", \"idf\": \"smooth\", \"norm\": \"l2\"",
+						 LM_NGRAM_CHAR_MIN, s->c->char_max);
 	if (s->embed_dim > 0)
 	{
 		appendStringInfo(&recipe_json, ", \"embed_dim\": %u, \"model\": ", s->embed_dim);

@@ -11,6 +11,7 @@
 /* Seeds that keep unigram and bigram buckets apart. */
 #define UNIGRAM_SEED 0x243f6a8885a308d3ULL
 #define BIGRAM_SEED 0x13198a2e03707344ULL
+#define CHAR_SEED 0xa4093822299f31d0ULL
 
 /* Free a sparse vector's arrays. */
 void
@@ -76,9 +77,9 @@ cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Raw hashed uni- and bi-gram counts of text into v. */
+/* Raw hashed uni- and bi-gram (and character n-gram) counts of text into v. */
 int
-lm_ngram_counts(const char *text, size_t len, uint32_t dim, lm_sparse *v)
+lm_ngram_counts(const char *text, size_t len, uint32_t dim, int char_max, lm_sparse *v)
 {
 	const unsigned char *s = (const unsigned char *) text;
 	size_t		i = 0;
@@ -107,6 +108,31 @@ lm_ngram_counts(const char *text, size_t len, uint32_t dim, lm_sparse *v)
 		if (i - start < 2)
 			continue;
 		h = mix64(h);
+		if (char_max >= LM_NGRAM_CHAR_MIN)
+		{
+			/* character n-grams of " word ", lower-cased, FNV-1a per length */
+			size_t		wl = i - start + 2;
+			size_t		need = (size_t) n + 2 + wl * (size_t) (char_max - LM_NGRAM_CHAR_MIN + 1);
+
+			if (need > INT32_MAX / 2 || lm_sparse_reserve(v, (int) need) != 0)
+				return -1;	/* a word of hundreds of megabytes: too many features */
+			for (size_t a = 0; a + LM_NGRAM_CHAR_MIN <= wl; a++)
+			{
+				uint64_t	ch = 0xcbf29ce484222325ULL;
+
+				for (int k = 0; k < char_max && a + k < wl; k++)
+				{
+					size_t		pos = a + k;
+					unsigned char c = (pos == 0 || pos == wl - 1) ? ' ' : s[start + pos - 1];
+
+					if (c >= 'A' && c <= 'Z')
+						c += 'a' - 'A';
+					ch = (ch ^ c) * 0x100000001b3ULL;
+					if (k + 1 >= LM_NGRAM_CHAR_MIN)
+						v->idx[n++] = (uint32_t) (mix64(ch ^ CHAR_SEED ^ (uint64_t) (k + 1)) % dim);
+				}
+			}
+		}
 		if (lm_sparse_reserve(v, n + 2) != 0)
 			return -1;
 		v->idx[n++] = (uint32_t) (mix64(h ^ UNIGRAM_SEED) % dim);

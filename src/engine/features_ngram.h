@@ -4,7 +4,10 @@
  *
  * A word is a maximal run of ASCII letters, digits and '_' or of bytes >= 0x80
  * (so UTF-8 letters stay inside words), lower-cased in ASCII, of at least two
- * bytes.  Each word and each pair of adjacent words is hashed (a fixed,
+ * bytes.  Optionally (char_max > 0) each character n-gram of lengths
+ * LM_NGRAM_CHAR_MIN..char_max of the lower-cased word with a space at each
+ * end ("nix" of " unix ") is a feature too.  Each word, character n-gram and
+ * pair of adjacent words is hashed (a fixed,
  * unkeyed 64-bit hash: the same text gives the same buckets in every process
  * and on every machine) into one of `dim` buckets.  A row's raw counts become
  * weights as (1 + ln tf) * idf, then the row is scaled to unit L2 norm.
@@ -21,6 +24,9 @@
 #define LM_NGRAM_MIN_DIM 16				/* smallest hashing dimension */
 #define LM_NGRAM_DEFAULT_DIM (1 << 19)	/* default hashing dimension */
 #define LM_NGRAM_MAX_DIM (1 << 24)		/* largest hashing dimension */
+#define LM_NGRAM_CHAR_MIN 3				/* shortest character n-gram */
+#define LM_NGRAM_DEFAULT_CHAR_MAX 4		/* longest character n-gram, by default */
+#define LM_NGRAM_MAX_CHAR_MAX 8			/* largest char_max accepted */
 
 /* A sparse vector: n entries with strictly increasing indices. */
 typedef struct lm_sparse
@@ -39,9 +45,10 @@ extern int	lm_sparse_reserve(lm_sparse *v, int cap);
 
 /*
  * Raw hashed uni- and bi-gram counts of UTF-8 text (len bytes) into v,
- * replacing its contents.  0, or -1 when out of memory.
+ * replacing its contents; with char_max > 0 also the words' character
+ * n-grams of lengths LM_NGRAM_CHAR_MIN..char_max.  0, or -1 when out of memory.
  */
-extern int	lm_ngram_counts(const char *text, size_t len, uint32_t dim, lm_sparse *v);
+extern int	lm_ngram_counts(const char *text, size_t len, uint32_t dim, int char_max, lm_sparse *v);
 
 /*
  * Weight raw counts in place: (1 + ln tf) * idf[i], drop idf 0, scale to unit

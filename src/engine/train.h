@@ -139,6 +139,16 @@ extern int	lm_trainer_epoch(lm_trainer *t, lm_train_abort_fn abort, void *abort_
 /* Put the best epoch's weights into the classifier; returns that epoch (1-based). */
 extern int32_t lm_trainer_finish(lm_trainer *t);
 
+/*
+ * After lm_trainer_finish: start again from zero weights on the training and
+ * validation rows together, for as many epochs as the best epoch was (the
+ * validation slice has chosen the epoch count; now it adds data).  Drive it
+ * with lm_trainer_epoch (no validation scores) and lm_trainer_finish again.
+ * false, changing nothing, when there was no validation slice or memory is
+ * short (the best epoch's weights stay).
+ */
+extern bool lm_trainer_refit(lm_trainer *t);
+
 /* Count the given rows of d in m, predicted by c. */
 extern void lm_classifier_score(const lm_classifier *c, const lm_dataset *d, const int32_t *rows, int32_t n,
 								lm_metrics *m);

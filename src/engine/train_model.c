@@ -10,8 +10,9 @@
 #include "errmsg.h"
 
 #define CLASSIFIER_MAGIC "LMCL"
-#define CLASSIFIER_VERSION 1
-#define HEADER_BYTES 20			/* magic + four uint32 */
+#define CLASSIFIER_VERSION 2
+#define HEADER_BYTES 24			/* magic + five uint32 */
+#define HEADER_BYTES_V1 20		/* magic + four uint32 (no char_max) */
 
 /* A classifier with zero weights. */
 lm_classifier *
@@ -99,7 +100,7 @@ put(uint8_t **p, const void *src, size_t n)
 void
 lm_classifier_serialize(const lm_classifier *c, uint8_t *out)
 {
-	uint32_t	head[4] = {CLASSIFIER_VERSION, (uint32_t) c->n_classes, c->ngram_dim, c->embed_dim};
+	uint32_t	head[5] = {CLASSIFIER_VERSION, (uint32_t) c->n_classes, c->ngram_dim, c->embed_dim, c->char_max};
 	uint8_t    *bitmap;
 	size_t		K = c->n_classes;
 
@@ -132,31 +133,49 @@ all_finite(const float *x, size_t n)
 lm_classifier *
 lm_classifier_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
 {
-	uint32_t	head[4];
+	uint32_t	head[5] = {0};
 	lm_classifier *c;
-	const uint8_t *p = data + HEADER_BYTES;
+	size_t		header = HEADER_BYTES;
+	const uint8_t *p;
 	const uint8_t *bitmap;
 	size_t		K,
 				rows = 0,
 				need;
 
-	if (len < HEADER_BYTES || memcmp(data, CLASSIFIER_MAGIC, 4) != 0)
+	if (len < HEADER_BYTES_V1 || memcmp(data, CLASSIFIER_MAGIC, 4) != 0)
 	{
 		lm_set_err(err, errlen, "the stored weights are not a classifier (bad header)");
 		return NULL;
 	}
-	memcpy(head, data + 4, sizeof(head));
-	if (head[0] != CLASSIFIER_VERSION)
+	memcpy(head, data + 4, 4 * sizeof(uint32_t));
+	if (head[0] == 1)
+		header = HEADER_BYTES_V1;
+	else if (head[0] != CLASSIFIER_VERSION)
 	{
-		lm_set_err(err, errlen, "the stored weights have version %u; this build reads version %d",
+		lm_set_err(err, errlen, "the stored weights have version %u; this build reads versions 1 and %d",
 				  head[0], CLASSIFIER_VERSION);
 		return NULL;
 	}
+	else if (len < HEADER_BYTES)
+	{
+		lm_set_err(err, errlen, "the stored weights are not a classifier (bad header)");
+		return NULL;
+	}
+	else
+		memcpy(&head[4], data + 4 + 4 * sizeof(uint32_t), sizeof(uint32_t));
+	if (head[4] > LM_NGRAM_MAX_CHAR_MAX || (head[4] != 0 && head[4] < LM_NGRAM_CHAR_MIN))
+	{
+		lm_set_err(err, errlen, "the stored weights name character n-grams up to %u (0 or %d to %d)",
+				  head[4], LM_NGRAM_CHAR_MIN, LM_NGRAM_MAX_CHAR_MAX);
+		return NULL;
+	}
+	p = data + header;
 	c = lm_classifier_create((int32_t) head[1], head[2], head[3], err, errlen);
 	if (c == NULL)
 		return NULL;
+	c->char_max = head[4];
 	K = c->n_classes;
-	need = HEADER_BYTES + sizeof(float) * (size_t) c->ngram_dim + (c->dim + 7) / 8;
+	need = header + sizeof(float) * (size_t) c->ngram_dim + (c->dim + 7) / 8;
 	if (len < need)
 		goto truncated;
 	memcpy(c->idf, p, sizeof(float) * c->ngram_dim);
@@ -197,7 +216,7 @@ lm_classifier_features(const lm_classifier *c, const char *text, size_t len, con
 	x->n = 0;
 	if (c->ngram_dim > 0)
 	{
-		if (lm_ngram_counts(text, len, c->ngram_dim, x) != 0)
+		if (lm_ngram_counts(text, len, c->ngram_dim, (int) c->char_max, x) != 0)
 			return -1;
 		lm_tfidf_apply(c->idf, c->ngram_dim, x);
 	}

@@ -9,7 +9,8 @@
  * touches contiguous memory.
  *
  * Byte form (little-endian, as x86 stores it): "LMCL", version, n_classes,
- * ngram_dim, embed_dim (uint32 each), idf (ngram_dim float32), a bitmap of
+ * ngram_dim, embed_dim, char_max (uint32 each; version 1 had no char_max,
+ * read as 0), idf (ngram_dim float32), a bitmap of
  * the feature rows that are not all zero, those rows (n_classes float32
  * each), then the biases (n_classes float32).  Parsing checks every size and
  * that every number is finite, so damaged bytes are an error, never a crash.
@@ -30,6 +31,7 @@ typedef struct lm_classifier
 {
 	int32_t		n_classes;		/* K, >= 2 */
 	uint32_t	ngram_dim;		/* hashed n-gram buckets, 0 when none */
+	uint32_t	char_max;		/* longest character n-gram, 0 for words only */
 	uint32_t	embed_dim;		/* embedding dimensions, 0 when none */
 	uint32_t	dim;			/* ngram_dim + embed_dim */
 	float	   *idf;			/* (ngram_dim) idf per bucket, 0 for buckets never seen */

@@ -2,7 +2,9 @@
  * bench_train_engine.c — the classifier trainer without a server, for tuning:
  * reads "text<TAB>label" lines (one row per line), trains on the first file
  * and prints the metrics on the second, with the training and prediction
- * times.  (test/bench/bench_train.sh runs the same through SQL.)
+ * times.  (test/bench/bench_train.sh runs the same through SQL.)  After
+ * early stopping it refits on train + validation rows, as train_classifier
+ * does; NO_REFIT=1 in the environment keeps the best epoch's weights instead.
  *
  *   bench_train_engine TRAIN.tsv TEST.tsv [dim lr l1 l2 epochs batch balanced seed test_fraction]
  */
@@ -17,6 +19,7 @@
 
 static char *labels[MAX_LABELS];
 static int	n_labels;
+static int	char_max = LM_NGRAM_DEFAULT_CHAR_MAX;	/* CHAR_MAX=n in the environment */
 
 /* Seconds on a monotonic clock. */
 static double
@@ -69,7 +72,7 @@ read_rows(const char *path, uint32_t dim, int add)
 		y = label_id(tab + 1, add);
 		if (y < 0)
 			y = 0;
-		lm_ngram_counts(line, tab - line, dim, &x);
+		lm_ngram_counts(line, tab - line, dim, char_max, &x);
 		lm_dataset_add(d, &x, y);
 	}
 	free(line);
@@ -113,11 +116,15 @@ main(int argc, char **argv)
 	if (argc > 10) p.seed = strtoull(argv[10], NULL, 10);
 	if (argc > 11) test_fraction = atof(argv[11]);
 
+	if (getenv("CHAR_MAX"))
+		char_max = atoi(getenv("CHAR_MAX"));
 	t0 = now();
 	tr = read_rows(argv[1], dim, 1);
 	if (lm_split_rows(tr, n_labels, test_fraction, LM_TRAIN_VALIDATION_FRACTION, p.seed, &s, &bad) != 0)
 		return 1;
 	c = lm_classifier_create(n_labels, dim, 0, err, sizeof(err));
+	if (c != NULL)
+		c->char_max = (uint32_t) char_max;
 	if (c == NULL || lm_dataset_fit_tfidf(tr, s.train, s.n_train, dim, c->idf) != 0)
 		return 1;
 	t = lm_trainer_create(tr, &s, c, &p, err, sizeof(err));
@@ -136,6 +143,12 @@ main(int argc, char **argv)
 			break;
 	}
 	best = lm_trainer_finish(t);
+	if (getenv("NO_REFIT") == NULL && lm_trainer_refit(t))
+	{
+		while (lm_trainer_epoch(t, NULL, NULL, &rep) == LM_TRAIN_MORE)
+			;
+		lm_trainer_finish(t);
+	}
 	t1 = now();
 	printf("rows %d classes %d best epoch %d train %.2f s\n", tr->n_rows, n_labels, best, t1 - t0);
 	if (s.n_test > 0)

@@ -39,7 +39,7 @@ topics(int per_class)
 		{
 			snprintf(text, sizeof(text), "the %s and %s with some %s today", words[c][i % 5],
 					 words[c][(i * 3 + 1) % 5], words[c][(i * 7 + 2) % 5]);
-			lm_ngram_counts(text, strlen(text), 1024, &x);
+			lm_ngram_counts(text, strlen(text), 1024, 0, &x);
 			lm_dataset_add(d, &x, c);
 		}
 	lm_sparse_free(&x);
@@ -91,6 +91,56 @@ train_topics(const lm_train_params *p, int per_class, double test_fraction, int 
 	return c;
 }
 
+/*
+ * Train on topics(60) (validation slice 10%), then refit on train + validation;
+ * returns the weights (caller frees), the refit's epochs and rows seen.
+ */
+static float *
+train_and_refit(uint64_t seed, bool refit, int *best, int *refit_epochs, bool *val_nan, bool *refit_again)
+{
+	lm_dataset *d = topics(60);
+	lm_split	s;
+	int32_t		bad;
+	char		err[128];
+	lm_classifier *c = lm_classifier_create(3, 1024, 0, err, sizeof(err));
+	lm_train_params p = lm_train_default_params();
+	lm_trainer *t;
+	lm_epoch_report rep;
+	float	   *w = malloc(sizeof(float) * (1024 * 3 + 3));
+
+	p.seed = seed;
+	p.epochs = 5;
+	p.learning_rate = 0.05f;
+	lm_split_rows(d, 3, 0.2, LM_TRAIN_VALIDATION_FRACTION, seed, &s, &bad);
+	lm_dataset_fit_tfidf(d, s.train, s.n_train, 1024, c->idf);
+	t = lm_trainer_create(d, &s, c, &p, err, sizeof(err));
+	while (lm_trainer_epoch(t, NULL, NULL, &rep) == LM_TRAIN_MORE)
+		;
+	*best = lm_trainer_finish(t);
+	*refit_epochs = 0;
+	*val_nan = true;
+	if (refit && lm_trainer_refit(t))
+	{
+		int			rc;
+
+		do
+		{
+			rc = lm_trainer_epoch(t, NULL, NULL, &rep);
+			(*refit_epochs)++;
+			*val_nan = *val_nan && isnan(rep.val_accuracy);
+		} while (rc == LM_TRAIN_MORE);
+		lm_trainer_finish(t);
+		*refit_again = lm_trainer_refit(t);
+	}
+	memcpy(w, c->W, sizeof(float) * 1024 * 3);
+	memcpy(w + 1024 * 3, c->b, sizeof(float) * 3);
+	lm_trainer_free(t);
+	lm_classifier_free(c);
+	lm_split_free(&s);
+	lm_dataset_free(d);
+	return w;
+}
+
 int
 main(void)
 {
@@ -102,7 +152,7 @@ main(void)
 	char		err[256];
 
 	/* n-gram counts */
-	lm_ngram_counts("Hello world, hello!", 19, 1 << 18, &a);
+	lm_ngram_counts("Hello world, hello!", 19, 1 << 18, 0, &a);
 	{
 		float		total = 0;
 		int			sorted = 1;
@@ -116,20 +166,27 @@ main(void)
 		CHECK(total == 5.0f, "3 words give 3 unigrams and 2 bigrams (%g)", total);
 		CHECK(sorted, "buckets are strictly increasing");
 	}
-	lm_ngram_counts("HELLO WORLD", 11, 1 << 18, &b);
+	lm_ngram_counts("HELLO WORLD", 11, 1 << 18, 0, &b);
 	CHECK(b.n == 3 && find(&a, b.idx[0]) >= 0 && find(&a, b.idx[1]) >= 0 && find(&a, b.idx[2]) >= 0,
 		  "case does not matter, punctuation separates words");
-	lm_ngram_counts("hello", 5, 1 << 18, &b);
+	lm_ngram_counts("hello", 5, 1 << 18, 0, &b);
 	CHECK(b.n == 1 && b.idx[0] == 39396, "the hash is fixed: \"hello\" is bucket %u of 2^18 in every process",
 		  b.n ? b.idx[0] : 0);
 	CHECK(find(&a, b.idx[0]) >= 0 && a.val[find(&a, b.idx[0])] == 2.0f, "a repeated word is counted twice");
-	lm_ngram_counts("a b c ! ?", 9, 1 << 18, &b);
+	lm_ngram_counts("a b c ! ?", 9, 1 << 18, 0, &b);
 	CHECK(b.n == 0, "one-letter words and punctuation give no features");
-	lm_ngram_counts("caf\xc3\xa9 na\xc3\xafve", 12, 1 << 18, &b);
+	lm_ngram_counts("caf\xc3\xa9 na\xc3\xafve", 12, 1 << 18, 0, &b);
 	CHECK(b.n == 3, "UTF-8 letters stay inside words (2 words, 1 bigram)");
 
 	/* TF-IDF */
-	lm_ngram_counts("alpha beta alpha gamma", 22, 1024, &a);
+	lm_ngram_counts("unix", 4, 1 << 18, 4, &b);
+	CHECK(b.n == 8, "character n-grams: \" unix \" gives 4 trigrams, 3 four-grams and the word (%d)", b.n);
+	lm_ngram_counts("UNIX", 4, 1 << 18, 4, &a);
+	CHECK(a.n == b.n && memcmp(a.idx, b.idx, sizeof(uint32_t) * a.n) == 0,
+		  "character n-grams are lower-cased like words");
+	lm_ngram_counts("unix", 4, 1 << 18, 0, &a);
+	CHECK(a.n == 1, "char_max 0 counts words only");
+	lm_ngram_counts("alpha beta alpha gamma", 22, 1024, 0, &a);
 	memset(df, 0, sizeof(df));
 	df[a.idx[0]] = 1;
 	for (int i = 1; i < a.n; i++)
@@ -188,7 +245,36 @@ main(void)
 		n = lm_classifier_serialized_size(c);
 		buf = malloc(n + 1);
 		lm_classifier_serialize(c, buf);
-		CHECK(n == 20 + 64 * 4 + 8 + 3 * 4 * 3, "only nonzero weight rows are stored (%zu bytes)", n);
+		free(buf);
+		c->char_max = 4;
+		n = lm_classifier_serialized_size(c);
+		buf = malloc(n + 1);
+		lm_classifier_serialize(c, buf);
+		CHECK(n == 24 + 64 * 4 + 8 + 3 * 4 * 3, "only nonzero weight rows are stored (%zu bytes)", n);
+		r = lm_classifier_parse(buf, n, err, sizeof(err));
+		CHECK(r && r->char_max == 4, "the byte form keeps the character n-gram length");
+		lm_classifier_free(r);
+		{
+			/* the version-1 form (no char_max field) still reads, as words only */
+			uint8_t    *v1 = malloc(n - 4);
+			uint32_t	one = 1;
+
+			memcpy(v1, buf, 20);
+			memcpy(v1 + 4, &one, 4);
+			memcpy(v1 + 20, buf + 24, n - 24);
+			r = lm_classifier_parse(v1, n - 4, err, sizeof(err));
+			CHECK(r && r->char_max == 0 && memcmp(r->W, c->W, sizeof(float) * 64 * 3) == 0,
+				  "a version-1 byte form reads back, without character n-grams");
+			lm_classifier_free(r);
+			free(v1);
+		}
+		memset(buf + 20, 0x7f, 4);
+		r = lm_classifier_parse(buf, n, err, sizeof(err));
+		CHECK(r == NULL && strstr(err, "character"), "an absurd character n-gram length is refused: %s", err);
+		c->char_max = 0;
+		free(buf);
+		buf = malloc(n + 1);
+		lm_classifier_serialize(c, buf);
 		r = lm_classifier_parse(buf, n, err, sizeof(err));
 		CHECK(r && memcmp(r->W, c->W, sizeof(float) * 64 * 3) == 0 && memcmp(r->idf, c->idf, 64 * 4) == 0 &&
 			  r->b[0] == 0.5f, "the byte form reads back identical");
@@ -197,7 +283,7 @@ main(void)
 		CHECK(r == NULL && strstr(err, "bytes"), "a truncated byte form is refused: %s", err);
 		r = lm_classifier_parse(buf, 10, err, sizeof(err));
 		CHECK(r == NULL, "a short header is refused: %s", err);
-		memcpy(buf + 20 + 64 * 4 + 8, &(float) {NAN}, 4);
+		memcpy(buf + 24 + 64 * 4 + 8, &(float) {NAN}, 4);
 		r = lm_classifier_parse(buf, n, err, sizeof(err));
 		CHECK(r == NULL && strstr(err, "finite"), "a NaN weight is refused: %s", err);
 		memset(buf + 8, 0xff, 4);
@@ -205,6 +291,29 @@ main(void)
 		CHECK(r == NULL, "an absurd class count is refused: %s", err);
 		free(buf);
 		lm_classifier_free(c);
+	}
+
+	/* refit on train + validation for the best epoch's count */
+	{
+		int			best,
+					best2,
+					n_refit,
+					n_refit2,
+					n_plain;
+		bool		val_nan,
+					again = true;
+		float	   *w1 = train_and_refit(7, true, &best, &n_refit, &val_nan, &again);
+		float	   *w2 = train_and_refit(7, true, &best2, &n_refit2, &val_nan, &again);
+		float	   *w0 = train_and_refit(7, false, &best2, &n_plain, &val_nan, &again);
+
+		CHECK(best >= 1 && n_refit == best, "the refit runs as many epochs as the best epoch (%d = %d)", n_refit, best);
+		CHECK(val_nan, "the refit reports no validation scores (its validation rows are training rows)");
+		CHECK(!again, "a second refit is refused");
+		CHECK(memcmp(w1, w2, sizeof(float) * (1024 * 3 + 3)) == 0, "the refit is deterministic");
+		CHECK(memcmp(w1, w0, sizeof(float) * (1024 * 3 + 3)) != 0, "the refit changes the weights");
+		free(w0);
+		free(w1);
+		free(w2);
 	}
 
 	/* split */
