@@ -27,12 +27,10 @@
  *     the user or the registry changed.
  *
  * Engine threads.  No engine thread may exist while control is in Postgres
- * (a backend that forks for COPY ... TO PROGRAM must be single-threaded),
- * so ModelAcquire ties ModelStopThreads to the caller's memory context: the
- * pools are joined when that context is reset — before the next row, at
- * the end of the statement, or in error cleanup — and the forward pass of
- * the next call starts them again.  Callers that finish their engine work
- * may stop them earlier (RunGeneration does).
+ * (a backend that forks for COPY ... TO PROGRAM must be single-threaded):
+ * every call that runs a forward pass goes through RuntimeBegin/RuntimeEnd
+ * (runtime.c), whose release — at the end of the call or in error cleanup —
+ * joins the pool; the next forward pass starts it again.
  */
 #include "postgres.h"
 
@@ -68,7 +66,6 @@ static struct
 }			default_lookup;
 
 /* The memory context whose reset will stop the engine threads, if any. */
-static MemoryContext stop_threads_context = NULL;
 
 /* Relcache callback: any change to the registry makes cached lookups stale. */
 static void
@@ -232,38 +229,6 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 	return m;
 }
 
-/* Memory-context callback: join the engine threads of every open model. */
-static void
-StopThreadsCallback(void *arg)
-{
-	if (stop_threads_context == (MemoryContext) arg)
-		stop_threads_context = NULL;
-	ModelStopThreads();
-}
-
-/* Join the engine threads of every open model (they restart on the next forward pass). */
-void
-ModelStopThreads(void)
-{
-	for (LmgenModel *m = open_models; m; m = m->next)
-		lm_context_stop_threads(m->ctx);
-}
-
-/* Have the engine threads stopped when the caller's memory context is reset. */
-static void
-StopThreadsWithCallerContext(void)
-{
-	MemoryContextCallback *cb;
-
-	if (stop_threads_context == CurrentMemoryContext)
-		return;				/* already registered there */
-	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(*cb));
-	cb->func = StopThreadsCallback;
-	cb->arg = CurrentMemoryContext;
-	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
-	stop_threads_context = CurrentMemoryContext;
-}
-
 /* True when the entry's registry row is still the current one for this user. */
 static bool
 RegistryRowFresh(const LmgenModel *m)
@@ -333,10 +298,7 @@ ModelAcquire(const char *name)
 
 	/* fast path: looked up and checked earlier in this statement */
 	if (m && RegistryRowFresh(m) && CheckedThisStatement(m) && !lm_gguf_damaged(m->gguf))
-	{
-		StopThreadsWithCallerContext();
 		return m;
-	}
 
 	path = (m && RegistryRowFresh(m)) ? pstrdup(m->registered_path) : RegisteredPath(name);
 	if (path == NULL)
@@ -353,7 +315,6 @@ ModelAcquire(const char *name)
 	if (m && EntryMatches(m, resolved, &st) && !lm_gguf_damaged(m->gguf))
 	{
 		MarkChecked(m, path);
-		StopThreadsWithCallerContext();
 		return m;
 	}
 	if (m)
@@ -366,7 +327,6 @@ ModelAcquire(const char *name)
 	MarkChecked(m, path);
 	m->next = open_models;
 	open_models = m;
-	StopThreadsWithCallerContext();
 	return m;
 }
 

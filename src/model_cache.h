@@ -50,7 +50,4 @@ extern LmgenModel *ModelAcquire(const char *name);
 /* ERROR when the model's file changed on disk since it was opened. */
 extern void ModelCheckUnchanged(LmgenModel *m);
 
-/* Join the engine threads of every open model; the next forward pass restarts them. */
-extern void ModelStopThreads(void);
-
 #endif							/* LMGEN_MODEL_CACHE_H */
