@@ -11,7 +11,7 @@
  * Not built by make.  Build and run from the repository root, after make:
  *
  *   gcc -std=gnu11 -O2 -Isrc/engine -o /tmp/bench_prefill test/bench/bench_prefill.c \
- *       src/engine/?*.o -lopenblas -lpthread -lm
+ *       src/engine/?*.o -lpthread -lm
  *   /tmp/bench_prefill MODEL.gguf [threads] [step] [lengths]
  *
  * threads defaults to 1 (lmgen.threads' default), step to 32, lengths to
@@ -23,28 +23,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "context.h"
 #include "model.h"
-
-/* Monotonic seconds. */
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds of this process (all threads): less sensitive than wall time to a busy machine. */
-static double
-cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Times of the abort checks of one forward call. */
 typedef struct poll_log
@@ -59,7 +40,7 @@ static bool
 record_poll(void *arg)
 {
 	poll_log   *p = arg;
-	double		t = now();
+	double		t = bench_wall_s();
 
 	if (t - p->last > p->max_gap)
 		p->max_gap = t - p->last;
@@ -130,8 +111,8 @@ main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			lm_batch_add(b, (int32_t) (rand_r(&rng) % m->cfg.n_vocab), i, 0, i == n - 1);
 		lm_context_set_abort(ctx, record_poll, &pl);
-		c0 = cpu_now();
-		t0 = now();
+		c0 = bench_cpu_s();
+		t0 = bench_wall_s();
 		pl.last = t0;
 		if (lm_model_forward(ctx, b, err, sizeof(err)) != 0)
 		{
@@ -142,7 +123,7 @@ main(int argc, char **argv)
 		pl.calls--;				/* the end is not a check */
 		if (li >= 0)
 			printf("%8d %10.2f %10.1f %10.2f %12.1f %8ld\n", n, pl.last - t0, n / (pl.last - t0),
-				   cpu_now() - c0, pl.max_gap * 1e3, pl.calls);
+				   bench_cpu_s() - c0, pl.max_gap * 1e3, pl.calls);
 		fflush(stdout);
 	}
 	lm_batch_free(b);

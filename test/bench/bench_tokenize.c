@@ -13,7 +13,7 @@
  * Not built by make.  Build and run from the repository root, after make:
  *
  *   gcc -std=gnu11 -O2 -Isrc/engine -o /tmp/bench_tokenize test/bench/bench_tokenize.c \
- *       src/engine/[a-z]*.o -lopenblas -lpthread -lm
+ *       src/engine/[a-z]*.o -lpthread -lm
  *   /tmp/bench_tokenize $(pg_config --sharedir)/lmgen/models/default.gguf FILE 4
  */
 #include <stdbool.h>
@@ -23,18 +23,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "gguf.h"
 #include "tokenizer.h"
-
-/* Seconds on a monotonic clock. */
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Peak resident set of the process so far, in kB. */
 static long
@@ -77,10 +68,10 @@ probe_abort(void *arg)
 	probe	   *p = arg;
 
 	p->calls++;
-	if (p->abort_at > 0 && now_s() >= p->abort_at)
+	if (p->abort_at > 0 && bench_wall_s() >= p->abort_at)
 	{
 		if (p->asked == 0)
-			p->asked = now_s();
+			p->asked = bench_wall_s();
 		return true;
 	}
 	return false;
@@ -141,9 +132,9 @@ main(int argc, char **argv)
 	/* the whole text */
 	rss0 = peak_rss_kb();
 	vm0 = peak_vm_kb();
-	t0 = now_s();
+	t0 = bench_wall_s();
 	n = lm_tokenize_abortable(t, text, want, true, false, ids, cap, probe_abort, &p, err, sizeof(err));
-	t1 = now_s();
+	t1 = bench_wall_s();
 	if (n < 0)
 	{
 		fprintf(stderr, "bench_tokenize: %s\n", err);
@@ -156,10 +147,10 @@ main(int argc, char **argv)
 
 	/* an abort 100 ms in */
 	memset(&p, 0, sizeof(p));
-	t0 = now_s();
+	t0 = bench_wall_s();
 	p.abort_at = t0 + 0.1;
 	n = lm_tokenize_abortable(t, text, want, true, false, ids, cap, probe_abort, &p, err, sizeof(err));
-	t1 = now_s();
+	t1 = bench_wall_s();
 	if (t1 > p.abort_at)
 		printf("abort due after 100 ms: returned %d, %.2f ms after it was due (%ld abort checks)\n",
 			   n, (t1 - p.abort_at) * 1000, p.calls);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "train.h"
 
 #define MAX_LABELS 1000
@@ -21,15 +22,6 @@ static char *labels[MAX_LABELS];
 static int	n_labels;
 static int	char_max = LM_NGRAM_DEFAULT_CHAR_MAX;	/* CHAR_MAX=n in the environment */
 
-/* Seconds on a monotonic clock. */
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Class number of a label, added when new (add = 0: -1 when unknown). */
 static int
@@ -118,7 +110,7 @@ main(int argc, char **argv)
 
 	if (getenv("CHAR_MAX"))
 		char_max = atoi(getenv("CHAR_MAX"));
-	t0 = now();
+	t0 = bench_wall_s();
 	tr = read_rows(argv[1], dim, 1);
 	if (lm_split_rows(tr, n_labels, test_fraction, LM_TRAIN_VALIDATION_FRACTION, p.seed, &s, &bad) != 0)
 		return 1;
@@ -149,7 +141,7 @@ main(int argc, char **argv)
 			;
 		lm_trainer_finish(t);
 	}
-	t1 = now();
+	t1 = bench_wall_s();
 	printf("rows %d classes %d best epoch %d train %.2f s\n", tr->n_rows, n_labels, best, t1 - t0);
 	if (s.n_test > 0)
 	{
@@ -173,7 +165,7 @@ main(int argc, char **argv)
 		(void) all;
 		(void) te;
 		m = lm_metrics_create(n_labels, n_labels);
-		t0 = now();
+		t0 = bench_wall_s();
 		while ((len = getline(&line, &cap, f)) > 0)
 		{
 			char	   *tab = strrchr(line, '\t');
@@ -184,7 +176,7 @@ main(int argc, char **argv)
 			lm_classifier_proba(c, &x, probs);
 			lm_metrics_add(m, label_id(tab + 1, 0) < 0 ? 0 : label_id(tab + 1, 0), probs);
 		}
-		t1 = now();
+		t1 = bench_wall_s();
 		lm_metrics_finish(m);
 		printf("TEST file: accuracy %.4f macro_f1 %.4f log_loss %.4f (%lld rows, predict %.3f s)\n",
 			   m->accuracy, m->macro_f1, m->log_loss, (long long) m->n, t1 - t0);
