@@ -10,19 +10,13 @@ use File::Copy qw(copy);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use LmgenNode;
 
 my $models = "$ENV{TESTDIR}/test/models";
-my $node = PostgreSQL::Test::Cluster->new('reload');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$models'\n");
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION lmgen;
-	SELECT lmgen.load_model('a', 'words.gguf');
-	SELECT lmgen.load_model('b', 'words-b.gguf');
-	SELECT lmgen.set_default_model('a');
-});
+my $node = lmgen_node('reload', [a => 'words.gguf', b => 'words-b.gguf'], model_dir => $models);
+$node->safe_psql('postgres', "SELECT lmgen.set_default_model('a')");
 
 my $gen = "generate('Once upon a time', 10";
 my %ref = (

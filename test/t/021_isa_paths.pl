@@ -9,19 +9,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use LmgenNode;
 
-my $node = PostgreSQL::Test::Cluster->new('isa');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$ENV{TESTDIR}/test/models'\n");
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION lmgen;
-	SELECT lmgen.load_model('words', 'words.gguf');
-	SELECT lmgen.load_model('chat', 'words-chat.gguf');
-	SELECT lmgen.load_model('q8', 'tiny-q8_0.gguf');
-	SELECT lmgen.load_model('q4', 'tiny-q4_0.gguf');
-});
+my $node = lmgen_node('isa',
+	[words => 'words.gguf', chat => 'words-chat.gguf', q8 => 'tiny-q8_0.gguf', q4 => 'tiny-q4_0.gguf']);
 $node->stop;
 
 my $text = "'The team won the match with a late goal.'";

@@ -10,17 +10,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use LmgenNode;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('threads');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$ENV{TESTDIR}/test/models'\n");
-$node->start;
+my $node = lmgen_node('threads', [tiny => 'tiny-f32.gguf', long => 'long-ctx.gguf']);
 $node->safe_psql('postgres', q{
-	CREATE EXTENSION lmgen;
-	SELECT lmgen.load_model('tiny', 'tiny-f32.gguf');
-	SELECT lmgen.load_model('long', 'long-ctx.gguf');
 	-- threads of this backend; waits up to 1 s for exited threads to be reaped
 	CREATE FUNCTION backend_threads() RETURNS int LANGUAGE plpgsql AS $$
 	DECLARE n int;

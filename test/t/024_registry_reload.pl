@@ -9,20 +9,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use LmgenNode;
 use Time::HiRes qw(time);
 
-my $node = PostgreSQL::Test::Cluster->new('registry');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$ENV{TESTDIR}/test/models'\n");
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION lmgen;
-	SELECT lmgen.load_model('tiny', 'tiny-f32.gguf');
-	SELECT lmgen.load_model('q8', 'tiny-q8_0.gguf');
-	SELECT lmgen.load_model('long', 'long-ctx.gguf');
-	SELECT lmgen.load_model('m', 'tiny-f32.gguf');
-});
+my $node = lmgen_node('registry',
+	[tiny => 'tiny-f32.gguf', q8 => 'tiny-q8_0.gguf', long => 'long-ctx.gguf', m => 'tiny-f32.gguf']);
 
 # Digest of a model's embedding of one text ('' model = the default).
 sub sig_sql

@@ -9,13 +9,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use LmgenNode;
 
-my $node = PostgreSQL::Test::Cluster->new('kv_memory');
-$node->init;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$ENV{TESTDIR}/test/models'\n");
-$node->start;
-$node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('long', 'long-ctx.gguf')");
+my $node = lmgen_node('kv_memory', [long => 'long-ctx.gguf']);
 
 my $big = "SELECT length(generate(repeat('ab cd ', 1500), 2, model => 'long')) >= 0";
 my $anon_kb = "SELECT (regexp_match(pg_read_file('/proc/self/status'), 'RssAnon:\\s+(\\d+)'))[1]";

@@ -1,0 +1,40 @@
+# LmgenNode.pm — the node every lmgen TAP test starts from: a new cluster
+# with lmgen preloaded, lmgen.model_dir set, the extension created and the
+# given models registered.  Use from test/t/*.pl:
+#   use FindBin;
+#   use lib "$FindBin::RealBin/../lib";
+#   use LmgenNode;
+#   my $node = lmgen_node('name', [tiny => 'tiny-f32.gguf']);
+package LmgenNode;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use PostgreSQL::Test::Cluster;
+
+our @EXPORT = qw(lmgen_node);
+
+# Start a node named $name with models [registry name => file, ...],
+# registered in that order (the first becomes the default model), from $opts{model_dir} (default: the generated test models),
+# plus $opts{conf} appended to postgresql.conf.
+sub lmgen_node
+{
+	my ($name, $models, %opts) = @_;
+	my $dir = $opts{model_dir} // "$ENV{TESTDIR}/test/models";
+	my $conf = $opts{conf} // '';
+	my $node = PostgreSQL::Test::Cluster->new($name);
+
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\n$conf");
+	$node->start;
+	my $sql = 'CREATE EXTENSION lmgen;';
+	for (my $i = 0; $i < @$models; $i += 2)
+	{
+		$sql .= " SELECT lmgen.load_model('$models->[$i]', '$models->[$i + 1]');";
+	}
+	$node->safe_psql('postgres', $sql);
+	return $node;
+}
+
+1;
