@@ -247,7 +247,7 @@ budget_blocks(const lm_sched *s)
  * a request for it; NULL with a message.
  */
 static sched_req *
-req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int n_pos, char *err, size_t errlen)
+req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int64_t n_pos, char *err, size_t errlen)
 {
 	const lm_kv *kv = lm_context_kv(s->ctx);
 	int			n_ctx = lm_context_n_ctx(s->ctx);
@@ -268,11 +268,11 @@ req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int n_pos
 		}
 	if (n_pos > n_ctx)
 		n_pos = n_ctx;
-	blocks = (n_pos + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+	blocks = (int32_t) ((n_pos + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
 	if (blocks > budget_blocks(s))
 	{
 		snprintf(err, errlen, "the request needs up to %.1f MB of KV cache (%d positions), more than the "
-				 "whole pool of %.1f MB", (double) blocks * kv->block_bytes / (1 << 20), n_pos,
+				 "whole pool of %.1f MB", (double) blocks * kv->block_bytes / (1 << 20), (int) n_pos,
 				 (double) kv->budget / (1 << 20));
 		return NULL;
 	}
@@ -331,7 +331,7 @@ lm_sched_submit_generate(lm_sched *s, const int32_t *prompt, int n, const lm_gen
 		snprintf(err, errlen, "no generation parameters");
 		return -1;
 	}
-	r = req_new(s, LM_SCHED_GENERATE, prompt, n, p->max_tokens > 0 ? n + p->max_tokens : n, err, errlen);
+	r = req_new(s, LM_SCHED_GENERATE, prompt, n, (int64_t) n + (p->max_tokens > 0 ? p->max_tokens : 0), err, errlen);
 	if (!r)
 		return -1;
 	r->gen = lm_sequence_create(s->tok, s->n_vocab, lm_context_n_ctx(s->ctx), prompt, n, p, err, errlen);
@@ -400,7 +400,7 @@ lm_sched_submit_score(lm_sched *s, const int32_t *prompt, int n, const int32_t *
 			longest = n_ids[k];
 	}
 	/* the prompt, then the longest label but its last token */
-	r = req_new(s, LM_SCHED_SCORE, prompt, n, n + longest - 1, err, errlen);
+	r = req_new(s, LM_SCHED_SCORE, prompt, n, (int64_t) n + longest - 1, err, errlen);
 	if (!r)
 		return -1;
 	if (n + longest - 1 > lm_context_n_ctx(s->ctx))

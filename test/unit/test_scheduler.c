@@ -24,6 +24,7 @@
  *     classify computed them before its trie scorer: the prompt in one
  *     batch, each label's tokens but the last in one batch of their own.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,8 +613,8 @@ check_model(const char *path, const char *name, bool show_cause)
 			  "(%zu of %zu bytes) and all 16 finish byte-identical to alone (%d)",
 			  name, o.max_waiting, o.max_running, o.max_in_use, budget, count_same(&o, N_REQ));
 
-		/* one that can never fit */
-		big.gp.max_tokens = 1000;
+		/* one that can never fit (max_tokens near INT_MAX: no overflow in the worst case) */
+		big.gp.max_tokens = INT_MAX - 5;
 		s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
 		lm_context_set_kv_budget(ctx, 5 * bb);
 		err[0] = 0;
@@ -623,8 +624,12 @@ check_model(const char *path, const char *name, bool show_cause)
 		err[0] = 0;
 		id = s ? lm_sched_submit_embed(s, big.prompt, 0, err, sizeof(err)) : 0;
 		CHECK(s && id == -1 && err[0] != 0, "%s: an empty prompt fails at submit (\"%s\")", name, err);
-		lm_sched_free(s);
 		lm_context_set_kv_budget(ctx, 0);
+		err[0] = 0;
+		id = s ? lm_sched_submit_generate(s, big.prompt, big.n_prompt, &big.gp, err, sizeof(err)) : -1;
+		CHECK(s && id >= 0, "%s: without a KV budget the same request is accepted (its worst case is the context) %s",
+			  name, err);
+		lm_sched_free(s);
 	}
 done:
 	if (r)
