@@ -45,7 +45,8 @@ typedef struct lm_sched_params
 {
 	int			max_seqs;		/* sequences running at once (<= the context's n_seq_max); 0 = n_seq_max */
 	int			step_tokens;	/* token budget of one forward pass: every running decode token first,
-								 * then prefill chunks of waiting prompts fill the rest; 0 = 256 */
+								 * then prefill chunks of waiting prompts fill the rest; 0 = 256.
+								 * Keep it above max_seqs, or prompts wait while every slot decodes */
 } lm_sched_params;
 
 typedef struct lm_sched lm_sched;
@@ -170,7 +171,7 @@ extern int	lm_sched_step(lm_sched *s, char *err, size_t errlen);
  */
 extern bool lm_sched_take_finished(lm_sched *s, lm_sched_result *r);
 
-/* Free a taken result. */
+/* Free a finished request (taken or not); waiting, running and unknown ids are ignored. */
 extern void lm_sched_release(lm_sched *s, int64_t id);
 
 /* Requests running (holding a sequence) and waiting for admission. */
