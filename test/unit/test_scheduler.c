@@ -23,6 +23,9 @@
  *     generations and with step_tokens 1, equal bit for bit the way
  *     classify computed them before its trie scorer: the prompt in one
  *     batch, each label's tokens but the last in one batch of their own.
+ *
+ * LMGEN_SCHED_MODEL=path runs the same checks on another model too (by hand:
+ * the installed SmolLM2 and Gemma 3 take minutes).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -682,5 +685,8 @@ main(void)
 		remove(path);
 		rmdir(dir);
 	}
+	/* any other model, by hand: LMGEN_SCHED_MODEL=path (e.g. the installed Gemma 3) */
+	if (getenv("LMGEN_SCHED_MODEL") && *getenv("LMGEN_SCHED_MODEL"))
+		check_model(getenv("LMGEN_SCHED_MODEL"), getenv("LMGEN_SCHED_MODEL"), false);
 	return unit_done();
 }
