@@ -100,11 +100,12 @@ fixtures:
 
 installcheck: fixtures
 
-# pg_regress on the real models `make model` installs (sql/models.sql), in an
-# instance whose lmgen.model_dir is the installed model directory.
+# pg_regress on the real models `make model` installs (sql/models.sql, and
+# sql/embed_minilm.sql for the embedding model), in an instance whose
+# lmgen.model_dir is the installed model directory.
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
-		--load-extension=lmgen models
+		--load-extension=lmgen models embed_minilm
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures
