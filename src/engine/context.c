@@ -118,7 +118,8 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	ctx->hb = alloc_f(nb * c->n_ff, &ok);
 	ctx->hb2 = alloc_f(nb * c->n_ff, &ok);
 	ctx->rope_cs = alloc_f(nb * c->n_rot, &ok);
-	ctx->scores = alloc_f((size_t) ctx->n_tasks * lm_op_attention_scratch(c, p.n_ctx), &ok);
+	ctx->scores = alloc_f((size_t) ctx->n_tasks * (c->encoder ? lm_bert_attention_scratch(c, p.n_ctx)
+													: lm_op_attention_scratch(c, p.n_ctx)), &ok);
 	ctx->xq_bytes = nb * max_act_row(m);
 	for (int i = 0; i < 3; i++)
 		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))

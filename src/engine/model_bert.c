@@ -17,8 +17,10 @@
  *
  * Batching: a forward pass holds whole texts one after another (position 0
  * starts a text), so every matrix product is one GEMM over all their tokens
- * (lm_ctx_matmul: weight rows x activation rows, tiles split across the
- * pool), and attention runs per (text, head, 16-query chunk) on the pool.
+ * (F32 weights: gemm_f32.h's outer-product kernel, 32-row panels split
+ * across the pool; other types: lm_ctx_matmul), and attention runs per (text, head, 64-query chunk) on the pool, itself
+ * as two small products on the same F32 kernel (scores = K Q^T, then
+ * out = V^T P, heads and positions zero-padded to its 64-float step).
  * A text's rows depend only on its own tokens, so its embedding is the same
  * alone or packed with others.  There is no KV cache: nothing is kept
  * between forward passes.
@@ -35,12 +37,13 @@
 #include <string.h>
 
 #include "context_impl.h"
+#include "gemm_f32.h"
 #include "kernels.h"
 #include "model_ops.h"
 #include "quant.h"
 
 /* Queries per attention work item. */
-#define BERT_ATT_CHUNK 16
+#define BERT_ATT_CHUNK 64
 
 /* Read bert's own metadata. */
 bool
@@ -340,43 +343,91 @@ typedef struct bert_att
 	float		scale;			/* 1 / sqrt(head_dim) */
 } bert_att;
 
-/* Attention of queries [q0, q1) of text rows [s0, s0 + len), head h, into ctx->att. */
+/* Padded width of a head's rows and of a text's key positions (the F32 kernel's step). */
+#define BERT_PAD 64
+
+/* n rounded up to a multiple of BERT_PAD. */
+static inline int
+pad64(int n)
+{
+	return (n + BERT_PAD - 1) / BERT_PAD * BERT_PAD;
+}
+
+/* Floats of scratch one task needs: attention of texts of up to n_ctx tokens, or a GEMM panel. */
+size_t
+lm_bert_attention_scratch(const lm_model_config *c, int n_ctx)
+{
+	size_t		L = (size_t) pad64(n_ctx),
+				gemm = GEMM_F32_SCRATCH(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
+
+	/* keys (L x 64), queries (chunk x 64), scores and weights (chunk x L each), values^T (hd x L) */
+	L = L * BERT_PAD + BERT_ATT_CHUNK * BERT_PAD + 2 * BERT_ATT_CHUNK * L + (size_t) c->head_dim_k * L;
+	return L > gemm ? L : gemm;
+}
+
+/*
+ * Attention of queries [q0, q1) of text rows [s0, s0 + len), head h, into
+ * ctx->att, as two products on the F32 matmul kernel: scores = K Q^T with
+ * head rows zero-padded to 64 floats, then out = V^T P with positions
+ * zero-padded to a multiple of 64.  Each output element depends only on its
+ * own query and the text's keys and values, whatever the chunk.
+ */
 static void
-attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, float *p)
+attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, float *scratch)
 {
 	const lm_model_config *c = &ctx->model->cfg;
 	int			E = c->n_embd,
-				hd = c->head_dim_k;
+				hd = c->head_dim_k,
+				L = pad64(len),
+				nq = q1 - q0;
+	float	   *kp = scratch,	/* (L, 64) keys, padded */
+			   *qp = kp + (size_t) L * BERT_PAD,	/* (chunk, 64) queries, padded */
+			   *sc = qp + (size_t) BERT_ATT_CHUNK * BERT_PAD,	/* (chunk, len) scores */
+			   *pw = sc + (size_t) BERT_ATT_CHUNK * L,	/* (chunk, L) weights, padded */
+			   *vt = pw + (size_t) BERT_ATT_CHUNK * L;	/* (hd, L) values transposed, padded */
 
-	for (int i = q0; i < q1; i++)
+	memset(kp, 0, sizeof(float) * (size_t) len * BERT_PAD);
+	memset(vt, 0, sizeof(float) * (size_t) hd * L);
+	for (int j = 0; j < len; j++)
 	{
-		const float *q = ctx->q + (size_t) (s0 + i) * E + (size_t) h * hd;
-		float	   *a = ctx->att + (size_t) (s0 + i) * E + (size_t) h * hd;
+		const float *k = ctx->k + (size_t) (s0 + j) * E + (size_t) h * hd;
+		const float *v = ctx->v + (size_t) (s0 + j) * E + (size_t) h * hd;
+
+		memcpy(kp + (size_t) j * BERT_PAD, k, sizeof(float) * hd);
+		for (int d = 0; d < hd; d++)
+			vt[(size_t) d * L + j] = v[d];
+	}
+	memset(qp, 0, sizeof(float) * (size_t) nq * BERT_PAD);
+	for (int i = 0; i < nq; i++)
+		memcpy(qp + (size_t) i * BERT_PAD, ctx->q + (size_t) (s0 + q0 + i) * E + (size_t) h * hd, sizeof(float) * hd);
+
+	/* scores: sc[i * len + j] = dot(k_j, q_i) */
+	lm_matmul_rows(LM_TYPE_F32, kp, sizeof(float) * BERT_PAD, BERT_PAD, 0, len,
+				   qp, sizeof(float) * BERT_PAD, nq, sc, len);
+
+	/* softmax of each query's scores (max subtracted, sum in double) into padded weights */
+	for (int i = 0; i < nq; i++)
+	{
+		float	   *srow = sc + (size_t) i * len,
+				   *prow = pw + (size_t) i * L;
 		float		max = -INFINITY;
 		double		sum = 0.0;
-		float		inv;
 
+		lm_op_scale(srow, scale, len);
 		for (int j = 0; j < len; j++)
-		{
-			p[j] = lm_dot_f32(q, ctx->k + (size_t) (s0 + j) * E + (size_t) h * hd, hd) * scale;
-			if (p[j] > max)
-				max = p[j];
-		}
-		lm_op_exp_sub(p, max, len);
+			if (srow[j] > max)
+				max = srow[j];
+		lm_op_exp_sub(srow, max, len);
 		for (int j = 0; j < len; j++)
-			sum += p[j];
-		inv = (float) (1.0 / sum);
-		for (int d = 0; d < hd; d++)
-			a[d] = 0.0f;
-		for (int j = 0; j < len; j++)
-		{
-			const float *v = ctx->v + (size_t) (s0 + j) * E + (size_t) h * hd;
-			float		w = p[j] * inv;
-
-			for (int d = 0; d < hd; d++)
-				a[d] += w * v[d];
-		}
+			sum += srow[j];
+		memcpy(prow, srow, sizeof(float) * len);
+		lm_op_scale(prow, (float) (1.0 / sum), len);
+		memset(prow + len, 0, sizeof(float) * (L - len));
 	}
+
+	/* out[i][d] = dot(v^T_d, p_i), straight into the attention rows */
+	lm_matmul_rows(LM_TYPE_F32, vt, sizeof(float) * L, L, 0, hd,
+				   pw, sizeof(float) * L, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd, E);
 }
 
 /* Task ith of nth: a contiguous range of (text, head, chunk) items. */
@@ -389,7 +440,7 @@ att_worker(void *arg, int ith, int nth)
 	int64_t		lo = j->n_items * ith / nth,
 				hi = j->n_items * (ith + 1) / nth,
 				base = 0;
-	float	   *p = ctx->scores + lm_op_attention_scratch(c, ctx->n_ctx) * (size_t) ith;
+	float	   *scratch = ctx->scores + lm_bert_attention_scratch(c, ctx->n_ctx) * (size_t) ith;
 
 	for (int s = 0; s < j->n_texts && base < hi; s++)
 	{
@@ -404,10 +455,73 @@ att_worker(void *arg, int ith, int nth)
 						q0 = (int) (it % chunks) * BERT_ATT_CHUNK,
 						q1 = q0 + BERT_ATT_CHUNK < len ? q0 + BERT_ATT_CHUNK : len;
 
-			attend(ctx, s0, len, h, q0, q1, j->scale, p);
+			attend(ctx, s0, len, h, q0, q1, j->scale, scratch);
 		}
 		base += n;
 	}
+}
+
+/* One threaded product of up to 3 F32 matrices sharing an input (gemm_f32.h). */
+typedef struct bert_mm
+{
+	lm_context *ctx;			/* context (per-task scratch in ctx->scores) */
+	int			n_mm;			/* matrices */
+	const lm_weight *w[3];		/* weights */
+	float	   *y[3];			/* outputs, (n, w->n_rows) */
+	const float *x;				/* (n, n_cols) input */
+	int			n;				/* activation rows */
+	int64_t		panels;			/* panels of all matrices */
+} bert_mm;
+
+/* Task ith of nth: a contiguous range of the matrices' 32-row panels. */
+static void
+mm_worker(void *arg, int ith, int nth)
+{
+	bert_mm    *j = arg;
+	const lm_model_config *c = &j->ctx->model->cfg;
+	float	   *scratch = j->ctx->scores + lm_bert_attention_scratch(c, j->ctx->n_ctx) * (size_t) ith;
+	int64_t		lo = j->panels * ith / nth,
+				hi = j->panels * (ith + 1) / nth,
+				base = 0;
+
+	for (int m = 0; m < j->n_mm; m++)
+	{
+		const lm_weight *w = j->w[m];
+		int64_t		np = (w->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL,
+					p0 = lo > base ? lo - base : 0,
+					p1 = hi - base < np ? hi - base : np;
+
+		if (p0 < p1)
+			lm_gemm_f32_rows(w->data, w->n_cols, p0 * GEMM_F32_PANEL,
+							 p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows,
+							 j->x, w->n_cols, j->n, j->y[m], w->n_rows, scratch);
+		base += np;
+	}
+}
+
+/*
+ * Y_j = W_j x for up to 3 matrices sharing one input: F32 weights (the
+ * converted files) through the outer-product GEMM, panels split across
+ * the pool; other types through lm_ctx_matmul.  A model's weights have one
+ * type per matrix, so every text always takes the same path.
+ */
+static void
+bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, float *const *y)
+{
+	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, x, n, 0};
+
+	for (int m = 0; m < n_mm; m++)
+	{
+		if (w[m]->type != LM_TYPE_F32)
+		{
+			lm_ctx_matmul(ctx, n, x, n_mm, w, y);
+			return;
+		}
+		j.w[m] = w[m];
+		j.y[m] = y[m];
+		j.panels += (w[m]->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL;
+	}
+	lm_ctx_run(ctx, mm_worker, &j);
 }
 
 /* Run the bert forward pass for one step of whole texts. */
@@ -448,7 +562,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const lm_weight *w[3] = {&L->wq, &L->wk, &L->wv};
 			float	   *y[3] = {ctx->q, ctx->k, ctx->v};
 
-			lm_ctx_matmul(ctx, n, ctx->x, 3, w, y);
+			bert_matmul(ctx, n, ctx->x, 3, w, y);
 		}
 		lm_op_for_rows(ctx, n, stage_qkv_bias, &r);
 
@@ -460,7 +574,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const lm_weight *w[1] = {&L->wo};
 			float	   *y[1] = {ctx->xb2};
 
-			lm_ctx_matmul(ctx, n, ctx->att, 1, w, y);
+			bert_matmul(ctx, n, ctx->att, 1, w, y);
 		}
 		lm_op_for_rows(ctx, n, stage_attn_residual, &r);
 
@@ -469,14 +583,14 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const lm_weight *w[1] = {&L->ffn_up};
 			float	   *y[1] = {ctx->hb};
 
-			lm_ctx_matmul(ctx, n, ctx->x, 1, w, y);
+			bert_matmul(ctx, n, ctx->x, 1, w, y);
 		}
 		lm_op_for_rows(ctx, n, stage_gelu, &r);
 		{
 			const lm_weight *w[1] = {&L->ffn_down};
 			float	   *y[1] = {ctx->xb2};
 
-			lm_ctx_matmul(ctx, n, ctx->hb, 1, w, y);
+			bert_matmul(ctx, n, ctx->hb, 1, w, y);
 		}
 		lm_op_for_rows(ctx, n, stage_ffn_residual, &r);
 	}

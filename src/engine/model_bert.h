@@ -20,6 +20,9 @@ extern bool lm_bert_read_config(const lm_gguf *g, lm_model_config *c, char *err,
 /* Bind every bert tensor (token_embd is bound already). */
 extern bool lm_bert_bind(lm_model *m, char *err, size_t errlen);
 
+/* Floats of scratch one task needs: attention of texts of up to n_ctx tokens, or a GEMM panel. */
+extern size_t lm_bert_attention_scratch(const lm_model_config *c, int n_ctx);
+
 /* Fewest tokens an encoder context evaluates per step (whole texts go into one step). */
 #define LM_BERT_MIN_BATCH 512
 

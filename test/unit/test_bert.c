@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "context_impl.h"
+#include "kernels.h"
 #include "model_bert.h"
 #include "tokenizer.h"
 #include "unit.h"
@@ -362,6 +363,23 @@ test_tiny_model(const char *gguf, const char *ref)
 		}
 		CHECK(alone_ok, "a text's embedding is bit-identical alone and packed with others");
 		CHECK(memcmp(e3, e2t, sizeof(float) * 3 * E) == 0, "embeddings are bit-identical on one and two threads");
+		/* the F32 GEMM and attention give the same floats on every kernel path */
+		{
+			lm_isa		best = lm_kernels_best_isa(),
+						prev = lm_kernels_isa();
+			bool		same = true;
+
+			for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+			{
+				lm_kernels_force_isa((lm_isa) isa);
+				if (lm_bert_embed(c2, all, n, 3, e2t, err, sizeof(err)) != 0 ||
+					memcmp(e3, e2t, sizeof(float) * 3 * E) != 0)
+					same = false;
+			}
+			lm_kernels_force_isa(prev);
+			CHECK(same, "embeddings are bit-identical on the scalar%s paths", best >= LM_ISA_AVX512 ? ", AVX2 and AVX-512" :
+				  best >= LM_ISA_AVX2 ? " and AVX2" : "");
+		}
 		{
 			double		norm = 0;
 
