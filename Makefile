@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models
+.PHONY: unit check-all fixtures tap model installcheck-models bench-embed
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -106,6 +106,11 @@ installcheck: fixtures
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
 		--load-extension=lmgen models embed_minilm
+
+# embed() throughput and retrieval quality on ../shared/data (a benchmark,
+# not a test: it prints figures; test/bench/README.md).
+bench-embed:
+	test/bench/bench_embed.py --temp $(BENCH_EMBED_ARGS)
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures
