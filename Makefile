@@ -101,11 +101,15 @@ fixtures:
 installcheck: fixtures
 
 # pg_regress on the real models `make model` installs (sql/models.sql, and
-# sql/embed_minilm.sql for the embedding model), in an instance whose
-# lmgen.model_dir is the installed model directory.
+# sql/embed_minilm.sql when the embedding model is installed), in an
+# instance whose lmgen.model_dir is the installed model directory.
+MODELS_REGRESS = models
+ifneq ($(wildcard $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf),)
+MODELS_REGRESS += embed_minilm
+endif
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
-		--load-extension=lmgen models embed_minilm
+		--load-extension=lmgen $(MODELS_REGRESS)
 
 # embed() throughput and retrieval quality on ../shared/data (a benchmark,
 # not a test: it prints figures; test/bench/README.md).
