@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models
+.PHONY: unit check-all fixtures tap model installcheck-models bench-embed
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -100,11 +100,21 @@ fixtures:
 
 installcheck: fixtures
 
-# pg_regress on the real models `make model` installs (sql/models.sql), in an
+# pg_regress on the real models `make model` installs (sql/models.sql, and
+# sql/embed_minilm.sql when the embedding model is installed), in an
 # instance whose lmgen.model_dir is the installed model directory.
+MODELS_REGRESS = models
+ifneq ($(wildcard $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf),)
+MODELS_REGRESS += embed_minilm
+endif
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
-		--load-extension=lmgen models
+		--load-extension=lmgen $(MODELS_REGRESS)
+
+# embed() throughput and retrieval quality on ../shared/data (a benchmark,
+# not a test: it prints figures; test/bench/README.md).
+bench-embed:
+	test/bench/bench_embed.py --temp $(BENCH_EMBED_ARGS)
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures

@@ -162,11 +162,18 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lmgen_classify_scores'
 LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 10;
 
--- Sentence embedding: mean-pooled final hidden states, L2-normalised.
+-- Sentence embedding: mean-pooled final hidden states, L2-normalised; a NULL
+-- model means lmgen.default_embedding_model (all-MiniLM-L6-v2 once installed).
 CREATE FUNCTION embed(body text, model text DEFAULT NULL)
 RETURNS real[]
 AS 'MODULE_PATHNAME', 'lmgen_embed'
 LANGUAGE C STABLE PARALLEL SAFE COST 50000;
+
+-- Cosine similarity of two embeddings (plain-SQL semantic search).
+CREATE FUNCTION lmgen.cosine_similarity(a real[], b real[])
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'lmgen_cosine_similarity'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
 -- Trained classifiers -------------------------------------------------------
 -- Softmax regression on hashed word n-grams, trained in the database from

@@ -10,6 +10,7 @@
 
 char	   *lmgen_model_dir = NULL;
 char	   *lmgen_default_model = NULL;
+char	   *lmgen_default_embedding_model = NULL;
 int			lmgen_max_tokens = LMGEN_DEFAULT_MAX_TOKENS;
 int			lmgen_threads = LMGEN_DEFAULT_THREADS;
 int			lmgen_context_overflow = LMGEN_OVERFLOW_ERROR;
@@ -46,6 +47,16 @@ GucInit(void)
 							   "Empty means the registry's default (lmgen.set_default_model).",
 							   &lmgen_default_model,
 							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("lmgen.default_embedding_model",
+							   "Registered model embed() uses when a call names none.",
+							   "When no model of this name is registered (or it is empty), embed() "
+							   "uses the default model.",
+							   &lmgen_default_embedding_model,
+							   "minilm",
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);

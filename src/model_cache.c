@@ -65,6 +65,15 @@ static struct
 	char	   *name;			/* TopMemoryContext; NULL when there is none */
 }			default_lookup;
 
+/* Whether lmgen.default_embedding_model names a registered model, as last read. */
+static struct
+{
+	uint64		generation;		/* registry_generation when read; 0 = never */
+	Oid			user;			/* the user it was read as */
+	char	   *setting;		/* TopMemoryContext copy of the setting it was read for */
+	bool		registered;		/* a model of that name is registered */
+}			embedding_lookup;
+
 /* The memory context whose reset will stop the engine threads, if any. */
 
 /* Relcache callback: any change to the registry makes cached lookups stale. */
@@ -328,6 +337,42 @@ ModelAcquire(const char *name)
 	m->next = open_models;
 	open_models = m;
 	return m;
+}
+
+/*
+ * lmgen.default_embedding_model when it is set and names a registered model,
+ * else NULL (cached per registry generation, user and setting).
+ */
+static const char *
+EmbeddingModelName(void)
+{
+	const char *setting = lmgen_default_embedding_model;
+
+	if (setting == NULL || setting[0] == '\0')
+		return NULL;
+	if (embedding_lookup.generation != registry_generation || embedding_lookup.user != GetUserId() ||
+		embedding_lookup.setting == NULL || strcmp(embedding_lookup.setting, setting) != 0)
+	{
+		char	   *path = RegisteredPath(setting);
+
+		if (embedding_lookup.setting)
+			pfree(embedding_lookup.setting);
+		embedding_lookup.setting = MemoryContextStrdup(TopMemoryContext, setting);
+		embedding_lookup.registered = path != NULL;
+		embedding_lookup.generation = registry_generation;
+		embedding_lookup.user = GetUserId();
+	}
+	return embedding_lookup.registered ? setting : NULL;
+}
+
+/* The model embed() uses: name, else the embedding model, else the default model. */
+LmgenModel *
+EmbeddingModelAcquire(const char *name)
+{
+	EnsureInvalidationCallback();
+	if (name != NULL && name[0] != '\0')
+		return ModelAcquire(name);
+	return ModelAcquire(EmbeddingModelName());
 }
 
 /* ERROR when the model's file changed since it was opened (reads since may be garbage). */

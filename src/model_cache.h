@@ -47,6 +47,13 @@ typedef struct LmgenModel
  */
 extern LmgenModel *ModelAcquire(const char *name);
 
+/*
+ * The model embed() uses: the one registered under name when name is given;
+ * else lmgen.default_embedding_model when a model of that name is
+ * registered; else the default model.
+ */
+extern LmgenModel *EmbeddingModelAcquire(const char *name);
+
 /* ERROR when the model's file changed on disk since it was opened. */
 extern void ModelCheckUnchanged(LmgenModel *m);
 

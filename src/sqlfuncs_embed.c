@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 
 #include "embed.h"
+#include "embed_encoder.h"
 #include "lmgen.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
@@ -45,6 +46,12 @@ EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out)
 	RuntimeCall call;
 	char		err[512];
 
+	/* encoder models (bert: the default embedding model) have their own path */
+	if (m->model->cfg.encoder)
+	{
+		EncoderEmbedTexts(m, &s, &len, 1, out);
+		return;
+	}
 	in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
 	if (in.n == 0)
 		ereport(ERROR,
@@ -72,7 +79,8 @@ lmgen_embed(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	m = ModelFromArg(fcinfo, 1);
+	/* NULL model: lmgen.default_embedding_model, else the default model */
+	m = EmbeddingModelAcquire(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	E = m->model->cfg.n_embd;
 	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
 	v = palloc(sizeof(float) * E);

@@ -210,6 +210,7 @@ static const struct
 }			installed_models[] = {
 	{"smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", true},
 	{"gemma3", "gemma-3-270m-q4_k_m.gguf", false},
+	{"minilm", "all-MiniLM-L6-v2.F32.gguf", false},
 };
 
 /* lmgen._register_installed_models(): register the models make model installed, if present. */

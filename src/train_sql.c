@@ -268,7 +268,7 @@ lmgen_train_classifier(PG_FUNCTION_ARGS)
 	s->ngram_dim = recipe.ngram_dim;
 	if (recipe.embedding)
 	{
-		s->model = ModelAcquire(PG_ARGISNULL(12) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(12)));
+		s->model = EmbeddingModelAcquire(PG_ARGISNULL(12) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(12)));
 		s->embed_dim = (uint32) s->model->model->cfg.n_embd;
 		s->embedding = malloc(sizeof(float) * s->embed_dim);
 		if (s->embedding == NULL)

@@ -10,5 +10,6 @@ extern int	cmd_tokenize(int argc, char **argv);
 extern int	cmd_run(int argc, char **argv);
 extern int	cmd_bench(int argc, char **argv);
 extern int	cmd_perplexity(int argc, char **argv);
+extern int	cmd_embed(int argc, char **argv);
 
 #endif							/* LM_CLI_H */

@@ -21,6 +21,7 @@ static const cli_command commands[] = {
 	{"run", cmd_run, "run MODEL.gguf -p PROMPT [-n N] [-t T] [--temp T ...]   generate text (greedy by default)"},
 	{"bench", cmd_bench, "bench MODEL.gguf [-t T] [-p 128] [-n 128] [-r 5]   prompt and generation speed (tokens/s)"},
 	{"perplexity", cmd_perplexity, "perplexity MODEL.gguf FILE [-c CTX] [-t T]   perplexity of a text file"},
+	{"embed", cmd_embed, "embed MODEL.gguf FILE [-t T] [-b N] [--print]   sentence embeddings of each line (encoder models), timed"},
 };
 
 /* Print the list of subcommands. */

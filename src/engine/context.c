@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "model_bert.h"
 #include "model_ops.h"
 
 #define CTX_DEFAULT_BATCH 512
@@ -78,6 +79,9 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 		p.n_batch = CTX_DEFAULT_BATCH;
 	if (p.n_threads <= 0)
 		p.n_threads = 1;
+	/* an encoder takes whole texts per step */
+	if (c->encoder && p.n_batch < LM_BERT_MIN_BATCH)
+		p.n_batch = LM_BERT_MIN_BATCH;
 	if (p.n_batch > CTX_MAX_BATCH || p.n_seq_max > CTX_MAX_SEQ)
 	{
 		snprintf(err, errlen, "context too large: n_batch %d (max %d), n_seq_max %d (max %d)",
@@ -114,14 +118,15 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	ctx->hb = alloc_f(nb * c->n_ff, &ok);
 	ctx->hb2 = alloc_f(nb * c->n_ff, &ok);
 	ctx->rope_cs = alloc_f(nb * c->n_rot, &ok);
-	ctx->scores = alloc_f((size_t) ctx->n_tasks * lm_op_attention_scratch(c, p.n_ctx), &ok);
+	ctx->scores = alloc_f((size_t) ctx->n_tasks * (c->encoder ? lm_bert_attention_scratch(c, p.n_ctx)
+													: lm_op_attention_scratch(c, p.n_ctx)), &ok);
 	ctx->xq_bytes = nb * max_act_row(m);
 	for (int i = 0; i < 3; i++)
 		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))
 			ok = false;
 	ctx->seq_next = calloc(p.n_seq_max, sizeof(int32_t));
 	ctx->spans = calloc(p.n_seq_max, sizeof(lm_kv_span));
-	ctx->out_rows = calloc(nb, sizeof(int32_t));
+	ctx->out_rows = calloc(nb + 1, sizeof(int32_t));
 	if (!ok || !ctx->seq_next || !ctx->spans || !ctx->out_rows)
 	{
 		snprintf(err, errlen, "out of memory allocating scratch for a batch of %d tokens", p.n_batch);
@@ -389,15 +394,24 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 				row = 0,
 				lrow = 0;
 
+	bool		encoder = ctx->model->cfg.encoder;
+
 	ctx->n_out = 0;
-	if (!validate_batch(ctx, b, &n_out, &n_logits, err, errlen))
+	if (encoder)
+	{
+		/* whole texts, no cache, hidden states only (model_bert.c) */
+		n_logits = 0;
+		if (!lm_bert_check_batch(ctx, b, &n_out, err, errlen))
+			return -1;
+	}
+	else if (!validate_batch(ctx, b, &n_out, &n_logits, err, errlen))
 		return -1;
 	if (!reserve_outputs(ctx, b->n_tokens, n_out, n_logits))
 	{
 		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
 		return -1;
 	}
-	if (!reserve_kv(ctx, b, err, errlen))
+	if (!encoder && !reserve_kv(ctx, b, err, errlen))
 		return -1;
 	/* output rows in batch order, so each step's rows are consecutive */
 	for (int i = 0; i < b->n_tokens; i++)
@@ -419,12 +433,29 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 		int64_t		cost = (int64_t) b->pos[i0] + 1;
 		lm_step		st;
 
-		for (n = 1; i0 + n < b->n_tokens && n < ctx->n_batch &&
-			 cost + b->pos[i0 + n] + 1 <= CTX_STEP_POSITIONS; n++)
-			cost += (int64_t) b->pos[i0 + n] + 1;
+		if (encoder)
+		{
+			/* whole texts up to n_batch tokens (each fits: lm_bert_check_batch) */
+			for (n = 1; i0 + n < b->n_tokens && b->pos[i0 + n] != 0; n++)
+				;
+			for (int len; i0 + n < b->n_tokens; n += len)
+			{
+				for (len = 1; i0 + n + len < b->n_tokens && b->pos[i0 + n + len] != 0; len++)
+					;
+				if (n + len > ctx->n_batch)
+					break;
+			}
+		}
+		else
+			for (n = 1; i0 + n < b->n_tokens && n < ctx->n_batch &&
+				 cost + b->pos[i0 + n] + 1 <= CTX_STEP_POSITIONS; n++)
+				cost += (int64_t) b->pos[i0 + n] + 1;
 		st = (lm_step) {b, i0, n};
 		switch (ctx->model->cfg.arch_id)
 		{
+			case LM_ARCH_BERT:
+				lm_bert_forward_step(ctx, &st); /* model_bert.c */
+				break;
 			case LM_ARCH_GEMMA3:
 				lm_gemma3_forward_step(ctx, &st);	/* model_gemma3.c */
 				break;
@@ -438,7 +469,7 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 			ctx->n_out = 0;
 			return -2;
 		}
-		for (int i = i0; i < i0 + st.n; i++)
+		for (int i = i0; i < i0 + st.n && !encoder; i++)
 			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
 				ctx->kv->len[b->seq_id[i]] = b->pos[i] + 1;
 	}

@@ -40,7 +40,7 @@ struct lm_context
 	size_t		xq_bytes;		/* size of each xq buffer */
 	int32_t    *seq_next;		/* (n_seq_max) batch validation, span of each sequence */
 	lm_kv_span *spans;			/* (n_seq_max) cache spans of the batch being evaluated */
-	int32_t    *out_rows;		/* (n_batch) step token -> output row */
+	int32_t    *out_rows;		/* (n_batch + 1) step token -> output row; bert: first rows of the step's texts */
 
 	/* outputs of the last forward pass */
 	int			n_out;			/* tokens that asked for outputs (logits or hidden) */
@@ -86,5 +86,8 @@ extern void lm_llama_forward_step(lm_context *ctx, const lm_step *st);
 
 /* Run the gemma3 forward pass for one step (model_gemma3.c). */
 extern void lm_gemma3_forward_step(lm_context *ctx, const lm_step *st);
+
+/* Run the bert forward pass for one step of whole texts (model_bert.c). */
+extern void lm_bert_forward_step(lm_context *ctx, const lm_step *st);
 
 #endif							/* LM_CONTEXT_IMPL_H */

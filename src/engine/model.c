@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "model_bert.h"
 #include "model_gemma3.h"
 #include "model_info.h"
 #include "quant.h"
@@ -24,6 +25,7 @@
 static const char *const arch_names[] = {
 	[LM_ARCH_LLAMA] = "llama",
 	[LM_ARCH_GEMMA3] = "gemma3",
+	[LM_ARCH_BERT] = "bert",
 };
 
 /* Resolve an architecture name. */
@@ -140,7 +142,7 @@ read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errlen)
 	a = c->arch;
 	if (!lm_model_arch_lookup(a, &c->arch_id))
 	{
-		snprintf(err, errlen, "model architecture \"%s\" is not supported (supported: llama, gemma3)", a);
+		snprintf(err, errlen, "model architecture \"%s\" is not supported (supported: llama, gemma3, bert)", a);
 		return false;
 	}
 	if (!get_int(g, a, "embedding_length", true, 0, 1, MODEL_MAX_DIM, &c->n_embd, err, errlen) ||
@@ -203,6 +205,9 @@ read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errlen)
 	c->rope_type = LM_ROPE_NORM;
 	/* gemma3: NEOX RoPE, sliding window, local RoPE base (model_gemma3.c) */
 	if (c->arch_id == LM_ARCH_GEMMA3 && !lm_gemma3_read_config(g, c, err, errlen))
+		return false;
+	/* bert: LayerNorm epsilon, pooling, sequence length (model_bert.c) */
+	if (c->arch_id == LM_ARCH_BERT && !lm_bert_read_config(g, c, err, errlen))
 		return false;
 	return true;
 }
@@ -283,6 +288,22 @@ bind_vec(const lm_gguf *g, const char *name, int64_t n, bool optional, const flo
 	return true;
 }
 
+/* Bind a required matrix for the per-architecture binders. */
+bool
+lm_model_bind_matrix(const lm_gguf *g, const char *name, int64_t n_cols, int64_t n_rows, bool matmul,
+					 lm_weight *w, char *err, size_t errlen)
+{
+	return bind(g, name, n_cols, n_rows, matmul ? BIND_MATMUL : BIND_ANY, false, w, err, errlen);
+}
+
+/* Bind a required F32 vector for the per-architecture binders. */
+bool
+lm_model_bind_vector(const lm_gguf *g, const char *name, int64_t n, const float **out, char *err,
+					 size_t errlen)
+{
+	return bind_vec(g, name, n, false, out, err, errlen);
+}
+
 /* Bind every weight and check it against the configuration. */
 static bool
 bind_weights(lm_model *m, char *err, size_t errlen)
@@ -327,6 +348,10 @@ bind_weights(lm_model *m, char *err, size_t errlen)
 				 lm_type_name(te->type));
 		return false;
 	}
+
+	/* bert: its own tensor set (model_bert.c) */
+	if (c->arch_id == LM_ARCH_BERT)
+		return lm_bert_bind(m, err, errlen);
 
 	q_dim = (int64_t) c->n_head * c->head_dim_k;
 	k_dim = (int64_t) c->n_head_kv * c->head_dim_k;

@@ -31,7 +31,8 @@ typedef enum lm_rope_type
 typedef enum lm_arch
 {
 	LM_ARCH_LLAMA,				/* "llama" (model_llama.c) */
-	LM_ARCH_GEMMA3				/* "gemma3" (model_gemma3.c) */
+	LM_ARCH_GEMMA3,				/* "gemma3" (model_gemma3.c) */
+	LM_ARCH_BERT				/* "bert" encoder (model_bert.c) */
 } lm_arch;
 
 /* The blueprint: every size and constant of the network. */
@@ -60,6 +61,13 @@ typedef struct lm_model_config
 	float		rope_freq_base_swa; /* RoPE base of local layers */
 	float		final_logit_softcap;	/* logits = cap * tanh(logits / cap) when > 0 */
 	float		attn_q_scale;	/* queries are scaled by this before the scores (attention.scale) */
+	/* bert only (zero otherwise; set by lm_bert_read_config): */
+	bool		encoder;		/* bidirectional attention over whole texts, no KV cache, no logits */
+	float		norm_eps;		/* LayerNorm epsilon (attention.layer_norm_epsilon) */
+	int32_t		n_token_types;	/* rows of token_types */
+	int32_t		pooling;		/* sentence pooling: 1 mean over tokens, 2 first token ([CLS]) */
+	bool		normalize;		/* L2-normalise the pooled vector (sentence_transformers.normalize) */
+	int32_t		max_seq_len;	/* tokens per text, [CLS] and [SEP] included (tokenizer.wordpiece.max_seq_length) */
 } lm_model_config;
 
 /* A weight matrix (or vector) inside the mapping; row-major, ggml's ne[0] = n_cols. */
@@ -89,6 +97,17 @@ typedef struct lm_layer_weights
 	const float *attn_k_norm;	/* (head_dim_k) F32 per-head key RMSNorm */
 	const float *attn_post_norm;	/* (n_embd) F32 norm of the attention output */
 	const float *ffn_post_norm; /* (n_embd) F32 norm of the FFN output */
+	/* bert only (NULL otherwise; bound by lm_bert_bind; wq..wo, ffn_up, ffn_down as above): */
+	const float *bq;			/* (n_embd) F32 biases of the projections */
+	const float *bk;			/* (n_embd) */
+	const float *bv;			/* (n_embd) */
+	const float *bo;			/* (n_embd) */
+	const float *ffn_up_b;		/* (n_ff) */
+	const float *ffn_down_b;	/* (n_embd) */
+	const float *attn_out_norm; /* (n_embd) LayerNorm after the attention residual: weight */
+	const float *attn_out_norm_b;	/* (n_embd) and bias */
+	const float *out_norm;		/* (n_embd) LayerNorm after the FFN residual: weight */
+	const float *out_norm_b;	/* (n_embd) and bias */
 } lm_layer_weights;
 
 /* A loaded model. */
@@ -102,7 +121,22 @@ typedef struct lm_model
 	const float *output_norm;	/* (n_embd) F32 */
 	lm_weight	output;			/* (n_vocab, n_embd); = tok_embd when tied */
 	const float *rope_freqs;	/* (n_rot / 2) F32 frequency divisors, or NULL */
+	/* bert only: */
+	lm_weight	pos_embd;		/* (n_ctx_train, n_embd) absolute position embeddings */
+	lm_weight	type_embd;		/* (n_token_types, n_embd) token-type embeddings (type 0 used) */
+	const float *embd_norm;		/* (n_embd) LayerNorm of the embeddings: weight */
+	const float *embd_norm_b;	/* (n_embd) and bias */
 } lm_model;
+
+/*
+ * For the per-architecture binders: bind tensor name of exact shape
+ * (n_cols, n_rows), for lm_matmul_rows when matmul, else of any type with a
+ * dequantizer; or an F32 vector of n floats.  Errors name the tensor.
+ */
+extern bool lm_model_bind_matrix(const lm_gguf *g, const char *name, int64_t n_cols, int64_t n_rows,
+								 bool matmul, lm_weight *w, char *err, size_t errlen);
+extern bool lm_model_bind_vector(const lm_gguf *g, const char *name, int64_t n, const float **out,
+								 char *err, size_t errlen);
 
 /* Bind a model to an open GGUF file (borrowed: it must outlive the model). */
 extern lm_model *lm_model_load(lm_gguf *g, char *err, size_t errlen);

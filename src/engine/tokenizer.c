@@ -10,7 +10,7 @@
  * that priority order, which gives the same cut without rescanning the text
  * once per special token.  Control and unknown tokens take part only with
  * parse_special; user-defined ones always.  The raw pieces between them go
- * to the SPM or BPE encoder, which work through them a bounded piece at a
+ * to the SPM, BPE or WordPiece encoder, which work through them a bounded piece at a
  * time (see tokenizer_spm.c and tokenizer_bpe.c).  The abort check of
  * lm_tokenize_abortable runs between pieces, inside the encoders, and every
  * 64 kB of the special-token scan.
@@ -306,6 +306,8 @@ lm_tokenize_abortable(const lm_tokenizer *t, const char *text, size_t len, bool 
 								   &abort);
 			prev_special = false;
 		}
+		else if (t->model == LM_TOKMODEL_WPM)
+			ok = lm_tok_wpm_encode(t, text + f[k].off, f[k].len, &v, &abort);
 		else
 			ok = lm_tok_bpe_encode(t, text + f[k].off, f[k].len, &v, &abort);
 		if (!ok)

@@ -2,15 +2,19 @@
  * tokenizer.h — text <-> token ids for the vocabularies stored in GGUF files
  * (tokenizer.ggml.*), giving the same ids as llama.cpp.
  *
- * Two tokenizer models are supported:
+ * Three tokenizer models are supported:
  *   "llama" (SPM)  SentencePiece-style: spaces become U+2581, an optional
  *                  leading space, pieces merged by score, bytes <0xNN> as
  *                  fallback for text the vocabulary lacks.
  *   "gpt2"  (BPE)  byte-level BPE: a pre-tokenizer regex named by
  *                  tokenizer.ggml.pre cuts words, bytes are mapped to code
  *                  points, and merges apply in rank order.
- * Others ("bert" WordPiece, "t5" Unigram, ...) are refused at load time with
- * an error naming the model.
+ *   "bert"  (WPM)  WordPiece as BERT's tokenizer does it: clean, CJK split,
+ *                  accent stripping and lower-casing, punctuation split,
+ *                  greedy longest-match pieces (tokenizer_wordpiece.c);
+ *                  [CLS] and [SEP] around the text with add_special.
+ * Others ("t5" Unigram, ...) are refused at load time with an error naming
+ * the model.
  *
  * A loaded tokenizer is read-only: any number of threads may tokenize with it
  * at once.  It keeps pointers into the GGUF mapping for token texts and

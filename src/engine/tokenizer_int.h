@@ -1,7 +1,7 @@
 /*
  * tokenizer_int.h — the tokenizer's internal layout, shared by its files
  * (tokenizer_load.c, tokenizer.c, tokenizer_spm.c, tokenizer_bpe.c,
- * tokenizer_piece.c).  Not for use outside the tokenizer.
+ * tokenizer_wordpiece.c, tokenizer_piece.c).  Not for use outside the tokenizer.
  */
 #ifndef LM_TOKENIZER_INT_H
 #define LM_TOKENIZER_INT_H
@@ -31,7 +31,8 @@
 typedef enum lm_tok_model
 {
 	LM_TOKMODEL_SPM = 1,		/* "llama" */
-	LM_TOKMODEL_BPE = 2			/* "gpt2" */
+	LM_TOKMODEL_BPE = 2,		/* "gpt2" */
+	LM_TOKMODEL_WPM = 3			/* "bert" (WordPiece) */
 } lm_tok_model;
 
 /* One vocabulary entry. */
@@ -221,6 +222,12 @@ struct lm_tokenizer
 	uint32_t	max_len;		/* longest token text, bytes (SPM chunk cuts) */
 	size_t		window;			/* text encoded per step: SPM bytes, BPE code points */
 	char	   *owned;			/* storage for texts made up at load ([EMPTY_n]) */
+	/* WordPiece settings (tokenizer.wordpiece.*; tokenizer_wordpiece.c) */
+	bool		wpm_lowercase;	/* lower-case the text */
+	bool		wpm_strip_accents;	/* decompose and drop nonspacing marks */
+	bool		wpm_chinese;	/* CJK ideographs are words of their own */
+	bool		wpm_clean_text; /* drop control characters, NUL and U+FFFD */
+	size_t		wpm_max_chars;	/* longer words become [UNK] */
 };
 
 /* Hash of bytes, continuing from h (start with LM_TOK_HASH_SEED); keyed, see hash.h. */
@@ -249,6 +256,10 @@ extern bool lm_tok_spm_encode(const lm_tokenizer *t, const char *text, size_t le
 
 /* BPE-encode raw text (pre-tokenize, byte-map, merge); false when memory runs out or on abort. */
 extern bool lm_tok_bpe_encode(const lm_tokenizer *t, const char *text, size_t len, lm_tok_vec *out,
+							  lm_tok_abort *abort);
+
+/* WordPiece-encode raw text (normalise, split, greedy pieces); false when memory runs out or on abort. */
+extern bool lm_tok_wpm_encode(const lm_tokenizer *t, const char *text, size_t len, lm_tok_vec *out,
 							  lm_tok_abort *abort);
 
 #endif							/* LM_TOKENIZER_INT_H */

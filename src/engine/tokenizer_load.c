@@ -691,6 +691,31 @@ map_bytes(lm_tokenizer *t)
 	}
 }
 
+/* WordPiece settings: tokenizer.wordpiece.* (BERT uncased defaults when absent). */
+static bool
+read_wordpiece(lm_tokenizer *t, const lm_gguf *g, char *err, size_t errlen)
+{
+	int64_t		max_chars = 100;
+
+	t->wpm_lowercase = true;
+	t->wpm_chinese = true;
+	t->wpm_clean_text = true;
+	read_bool(g, "tokenizer.wordpiece.lowercase", &t->wpm_lowercase);
+	t->wpm_strip_accents = t->wpm_lowercase;	/* HF: strip_accents null follows lowercase */
+	read_bool(g, "tokenizer.wordpiece.strip_accents", &t->wpm_strip_accents);
+	read_bool(g, "tokenizer.wordpiece.handle_chinese_chars", &t->wpm_chinese);
+	read_bool(g, "tokenizer.wordpiece.clean_text", &t->wpm_clean_text);
+	if (lm_gguf_find(g, "tokenizer.wordpiece.max_input_chars_per_word") != NULL &&
+		(!lm_gguf_get_i64(g, "tokenizer.wordpiece.max_input_chars_per_word", &max_chars) ||
+		 max_chars < 1 || max_chars > 100000))
+	{
+		lm_set_err(err, errlen, "key \"tokenizer.wordpiece.max_input_chars_per_word\" must be an integer in 1..100000");
+		return false;
+	}
+	t->wpm_max_chars = (size_t) max_chars;
+	return true;
+}
+
 /* Load the tokenizer. */
 lm_tokenizer *
 lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
@@ -745,13 +770,21 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 		no_bos = pn->no_bos;
 		snprintf(t->name, sizeof(t->name), "gpt2/%s", pn->name);
 	}
+	else if (lm_gguf_str_eq(model, "bert"))
+	{
+		t->model = LM_TOKMODEL_WPM;
+		t->add_space_prefix = true;	/* detokenizing drops the first piece's phantom space */
+		t->add_bos = t->add_eos = true; /* [CLS] text [SEP] */
+		if (!read_wordpiece(t, g, err, errlen))
+			goto fail;
+		snprintf(t->name, sizeof(t->name), "bert");
+	}
 	else
 	{
-		const char *what = lm_gguf_str_eq(model, "bert") ? " (WordPiece)" :
-			lm_gguf_str_eq(model, "t5") ? " (Unigram)" : "";
+		const char *what = lm_gguf_str_eq(model, "t5") ? " (Unigram)" : "";
 
 		lm_set_err(err, errlen, "tokenizer model \"%.*s\"%s is not supported; lmgen supports \"llama\" "
-				"(SentencePiece) and \"gpt2\" (byte-level BPE)",
+				"(SentencePiece), \"gpt2\" (byte-level BPE) and \"bert\" (WordPiece)",
 				(int) (model.len > 64 ? 64 : model.len), model.ptr, what);
 		goto fail;
 	}
@@ -768,6 +801,15 @@ lm_tokenizer_load(const lm_gguf *g, char *err, size_t errlen)
 		t->bos = 1 < t->n_vocab ? 1 : -1;
 		t->eos = 2 < t->n_vocab ? 2 : -1;
 		t->unk = 0;
+	}
+	else if (t->model == LM_TOKMODEL_WPM)
+	{
+		/* llama.cpp's defaults, then its cls/sep keys: [CLS] opens, [SEP] closes */
+		t->bos = 101 < t->n_vocab ? 101 : -1;
+		t->eos = 102 < t->n_vocab ? 102 : -1;
+		t->unk = 100 < t->n_vocab ? 100 : -1;
+		read_id(g, "tokenizer.ggml.cls_token_id", t->n_vocab, &t->bos);
+		read_id(g, "tokenizer.ggml.seperator_token_id", t->n_vocab, &t->eos);
 	}
 	else
 	{

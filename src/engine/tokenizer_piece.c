@@ -66,9 +66,9 @@ lm_token_to_piece(const lm_tokenizer *t, int32_t id, bool render_special, char *
 		put(&s, e->text, e->len);
 	else if (e->attr & LM_TATTR_NORMAL)
 	{
-		if (t->model == LM_TOKMODEL_SPM)
+		if (t->model == LM_TOKMODEL_SPM || t->model == LM_TOKMODEL_WPM)
 		{
-			/* U+2581 -> ' ' */
+			/* U+2581 -> ' ' (WordPiece: the phantom space of a word-initial piece) */
 			for (uint32_t i = 0; i < e->len;)
 			{
 				if (i + 3 <= e->len && memcmp(e->text + i, "\xe2\x96\x81", 3) == 0)

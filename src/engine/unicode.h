@@ -67,4 +67,44 @@ extern uint32_t lm_unicode_from_byte(uint8_t b);
 /* GPT-2 byte-level BPE: the byte a code point stands for, or -1. */
 extern int	lm_unicode_to_byte(uint32_t cp);
 
+/* ---- normalisation for WordPiece (unicode_norm.c, tables in unicode_norm_data.c) ---- */
+
+/* A code point and what it maps to (up to 3 code points; unused slots 0). */
+typedef struct lm_unicode_map
+{
+	uint32_t	cp;				/* source code point */
+	uint32_t	to[3];			/* mapping */
+} lm_unicode_map;
+
+/* A code point's canonical decomposition: lm_unicode_nfd_cps[off .. off+len). */
+typedef struct lm_unicode_decomp
+{
+	uint32_t	cp;				/* source code point */
+	uint16_t	off;			/* first code point in lm_unicode_nfd_cps */
+	uint16_t	len;			/* code points */
+} lm_unicode_decomp;
+
+/* Generated tables (unicode_norm_data.c). */
+extern const lm_unicode_map lm_unicode_lower_map[];
+extern const uint32_t lm_unicode_n_lower;
+extern const lm_unicode_decomp lm_unicode_nfd_map[];
+extern const uint32_t lm_unicode_n_nfd;
+extern const uint32_t lm_unicode_nfd_cps[];
+extern const uint32_t lm_unicode_mn_ranges[][2];
+extern const uint32_t lm_unicode_n_mn;
+
+/* Full lower case of a code point (as Python's str.lower): writes 1..3 code points, returns the count. */
+extern int	lm_unicode_lower(uint32_t cp, uint32_t out[3]);
+
+/*
+ * Full canonical decomposition (NFD) of one code point, Hangul syllables
+ * included: writes up to 4 code points to out and returns the count (1 and
+ * cp itself when it does not decompose).  Canonical reordering of marks
+ * across characters is not done.
+ */
+extern int	lm_unicode_nfd(uint32_t cp, uint32_t out[4]);
+
+/* True for nonspacing marks (general category Mn). */
+extern bool lm_unicode_is_mn(uint32_t cp);
+
 #endif							/* LM_UNICODE_H */

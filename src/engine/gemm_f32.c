@@ -1,0 +1,67 @@
+/*
+ * gemm_f32.c — the outer-product F32 matrix product (gemm_f32.h): panel
+ * packing, the scalar reference, and the dispatch to the AVX2 / AVX-512
+ * panel kernels.
+ */
+#include "gemm_f32.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Pack weight rows [r, r + nr) k-major: P[i * 32 + j] = W[(r + j) * k + i], zero beyond nr. */
+static void
+pack_panel(const float *W, int64_t k, int64_t r, int nr, float *P)
+{
+	if (nr < GEMM_F32_PANEL)
+		memset(P, 0, sizeof(float) * GEMM_F32_SCRATCH(k));
+	for (int j = 0; j < nr; j++)
+	{
+		const float *w = W + (size_t) (r + j) * k;
+
+		for (int64_t i = 0; i < k; i++)
+			P[(size_t) i * GEMM_F32_PANEL + j] = w[i];
+	}
+}
+
+/* The reference: every output by fmaf over i in order, from zero. */
+static void
+panel_scalar(const float *P, int64_t k, int nr, const float *X, int64_t x_stride, int n,
+			 float *Y, int64_t y_stride)
+{
+	for (int t = 0; t < n; t++)
+	{
+		const float *x = X + (size_t) t * x_stride;
+
+		for (int j = 0; j < nr; j++)
+		{
+			float		a = 0.0f;
+
+			for (int64_t i = 0; i < k; i++)
+				a = fmaf(P[(size_t) i * GEMM_F32_PANEL + j], x[i], a);
+			Y[(size_t) t * y_stride + j] = a;
+		}
+	}
+}
+
+/* Y = W X^T for rows [r0, r1), panel by panel. */
+void
+lm_gemm_f32_rows(const float *W, int64_t k, int64_t r0, int64_t r1, const float *X, int64_t x_stride,
+				 int n, float *Y, int64_t y_stride, float *scratch)
+{
+	lm_isa		isa = lm_kernels_isa();
+
+	for (int64_t r = r0; r < r1; r += GEMM_F32_PANEL)
+	{
+		int			nr = (int) (r1 - r < GEMM_F32_PANEL ? r1 - r : GEMM_F32_PANEL);
+
+		pack_panel(W, k, r, nr, scratch);
+		if (isa >= LM_ISA_AVX512)
+			lm_gemm_f32_panel_avx512(scratch, k, nr, X, x_stride, n, Y + r, y_stride);
+		else if (isa >= LM_ISA_AVX2)
+			lm_gemm_f32_panel_avx2(scratch, k, nr, X, x_stride, n, Y + r, y_stride);
+		else
+			panel_scalar(scratch, k, nr, X, x_stride, n, Y + r, y_stride);
+	}
+}

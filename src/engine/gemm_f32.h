@@ -1,0 +1,40 @@
+/*
+ * gemm_f32.h — an F32 matrix product for many activation rows at once
+ * (an encoder's whole texts), in outer-product form: weight rows are
+ * packed k-major in panels of GEMM_F32_PANEL, and each output accumulates
+ * by fma over k = 0, 1, 2, ... from zero.  That one order is what the
+ * scalar, AVX2 and AVX-512 paths all compute, so they agree bit for bit,
+ * and an output depends only on its weight row and activation row (not on
+ * how many rows are in the call or how the rows are split).  It is not
+ * lm_matmul_rows's F32 order (4 x 16 lanes per dot): models use one or the
+ * other for a given product, never both.
+ */
+#ifndef LM_GEMM_F32_H
+#define LM_GEMM_F32_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Weight rows per packed panel. */
+#define GEMM_F32_PANEL 32
+
+/* Floats of packing scratch one call of lm_gemm_f32_rows needs for rows of k floats. */
+#define GEMM_F32_SCRATCH(k) ((size_t) GEMM_F32_PANEL * (size_t) (k))
+
+/*
+ * Y[t * y_stride + r] = sum over i < k of W[r * k + i] * X[t * x_stride + i]
+ * (fma in order of i, from 0), for weight rows r in [r0, r1) and activation
+ * rows t in [0, n).  scratch holds GEMM_F32_SCRATCH(k) floats.  Uses the
+ * kernel path lm_kernels_isa() selects.
+ */
+extern void lm_gemm_f32_rows(const float *W, int64_t k, int64_t r0, int64_t r1,
+							 const float *X, int64_t x_stride, int n,
+							 float *Y, int64_t y_stride, float *scratch);
+
+/* Per-ISA panel products (gemm_f32_avx2.c, gemm_f32_avx512.c): one packed panel of nr <= 32 rows. */
+extern void lm_gemm_f32_panel_avx2(const float *P, int64_t k, int nr, const float *X, int64_t x_stride,
+								   int n, float *Y, int64_t y_stride);
+extern void lm_gemm_f32_panel_avx512(const float *P, int64_t k, int nr, const float *X, int64_t x_stride,
+									 int n, float *Y, int64_t y_stride);
+
+#endif							/* LM_GEMM_F32_H */

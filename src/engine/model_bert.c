@@ -1,0 +1,720 @@
+/*
+ * model_bert.c — the bert encoder: loading its metadata and weights, its
+ * forward pass, and sentence embeddings (pooling and normalisation) of many
+ * texts per forward pass.
+ *
+ * The network (Hugging Face's BertModel, as sentence-transformers runs it):
+ *   x = LayerNorm(tok_embd[id] + pos_embd[pos] + type_embd[0])
+ *   per layer (post-LN):
+ *     q, k, v = x Wq + bq, x Wk + bk, x Wv + bv
+ *     a = softmax(q k^T / sqrt(head_dim)) v     per head, over every token
+ *                                               of the same text (no mask
+ *                                               beyond the text: bidirectional)
+ *     x = LayerNorm(x + (a Wo + bo))
+ *     x = LayerNorm(x + (gelu(x W1 + b1) W2 + b2))      gelu = exact erf form
+ * then, for an embedding, the mean of the text's final rows ([CLS] and
+ * [SEP] included; or the first row for CLS pooling), L2-normalised.
+ *
+ * Batching: a forward pass holds whole texts one after another (position 0
+ * starts a text), so every matrix product is one GEMM over all their tokens
+ * (F32 weights: gemm_f32.h's outer-product kernel, 32-row panels split
+ * across the pool; other types: lm_ctx_matmul), and attention runs per (text, head, 64-query chunk) on the pool, itself
+ * as two small products on the same F32 kernel (scores = K Q^T, then
+ * out = V^T P, heads and positions zero-padded to its 64-float step).
+ * A text's rows depend only on its own tokens, so its embedding is the same
+ * alone or packed with others.  There is no KV cache: nothing is kept
+ * between forward passes.
+ *
+ * LayerNorm sums in double; biases are added to a product before the
+ * residual, in PyTorch's order; softmax subtracts the row maximum and sums
+ * in double.
+ */
+#include "model_bert.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context_impl.h"
+#include "gemm_f32.h"
+#include "kernels.h"
+#include "model_ops.h"
+#include "quant.h"
+
+/* Queries per attention work item. */
+#define BERT_ATT_CHUNK 64
+
+/* Read bert's own metadata. */
+bool
+lm_bert_read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errlen)
+{
+	double		eps = 1e-12;
+	int64_t		v;
+	bool		b;
+
+	c->encoder = true;
+	if (lm_gguf_find(g, "bert.attention.layer_norm_epsilon") != NULL &&
+		(!lm_gguf_get_f64(g, "bert.attention.layer_norm_epsilon", &eps) || !(eps > 0.0) || !isfinite(eps)))
+	{
+		snprintf(err, errlen, "model metadata \"bert.attention.layer_norm_epsilon\" is not a positive number");
+		return false;
+	}
+	c->norm_eps = (float) eps;
+	if (lm_gguf_get_bool(g, "bert.attention.causal", &b) && b)
+	{
+		snprintf(err, errlen, "bert model with causal attention is not supported");
+		return false;
+	}
+	c->pooling = 1;
+	if (lm_gguf_get_i64(g, "bert.pooling_type", &v))
+	{
+		if (v != 1 && v != 2)
+		{
+			snprintf(err, errlen, "bert.pooling_type %lld is not supported (1 = mean, 2 = CLS)", (long long) v);
+			return false;
+		}
+		c->pooling = (int32_t) v;
+	}
+	c->normalize = true;
+	if (lm_gguf_get_bool(g, "sentence_transformers.normalize", &b))
+		c->normalize = b;
+	c->max_seq_len = c->n_ctx_train;
+	if (lm_gguf_get_i64(g, "tokenizer.wordpiece.max_seq_length", &v))
+	{
+		if (v < 2 || v > c->n_ctx_train)
+		{
+			snprintf(err, errlen, "tokenizer.wordpiece.max_seq_length %lld is outside 2..%d (the model's positions)",
+					 (long long) v, c->n_ctx_train);
+			return false;
+		}
+		c->max_seq_len = (int32_t) v;
+	}
+	if (c->n_head_kv != c->n_head || c->head_dim_k * c->n_head != c->n_embd || c->head_dim_v != c->head_dim_k)
+	{
+		snprintf(err, errlen, "bert model must have n_embd = heads x head size and no grouped keys");
+		return false;
+	}
+	return true;
+}
+
+/* Bind every bert tensor. */
+bool
+lm_bert_bind(lm_model *m, char *err, size_t errlen)
+{
+	const lm_gguf *g = m->gguf;
+	lm_model_config *c = &m->cfg;
+	const lm_gguf_tensor *tt = lm_gguf_find_tensor(g, "token_types.weight");
+	int64_t		E = c->n_embd,
+				F = c->n_ff;
+	char		name[96];
+
+	if (tt == NULL || tt->ne[1] < 1 || tt->ne[1] > 16)
+	{
+		snprintf(err, errlen, "model file lacks tensor \"token_types.weight\" with 1..16 rows");
+		return false;
+	}
+	c->n_token_types = (int32_t) tt->ne[1];
+	if (!lm_model_bind_matrix(g, "position_embd.weight", E, c->n_ctx_train, false, &m->pos_embd, err, errlen) ||
+		!lm_model_bind_matrix(g, "token_types.weight", E, c->n_token_types, false, &m->type_embd, err, errlen) ||
+		!lm_model_bind_vector(g, "token_embd_norm.weight", E, &m->embd_norm, err, errlen) ||
+		!lm_model_bind_vector(g, "token_embd_norm.bias", E, &m->embd_norm_b, err, errlen))
+		return false;
+	if (m->pos_embd.type != LM_TYPE_F32 || m->type_embd.type != LM_TYPE_F32)
+	{
+		snprintf(err, errlen, "bert position and token-type embeddings must be F32");
+		return false;
+	}
+	m->layers = calloc(c->n_layer, sizeof(lm_layer_weights));
+	if (!m->layers)
+	{
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (int l = 0; l < c->n_layer; l++)
+	{
+		lm_layer_weights *L = &m->layers[l];
+
+#define NAME(s) (snprintf(name, sizeof(name), "blk.%d." s, l), name)
+		if (!lm_model_bind_matrix(g, NAME("attn_q.weight"), E, E, true, &L->wq, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("attn_q.bias"), E, &L->bq, err, errlen) ||
+			!lm_model_bind_matrix(g, NAME("attn_k.weight"), E, E, true, &L->wk, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("attn_k.bias"), E, &L->bk, err, errlen) ||
+			!lm_model_bind_matrix(g, NAME("attn_v.weight"), E, E, true, &L->wv, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("attn_v.bias"), E, &L->bv, err, errlen) ||
+			!lm_model_bind_matrix(g, NAME("attn_output.weight"), E, E, true, &L->wo, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("attn_output.bias"), E, &L->bo, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("attn_output_norm.weight"), E, &L->attn_out_norm, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("attn_output_norm.bias"), E, &L->attn_out_norm_b, err, errlen) ||
+			!lm_model_bind_matrix(g, NAME("ffn_up.weight"), E, F, true, &L->ffn_up, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("ffn_up.bias"), F, &L->ffn_up_b, err, errlen) ||
+			!lm_model_bind_matrix(g, NAME("ffn_down.weight"), F, E, true, &L->ffn_down, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("ffn_down.bias"), E, &L->ffn_down_b, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("layer_output_norm.weight"), E, &L->out_norm, err, errlen) ||
+			!lm_model_bind_vector(g, NAME("layer_output_norm.bias"), E, &L->out_norm_b, err, errlen))
+			return false;
+#undef NAME
+	}
+	return true;
+}
+
+/* Check an encoder batch. */
+bool
+lm_bert_check_batch(const lm_context *ctx, const lm_batch *b, int *n_out, char *err, size_t errlen)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	int			start = 0;
+
+	*n_out = 0;
+	if (b->n_tokens < 0 || b->n_tokens > b->n_max)
+	{
+		snprintf(err, errlen, "batch has %d tokens but room for %d", b->n_tokens, b->n_max);
+		return false;
+	}
+	for (int i = 0; i < b->n_tokens; i++)
+	{
+		int32_t		t = b->token[i],
+					p = b->pos[i];
+
+		if (t < 0 || t >= c->n_vocab)
+		{
+			snprintf(err, errlen, "batch token %d has id %d, outside the vocabulary 0..%d", i, t, c->n_vocab - 1);
+			return false;
+		}
+		if (p == 0)
+			start = i;
+		else if (i == 0 || p != b->pos[i - 1] + 1)
+		{
+			snprintf(err, errlen, "batch token %d has position %d; an encoder takes whole texts, positions 0, 1, 2, ...",
+					 i, p);
+			return false;
+		}
+		if (p >= ctx->n_ctx || p >= c->n_ctx_train || i - start + 1 > ctx->n_batch)
+		{
+			snprintf(err, errlen, "batch token %d has position %d; an encoder text holds at most %d tokens",
+					 i, p, ctx->n_ctx < ctx->n_batch ? ctx->n_ctx : ctx->n_batch);
+			return false;
+		}
+		if (b->out[i] == LM_OUT_LOGITS)
+		{
+			snprintf(err, errlen, "model architecture \"%s\" is a sentence encoder: it gives embeddings, not text",
+					 c->arch);
+			return false;
+		}
+		if (b->out[i] == LM_OUT_HIDDEN)
+			(*n_out)++;
+	}
+	return true;
+}
+
+/* out = LayerNorm(x) * w + bias for one row of n floats (sums in double; out may equal x). */
+static void
+layer_norm(float *out, const float *x, const float *w, const float *bias, int n, float eps)
+{
+	double		mean = 0.0,
+				var = 0.0,
+				inv;
+
+	for (int i = 0; i < n; i++)
+		mean += x[i];
+	mean /= n;
+	for (int i = 0; i < n; i++)
+	{
+		double		d = x[i] - mean;
+
+		var += d * d;
+	}
+	var /= n;
+	inv = 1.0 / sqrt(var + eps);
+	for (int i = 0; i < n; i++)
+		out[i] = (float) ((x[i] - mean) * inv) * w[i] + bias[i];
+}
+
+/* What the row stages of one layer need. */
+typedef struct bert_rows
+{
+	lm_context *ctx;			/* context */
+	const lm_step *st;			/* step */
+	const lm_layer_weights *L;	/* layer, NULL for the embedding stage */
+} bert_rows;
+
+/* Row stage: x = LayerNorm(tok_embd[id] + pos_embd[pos] + type_embd[0]). */
+static void
+stage_embed(void *arg, int t0, int t1)
+{
+	bert_rows  *r = arg;
+	const lm_model *m = r->ctx->model;
+	const lm_batch *b = r->st->batch;
+	int			E = m->cfg.n_embd;
+	const float *type0 = m->type_embd.data;
+
+	for (int t = t0; t < t1; t++)
+	{
+		float	   *x = r->ctx->x + (size_t) t * E;
+		const float *pe = (const float *) ((const char *) m->pos_embd.data +
+										   (size_t) b->pos[r->st->i0 + t] * m->pos_embd.row_bytes);
+
+		lm_dequantize_row(m->tok_embd.type,
+						  (const char *) m->tok_embd.data + (size_t) b->token[r->st->i0 + t] * m->tok_embd.row_bytes,
+						  x, E);
+		for (int i = 0; i < E; i++)
+			x[i] = (x[i] + pe[i]) + type0[i];
+		layer_norm(x, x, m->embd_norm, m->embd_norm_b, E, m->cfg.norm_eps);
+	}
+}
+
+/* Row stage: add the Q, K, V biases. */
+static void
+stage_qkv_bias(void *arg, int t0, int t1)
+{
+	bert_rows  *r = arg;
+	int			E = r->ctx->model->cfg.n_embd;
+
+	for (int t = t0; t < t1; t++)
+	{
+		float	   *q = r->ctx->q + (size_t) t * E,
+				   *k = r->ctx->k + (size_t) t * E,
+				   *v = r->ctx->v + (size_t) t * E;
+
+		for (int i = 0; i < E; i++)
+		{
+			q[i] += r->L->bq[i];
+			k[i] += r->L->bk[i];
+			v[i] += r->L->bv[i];
+		}
+	}
+}
+
+/* x = LayerNorm(x + (xb2 + bias)) for tokens [t0, t1). */
+static void
+residual_norm(bert_rows *r, int t0, int t1, const float *bias, const float *w, const float *wb)
+{
+	int			E = r->ctx->model->cfg.n_embd;
+
+	for (int t = t0; t < t1; t++)
+	{
+		float	   *x = r->ctx->x + (size_t) t * E;
+		const float *d = r->ctx->xb2 + (size_t) t * E;
+
+		for (int i = 0; i < E; i++)
+			x[i] = x[i] + (d[i] + bias[i]);
+		layer_norm(x, x, w, wb, E, r->ctx->model->cfg.norm_eps);
+	}
+}
+
+/* Row stage: x = LayerNorm(x + attention output + bo). */
+static void
+stage_attn_residual(void *arg, int t0, int t1)
+{
+	bert_rows  *r = arg;
+
+	residual_norm(r, t0, t1, r->L->bo, r->L->attn_out_norm, r->L->attn_out_norm_b);
+}
+
+/* Row stage: hb = gelu(hb + b1), the exact erf form. */
+static void
+stage_gelu(void *arg, int t0, int t1)
+{
+	bert_rows  *r = arg;
+	int			F = r->ctx->model->cfg.n_ff;
+
+	for (int t = t0; t < t1; t++)
+	{
+		float	   *h = r->ctx->hb + (size_t) t * F;
+
+		for (int i = 0; i < F; i++)
+		{
+			float		u = h[i] + r->L->ffn_up_b[i];
+
+			h[i] = 0.5f * u * (1.0f + erff(u * (float) M_SQRT1_2));
+		}
+	}
+}
+
+/* Row stage: x = LayerNorm(x + FFN output + b2). */
+static void
+stage_ffn_residual(void *arg, int t0, int t1)
+{
+	bert_rows  *r = arg;
+
+	residual_norm(r, t0, t1, r->L->ffn_down_b, r->L->out_norm, r->L->out_norm_b);
+}
+
+/* One attention job: the step's texts (ctx->out_rows holds their first rows, n_texts + 1 entries). */
+typedef struct bert_att
+{
+	lm_context *ctx;			/* context */
+	int			n_texts;		/* texts in the step */
+	int64_t		n_items;		/* (text, head, chunk) items in all */
+	float		scale;			/* 1 / sqrt(head_dim) */
+} bert_att;
+
+/* Padded width of a head's rows and of a text's key positions (the F32 kernel's step). */
+#define BERT_PAD 64
+
+/* n rounded up to a multiple of BERT_PAD. */
+static inline int
+pad64(int n)
+{
+	return (n + BERT_PAD - 1) / BERT_PAD * BERT_PAD;
+}
+
+/* Floats of scratch one task needs: attention of texts of up to n_ctx tokens, or a GEMM panel. */
+size_t
+lm_bert_attention_scratch(const lm_model_config *c, int n_ctx)
+{
+	size_t		L = (size_t) pad64(n_ctx),
+				gemm = GEMM_F32_SCRATCH(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
+
+	/* keys (L x 64), queries (chunk x 64), scores and weights (chunk x L each), values^T (hd x L) */
+	L = L * BERT_PAD + BERT_ATT_CHUNK * BERT_PAD + 2 * BERT_ATT_CHUNK * L + (size_t) c->head_dim_k * L;
+	return L > gemm ? L : gemm;
+}
+
+/*
+ * Attention of queries [q0, q1) of text rows [s0, s0 + len), head h, into
+ * ctx->att, as two products on the F32 matmul kernel: scores = K Q^T with
+ * head rows zero-padded to 64 floats, then out = V^T P with positions
+ * zero-padded to a multiple of 64.  Each output element depends only on its
+ * own query and the text's keys and values, whatever the chunk.
+ */
+static void
+attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, float *scratch)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	int			E = c->n_embd,
+				hd = c->head_dim_k,
+				L = pad64(len),
+				nq = q1 - q0;
+	float	   *kp = scratch,	/* (L, 64) keys, padded */
+			   *qp = kp + (size_t) L * BERT_PAD,	/* (chunk, 64) queries, padded */
+			   *sc = qp + (size_t) BERT_ATT_CHUNK * BERT_PAD,	/* (chunk, len) scores */
+			   *pw = sc + (size_t) BERT_ATT_CHUNK * L,	/* (chunk, L) weights, padded */
+			   *vt = pw + (size_t) BERT_ATT_CHUNK * L;	/* (hd, L) values transposed, padded */
+
+	memset(kp, 0, sizeof(float) * (size_t) len * BERT_PAD);
+	memset(vt, 0, sizeof(float) * (size_t) hd * L);
+	for (int j = 0; j < len; j++)
+	{
+		const float *k = ctx->k + (size_t) (s0 + j) * E + (size_t) h * hd;
+		const float *v = ctx->v + (size_t) (s0 + j) * E + (size_t) h * hd;
+
+		memcpy(kp + (size_t) j * BERT_PAD, k, sizeof(float) * hd);
+		for (int d = 0; d < hd; d++)
+			vt[(size_t) d * L + j] = v[d];
+	}
+	memset(qp, 0, sizeof(float) * (size_t) nq * BERT_PAD);
+	for (int i = 0; i < nq; i++)
+		memcpy(qp + (size_t) i * BERT_PAD, ctx->q + (size_t) (s0 + q0 + i) * E + (size_t) h * hd, sizeof(float) * hd);
+
+	/* scores: sc[i * len + j] = dot(k_j, q_i) */
+	lm_matmul_rows(LM_TYPE_F32, kp, sizeof(float) * BERT_PAD, BERT_PAD, 0, len,
+				   qp, sizeof(float) * BERT_PAD, nq, sc, len);
+
+	/* softmax of each query's scores (max subtracted, sum in double) into padded weights */
+	for (int i = 0; i < nq; i++)
+	{
+		float	   *srow = sc + (size_t) i * len,
+				   *prow = pw + (size_t) i * L;
+		float		max = -INFINITY;
+		double		sum = 0.0;
+
+		lm_op_scale(srow, scale, len);
+		for (int j = 0; j < len; j++)
+			if (srow[j] > max)
+				max = srow[j];
+		lm_op_exp_sub(srow, max, len);
+		for (int j = 0; j < len; j++)
+			sum += srow[j];
+		memcpy(prow, srow, sizeof(float) * len);
+		lm_op_scale(prow, (float) (1.0 / sum), len);
+		memset(prow + len, 0, sizeof(float) * (L - len));
+	}
+
+	/* out[i][d] = dot(v^T_d, p_i), straight into the attention rows */
+	lm_matmul_rows(LM_TYPE_F32, vt, sizeof(float) * L, L, 0, hd,
+				   pw, sizeof(float) * L, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd, E);
+}
+
+/* Task ith of nth: a contiguous range of (text, head, chunk) items. */
+static void
+att_worker(void *arg, int ith, int nth)
+{
+	bert_att   *j = arg;
+	lm_context *ctx = j->ctx;
+	const lm_model_config *c = &ctx->model->cfg;
+	int64_t		lo = j->n_items * ith / nth,
+				hi = j->n_items * (ith + 1) / nth,
+				base = 0;
+	float	   *scratch = ctx->scores + lm_bert_attention_scratch(c, ctx->n_ctx) * (size_t) ith;
+
+	for (int s = 0; s < j->n_texts && base < hi; s++)
+	{
+		int			s0 = ctx->out_rows[s],
+					len = ctx->out_rows[s + 1] - s0,
+					chunks = (len + BERT_ATT_CHUNK - 1) / BERT_ATT_CHUNK;
+		int64_t		n = (int64_t) chunks * c->n_head;
+
+		for (int64_t it = lo > base ? lo - base : 0; it < n && base + it < hi; it++)
+		{
+			int			h = (int) (it / chunks),
+						q0 = (int) (it % chunks) * BERT_ATT_CHUNK,
+						q1 = q0 + BERT_ATT_CHUNK < len ? q0 + BERT_ATT_CHUNK : len;
+
+			attend(ctx, s0, len, h, q0, q1, j->scale, scratch);
+		}
+		base += n;
+	}
+}
+
+/* One threaded product of up to 3 F32 matrices sharing an input (gemm_f32.h). */
+typedef struct bert_mm
+{
+	lm_context *ctx;			/* context (per-task scratch in ctx->scores) */
+	int			n_mm;			/* matrices */
+	const lm_weight *w[3];		/* weights */
+	float	   *y[3];			/* outputs, (n, w->n_rows) */
+	const float *x;				/* (n, n_cols) input */
+	int			n;				/* activation rows */
+	int64_t		panels;			/* panels of all matrices */
+} bert_mm;
+
+/* Task ith of nth: a contiguous range of the matrices' 32-row panels. */
+static void
+mm_worker(void *arg, int ith, int nth)
+{
+	bert_mm    *j = arg;
+	const lm_model_config *c = &j->ctx->model->cfg;
+	float	   *scratch = j->ctx->scores + lm_bert_attention_scratch(c, j->ctx->n_ctx) * (size_t) ith;
+	int64_t		lo = j->panels * ith / nth,
+				hi = j->panels * (ith + 1) / nth,
+				base = 0;
+
+	for (int m = 0; m < j->n_mm; m++)
+	{
+		const lm_weight *w = j->w[m];
+		int64_t		np = (w->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL,
+					p0 = lo > base ? lo - base : 0,
+					p1 = hi - base < np ? hi - base : np;
+
+		if (p0 < p1)
+			lm_gemm_f32_rows(w->data, w->n_cols, p0 * GEMM_F32_PANEL,
+							 p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows,
+							 j->x, w->n_cols, j->n, j->y[m], w->n_rows, scratch);
+		base += np;
+	}
+}
+
+/*
+ * Y_j = W_j x for up to 3 matrices sharing one input: F32 weights (the
+ * converted files) through the outer-product GEMM, panels split across
+ * the pool; other types through lm_ctx_matmul.  A model's weights have one
+ * type per matrix, so every text always takes the same path.
+ */
+static void
+bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, float *const *y)
+{
+	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, x, n, 0};
+
+	for (int m = 0; m < n_mm; m++)
+	{
+		if (w[m]->type != LM_TYPE_F32)
+		{
+			lm_ctx_matmul(ctx, n, x, n_mm, w, y);
+			return;
+		}
+		j.w[m] = w[m];
+		j.y[m] = y[m];
+		j.panels += (w[m]->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL;
+	}
+	lm_ctx_run(ctx, mm_worker, &j);
+}
+
+/* Run the bert forward pass for one step of whole texts. */
+void
+lm_bert_forward_step(lm_context *ctx, const lm_step *st)
+{
+	const lm_model *m = ctx->model;
+	const lm_model_config *c = &m->cfg;
+	const lm_batch *b = st->batch;
+	int			n = st->n,
+				E = c->n_embd;
+	bert_rows	r = {ctx, st, NULL};
+	bert_att	aj = {ctx, 0, 0, 1.0f / sqrtf((float) c->head_dim_k)};
+
+	/* the step's texts: first rows, then the end */
+	for (int t = 0; t < n; t++)
+		if (b->pos[st->i0 + t] == 0)
+		{
+			int			len = 1;
+
+			while (t + len < n && b->pos[st->i0 + t + len] != 0)
+				len++;
+			ctx->out_rows[aj.n_texts++] = t;
+			aj.n_items += (int64_t) ((len + BERT_ATT_CHUNK - 1) / BERT_ATT_CHUNK) * c->n_head;
+		}
+	ctx->out_rows[aj.n_texts] = n;
+
+	/* embeddings and their LayerNorm */
+	lm_op_for_rows(ctx, n, stage_embed, &r);
+
+	for (int l = 0; l < c->n_layer; l++)
+	{
+		const lm_layer_weights *L = &m->layers[l];
+
+		r.L = L;
+		/* Q, K, V projections and biases */
+		{
+			const lm_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+			float	   *y[3] = {ctx->q, ctx->k, ctx->v};
+
+			bert_matmul(ctx, n, ctx->x, 3, w, y);
+		}
+		lm_op_for_rows(ctx, n, stage_qkv_bias, &r);
+
+		/* bidirectional attention within each text */
+		lm_ctx_run(ctx, att_worker, &aj);
+
+		/* output projection, bias, residual, LayerNorm */
+		{
+			const lm_weight *w[1] = {&L->wo};
+			float	   *y[1] = {ctx->xb2};
+
+			bert_matmul(ctx, n, ctx->att, 1, w, y);
+		}
+		lm_op_for_rows(ctx, n, stage_attn_residual, &r);
+
+		/* feed-forward: up, GELU, down, residual, LayerNorm */
+		{
+			const lm_weight *w[1] = {&L->ffn_up};
+			float	   *y[1] = {ctx->hb};
+
+			bert_matmul(ctx, n, ctx->x, 1, w, y);
+		}
+		lm_op_for_rows(ctx, n, stage_gelu, &r);
+		{
+			const lm_weight *w[1] = {&L->ffn_down};
+			float	   *y[1] = {ctx->xb2};
+
+			bert_matmul(ctx, n, ctx->hb, 1, w, y);
+		}
+		lm_op_for_rows(ctx, n, stage_ffn_residual, &r);
+	}
+
+	/* the final rows of the tokens that asked for outputs */
+	for (int t = 0; t < n; t++)
+	{
+		int32_t		row = ctx->out_idx[st->i0 + t];
+
+		if (row >= 0)
+			memcpy(ctx->hidden + (size_t) row * E, ctx->x + (size_t) t * E, sizeof(float) * E);
+	}
+}
+
+/* Pool the hidden rows of batch tokens [first_tok, first_tok + n) of one text into out (n_embd floats) and normalise. */
+static void
+pool_text(const lm_context *ctx, int first_tok, int n, float *out)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	int			E = c->n_embd;
+	double		norm = 0.0;
+	double	   *sum = calloc(E, sizeof(double));
+
+	if (sum == NULL)
+	{
+		/* fall back to float sums: no memory for the double accumulators */
+		for (int e = 0; e < E; e++)
+			out[e] = 0.0f;
+		for (int k = 0; k < n; k++)
+		{
+			const float *h = lm_context_hidden(ctx, first_tok + k);
+
+			for (int e = 0; e < E; e++)
+				out[e] += h[e] / n;
+		}
+	}
+	else
+	{
+		for (int k = 0; k < n; k++)
+		{
+			const float *h = lm_context_hidden(ctx, first_tok + k);
+
+			for (int e = 0; e < E; e++)
+				sum[e] += h[e];
+		}
+		for (int e = 0; e < E; e++)
+			out[e] = (float) (sum[e] / n);
+		free(sum);
+	}
+	if (!c->normalize)
+		return;
+	for (int e = 0; e < E; e++)
+		norm += (double) out[e] * out[e];
+	norm = sqrt(norm);
+	for (int e = 0; e < E; e++)
+		out[e] = norm > 0.0 ? (float) (out[e] / norm) : 0.0f;
+}
+
+/* Sentence embeddings of many texts. */
+int
+lm_bert_embed(lm_context *ctx, const int32_t *const *ids, const int *n_ids, int n_texts, float *out,
+			  char *err, size_t errlen)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	lm_batch   *b;
+	int			rc = 0;
+
+	if (!c->encoder)
+	{
+		snprintf(err, errlen, "model architecture \"%s\" is not an encoder", c->arch);
+		return -1;
+	}
+	for (int i = 0; i < n_texts; i++)
+		if (n_ids[i] < 1)
+		{
+			snprintf(err, errlen, "text %d has no tokens", i);
+			return -1;
+		}
+	b = lm_batch_create(ctx->n_batch);
+	if (b == NULL)
+	{
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < n_texts && rc == 0;)
+	{
+		int			first = i;
+
+		lm_batch_clear(b);
+		/* whole texts, as many as fit */
+		while (i < n_texts)
+		{
+			int			len = n_ids[i] < c->max_seq_len ? n_ids[i] : c->max_seq_len;
+
+			if (b->n_tokens > 0 && b->n_tokens + len > b->n_max)
+				break;
+			for (int k = 0; k < len; k++)
+			{
+				/* a cut text keeps its last token ([SEP]) at the end */
+				int32_t		id = (k == len - 1) ? ids[i][n_ids[i] - 1] : ids[i][k];
+
+				lm_batch_add_token(b, id, k, 0, c->pooling == 1 || k == 0 ? LM_OUT_HIDDEN : LM_OUT_NONE,
+								   LM_PREFILL_AUTO);
+			}
+			i++;
+		}
+		rc = lm_model_forward(ctx, b, err, errlen);
+		if (rc != 0)
+			break;
+		/* each text's output rows are consecutive from its first token */
+		for (int t = first, tok = 0; t < i; t++)
+		{
+			int			len = n_ids[t] < c->max_seq_len ? n_ids[t] : c->max_seq_len;
+
+			pool_text(ctx, tok, c->pooling == 1 ? len : 1, out + (size_t) t * c->n_embd);
+			tok += len;
+		}
+	}
+	lm_batch_free(b);
+	return rc;
+}
