@@ -20,6 +20,10 @@ extern void lm_op_exp_sub_avx512(float *x, float max, int n);
 extern void lm_op_scale_avx2(float *x, float a, int n);
 extern void lm_op_scale_avx512(float *x, float a, int n);
 
+/* g[i] = (g[i] / (1 + lm_op_expf(-g[i]))) * u[i] for i < n16 (a multiple of 16). */
+extern void lm_op_swiglu_avx2(float *g, const float *u, int n16);
+extern void lm_op_swiglu_avx512(float *g, const float *u, int n16);
+
 #endif							/* LM_MODEL_OPS_SIMD_H */
 
 #ifdef OPS_VW
@@ -102,6 +106,18 @@ OPS_CAT(lm_op_scale_, OPS_SUFFIX) (float *x, float a, int n)
 		*(ops_vf *) (x + i) = *(const ops_vf *) (x + i) * va;
 	for (; i < n; i++)
 		x[i] *= a;
+}
+
+/* SwiGLU of the first n16 elements (a multiple of 16, so of OPS_VW). */
+void
+OPS_CAT(lm_op_swiglu_, OPS_SUFFIX) (float *g, const float *u, int n16)
+{
+	for (int i = 0; i < n16; i += OPS_VW)
+	{
+		ops_vf		x = *(const ops_vf *) (g + i);
+
+		*(ops_vf *) (g + i) = (x / (1.0f + ops_exp(-x))) * *(const ops_vf *) (u + i);
+	}
 }
 
 #endif							/* OPS_VW */
