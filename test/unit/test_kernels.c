@@ -413,6 +413,83 @@ check_act_rounding(void)
 		  lm_act_row_size(LM_TYPE_F16, 7) == 14, "activation row sizes: Q8_K 292 per 256, bad widths give 0");
 }
 
+/* Fill n floats of activation kind k: scaled noise, exact ties, zeros, equal +/- maxima, huge, tiny, NaN, infinity. */
+static void
+fill_act_kind(float *x, int64_t n, int k)
+{
+	fill_act(x, n);
+	for (int64_t i = 0; i < n; i++)
+		switch (k)
+		{
+			case 1:				/* multiples of 0.5 with amax 127: every quant is a tie or exact */
+				x[i] = (float) ((int) (rnd() % 255) - 127) * 0.5f;
+				if (i % 32 == 5)
+					x[i] = 127.0f;
+				break;
+			case 2:				/* the same magnitude with both signs, negative first in odd blocks */
+				if (i % 32 == 3 || i % 32 == 9)
+					x[i] = ((i / 32) % 2 == (i % 32 == 3 ? 1 : 0)) ? -9.0f : 9.0f;
+				break;
+			case 3:				/* huge and tiny (subnormal) values */
+				x[i] *= (i / 32) % 2 ? 3e38f : 1e-40f;
+				break;
+			case 5:				/* only subnormals: 127 / amax overflows */
+				x[i] *= 1e-40f;
+				break;
+			case 4:				/* an all-zero block, a NaN, infinities */
+				if (i / 32 == 1)
+					x[i] = 0.0f;
+				if (i == 70)
+					x[i] = NAN;
+				if (i == 300)
+					x[i] = INFINITY;
+				if (i == 700)
+					x[i] = -INFINITY;
+				break;
+			default:
+				break;
+		}
+}
+
+/* Activation quantization (Q8_0, Q8_1, Q8_K) gives the same bytes on every ISA, for ordinary and edge-case inputs. */
+static void
+check_act_quant_isa(void)
+{
+	static const lm_type wt[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q4_K};
+	enum
+	{
+		N = 1024
+	};
+	float		x[N];
+	uint8_t		ref[N * 2],
+				got[N * 2];
+	lm_isa		best = lm_kernels_best_isa();
+
+	for (size_t w = 0; w < sizeof(wt) / sizeof(wt[0]); w++)
+	{
+		size_t		rs = lm_act_row_size(wt[w], N);
+		int			bad = 0;
+
+		for (int rep = 0; rep < 60; rep++)
+		{
+			fill_act_kind(x, N, rep % 6);
+			lm_kernels_force_isa(LM_ISA_SCALAR);
+			lm_act_quantize_row(wt[w], x, ref, N);
+			for (int isa = 1; isa <= (int) best; isa++)
+			{
+				lm_kernels_force_isa((lm_isa) isa);
+				memset(got, 0xA5, rs);
+				lm_act_quantize_row(wt[w], x, got, N);
+				bad += memcmp(got, ref, rs) != 0;
+			}
+		}
+		CHECK(bad == 0, "%s activations: the same bytes on scalar%s%s for noise, ties, +/- equal maxima, huge, subnormal-only, zero, NaN and inf blocks (%d rows differ)",
+			  lm_type_name(lm_vec_dot_type(wt[w])), best >= LM_ISA_AVX2 ? ", avx2" : "",
+			  best >= LM_ISA_AVX512 ? ", avx512" : "", bad);
+	}
+	lm_kernels_force_isa(best);
+}
+
 /* Run every check. */
 int
 main(void)
@@ -457,5 +534,6 @@ main(void)
 	}
 	check_dot_f32();
 	check_act_rounding();
+	check_act_quant_isa();
 	return unit_done();
 }
