@@ -487,7 +487,7 @@ kernels_init_once(void)
 		best_isa = LM_ISA_AVX2;
 		if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
 			__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-			__builtin_cpu_supports("avx512vnni"))
+			__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("bmi2"))
 			best_isa = LM_ISA_AVX512;
 	}
 	memset(tables, 0, sizeof(tables));

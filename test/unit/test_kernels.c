@@ -228,36 +228,40 @@ check_type(lm_type t, int64_t n)
 	free(xd);
 }
 
-#define TILE_ROWS 11
-#define TILE_BATCH 13
-
-/* Batches and row ranges that are not multiples of the SIMD tiles give, on every ISA, the bits of the scalar path run one output at a time. */
+/*
+ * Batches and row ranges that are not multiples of the SIMD tiles give, on
+ * every ISA, the bits of the scalar path run one output at a time: rows x
+ * batch operands (13 activation rows: one panel of the AVX-512 batch
+ * kernel; 37: three panels), whole and partial ranges.
+ */
 static void
-check_tiles(lm_type t, int64_t n)
+check_tiles(lm_type t, int64_t n, int rows, int batch)
 {
 	const lm_type_traits *tr = lm_type_traits_get(t);
 	size_t		wrow = (size_t) (n / tr->block_size) * tr->type_size;
 	size_t		xrow = lm_act_row_size(t, n);
-	uint8_t    *W = malloc(wrow * TILE_ROWS);
-	uint8_t    *X = malloc(xrow * TILE_BATCH);
+	int			ys = rows + 3;	/* y_stride wider than the row count, as for a padded output */
+	uint8_t    *W = malloc(wrow * rows);
+	uint8_t    *X = malloc(xrow * batch);
 	float	   *xf = malloc(sizeof(float) * n);
-	float		ref[TILE_BATCH][TILE_ROWS],
-				Y[TILE_BATCH * (TILE_ROWS + 3)];
+	float	   *ref = malloc(sizeof(float) * batch * rows);
+	float	   *Y = malloc(sizeof(float) * batch * ys);
 	int			ok = 1;
 	lm_isa		best = lm_kernels_best_isa();
-	static const int cases[][3] = {{0, TILE_ROWS, TILE_BATCH}, {3, 10, 6}, {1, 8, 9}, {2, 3, 13}, {0, 5, 1}};
+	const int	cases[][3] = {{0, rows, batch}, {3, rows - 1, batch / 2}, {1, rows - 3, batch - 4},
+	{2, 3, batch}, {0, 5, 1}, {1, rows, 4}};
 
-	for (int r = 0; r < TILE_ROWS; r++)
+	for (int r = 0; r < rows; r++)
 		fill_row(t, W + r * wrow, n);
-	for (int b = 0; b < TILE_BATCH; b++)
+	for (int b = 0; b < batch; b++)
 	{
 		fill_act(xf, n);
 		lm_act_quantize_row(t, xf, X + b * xrow, n);
 	}
 	lm_kernels_force_isa(LM_ISA_SCALAR);
-	for (int b = 0; b < TILE_BATCH; b++)
-		for (int r = 0; r < TILE_ROWS; r++)
-			lm_matmul_rows(t, W, wrow, n, r, r + 1, X + b * xrow, xrow, 1, &ref[b][r] - r, TILE_ROWS);
+	for (int b = 0; b < batch; b++)
+		for (int r = 0; r < rows; r++)
+			lm_matmul_rows(t, W, wrow, n, r, r + 1, X + b * xrow, xrow, 1, &ref[b * rows + r] - r, rows);
 	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
 	{
 		lm_kernels_force_isa((lm_isa) isa);
@@ -267,21 +271,22 @@ check_tiles(lm_type t, int64_t n)
 						r1 = cases[c][1],
 						nb = cases[c][2];
 
-			memset(Y, 0, sizeof(Y));
-			/* y_stride wider than the row count, as for a padded output */
-			lm_matmul_rows(t, W, wrow, n, r0, r1, X, xrow, nb, Y, TILE_ROWS + 3);
+			memset(Y, 0, sizeof(float) * batch * ys);
+			lm_matmul_rows(t, W, wrow, n, r0, r1, X, xrow, nb, Y, ys);
 			for (int b = 0; b < nb; b++)
 				for (int r = r0; r < r1; r++)
-					if (memcmp(&Y[b * (TILE_ROWS + 3) + r], &ref[b][r], sizeof(float)) != 0)
+					if (memcmp(&Y[b * ys + r], &ref[b * rows + r], sizeof(float)) != 0)
 						ok = 0;
 		}
 	}
-	CHECK(ok, "%s n=%lld: batches up to %d and odd row ranges give, on every ISA, the bits of the scalar path run one output at a time",
-		  lm_type_name(t), (long long) n, TILE_BATCH);
+	CHECK(ok, "%s n=%lld: %d rows x batches up to %d, whole and partial ranges, give on every ISA the bits of the scalar path run one output at a time",
+		  lm_type_name(t), (long long) n, rows, batch);
 	lm_kernels_force_isa(best);
 	free(W);
 	free(X);
 	free(xf);
+	free(ref);
+	free(Y);
 }
 
 #define TALL_ROWS 67
@@ -529,7 +534,8 @@ main(void)
 		lm_type		t = all_types[k];
 		int			bs = (int) lm_type_traits_get(t)->block_size;
 
-		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512);
+		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512, 11, 13);
+		check_tiles(t, bs == 1 ? 96 : bs == 32 ? 576 : 768, 19, 37);
 		check_tall(t, bs == 1 ? 96 : bs == 32 ? 640 : 768);
 	}
 	check_dot_f32();
