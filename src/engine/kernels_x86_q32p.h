@@ -22,14 +22,14 @@
  * scalar path's (test_kernels.c).
  *
  * Tiles: 8 weight rows (4 pairs) x 4 activation rows = 16 accumulators.
- * Activation scales are converted to float once per panel of 16
+ * Activation scales are converted to float once per panel of 32
  * activation rows, weight scales once per (row tile, panel); the weights
  * of a row tile are then read from L1/L2 once per batch tile.
  */
 #ifndef LM_KERNELS_X86_Q32P_H
 #define LM_KERNELS_X86_Q32P_H
 
-#define Q32P_PANEL 16			/* activation rows per panel */
+#define Q32P_PANEL 32			/* activation rows per panel */
 #define Q32P_MAXNB 256			/* most blocks per row (n_cols <= 8192); wider rows take tile32 */
 
 /* Decode blocks blk of weight rows a and b (ws apart: b = a + ws) into one register, dwords interleaved a, b, a, b. */
@@ -199,12 +199,13 @@ q32p_weight_scales(lm_type t, const uint8_t *w, size_t ws, int64_t nb, float *dw
 {
 	const int	is1 = (t == LM_TYPE_Q4_1 || t == LM_TYPE_Q5_1);
 
-	for (int i = 0; i < R; i++)
+	for (int i = 0; i < 8; i++)
 		for (int64_t blk = 0; blk < nb; blk++)
 		{
-			dwt[blk * 8 + i] = h2f(q32_d(t, w + (size_t) i * ws, blk));
+			/* rows past R get 0: their lanes are computed but never read */
+			dwt[blk * 8 + i] = i < R ? h2f(q32_d(t, w + (size_t) i * ws, blk)) : 0.0f;
 			if (is1)
-				mwt[blk * 8 + i] = h2f(q32_m(t, w + (size_t) i * ws, blk));
+				mwt[blk * 8 + i] = i < R ? h2f(q32_m(t, w + (size_t) i * ws, blk)) : 0.0f;
 		}
 }
 
@@ -220,10 +221,11 @@ rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64
 	const int	is1 = (t == LM_TYPE_Q4_1 || t == LM_TYPE_Q5_1);
 	const size_t xbs = is1 ? sizeof(lm_block_q8_1) : sizeof(lm_block_q8_0);
 	const int64_t nb = n_cols / 32;
-	float		dxp[Q32P_MAXNB * Q32P_PANEL] __attribute__((aligned(64))),
-				sxp[Q32P_MAXNB * Q32P_PANEL] __attribute__((aligned(64))),
-				dwt[Q32P_MAXNB * 8] __attribute__((aligned(64))),
-				mwt[Q32P_MAXNB * 8] __attribute__((aligned(64)));
+	/* sized by nb (<= Q32P_MAXNB: at most 80 KiB of stack) */
+	float		dxp[nb * Q32P_PANEL],
+				sxp[is1 ? nb * Q32P_PANEL : 1],
+				dwt[nb * 8],
+				mwt[is1 ? nb * 8 : 1];
 	int64_t		r_even = r0 + ((r1 - r0) & ~(int64_t) 1);
 
 	for (int p0 = 0; p0 < n_batch; p0 += Q32P_PANEL)
