@@ -214,7 +214,13 @@ lanes_reduce16(const float a[16])
 double
 lm_op_softmax_sum(const float *e, int p0, int n)
 {
+	lm_isa		isa = lm_kernels_isa();
 	double		sum = 0.0;
+
+	if (isa == LM_ISA_AVX512)
+		return lm_op_softmax_sum_avx512(e, p0, n);
+	if (isa == LM_ISA_AVX2)
+		return lm_op_softmax_sum_avx2(e, p0, n);
 
 	for (int b0 = p0 & ~15; b0 < p0 + n; b0 += 16)
 	{

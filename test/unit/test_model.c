@@ -684,6 +684,41 @@ check_attention_ops(void)
 	}
 }
 
+/* The softmax denominator is the same double on every ISA this CPU has, for windows starting anywhere. */
+static void
+check_softmax_sum_isa(void)
+{
+	lm_isa		best = lm_kernels_best_isa();
+	uint64_t	st = 11;
+	float		e[300];
+	int			nbad = 0,
+				ncase = 0;
+
+	for (int it = 0; it < 2000; it++)
+	{
+		int			p0 = (int) (lcg_float(&st, 0.0f, 40.0f)),
+					n = 1 + (int) (lcg_float(&st, 0.0f, 299.0f));
+		double		want;
+
+		for (int i = 0; i < n; i++)
+			e[i] = lcg_float(&st, 0.0f, 1.0f) * (i % 7 == 0 ? 1e-30f : 1.0f);
+		lm_kernels_force_isa(LM_ISA_SCALAR);
+		want = lm_op_softmax_sum(e, p0, n);
+		for (int isa = LM_ISA_AVX2; isa <= (int) best; isa++)
+		{
+			double		got;
+
+			lm_kernels_force_isa((lm_isa) isa);
+			got = lm_op_softmax_sum(e, p0, n);
+			nbad += memcmp(&got, &want, sizeof got) != 0;
+			ncase++;
+		}
+	}
+	lm_kernels_force_isa(best);
+	CHECK(nbad == 0, "the softmax sum is bit-identical on scalar%s%s for 2000 windows (%d of %d differ)",
+		  best >= LM_ISA_AVX2 ? ", avx2" : "", best >= LM_ISA_AVX512 ? ", avx512" : "", nbad, ncase);
+}
+
 /*
  * SwiGLU rows (lm_op_swiglu_row) on every ISA this CPU has equal the
  * per-element formula of ggml: (g / (1 + exp(-g))) * u with lm_op_expf on
@@ -1061,6 +1096,7 @@ main(void)
 
 	check_attention_ops();
 	check_swiglu_row();
+	check_softmax_sum_isa();
 	check_golden(shared, "stories260K.gguf", "stories260K-F32.public.json", true);
 	check_golden(shared, "stories260K-Q8_0.gguf", "stories260K-Q8_0.public.json", false);
 	check_golden(shared, "stories260K-Q4_0.gguf", "stories260K-Q4_0.public.json", false);
