@@ -259,7 +259,7 @@ rows_q32_any(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, in
 			 const void *Xq, size_t xs, int n_batch, float *Y, int64_t y_stride)
 {
 #if LM_X86_VNNI
-	if (n_batch >= 4 && n_cols / 32 <= Q32P_MAXNB)
+	if (n_batch >= 4 && n_cols >= 32 && n_cols / 32 <= Q32P_MAXNB)
 	{
 		rows_q32p(t, W, ws, n_cols, r0, r1, Xq, xs, n_batch, Y, y_stride);
 		return;
