@@ -4,9 +4,7 @@
  * (kernels_x86_q32p.h).  The bodies live in kernels_x86.h.
  */
 
-/* pdep builds the Q5 bit masks; kernels.c selects this file only on CPUs with BMI2 */
-#pragma GCC target("bmi2")
-
+/* built with -mbmi2 too (pdep builds the Q5 bit masks); kernels.c selects this file only on CPUs with BMI2 */
 #define LM_X86_VNNI 1
 #include "kernels_x86.h"
 
