@@ -16,6 +16,8 @@
  * any n_batch, row range or ISA.  Weights stream from DRAM through a
  * linear software prefetch a few KiB ahead (kernels_x86_tile.h).  Per type: kernels_x86_q32.h (Q4_0, Q4_1,
  * Q5_0, Q5_1, Q8_0), kernels_x86_k.h (Q4_K, Q5_K, Q6_K); F32/F16 below.
+ * The AVX-512 build adds kernels_x86_q32p.h for block-32 types on batches
+ * of 4 or more activation rows (two weight rows per 512-bit register).
  */
 #ifndef LM_KERNELS_X86_H
 #define LM_KERNELS_X86_H
