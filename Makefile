@@ -58,7 +58,7 @@ PROVE_TESTS = test/t/*.pl
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -pthread -ffp-contract=off -fno-strict-aliasing -MMD -MP \
 	-Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes
 AVX2_FLAGS = -mavx2 -mfma -mf16c
-AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mbmi2 -mavx2 -mfma -mf16c
 
 # No LLVM bitcode: the engine's ISA-specific files need their own flags, and
 # JIT inlining of engine code would not pay.

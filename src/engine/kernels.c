@@ -487,7 +487,7 @@ kernels_init_once(void)
 		best_isa = LM_ISA_AVX2;
 		if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
 			__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-			__builtin_cpu_supports("avx512vnni"))
+			__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("bmi2"))
 			best_isa = LM_ISA_AVX512;
 	}
 	memset(tables, 0, sizeof(tables));
@@ -631,13 +631,22 @@ lm_act_quantize_row(lm_type wtype, const float *x, void *dst, int64_t n)
 				((uint16_t *) dst)[i] = lm_fp32_to_bf16(x[i]);
 			break;
 		case LM_TYPE_Q8_0:
-			lm_quantize_row_q8_0(x, dst, n);
+			if (lm_kernels_isa() == LM_ISA_AVX512)
+				lm_quantize_row_q8_0_avx512(x, dst, n);
+			else
+				lm_quantize_row_q8_0(x, dst, n);
 			break;
 		case LM_TYPE_Q8_1:
-			lm_quantize_row_q8_1(x, dst, n);
+			if (lm_kernels_isa() == LM_ISA_AVX512)
+				lm_quantize_row_q8_1_avx512(x, dst, n);
+			else
+				lm_quantize_row_q8_1(x, dst, n);
 			break;
 		case LM_TYPE_Q8_K:
-			lm_quantize_row_q8_K(x, dst, n);
+			if (lm_kernels_isa() == LM_ISA_AVX512)
+				lm_quantize_row_q8_K_avx512(x, dst, n);
+			else
+				lm_quantize_row_q8_K(x, dst, n);
 			break;
 		default:
 			break;

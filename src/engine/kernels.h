@@ -47,7 +47,7 @@ typedef enum lm_isa
 {
 	LM_ISA_SCALAR = 0,			/* portable C */
 	LM_ISA_AVX2 = 1,			/* AVX2 + FMA + F16C */
-	LM_ISA_AVX512 = 2			/* AVX-512 F/BW/VL/DQ/VNNI */
+	LM_ISA_AVX512 = 2			/* AVX-512 F/BW/VL/DQ/VNNI (+ BMI2) */
 } lm_isa;
 
 /* Detect the CPU once (idempotent, thread-safe) and select the best path; env LMGEN_ISA=scalar|avx2|avx512 may lower it. */

@@ -7,6 +7,7 @@
 #define LM_KERNELS_IMPL_H
 
 #include "kernels.h"
+#include "quant.h"
 
 /* Row-block matrix product for one weight type (lm_matmul_rows without wtype). */
 typedef void (*lm_rows_fn) (const void *W, size_t w_row_bytes, int64_t n_cols,
@@ -32,5 +33,10 @@ extern void lm_kernels_avx512_fill(lm_kernel_table *t);
 
 /* Convert n floats to fp16 with F16C (AVX2 file); bit-identical to lm_fp32_to_fp16_row. */
 extern void lm_fp32_to_fp16_row_f16c(const float *src, uint16_t *dst, int64_t n);
+
+/* Activation quantization in AVX-512 (quant_avx512.c); bytes of quant.c's lm_quantize_row_q8_* for every input. */
+extern void lm_quantize_row_q8_0_avx512(const float *x, lm_block_q8_0 *y, int64_t n);
+extern void lm_quantize_row_q8_1_avx512(const float *x, lm_block_q8_1 *y, int64_t n);
+extern void lm_quantize_row_q8_K_avx512(const float *x, lm_block_q8_K *y, int64_t n);
 
 #endif							/* LM_KERNELS_IMPL_H */

@@ -16,6 +16,8 @@
  * any n_batch, row range or ISA.  Weights stream from DRAM through a
  * linear software prefetch a few KiB ahead (kernels_x86_tile.h).  Per type: kernels_x86_q32.h (Q4_0, Q4_1,
  * Q5_0, Q5_1, Q8_0), kernels_x86_k.h (Q4_K, Q5_K, Q6_K); F32/F16 below.
+ * The AVX-512 build adds kernels_x86_q32p.h for block-32 types on batches
+ * of 4 or more activation rows (two weight rows per 512-bit register).
  */
 #ifndef LM_KERNELS_X86_H
 #define LM_KERNELS_X86_H
@@ -249,6 +251,24 @@ rows_float(int kind, const void *W, size_t w_row_bytes, int64_t n_cols, int64_t 
 #include "kernels_x86_tile.h"
 #include "kernels_x86_q32.h"
 #include "kernels_x86_k.h"
+#if LM_X86_VNNI
+#include "kernels_x86_q32p.h"
+#endif
+
+/* Block-32 matrix product: the paired 512-bit kernel for batches (AVX-512), tile32 otherwise. */
+X86_INLINE void
+rows_q32_any(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64_t r1,
+			 const void *Xq, size_t xs, int n_batch, float *Y, int64_t y_stride)
+{
+#if LM_X86_VNNI
+	if (n_batch >= 4 && n_cols >= 32 && n_cols / 32 <= Q32P_MAXNB)
+	{
+		rows_q32p(t, W, ws, n_cols, r0, r1, Xq, xs, n_batch, Y, y_stride);
+		return;
+	}
+#endif
+	rows_q32(t, W, ws, n_cols, r0, r1, Xq, xs, n_batch, Y, y_stride);
+}
 
 /* ---------------- F32 / F16, tiled (AVX-512) ---------------- */
 
@@ -379,11 +399,11 @@ name(const void *W, size_t wb, int64_t n, int64_t r0, int64_t r1, const void *X,
 	driver(T, W, wb, n, r0, r1, X, xb, nbt, Y, ys); \
 }
 
-X86_ROWS_FN(rows_q4_0, LM_TYPE_Q4_0, rows_q32)
-X86_ROWS_FN(rows_q4_1, LM_TYPE_Q4_1, rows_q32)
-X86_ROWS_FN(rows_q5_0, LM_TYPE_Q5_0, rows_q32)
-X86_ROWS_FN(rows_q5_1, LM_TYPE_Q5_1, rows_q32)
-X86_ROWS_FN(rows_q8_0, LM_TYPE_Q8_0, rows_q32)
+X86_ROWS_FN(rows_q4_0, LM_TYPE_Q4_0, rows_q32_any)
+X86_ROWS_FN(rows_q4_1, LM_TYPE_Q4_1, rows_q32_any)
+X86_ROWS_FN(rows_q5_0, LM_TYPE_Q5_0, rows_q32_any)
+X86_ROWS_FN(rows_q5_1, LM_TYPE_Q5_1, rows_q32_any)
+X86_ROWS_FN(rows_q8_0, LM_TYPE_Q8_0, rows_q32_any)
 X86_ROWS_FN(rows_q4_K, LM_TYPE_Q4_K, rows_k)
 X86_ROWS_FN(rows_q5_K, LM_TYPE_Q5_K, rows_k)
 X86_ROWS_FN(rows_q6_K, LM_TYPE_Q6_K, rows_k)

@@ -95,15 +95,8 @@ stage_swiglu(void *arg, int t0, int t1)
 	llama_rows *r = arg;
 	size_t		F = (size_t) r->ctx->model->cfg.n_ff;
 
-	for (size_t i = (size_t) t0 * F; i < (size_t) t1 * F; i++)
-	{
-		float		g = r->ctx->hb[i];
-
-		/* ggml's exp for the first n_ff rounded down to 16, libm's for the rest */
-		float		e = (i % F) < (F & ~(size_t) 15) ? lm_op_expf(-g) : expf(-g);
-
-		r->ctx->hb[i] = (g / (1.0f + e)) * r->ctx->hb2[i];
-	}
+	for (size_t t = (size_t) t0; t < (size_t) t1; t++)
+		lm_op_swiglu_row(r->ctx->hb + t * F, r->ctx->hb2 + t * F, (int) F);
 }
 
 /* Run the llama forward pass for one step of a batch. */

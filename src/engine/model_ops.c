@@ -174,6 +174,25 @@ lm_op_exp_sub(float *x, float max, int n)
 			x[i] = lm_op_expf(x[i] - max);
 }
 
+/* SwiGLU of one row: ggml's exp on the first n rounded down to 16, libm's on the rest. */
+void
+lm_op_swiglu_row(float *g, const float *u, int n)
+{
+	lm_isa		isa = lm_kernels_isa();
+	int			n16 = n & ~15,
+				i = 0;
+
+	if (isa == LM_ISA_AVX512)
+		lm_op_swiglu_avx512(g, u, n16);
+	else if (isa == LM_ISA_AVX2)
+		lm_op_swiglu_avx2(g, u, n16);
+	else
+		for (; i < n16; i++)
+			g[i] = (g[i] / (1.0f + lm_op_expf(-g[i]))) * u[i];
+	for (i = n16; i < n; i++)
+		g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
 /* Sum of 16 lanes in the order of GCC's _mm512_reduce_add_ps. */
 static inline float
 lanes_reduce16(const float a[16])
@@ -196,7 +215,13 @@ lanes_reduce16(const float a[16])
 double
 lm_op_softmax_sum(const float *e, int p0, int n)
 {
+	lm_isa		isa = lm_kernels_isa();
 	double		sum = 0.0;
+
+	if (isa == LM_ISA_AVX512)
+		return lm_op_softmax_sum_avx512(e, p0, n);
+	if (isa == LM_ISA_AVX2)
+		return lm_op_softmax_sum_avx2(e, p0, n);
 
 	for (int b0 = p0 & ~15; b0 < p0 + n; b0 += 16)
 	{

@@ -64,6 +64,13 @@ extern void lm_op_exp_sub(float *x, float max, int n);
 extern void lm_op_scale(float *x, float a, int n);
 
 /*
+ * SwiGLU of one row as ggml computes it: g[i] = (g[i] / (1 + exp(-g[i]))) * u[i],
+ * exp being lm_op_expf for i < n rounded down to 16 (ggml's vector part) and
+ * libm's expf for the rest; vectorised where the CPU allows, same floats.
+ */
+extern void lm_op_swiglu_row(float *g, const float *u, int n);
+
+/*
  * Value lanes of batch token bi: 16 (llama.cpp's batch order) when the
  * prefill order is on and the token is a prompt token (its prefill flag
  * LM_PREFILL_YES, or LM_PREFILL_AUTO and its sequence has another token in

@@ -20,6 +20,14 @@ extern void lm_op_exp_sub_avx512(float *x, float max, int n);
 extern void lm_op_scale_avx2(float *x, float a, int n);
 extern void lm_op_scale_avx512(float *x, float a, int n);
 
+/* lm_op_softmax_sum with the 16-lane trees in vectors (same order, same double total). */
+extern double lm_op_softmax_sum_avx2(const float *e, int p0, int n);
+extern double lm_op_softmax_sum_avx512(const float *e, int p0, int n);
+
+/* g[i] = (g[i] / (1 + lm_op_expf(-g[i]))) * u[i] for i < n16 (a multiple of 16). */
+extern void lm_op_swiglu_avx2(float *g, const float *u, int n16);
+extern void lm_op_swiglu_avx512(float *g, const float *u, int n16);
+
 #endif							/* LM_MODEL_OPS_SIMD_H */
 
 #ifdef OPS_VW
@@ -102,6 +110,52 @@ OPS_CAT(lm_op_scale_, OPS_SUFFIX) (float *x, float a, int n)
 		*(ops_vf *) (x + i) = *(const ops_vf *) (x + i) * va;
 	for (; i < n; i++)
 		x[i] *= a;
+}
+
+typedef float ops_v8 __attribute__((vector_size(32), aligned(4)));
+typedef float ops_v4 __attribute__((vector_size(16)));
+
+/* Softmax denominator: each 16-position block (aligned to position 0, absent positions 0) as lanes_reduce16, blocks added in double. */
+double
+OPS_CAT(lm_op_softmax_sum_, OPS_SUFFIX) (const float *e, int p0, int n)
+{
+	double		sum = 0.0;
+
+	for (int b0 = p0 & ~15; b0 < p0 + n; b0 += 16)
+	{
+		float		buf[16];
+		const float *a = e + (b0 - p0);
+		ops_v8		t;
+		ops_v4		q;
+
+		if (b0 < p0 || b0 + 16 > p0 + n)
+		{
+			for (int l = 0; l < 16; l++)
+			{
+				int			i = b0 + l - p0;
+
+				buf[l] = (i >= 0 && i < n) ? e[i] : 0.0f;
+			}
+			a = buf;
+		}
+		/* t[l] = a[8+l] + a[l]; q[l] = t[4+l] + t[l]; (q0 + q2) + (q1 + q3) */
+		t = *(const ops_v8 *) (a + 8) + *(const ops_v8 *) a;
+		q = __builtin_shufflevector(t, t, 4, 5, 6, 7) + __builtin_shufflevector(t, t, 0, 1, 2, 3);
+		sum += (double) ((q[0] + q[2]) + (q[1] + q[3]));
+	}
+	return sum;
+}
+
+/* SwiGLU of the first n16 elements (a multiple of 16, so of OPS_VW). */
+void
+OPS_CAT(lm_op_swiglu_, OPS_SUFFIX) (float *g, const float *u, int n16)
+{
+	for (int i = 0; i < n16; i += OPS_VW)
+	{
+		ops_vf		x = *(const ops_vf *) (g + i);
+
+		*(ops_vf *) (g + i) = (x / (1.0f + ops_exp(-x))) * *(const ops_vf *) (u + i);
+	}
 }
 
 #endif							/* OPS_VW */

@@ -228,36 +228,40 @@ check_type(lm_type t, int64_t n)
 	free(xd);
 }
 
-#define TILE_ROWS 11
-#define TILE_BATCH 13
-
-/* Batches and row ranges that are not multiples of the SIMD tiles give, on every ISA, the bits of the scalar path run one output at a time. */
+/*
+ * Batches and row ranges that are not multiples of the SIMD tiles give, on
+ * every ISA, the bits of the scalar path run one output at a time: rows x
+ * batch operands (13 activation rows: one panel of the AVX-512 batch
+ * kernel; 37: three panels), whole and partial ranges.
+ */
 static void
-check_tiles(lm_type t, int64_t n)
+check_tiles(lm_type t, int64_t n, int rows, int batch)
 {
 	const lm_type_traits *tr = lm_type_traits_get(t);
 	size_t		wrow = (size_t) (n / tr->block_size) * tr->type_size;
 	size_t		xrow = lm_act_row_size(t, n);
-	uint8_t    *W = malloc(wrow * TILE_ROWS);
-	uint8_t    *X = malloc(xrow * TILE_BATCH);
+	int			ys = rows + 3;	/* y_stride wider than the row count, as for a padded output */
+	uint8_t    *W = malloc(wrow * rows);
+	uint8_t    *X = malloc(xrow * batch);
 	float	   *xf = malloc(sizeof(float) * n);
-	float		ref[TILE_BATCH][TILE_ROWS],
-				Y[TILE_BATCH * (TILE_ROWS + 3)];
+	float	   *ref = malloc(sizeof(float) * batch * rows);
+	float	   *Y = malloc(sizeof(float) * batch * ys);
 	int			ok = 1;
 	lm_isa		best = lm_kernels_best_isa();
-	static const int cases[][3] = {{0, TILE_ROWS, TILE_BATCH}, {3, 10, 6}, {1, 8, 9}, {2, 3, 13}, {0, 5, 1}};
+	const int	cases[][3] = {{0, rows, batch}, {3, rows - 1, batch / 2}, {1, rows - 3, batch - 4},
+	{2, 3, batch}, {0, 5, 1}, {1, rows, 4}};
 
-	for (int r = 0; r < TILE_ROWS; r++)
+	for (int r = 0; r < rows; r++)
 		fill_row(t, W + r * wrow, n);
-	for (int b = 0; b < TILE_BATCH; b++)
+	for (int b = 0; b < batch; b++)
 	{
 		fill_act(xf, n);
 		lm_act_quantize_row(t, xf, X + b * xrow, n);
 	}
 	lm_kernels_force_isa(LM_ISA_SCALAR);
-	for (int b = 0; b < TILE_BATCH; b++)
-		for (int r = 0; r < TILE_ROWS; r++)
-			lm_matmul_rows(t, W, wrow, n, r, r + 1, X + b * xrow, xrow, 1, &ref[b][r] - r, TILE_ROWS);
+	for (int b = 0; b < batch; b++)
+		for (int r = 0; r < rows; r++)
+			lm_matmul_rows(t, W, wrow, n, r, r + 1, X + b * xrow, xrow, 1, &ref[b * rows + r] - r, rows);
 	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
 	{
 		lm_kernels_force_isa((lm_isa) isa);
@@ -267,21 +271,22 @@ check_tiles(lm_type t, int64_t n)
 						r1 = cases[c][1],
 						nb = cases[c][2];
 
-			memset(Y, 0, sizeof(Y));
-			/* y_stride wider than the row count, as for a padded output */
-			lm_matmul_rows(t, W, wrow, n, r0, r1, X, xrow, nb, Y, TILE_ROWS + 3);
+			memset(Y, 0, sizeof(float) * batch * ys);
+			lm_matmul_rows(t, W, wrow, n, r0, r1, X, xrow, nb, Y, ys);
 			for (int b = 0; b < nb; b++)
 				for (int r = r0; r < r1; r++)
-					if (memcmp(&Y[b * (TILE_ROWS + 3) + r], &ref[b][r], sizeof(float)) != 0)
+					if (memcmp(&Y[b * ys + r], &ref[b * rows + r], sizeof(float)) != 0)
 						ok = 0;
 		}
 	}
-	CHECK(ok, "%s n=%lld: batches up to %d and odd row ranges give, on every ISA, the bits of the scalar path run one output at a time",
-		  lm_type_name(t), (long long) n, TILE_BATCH);
+	CHECK(ok, "%s n=%lld: %d rows x batches up to %d, whole and partial ranges, give on every ISA the bits of the scalar path run one output at a time",
+		  lm_type_name(t), (long long) n, rows, batch);
 	lm_kernels_force_isa(best);
 	free(W);
 	free(X);
 	free(xf);
+	free(ref);
+	free(Y);
 }
 
 #define TALL_ROWS 67
@@ -413,6 +418,83 @@ check_act_rounding(void)
 		  lm_act_row_size(LM_TYPE_F16, 7) == 14, "activation row sizes: Q8_K 292 per 256, bad widths give 0");
 }
 
+/* Fill n floats of activation kind k: scaled noise, exact ties, zeros, equal +/- maxima, huge, tiny, NaN, infinity. */
+static void
+fill_act_kind(float *x, int64_t n, int k)
+{
+	fill_act(x, n);
+	for (int64_t i = 0; i < n; i++)
+		switch (k)
+		{
+			case 1:				/* multiples of 0.5 with amax 127: every quant is a tie or exact */
+				x[i] = (float) ((int) (rnd() % 255) - 127) * 0.5f;
+				if (i % 32 == 5)
+					x[i] = 127.0f;
+				break;
+			case 2:				/* the same magnitude with both signs, negative first in odd blocks */
+				if (i % 32 == 3 || i % 32 == 9)
+					x[i] = ((i / 32) % 2 == (i % 32 == 3 ? 1 : 0)) ? -9.0f : 9.0f;
+				break;
+			case 3:				/* huge and tiny (subnormal) values */
+				x[i] *= (i / 32) % 2 ? 3e38f : 1e-40f;
+				break;
+			case 5:				/* only subnormals: 127 / amax overflows */
+				x[i] *= 1e-40f;
+				break;
+			case 4:				/* an all-zero block, a NaN, infinities */
+				if (i / 32 == 1)
+					x[i] = 0.0f;
+				if (i == 70)
+					x[i] = NAN;
+				if (i == 300)
+					x[i] = INFINITY;
+				if (i == 700)
+					x[i] = -INFINITY;
+				break;
+			default:
+				break;
+		}
+}
+
+/* Activation quantization (Q8_0, Q8_1, Q8_K) gives the same bytes on every ISA, for ordinary and edge-case inputs. */
+static void
+check_act_quant_isa(void)
+{
+	static const lm_type wt[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q4_K};
+	enum
+	{
+		N = 1024
+	};
+	float		x[N];
+	uint8_t		ref[N * 2],
+				got[N * 2];
+	lm_isa		best = lm_kernels_best_isa();
+
+	for (size_t w = 0; w < sizeof(wt) / sizeof(wt[0]); w++)
+	{
+		size_t		rs = lm_act_row_size(wt[w], N);
+		int			bad = 0;
+
+		for (int rep = 0; rep < 60; rep++)
+		{
+			fill_act_kind(x, N, rep % 6);
+			lm_kernels_force_isa(LM_ISA_SCALAR);
+			lm_act_quantize_row(wt[w], x, ref, N);
+			for (int isa = 1; isa <= (int) best; isa++)
+			{
+				lm_kernels_force_isa((lm_isa) isa);
+				memset(got, 0xA5, rs);
+				lm_act_quantize_row(wt[w], x, got, N);
+				bad += memcmp(got, ref, rs) != 0;
+			}
+		}
+		CHECK(bad == 0, "%s activations: the same bytes on scalar%s%s for noise, ties, +/- equal maxima, huge, subnormal-only, zero, NaN and inf blocks (%d rows differ)",
+			  lm_type_name(lm_vec_dot_type(wt[w])), best >= LM_ISA_AVX2 ? ", avx2" : "",
+			  best >= LM_ISA_AVX512 ? ", avx512" : "", bad);
+	}
+	lm_kernels_force_isa(best);
+}
+
 /* Run every check. */
 int
 main(void)
@@ -452,10 +534,12 @@ main(void)
 		lm_type		t = all_types[k];
 		int			bs = (int) lm_type_traits_get(t)->block_size;
 
-		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512);
+		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512, 11, 13);
+		check_tiles(t, bs == 1 ? 96 : bs == 32 ? 576 : 768, 19, 37);
 		check_tall(t, bs == 1 ? 96 : bs == 32 ? 640 : 768);
 	}
 	check_dot_f32();
 	check_act_rounding();
+	check_act_quant_isa();
 	return unit_done();
 }

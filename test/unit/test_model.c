@@ -725,6 +725,87 @@ check_attention_ops(void)
 	}
 }
 
+/* The softmax denominator is the same double on every ISA this CPU has, for windows starting anywhere. */
+static void
+check_softmax_sum_isa(void)
+{
+	lm_isa		best = lm_kernels_best_isa();
+	uint64_t	st = 11;
+	float		e[300];
+	int			nbad = 0,
+				ncase = 0;
+
+	for (int it = 0; it < 2000; it++)
+	{
+		int			p0 = (int) (lcg_float(&st, 0.0f, 40.0f)),
+					n = 1 + (int) (lcg_float(&st, 0.0f, 299.0f));
+		double		want;
+
+		for (int i = 0; i < n; i++)
+			e[i] = lcg_float(&st, 0.0f, 1.0f) * (i % 7 == 0 ? 1e-30f : 1.0f);
+		lm_kernels_force_isa(LM_ISA_SCALAR);
+		want = lm_op_softmax_sum(e, p0, n);
+		for (int isa = LM_ISA_AVX2; isa <= (int) best; isa++)
+		{
+			double		got;
+
+			lm_kernels_force_isa((lm_isa) isa);
+			got = lm_op_softmax_sum(e, p0, n);
+			nbad += memcmp(&got, &want, sizeof got) != 0;
+			ncase++;
+		}
+	}
+	lm_kernels_force_isa(best);
+	CHECK(nbad == 0, "the softmax sum is bit-identical on scalar%s%s for 2000 windows (%d of %d differ)",
+		  best >= LM_ISA_AVX2 ? ", avx2" : "", best >= LM_ISA_AVX512 ? ", avx512" : "", nbad, ncase);
+}
+
+/*
+ * SwiGLU rows (lm_op_swiglu_row) on every ISA this CPU has equal the
+ * per-element formula of ggml: (g / (1 + exp(-g))) * u with lm_op_expf on
+ * the first n rounded down to 16 and libm's expf on the rest.
+ */
+static void
+check_swiglu_row(void)
+{
+	static const int ns[] = {1536, 1000, 37, 16, 5};
+	lm_isa		best = lm_kernels_best_isa();
+	uint64_t	st = 7;
+
+	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+	{
+		int			nbad = 0;
+
+		lm_kernels_force_isa((lm_isa) isa);
+		for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++)
+			for (int it = 0; it < 20; it++)
+			{
+				int			n = ns[k];
+				float		g[1536],
+							u[1536],
+							want[1536];
+
+				for (int i = 0; i < n; i++)
+				{
+					g[i] = lcg_float(&st, -30.0f, 30.0f) * (it % 2 ? 1.0f : 0.1f);
+					u[i] = lcg_float(&st, -4.0f, 4.0f);
+				}
+				g[it % n] = it % 3 == 0 ? -200.0f : it % 3 == 1 ? 200.0f : 0.0f;
+				for (int i = 0; i < n; i++)
+				{
+					float		e = i < (n & ~15) ? lm_op_expf(-g[i]) : expf(-g[i]);
+
+					want[i] = (g[i] / (1.0f + e)) * u[i];
+				}
+				lm_op_swiglu_row(g, u, n);
+				nbad += memcmp(g, want, sizeof(float) * n) != 0;
+			}
+		CHECK(nbad == 0, "%s SwiGLU rows (n = 1536, 1000, 37, 16, 5) equal the scalar formula bit for bit (%d rows differ)",
+			  lm_isa_name((lm_isa) isa), nbad);
+	}
+	lm_kernels_force_isa(best);
+}
+
 /* lm_dot_f32's order: 4 x 16 fma lanes over 64-float blocks, ((0+2)+(1+3)), the 16-lane tree, fmaf tail. */
 static float
 ref_dot(const float *x, const float *y, int n)
@@ -1055,6 +1136,8 @@ main(void)
 		SKIP_ALL("shared models not found (set LMGEN_SHARED)");
 
 	check_attention_ops();
+	check_swiglu_row();
+	check_softmax_sum_isa();
 	check_golden(shared, "stories260K.gguf", "stories260K-F32.public.json", true);
 	check_golden(shared, "stories260K-Q8_0.gguf", "stories260K-Q8_0.public.json", false);
 	check_golden(shared, "stories260K-Q4_0.gguf", "stories260K-Q4_0.public.json", false);
