@@ -342,7 +342,7 @@ lm_train_default_params(void)
 {
 	lm_train_params p;
 
-	p.learning_rate = 0.3f;
+	p.learning_rate = 0.1f;
 	p.l1 = 0.0f;
 	p.l2 = 1e-4f;
 	p.epochs = 30;

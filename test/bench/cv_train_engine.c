@@ -14,7 +14,11 @@
  *     keys: folds (5), fold_seed (1), dim, char_max, lr, l1, l2, epochs, batch,
  *           balanced (0/1), lr_decay, average, seed (training seed, 0),
  *           rows (only the first rows of the file), checksum (1: print a hash of
- *           each fold's weights, to check that a faster build trains the same)
+ *           each fold's weights, to check that a faster build trains the same),
+ *           test=FILE (no folds: train on every row of TRAIN, as
+ *           train_classifier(..., test_fraction => 0) does from the same rows in
+ *           the same order, and score FILE as evaluate() does; for the one
+ *           final look at a test file, after the choice)
  *
  * Build (from the repository root, after make):
  *   gcc -std=gnu11 -O2 -ffp-contract=off -Isrc/engine -Itest/bench -o /tmp/cv_train_engine \
@@ -52,6 +56,7 @@ typedef struct Settings
 	int			char_max;		/* longest character n-gram (0: words only) */
 	lm_train_params p;			/* trainer settings */
 	int			rows;			/* use only the first rows of the file (0: all) */
+	const char *test;			/* a test file: train on every row, score it, no folds */
 	bool		checksum;		/* print a hash of each fold's weights */
 } Settings;
 
@@ -277,6 +282,7 @@ set_option(Settings *st, const char *kv)
 	else if (KEY("seed")) st->p.seed = strtoull(v, NULL, 10);
 	else if (KEY("rows")) st->rows = atoi(v);
 	else if (KEY("checksum")) st->checksum = atoi(v) != 0;
+	else if (KEY("test")) st->test = v;
 	else
 		return false;
 #undef KEY
@@ -302,6 +308,7 @@ main(int argc, char **argv)
 	st.p = lm_train_default_params();
 	st.rows = 0;
 	st.checksum = false;
+	st.test = NULL;
 	if (argc < 2)
 	{
 		fprintf(stderr, "usage: %s TRAIN.tsv [key=value ...]\n", argv[0]);
@@ -321,6 +328,48 @@ main(int argc, char **argv)
 	read_rows(argv[1], &r);
 	if (st.rows > 0 && st.rows < r.n)
 		r.n = st.rows;
+	if (st.test != NULL)
+	{
+		Rows		te;
+		int		   *which;
+		int32_t    *map = malloc(sizeof(int32_t) * MAX_LABELS);
+		lm_metrics *m = lm_metrics_create(r.n_labels, r.n_labels);
+		double		s;
+
+		/* the test rows go last, as fold 1; the training rows are fold 0 */
+		read_rows(st.test, &te);
+		for (int k = 0; k < te.n_labels; k++)
+		{
+			map[k] = -1;
+			for (int j = 0; j < r.n_labels; j++)
+				if (strcmp(te.labels[k], r.labels[j]) == 0)
+					map[k] = j;
+			if (map[k] < 0)
+			{
+				fprintf(stderr, "test label \"%s\" is not in the training file\n", te.labels[k]);
+				return 1;
+			}
+		}
+		which = malloc(sizeof(int) * ((size_t) r.n + te.n));
+		r.text = realloc(r.text, sizeof(char *) * ((size_t) r.n + te.n));
+		r.len = realloc(r.len, sizeof(size_t) * ((size_t) r.n + te.n));
+		r.label = realloc(r.label, sizeof(int32_t) * ((size_t) r.n + te.n));
+		for (int32_t i = 0; i < r.n; i++)
+			which[i] = 0;
+		for (int32_t i = 0; i < te.n; i++)
+		{
+			r.text[r.n + i] = te.text[i];
+			r.len[r.n + i] = te.len[i];
+			r.label[r.n + i] = map[te.label[i]];
+			which[r.n + i] = 1;
+		}
+		r.n += te.n;
+		s = run_fold(&r, which, 1, &st, m);
+		lm_metrics_finish(m);
+		printf("test file %s: accuracy %.4f macro_f1 %.4f log_loss %.4f rows %lld, trained on %d rows in %.2f s\n",
+			   st.test, m->accuracy, m->macro_f1, m->log_loss, (long long) m->n, r.n - te.n, s);
+		return 0;
+	}
 	fold = deal_folds(&r, st.folds, st.fold_seed);
 	all = lm_metrics_create(r.n_labels, r.n_labels);
 	for (int f = 0; f < st.folds; f++)
