@@ -48,6 +48,7 @@
  * of the Debian train file: accuracy 0.80 -> 0.85).
  */
 #define ADAM_EPS 1e-3
+#define PREFETCH_ROWS_AHEAD 8		/* rows' weights and moments are fetched this many rows ahead */
 #define GAP_TABLE_MAX 65536		/* longest gap (in steps) whose penalty factors are tabled */
 
 struct lm_trainer
@@ -609,6 +610,15 @@ train_batch(lm_trainer *t, const int32_t *rows, int32_t n)
 		{
 			uint32_t	j = x.idx[e];
 
+			if (e + PREFETCH_ROWS_AHEAD < x.n)
+			{
+				uint32_t	ahead = x.idx[e + PREFETCH_ROWS_AHEAD];
+
+				__builtin_prefetch(t->stamp + ahead, 1);
+				__builtin_prefetch(t->last + ahead, 1);
+				__builtin_prefetch(c->W + (size_t) ahead * K, 1);
+				__builtin_prefetch(c->W + (size_t) ahead * K + K - 1, 1);
+			}
 			if (t->stamp[j] != t->step)
 			{
 				t->stamp[j] = t->step;
@@ -646,6 +656,16 @@ train_batch(lm_trainer *t, const int32_t *rows, int32_t n)
 	{
 		size_t		off = (size_t) t->touched[i] * K;
 
+		/* the moments of a row a few ahead are not in cache yet: ask for them now */
+		if (i + PREFETCH_ROWS_AHEAD < n_touched)
+		{
+			size_t		ahead = (size_t) t->touched[i + PREFETCH_ROWS_AHEAD] * K;
+
+			__builtin_prefetch(t->m_W + ahead, 1);
+			__builtin_prefetch(t->m_W + ahead + K - 1, 1);
+			__builtin_prefetch(t->v_W + ahead, 1);
+			__builtin_prefetch(t->v_W + ahead + K - 1, 1);
+		}
 		adam_row(c->W + off, t->m_W + off, t->v_W + off, t->grad + off, K, lr_t, eps_t,
 				 1.0f - t->lr * t->p.l2, t->lr * t->p.l1);
 		t->last[t->touched[i]] = t->step;
