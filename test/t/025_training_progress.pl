@@ -6,7 +6,7 @@
 # The training data: 80 classes of 9 rows each (so few that no validation
 # slice is held out and early stopping never ends the run; 10,000 epochs
 # would take hours), each row 300 random hex words, so one epoch costs about
-# a second of CPU.  3,000 rows with a NULL label come first (skipped and
+# two seconds of CPU.  3,000 rows with a NULL label come first (skipped and
 # counted); the query sleeps at two of them, so the reading phase is seen
 # part way.  The cancel's cost is measured in CPU time of the training
 # backend (clock ticks, 1/100 s), which a busy machine does not inflate: the
