@@ -126,6 +126,12 @@ unit: $(UNIT_BINS)
 check-all: all
 	test/run_all.sh
 
+# The Debian training benchmark (test/bench/bench_train.sh) against the
+# installed extension; BENCH_TRAIN_ARGS are extra train_classifier arguments.
+.PHONY: bench-train
+bench-train:
+	test/bench/bench_train.sh "$(BENCH_TRAIN_ARGS)"
+
 # Header dependencies written by -MMD.
 -include $(wildcard src/*.d src/engine/*.d src/cli/*.d)
 

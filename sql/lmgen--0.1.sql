@@ -206,7 +206,7 @@ GRANT SELECT ON lmgen.classifiers TO PUBLIC;
 -- Train a classifier on the rows of query (SELECT text, label) and store it.
 CREATE FUNCTION lmgen.train_classifier(name text, query text,
     features text DEFAULT 'ngrams', l1 real DEFAULT 0, l2 real DEFAULT 0.0001,
-    epochs integer DEFAULT 30, learning_rate real DEFAULT 0.3,
+    epochs integer DEFAULT 30, learning_rate real DEFAULT 0.1,
     batch_size integer DEFAULT 32, test_fraction real DEFAULT 0.2,
     seed bigint DEFAULT 0, class_weights text DEFAULT 'none',
     replace boolean DEFAULT false, model text DEFAULT NULL)

@@ -20,6 +20,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 
 #include "sqlfuncs_common.h"
 #include "train_sql.h"
@@ -87,6 +88,36 @@ IsTextType(Oid t)
 	return t == TEXTOID || t == VARCHAROID || t == BPCHAROID || t == NAMEOID;
 }
 
+/*
+ * ERROR unless every statement of plan is a plain SELECT: one that returns
+ * rows (INSERT ... RETURNING does too), changes data in a WITH, or locks
+ * rows (FOR UPDATE) is refused here with a clear message, before any row
+ * is read (the read-only cursor would refuse it anyway, but naming a
+ * "SELECT" that "is not allowed in a non-volatile function").
+ */
+static void
+CheckPlainSelect(const char *what, SPIPlanPtr plan)
+{
+	ListCell   *lc;
+
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *ps = (CachedPlanSource *) lfirst(lc);
+		ListCell   *lq;
+
+		foreach(lq, ps->query_list)
+		{
+			Query	   *q = lfirst_node(Query, lq);
+
+			if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("%s: the query must be a single SELECT returning (text, label)", what),
+						 errdetail("It may not change data (INSERT, UPDATE or DELETE, also inside WITH) or lock rows (FOR UPDATE, FOR SHARE).")));
+		}
+	}
+}
+
 /* Run a (text, label) query and call fn for each usable row. */
 void
 ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, LabelledRowFn fn, void *arg,
@@ -119,6 +150,7 @@ ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, Labell
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s: the query must be a single SELECT returning (text, label)", what)));
+	CheckPlainSelect(what, plan);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	desc = portal->tupDesc;
 	if (desc == NULL || desc->natts != 2)

@@ -48,6 +48,8 @@
  * of the Debian train file: accuracy 0.80 -> 0.85).
  */
 #define ADAM_EPS 1e-3
+#define PREFETCH_ROWS_AHEAD 8		/* rows' weights and moments are fetched this many rows ahead */
+#define GAP_TABLE_MAX 65536		/* longest gap (in steps) whose penalty factors are tabled */
 
 struct lm_trainer
 {
@@ -70,6 +72,12 @@ struct lm_trainer
 	float	   *class_w;		/* (K) class weights */
 	float	   *best_W;			/* (dim, K) best epoch's weights, when validating */
 	float	   *best_b;			/* (K) */
+	float	   *avg_W;			/* (dim, K) running average of end-of-epoch weights, when averaging */
+	float	   *avg_b;			/* (K) */
+	float		lr;				/* this epoch's step size */
+	double	   *gap_scale;		/* (gap_n) a^n for a gap of n steps, this epoch (see catch_up) */
+	double	   *gap_shrink;		/* (gap_n) the L1 shrink of a gap of n steps, this epoch */
+	int64_t		gap_n;			/* entries of the gap tables */
 	int64_t		step;			/* Adam steps taken */
 	uint64_t	rng;			/* splitmix64 state */
 	int32_t		epoch;			/* epochs run */
@@ -335,13 +343,15 @@ lm_train_default_params(void)
 {
 	lm_train_params p;
 
-	p.learning_rate = 0.3f;
+	p.learning_rate = 0.1f;
 	p.l1 = 0.0f;
 	p.l2 = 1e-4f;
 	p.epochs = 30;
 	p.batch_size = 32;
 	p.patience = 3;
 	p.balanced = false;
+	p.lr_decay = 1.0f;
+	p.average = 0.0f;
 	p.seed = 0;
 	return p;
 }
@@ -360,6 +370,11 @@ lm_trainer_create(const lm_dataset *d, const lm_split *split, lm_classifier *c, 
 		!(p->l2 >= 0) || !isfinite(p->l2) || p->learning_rate * p->l2 >= 1.0f)
 	{
 		lm_set_err(err, errlen, "learning_rate must be > 0, l1 and l2 >= 0, and learning_rate * l2 < 1");
+		return NULL;
+	}
+	if (!(p->lr_decay > 0 && p->lr_decay <= 1) || !(p->average >= 0 && p->average < 1))
+	{
+		lm_set_err(err, errlen, "lr_decay must be in (0, 1] and average in [0, 1)");
 		return NULL;
 	}
 	if (p->epochs < 1 || p->batch_size < 1 || p->patience < 1)
@@ -381,6 +396,7 @@ lm_trainer_create(const lm_dataset *d, const lm_split *split, lm_classifier *c, 
 	t->c = c;
 	t->p = *p;
 	t->K = (int32_t) K;
+	t->lr = p->learning_rate;
 	t->rng = p->seed ^ 0x5851f42d4c957f2dULL;
 	t->rows = split->train;
 	t->n_rows = split->n_train;
@@ -404,6 +420,13 @@ lm_trainer_create(const lm_dataset *d, const lm_split *split, lm_classifier *c, 
 		t->best_W = malloc(sizeof(float) * dim * K);
 		t->best_b = malloc(sizeof(float) * K);
 		if (!t->best_W || !t->best_b)
+			goto oom;
+	}
+	if (p->average > 0)
+	{
+		t->avg_W = malloc(sizeof(float) * dim * K);
+		t->avg_b = malloc(sizeof(float) * K);
+		if (!t->avg_W || !t->avg_b)
 			goto oom;
 	}
 	memcpy(t->order, split->train, sizeof(int32_t) * split->n_train);
@@ -447,8 +470,56 @@ lm_trainer_free(lm_trainer *t)
 	free(t->class_w);
 	free(t->best_W);
 	free(t->best_b);
+	free(t->avg_W);
+	free(t->avg_b);
+	free(t->gap_scale);
+	free(t->gap_shrink);
 	free(t->refit_rows);
 	free(t);
+}
+
+/*
+ * The penalty of n missed steps at this epoch's step size: |w| becomes
+ * max(|w| * scale - shrink, 0).
+ */
+static void
+gap_factors(const lm_trainer *t, int64_t n, double *scale, double *shrink)
+{
+	double		lr = t->lr;
+	double		a = 1.0 - lr * t->p.l2;
+	double		c = lr * t->p.l1;
+
+	*scale = pow(a, (double) n);
+	*shrink = (a == 1.0) ? c * (double) n : c * (1.0 - *scale) / (1.0 - a);
+}
+
+/*
+ * At the start of an epoch: table gap_factors for the gaps this epoch can
+ * have (every row is caught up at the end of each epoch, so a gap is at most
+ * the epoch's mini-batch count), so catch_up does not call pow per row.
+ * The table holds the very numbers gap_factors gives; false when memory is
+ * short (catch_up then computes them each time).
+ */
+static bool
+fill_gap_tables(lm_trainer *t)
+{
+	int64_t		batches = ((int64_t) t->n_rows + t->p.batch_size - 1) / t->p.batch_size;
+	int64_t		n = (batches < GAP_TABLE_MAX ? batches : GAP_TABLE_MAX) + 1;
+
+	if (n > t->gap_n)
+	{
+		free(t->gap_scale);
+		free(t->gap_shrink);
+		t->gap_scale = malloc(sizeof(double) * (size_t) n);
+		t->gap_shrink = malloc(sizeof(double) * (size_t) n);
+		t->gap_n = 0;
+		if (t->gap_scale == NULL || t->gap_shrink == NULL)
+			return false;
+	}
+	for (int64_t i = 0; i < n; i++)
+		gap_factors(t, i, &t->gap_scale[i], &t->gap_shrink[i]);
+	t->gap_n = n;
+	return true;
 }
 
 /* Apply the penalty steps row j missed, up to and including step `upto`. */
@@ -456,9 +527,6 @@ static void
 catch_up(lm_trainer *t, uint32_t j, int64_t upto)
 {
 	int64_t		n = upto - t->last[j];
-	double		lr = t->p.learning_rate;
-	double		a = 1.0 - lr * t->p.l2;
-	double		c = lr * t->p.l1;
 	double		an,
 				shrink;
 	float	   *w;
@@ -466,10 +534,15 @@ catch_up(lm_trainer *t, uint32_t j, int64_t upto)
 	if (n <= 0)
 		return;
 	t->last[j] = upto;
-	if (a == 1.0 && c == 0.0)
+	if (t->p.l2 == 0.0f && t->p.l1 == 0.0f)
 		return;
-	an = pow(a, (double) n);
-	shrink = (a == 1.0) ? c * (double) n : c * (1.0 - an) / (1.0 - a);
+	if (n < t->gap_n)
+	{
+		an = t->gap_scale[n];
+		shrink = t->gap_shrink[n];
+	}
+	else
+		gap_factors(t, n, &an, &shrink);
 	w = t->c->W + (size_t) j * t->K;
 	for (int32_t k = 0; k < t->K; k++)
 	{
@@ -537,6 +610,15 @@ train_batch(lm_trainer *t, const int32_t *rows, int32_t n)
 		{
 			uint32_t	j = x.idx[e];
 
+			if (e + PREFETCH_ROWS_AHEAD < x.n)
+			{
+				uint32_t	ahead = x.idx[e + PREFETCH_ROWS_AHEAD];
+
+				__builtin_prefetch(t->stamp + ahead, 1);
+				__builtin_prefetch(t->last + ahead, 1);
+				__builtin_prefetch(c->W + (size_t) ahead * K, 1);
+				__builtin_prefetch(c->W + (size_t) ahead * K + K - 1, 1);
+			}
 			if (t->stamp[j] != t->step)
 			{
 				t->stamp[j] = t->step;
@@ -568,18 +650,54 @@ train_batch(lm_trainer *t, const int32_t *rows, int32_t n)
 	/* Adam with bias correction folded into the step size and epsilon */
 	bc1 = 1.0 - pow(ADAM_BETA1, (double) t->step);
 	bc2 = 1.0 - pow(ADAM_BETA2, (double) t->step);
-	lr_t = (float) (t->p.learning_rate * sqrt(bc2) / bc1);
+	lr_t = (float) (t->lr * sqrt(bc2) / bc1);
 	eps_t = (float) (ADAM_EPS * sqrt(bc2));
 	for (int32_t i = 0; i < n_touched; i++)
 	{
 		size_t		off = (size_t) t->touched[i] * K;
 
+		/* the moments of a row a few ahead are not in cache yet: ask for them now */
+		if (i + PREFETCH_ROWS_AHEAD < n_touched)
+		{
+			size_t		ahead = (size_t) t->touched[i + PREFETCH_ROWS_AHEAD] * K;
+
+			__builtin_prefetch(t->m_W + ahead, 1);
+			__builtin_prefetch(t->m_W + ahead + K - 1, 1);
+			__builtin_prefetch(t->v_W + ahead, 1);
+			__builtin_prefetch(t->v_W + ahead + K - 1, 1);
+		}
 		adam_row(c->W + off, t->m_W + off, t->v_W + off, t->grad + off, K, lr_t, eps_t,
-				 1.0f - t->p.learning_rate * t->p.l2, t->p.learning_rate * t->p.l1);
+				 1.0f - t->lr * t->p.l2, t->lr * t->p.l1);
 		t->last[t->touched[i]] = t->step;
 	}
 	adam_row(c->b, t->m_b, t->v_b, t->grad_b, K, lr_t, eps_t, 1.0f, 0.0f);
 	return loss;
+}
+
+/*
+ * After an epoch (weights caught up): fold the weights into the running
+ * average, avg <- average * avg + (1 - average) * W, starting from the first
+ * epoch's weights.
+ */
+static void
+update_average(lm_trainer *t)
+{
+	size_t		n = (size_t) t->c->dim * t->K;
+	float		a = t->p.average,
+				w = 1.0f - t->p.average;
+
+	if (t->avg_W == NULL)
+		return;
+	if (t->epoch == 1)
+	{
+		memcpy(t->avg_W, t->c->W, sizeof(float) * n);
+		memcpy(t->avg_b, t->c->b, sizeof(float) * t->K);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		t->avg_W[i] = a * t->avg_W[i] + w * t->c->W[i];
+	for (int32_t k = 0; k < t->K; k++)
+		t->avg_b[k] = a * t->avg_b[k] + w * t->c->b[k];
 }
 
 /* Count the given rows of d in m, predicted by c. */
@@ -608,6 +726,9 @@ lm_trainer_epoch(lm_trainer *t, lm_train_abort_fn abort, void *abort_arg, lm_epo
 	double		loss = 0.0;
 	bool		better;
 
+	t->lr = (float) (t->p.learning_rate * pow(t->p.lr_decay, (double) t->epoch));
+	if (!fill_gap_tables(t))
+		t->gap_n = 0;
 	shuffle(t->order, t->n_rows, &t->rng);
 	for (int32_t i0 = 0; i0 < t->n_rows; i0 += t->p.batch_size)
 	{
@@ -619,6 +740,7 @@ lm_trainer_epoch(lm_trainer *t, lm_train_abort_fn abort, void *abort_arg, lm_epo
 	}
 	catch_up_all(t);
 	t->epoch++;
+	update_average(t);
 	rep->epoch = t->epoch;
 	rep->loss = loss / t->n_rows;
 	rep->val_accuracy = rep->val_loss = NAN;
@@ -631,7 +753,14 @@ lm_trainer_epoch(lm_trainer *t, lm_train_abort_fn abort, void *abort_arg, lm_epo
 
 		if (m == NULL)
 			return LM_TRAIN_ABORTED;
-		lm_classifier_score(t->c, t->d, s->val, s->n_val, m);
+		lm_classifier eval = *t->c;
+
+		if (t->avg_W != NULL)
+		{
+			eval.W = t->avg_W;
+			eval.b = t->avg_b;
+		}
+		lm_classifier_score(&eval, t->d, s->val, s->n_val, m);
 		lm_metrics_finish(m);
 		rep->val_accuracy = m->accuracy;
 		rep->val_loss = m->log_loss;
@@ -645,8 +774,8 @@ lm_trainer_epoch(lm_trainer *t, lm_train_abort_fn abort, void *abort_arg, lm_epo
 			t->best_loss = rep->val_loss;
 			t->best_epoch = t->epoch;
 			t->since_best = 0;
-			memcpy(t->best_W, t->c->W, sizeof(float) * (size_t) t->c->dim * t->K);
-			memcpy(t->best_b, t->c->b, sizeof(float) * t->K);
+			memcpy(t->best_W, eval.W, sizeof(float) * (size_t) t->c->dim * t->K);
+			memcpy(t->best_b, eval.b, sizeof(float) * t->K);
 		}
 		else if (++t->since_best >= t->p.patience)
 			return LM_TRAIN_DONE;
@@ -661,10 +790,16 @@ int32_t
 lm_trainer_finish(lm_trainer *t)
 {
 	catch_up_all(t);
-	if (!t->refitting && t->best_W != NULL && t->best_epoch > 0 && t->best_epoch != t->epoch)
+	if (!t->refitting && t->best_W != NULL && t->best_epoch > 0 &&
+		(t->best_epoch != t->epoch || t->avg_W != NULL))
 	{
 		memcpy(t->c->W, t->best_W, sizeof(float) * (size_t) t->c->dim * t->K);
 		memcpy(t->c->b, t->best_b, sizeof(float) * t->K);
+	}
+	else if (t->avg_W != NULL && t->epoch > 0)
+	{
+		memcpy(t->c->W, t->avg_W, sizeof(float) * (size_t) t->c->dim * t->K);
+		memcpy(t->c->b, t->avg_b, sizeof(float) * t->K);
 	}
 	return t->best_epoch;
 }
@@ -697,6 +832,7 @@ lm_trainer_refit(lm_trainer *t)
 	memset(t->stamp, 0, sizeof(int64_t) * dim);
 	t->step = 0;
 	t->epoch = 0;
+	t->lr = t->p.learning_rate;
 	t->rng = t->p.seed ^ 0x5851f42d4c957f2dULL;
 	t->refitting = true;
 	return true;

@@ -96,6 +96,9 @@ typedef struct lm_train_params
 	int32_t		batch_size;		/* rows per mini-batch */
 	int32_t		patience;		/* stop after this many epochs without a better validation score */
 	bool		balanced;		/* weight classes by n / (K * n_class) */
+	float		lr_decay;		/* each epoch's step size is the last one's times this (1: constant) */
+	float		average;		/* weights used = running average of end-of-epoch weights, each
+								 * epoch's share (1 - average); 0: the last epoch's weights */
 	uint64_t	seed;			/* shuffle seed */
 } lm_train_params;
 

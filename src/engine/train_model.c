@@ -13,6 +13,7 @@
 #define CLASSIFIER_VERSION 2
 #define HEADER_BYTES 24			/* magic + five uint32 */
 #define HEADER_BYTES_V1 20		/* magic + four uint32 (no char_max) */
+#define PREFETCH_AHEAD 8		/* weight rows are fetched this many features ahead */
 
 /* A classifier with zero weights. */
 lm_classifier *
@@ -263,6 +264,15 @@ lm_classifier_proba(const lm_classifier *c, const lm_sparse *x, float *probs)
 	{
 		const float *w = c->W + (size_t) x->idx[i] * K;
 		float		v = x->val[i];
+
+		/* the weight rows are scattered: ask for one a few entries ahead now */
+		if (i + PREFETCH_AHEAD < x->n)
+		{
+			const float *ahead = c->W + (size_t) x->idx[i + PREFETCH_AHEAD] * K;
+
+			__builtin_prefetch(ahead);
+			__builtin_prefetch(ahead + K - 1);
+		}
 
 		for (int k = 0; k < K; k++)
 			probs[k] += v * w[k];

@@ -141,6 +141,41 @@ train_and_refit(uint64_t seed, bool refit, int *best, int *refit_epochs, bool *v
 	return w;
 }
 
+/*
+ * Train on topics(30), every row a training row (no validation, no test),
+ * for `epochs` epochs; copies the weights after each epoch into
+ * w[e] (1024 x 3 floats each), and the final (lm_trainer_finish) ones into
+ * w[epochs].
+ */
+static void
+train_epochs(const lm_train_params *p0, int epochs, float **w)
+{
+	lm_dataset *d = topics(30);
+	lm_split	s;
+	int32_t		bad;
+	char		err[128];
+	lm_classifier *c = lm_classifier_create(3, 1024, 0, err, sizeof(err));
+	lm_train_params p = *p0;
+	lm_trainer *t;
+	lm_epoch_report rep;
+
+	p.epochs = epochs;
+	lm_split_rows(d, 3, 0.0, 0.0, p.seed, &s, &bad);
+	lm_dataset_fit_tfidf(d, s.train, s.n_train, 1024, c->idf);
+	t = lm_trainer_create(d, &s, c, &p, err, sizeof(err));
+	for (int e = 0; e < epochs; e++)
+	{
+		lm_trainer_epoch(t, NULL, NULL, &rep);
+		memcpy(w[e], c->W, sizeof(float) * 1024 * 3);
+	}
+	lm_trainer_finish(t);
+	memcpy(w[epochs], c->W, sizeof(float) * 1024 * 3);
+	lm_trainer_free(t);
+	lm_classifier_free(c);
+	lm_split_free(&s);
+	lm_dataset_free(d);
+}
+
 int
 main(void)
 {
@@ -432,6 +467,73 @@ main(void)
 		lm_split_free(&s);
 		lm_classifier_free(c);
 		lm_dataset_free(d);
+	}
+
+	/* lr_decay scales the step size from the second epoch on; average keeps a running mean */
+	{
+		lm_train_params p = lm_train_default_params();
+		float	   *plain[3],
+				   *decayed[3],
+				   *averaged[3];
+		bool		same_first = true,
+					same_second = true,
+					is_mean = true,
+					differs = false;
+
+		for (int e = 0; e < 3; e++)
+		{
+			plain[e] = malloc(sizeof(float) * 1024 * 3);
+			decayed[e] = malloc(sizeof(float) * 1024 * 3);
+			averaged[e] = malloc(sizeof(float) * 1024 * 3);
+		}
+		p.learning_rate = 0.1f;
+		p.l2 = 0.001f;
+		train_epochs(&p, 2, plain);
+		p.lr_decay = 0.5f;
+		train_epochs(&p, 2, decayed);
+		for (int i = 0; i < 1024 * 3; i++)
+		{
+			same_first = same_first && plain[0][i] == decayed[0][i];
+			same_second = same_second && plain[1][i] == decayed[1][i];
+		}
+		CHECK(same_first && !same_second,
+			  "lr_decay 0.5: the first epoch is as without it, the second differs");
+		p.lr_decay = 1.0f;
+		p.average = 0.25f;
+		train_epochs(&p, 2, averaged);
+		for (int i = 0; i < 1024 * 3; i++)
+		{
+			float		mean = 0.25f * plain[0][i] + 0.75f * plain[1][i];
+
+			is_mean = is_mean && averaged[2][i] == mean;
+			differs = differs || averaged[2][i] != plain[2][i];
+		}
+		CHECK(is_mean && differs,
+			  "average 0.25 over 2 epochs keeps 0.25 x epoch 1's weights + 0.75 x epoch 2's (the training itself unchanged)");
+		{
+			lm_dataset *d = topics(10);
+			lm_split	s;
+			int32_t		bad;
+			lm_classifier *c = lm_classifier_create(3, 1024, 0, err, sizeof(err));
+
+			lm_split_rows(d, 3, 0.0, 0.0, 0, &s, &bad);
+			p.average = 1.0f;
+			CHECK(lm_trainer_create(d, &s, c, &p, err, sizeof(err)) == NULL && strstr(err, "average"),
+				  "average 1 is refused: %s", err);
+			p.average = 0.0f;
+			p.lr_decay = 0.0f;
+			CHECK(lm_trainer_create(d, &s, c, &p, err, sizeof(err)) == NULL && strstr(err, "lr_decay"),
+				  "lr_decay 0 is refused: %s", err);
+			lm_split_free(&s);
+			lm_classifier_free(c);
+			lm_dataset_free(d);
+		}
+		for (int e = 0; e < 3; e++)
+		{
+			free(plain[e]);
+			free(decayed[e]);
+			free(averaged[e]);
+		}
 	}
 
 	lm_sparse_free(&a);
