@@ -20,6 +20,13 @@ typedef enum LmgenOverflow
 	LMGEN_OVERFLOW_TRUNCATE		/* keep the end of the prompt */
 } LmgenOverflow;
 
+/* Values of lmgen.execution. */
+typedef enum LmgenExecution
+{
+	LMGEN_EXECUTION_WORKER,		/* calls go to the background worker (when preloaded) */
+	LMGEN_EXECUTION_LOCAL		/* calls run in the calling backend */
+} LmgenExecution;
+
 /* GUCs (guc.c); each C variable is named after its parameter. */
 extern char *lmgen_model_dir;	/* lmgen.model_dir */
 extern char *lmgen_default_model;	/* lmgen.default_model */
@@ -27,9 +34,18 @@ extern int	lmgen_max_tokens;	/* lmgen.max_tokens */
 extern int	lmgen_threads;		/* lmgen.threads */
 extern int	lmgen_context_overflow; /* lmgen.context_overflow */
 extern int	lmgen_max_kv_memory;	/* lmgen.max_kv_memory, MB */
+extern int	lmgen_execution;	/* lmgen.execution */
+extern int	lmgen_max_requests; /* lmgen.max_requests */
+extern int	lmgen_worker_threads;	/* lmgen.worker_threads (0: the machine's cores) */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);
+
+/* Reserve lmgen's shared memory when preloaded (shmem.c). */
+extern void ShmemInit(void);
+
+/* Register the background worker when preloaded (worker.c). */
+extern void WorkerInit(void);
 
 /* Reserve the shared training-progress array when preloaded (train_progress.c). */
 extern void TrainInit(void);

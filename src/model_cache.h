@@ -47,6 +47,23 @@ typedef struct LmgenModel
  */
 extern LmgenModel *ModelAcquire(const char *name);
 
+/*
+ * The same model's entry with its registry row and file checked as the
+ * caller, but not opened (m->path is the file to open): what a backend
+ * hands to the background worker.
+ */
+extern LmgenModel *ModelLookup(const char *name);
+
+/*
+ * The model in the file at a canonical path, opened on first use and kept,
+ * keyed by file identity (device, inode; reopened when size or mtime
+ * change); name is used in messages.  For the background worker.
+ */
+extern LmgenModel *ModelByFile(const char *name, const char *path);
+
+/* Number of models opened through ModelByFile. */
+extern int	ModelsOpenByFile(void);
+
 /* ERROR when the model's file changed on disk since it was opened. */
 extern void ModelCheckUnchanged(LmgenModel *m);
 

@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 
 #include "lmgen.h"
+#include "call.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -119,25 +120,38 @@ EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out)
 	pfree(sum);
 }
 
+/* Execute an embed() call: the n_embd floats of the embedding. */
+void
+EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
+{
+	int			E = m->model->cfg.n_embd;
+	float	   *v = palloc(sizeof(float) * E);
+
+	EmbedUtf8(m, c->body, c->body_len, v);
+	appendBinaryStringInfo(out, (const char *) v, sizeof(float) * E);
+	pfree(v);
+}
+
 /* embed(body text, model text) RETURNS real[] */
 Datum
 lmgen_embed(PG_FUNCTION_ARGS)
 {
-	LmgenModel *m;
-	size_t		len;
-	char	   *s;
+	LmgenCall	c;
+	StringInfoData res;
 	int			E;
 	float	   *v;
 	Datum	   *out;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	m = ModelFromArg(fcinfo, 1);
-	E = m->model->cfg.n_embd;
-	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	v = palloc(sizeof(float) * E);
-	EmbedUtf8(m, s, len, v);
-	out = palloc(sizeof(Datum) * E);
+	c = CallInit(LMGEN_CALL_EMBED, ModelNameArg(fcinfo, 1));
+	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
+	initStringInfo(&res);
+	CallRun(&c, &res);
+	E = res.len / sizeof(float);
+	v = palloc(sizeof(float) * Max(E, 1));
+	memcpy(v, res.data, sizeof(float) * E);
+	out = palloc(sizeof(Datum) * Max(E, 1));
 	for (int e = 0; e < E; e++)
 		out[e] = Float4GetDatum(v[e]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));
