@@ -159,6 +159,7 @@ lm_context_free(lm_context *ctx)
 	free(ctx->spans);
 	free(ctx->out_rows);
 	free(ctx->out_idx);
+	free(ctx->logit_idx);
 	free(ctx->logits);
 	free(ctx->hidden);
 	free(ctx);
@@ -227,12 +228,13 @@ lm_context_trim(lm_context *ctx, size_t kv_keep)
 	if (ctx->out_cap > CTX_OUT_KEEP || ctx->logits_cap > CTX_OUT_KEEP || ctx->idx_cap > CTX_OUT_KEEP)
 	{
 		freed += sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
-			sizeof(int32_t) * (size_t) ctx->idx_cap;
+			2 * sizeof(int32_t) * (size_t) ctx->idx_cap;
 		free(ctx->hidden);
 		free(ctx->logits);
 		free(ctx->out_idx);
+		free(ctx->logit_idx);
 		ctx->hidden = ctx->logits = NULL;
-		ctx->out_idx = NULL;
+		ctx->out_idx = ctx->logit_idx = NULL;
 		ctx->out_cap = ctx->logits_cap = ctx->idx_cap = 0;
 		ctx->n_out = 0;
 	}
@@ -247,23 +249,16 @@ lm_context_dynamic_bytes(const lm_context *ctx)
 
 	return lm_kv_bytes_held(ctx->kv) +
 		sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
-		sizeof(int32_t) * (size_t) ctx->idx_cap;
+		2 * sizeof(int32_t) * (size_t) ctx->idx_cap;
 }
 
-/* Switch hidden-only outputs on or off. */
-void
-lm_context_set_hidden_only(lm_context *ctx, bool on)
-{
-	ctx->hidden_only = on;
-}
-
-/* Check a batch against the model and the cache; count its outputs. */
+/* Check a batch against the model and the cache; count its outputs and the logits among them. */
 static bool
-validate_batch(lm_context *ctx, const lm_batch *b, int *n_out, char *err, size_t errlen)
+validate_batch(lm_context *ctx, const lm_batch *b, int *n_out, int *n_logits, char *err, size_t errlen)
 {
 	const lm_model_config *c = &ctx->model->cfg;
 
-	*n_out = 0;
+	*n_out = *n_logits = 0;
 	if (b->n_tokens < 0 || b->n_tokens > b->n_max)
 	{
 		snprintf(err, errlen, "batch has %d tokens but room for %d", b->n_tokens, b->n_max);
@@ -299,16 +294,28 @@ validate_batch(lm_context *ctx, const lm_batch *b, int *n_out, char *err, size_t
 					 i, s, p, ctx->seq_next[s] < 0 ? ctx->kv->len[s] : ctx->seq_next[s]);
 			return false;
 		}
+		if (b->out[i] != LM_OUT_NONE && b->out[i] != LM_OUT_LOGITS && b->out[i] != LM_OUT_HIDDEN)
+		{
+			snprintf(err, errlen, "batch token %d asks for output kind %d", i, b->out[i]);
+			return false;
+		}
+		if (b->prefill[i] < LM_PREFILL_AUTO || b->prefill[i] > LM_PREFILL_YES)
+		{
+			snprintf(err, errlen, "batch token %d has prefill flag %d", i, b->prefill[i]);
+			return false;
+		}
 		ctx->seq_next[s] = p + 1;
-		if (b->logits[i])
+		if (b->out[i] != LM_OUT_NONE)
 			(*n_out)++;
+		if (b->out[i] == LM_OUT_LOGITS)
+			(*n_logits)++;
 	}
 	return true;
 }
 
-/* Make room for n_out outputs of a batch of n tokens (logits too when want_logits). */
+/* Make room for n_out hidden-state rows and n_logits logits rows of a batch of n tokens. */
 static bool
-reserve_outputs(lm_context *ctx, int n, int n_out, bool want_logits)
+reserve_outputs(lm_context *ctx, int n, int n_out, int n_logits)
 {
 	const lm_model_config *c = &ctx->model->cfg;
 
@@ -319,6 +326,10 @@ reserve_outputs(lm_context *ctx, int n, int n_out, bool want_logits)
 		if (!p)
 			return false;
 		ctx->out_idx = p;
+		p = realloc(ctx->logit_idx, sizeof(int32_t) * n);
+		if (!p)
+			return false;
+		ctx->logit_idx = p;
 		ctx->idx_cap = n;
 	}
 	if (n_out > ctx->out_cap)
@@ -330,14 +341,14 @@ reserve_outputs(lm_context *ctx, int n, int n_out, bool want_logits)
 		ctx->hidden = h;
 		ctx->out_cap = n_out;
 	}
-	if (want_logits && n_out > ctx->logits_cap)
+	if (n_logits > ctx->logits_cap)
 	{
-		float	   *l = realloc(ctx->logits, sizeof(float) * (size_t) n_out * c->n_vocab);
+		float	   *l = realloc(ctx->logits, sizeof(float) * (size_t) n_logits * c->n_vocab);
 
 		if (!l)
 			return false;
 		ctx->logits = l;
-		ctx->logits_cap = n_out;
+		ctx->logits_cap = n_logits;
 	}
 	return true;
 }
@@ -374,21 +385,26 @@ int
 lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 {
 	int			n_out,
-				row = 0;
+				n_logits,
+				row = 0,
+				lrow = 0;
 
 	ctx->n_out = 0;
-	if (!validate_batch(ctx, b, &n_out, err, errlen))
+	if (!validate_batch(ctx, b, &n_out, &n_logits, err, errlen))
 		return -1;
-	if (!reserve_outputs(ctx, b->n_tokens, n_out, !ctx->hidden_only))
+	if (!reserve_outputs(ctx, b->n_tokens, n_out, n_logits))
 	{
 		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
 		return -1;
 	}
 	if (!reserve_kv(ctx, b, err, errlen))
 		return -1;
-	ctx->out_logits = !ctx->hidden_only;
+	/* output rows in batch order, so each step's rows are consecutive */
 	for (int i = 0; i < b->n_tokens; i++)
-		ctx->out_idx[i] = b->logits[i] ? row++ : -1;
+	{
+		ctx->out_idx[i] = b->out[i] != LM_OUT_NONE ? row++ : -1;
+		ctx->logit_idx[i] = b->out[i] == LM_OUT_LOGITS ? lrow++ : -1;
+	}
 	ctx->n_out = n_out;
 
 	/*
@@ -447,9 +463,9 @@ lm_context_stop_threads(lm_context *ctx)
 const float *
 lm_context_logits(const lm_context *ctx, int i)
 {
-	if (i < 0 || ctx->n_out == 0 || !ctx->out_logits || i >= ctx->idx_cap || ctx->out_idx[i] < 0)
+	if (i < 0 || ctx->n_out == 0 || i >= ctx->idx_cap || ctx->logit_idx[i] < 0)
 		return NULL;
-	return ctx->logits + (size_t) ctx->out_idx[i] * ctx->model->cfg.n_vocab;
+	return ctx->logits + (size_t) ctx->logit_idx[i] * ctx->model->cfg.n_vocab;
 }
 
 /* Final hidden state of batch token i. */
@@ -476,8 +492,9 @@ lm_batch_create(int n_max)
 	b->token = malloc(sizeof(int32_t) * n_max);
 	b->pos = malloc(sizeof(int32_t) * n_max);
 	b->seq_id = malloc(sizeof(int32_t) * n_max);
-	b->logits = malloc(sizeof(int8_t) * n_max);
-	if (!b->token || !b->pos || !b->seq_id || !b->logits)
+	b->out = malloc(sizeof(int8_t) * n_max);
+	b->prefill = malloc(sizeof(int8_t) * n_max);
+	if (!b->token || !b->pos || !b->seq_id || !b->out || !b->prefill)
 	{
 		lm_batch_free(b);
 		return NULL;
@@ -494,7 +511,8 @@ lm_batch_free(lm_batch *b)
 	free(b->token);
 	free(b->pos);
 	free(b->seq_id);
-	free(b->logits);
+	free(b->out);
+	free(b->prefill);
 	free(b);
 }
 
@@ -505,16 +523,24 @@ lm_batch_clear(lm_batch *b)
 	b->n_tokens = 0;
 }
 
-/* Append one token. */
+/* Append one token: logits or nothing, value order inferred from the batch. */
 bool
 lm_batch_add(lm_batch *b, int32_t token, int32_t pos, int32_t seq_id, bool logits)
+{
+	return lm_batch_add_token(b, token, pos, seq_id, logits ? LM_OUT_LOGITS : LM_OUT_NONE, LM_PREFILL_AUTO);
+}
+
+/* Append one token with its output kind and value order. */
+bool
+lm_batch_add_token(lm_batch *b, int32_t token, int32_t pos, int32_t seq_id, lm_out out, int prefill)
 {
 	if (b->n_tokens >= b->n_max)
 		return false;
 	b->token[b->n_tokens] = token;
 	b->pos[b->n_tokens] = pos;
 	b->seq_id[b->n_tokens] = seq_id;
-	b->logits[b->n_tokens] = logits ? 1 : 0;
+	b->out[b->n_tokens] = (int8_t) out;
+	b->prefill[b->n_tokens] = (int8_t) prefill;
 	b->n_tokens++;
 	return true;
 }

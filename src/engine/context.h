@@ -8,12 +8,17 @@
  * rows (logits, hidden states) grow with the outputs a batch asks for.
  * lm_context_trim() gives back what a finished call no longer needs.
  *
- * A batch lists tokens, each with its position, its sequence and whether its
- * logits are wanted.  Prompt prefill and one-token decoding of several
- * sequences can share one batch: every weight matrix is read once per step
- * for all of them.  A token's logits depend only on its own sequence (kernels
- * keep a fixed reduction order per output element and the cache is per
- * sequence), so they are bit-identical alone or in any batch.
+ * A batch lists tokens, each with its position, its sequence, what it
+ * returns (logits and hidden state, the hidden state only, or nothing) and
+ * whether it is a prompt token.  Prompt prefill, one-token decoding and
+ * embeddings of several sequences can share one batch: every weight matrix
+ * is read once per step for all of them, and the vocabulary projection runs
+ * only for the tokens that want logits.  A token's outputs depend only on its
+ * own sequence and on its prompt flag (kernels keep a fixed reduction order
+ * per output element, the cache is per sequence, and the attention's value
+ * order is chosen per token: see lm_batch.prefill), so they are bit-identical
+ * alone or in any batch, and a prompt gives the same bits fed whole or in
+ * chunks of any size.
  *
  * Positions of one sequence within a batch must be consecutive, in batch
  * order, and start at or before the sequence's cached length; starting before
@@ -38,6 +43,19 @@ typedef struct lm_context_params
 	int			n_threads;		/* threads, the caller's included; 0 = 1 */
 } lm_context_params;
 
+/* What the forward pass returns for one token of a batch. */
+typedef enum lm_out
+{
+	LM_OUT_NONE = 0,			/* nothing (the token only fills the cache) */
+	LM_OUT_LOGITS = 1,			/* logits and final hidden state */
+	LM_OUT_HIDDEN = 2			/* final hidden state only (no vocabulary projection) */
+} lm_out;
+
+/* Value order of a token's attention (lm_batch.prefill). */
+#define LM_PREFILL_AUTO (-1)	/* prompt order when its sequence has another token in the batch */
+#define LM_PREFILL_NO 0			/* a generated token, or a one-token prompt: decode order */
+#define LM_PREFILL_YES 1		/* a token of a prompt of several tokens: prompt order */
+
 /* Tokens to evaluate together. */
 typedef struct lm_batch
 {
@@ -46,7 +64,10 @@ typedef struct lm_batch
 	int32_t    *token;			/* (n_max) token ids */
 	int32_t    *pos;			/* (n_max) positions in their sequence */
 	int32_t    *seq_id;			/* (n_max) sequence slots */
-	int8_t	   *logits;			/* (n_max) 1 = return logits (and hidden state) of this token */
+	int8_t	   *out;			/* (n_max) lm_out: what to return for this token */
+	int8_t	   *prefill;		/* (n_max) LM_PREFILL_*: the attention's value order (model_ops.h,
+								 * lm_op_value_lanes); explicit values make a prompt's results
+								 * independent of how it is cut into batches */
 } lm_batch;
 
 typedef struct lm_context lm_context;
@@ -99,16 +120,8 @@ extern size_t lm_context_trim(lm_context *ctx, size_t kv_keep);
 extern size_t lm_context_dynamic_bytes(const lm_context *ctx);
 
 /*
- * Hidden-only outputs (default off): when on, later forward passes give the
- * tokens that ask for outputs only their final hidden state; the classifier
- * is skipped, no logits memory is allocated and lm_context_logits returns
- * NULL for them (embeddings).
- */
-extern void lm_context_set_hidden_only(lm_context *ctx, bool on);
-
-/*
  * Evaluate a batch: append its tokens to their sequences' caches and compute
- * the logits of the tokens that ask for them.  Cache blocks for every
+ * the outputs (lm_out) of the tokens that ask for them.  Cache blocks for every
  * position the batch writes are reserved first.  Returns 0 on success; -1
  * with a message for an invalid batch, or when the cache would exceed its
  * budget or memory runs out (nothing changed); -2 when the abort check
@@ -117,10 +130,10 @@ extern void lm_context_set_hidden_only(lm_context *ctx, bool on);
  */
 extern int	lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen);
 
-/* Logits (n_vocab floats) of batch token i from the last forward; NULL if not requested or hidden-only. */
+/* Logits (n_vocab floats) of batch token i from the last forward; NULL unless it asked for LM_OUT_LOGITS. */
 extern const float *lm_context_logits(const lm_context *ctx, int i);
 
-/* Final hidden state (n_embd floats, after the output norm) of batch token i; NULL if not requested. */
+/* Final hidden state (n_embd floats, after the output norm) of batch token i; NULL if it asked for none. */
 extern const float *lm_context_hidden(const lm_context *ctx, int i);
 
 /* Allocate a batch for up to n_max tokens; NULL on failure. */
@@ -132,7 +145,11 @@ extern void lm_batch_free(lm_batch *b);
 /* Empty a batch. */
 extern void lm_batch_clear(lm_batch *b);
 
-/* Append one token; false when the batch is full. */
+/* Append one token (logits or nothing, value order LM_PREFILL_AUTO); false when the batch is full. */
 extern bool lm_batch_add(lm_batch *b, int32_t token, int32_t pos, int32_t seq_id, bool logits);
+
+/* Append one token with its output kind and LM_PREFILL_* value order; false when the batch is full. */
+extern bool lm_batch_add_token(lm_batch *b, int32_t token, int32_t pos, int32_t seq_id, lm_out out,
+							   int prefill);
 
 #endif							/* LM_CONTEXT_H */

@@ -20,7 +20,6 @@ struct lm_context
 	int			n_batch;		/* tokens per step */
 	int			n_threads;		/* pool size */
 	int			n_tasks;		/* tasks of every pool job (lm_ctx_run) */
-	bool		hidden_only;	/* outputs are hidden states only (no classifier) */
 	lm_abort_fn abort_fn;		/* checked before every pool job, may be NULL */
 	void	   *abort_arg;		/* its argument */
 	bool		aborted;		/* abort_fn said stop: the step's remaining jobs are skipped */
@@ -44,13 +43,13 @@ struct lm_context
 	int32_t    *out_rows;		/* (n_batch) step token -> output row */
 
 	/* outputs of the last forward pass */
-	int			n_out;			/* tokens that asked for logits */
-	bool		out_logits;		/* the last forward computed logits (not hidden-only) */
+	int			n_out;			/* tokens that asked for outputs (logits or hidden) */
 	int			out_cap;		/* rows allocated in hidden */
 	int			logits_cap;		/* rows allocated in logits */
-	int			idx_cap;		/* entries allocated in out_idx */
-	int32_t    *out_idx;		/* (batch size) batch index -> output row, -1 if none */
-	float	   *logits;			/* (out_cap, n_vocab) */
+	int			idx_cap;		/* entries allocated in out_idx and logit_idx */
+	int32_t    *out_idx;		/* (batch size) batch index -> hidden row, -1 if none */
+	int32_t    *logit_idx;		/* (batch size) batch index -> logits row, -1 if none */
+	float	   *logits;			/* (logits_cap, n_vocab) rows of the LM_OUT_LOGITS tokens */
 	float	   *hidden;			/* (out_cap, n_embd) final normalised hidden states */
 };
 

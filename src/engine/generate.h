@@ -1,7 +1,10 @@
 /*
- * generate.h — the text generation loop shared by lmgen-cli and the SQL
- * functions: prompt prefill, then one token per forward pass, stopping on an
- * end-of-generation token, a stop string, max_tokens or a full context.
+ * generate.h — one generation on a context of its own sequence: prompt
+ * prefill, then one token per forward pass, stopping on an end-of-generation
+ * token, a stop string, max_tokens or a full context.  The per-sequence
+ * rules (sampler, detokenizer, stop strings, budget, text) are
+ * lm_sequence's (sequence.h), shared with the batching scheduler
+ * (scheduler.h), so both give the same tokens and text.
  *
  * The loop is driven one token at a time by the caller (lm_gen_next), so a
  * Postgres backend can run CHECK_FOR_INTERRUPTS() between tokens, and all of
@@ -9,10 +12,7 @@
  * can free even if an ERROR unwinds in the middle.  lm_generate() wraps the
  * loop with a per-token callback for simple callers.
  *
- * Stop strings are matched on the detokenized text.  Text that could be the
- * beginning of a stop string is held back until it is known not to be, so a
- * streaming caller never prints (part of) a stop string; the final text ends
- * just before the first stop string found.
+ * Stop strings: see sequence.h.
  */
 #ifndef LM_GENERATE_H
 #define LM_GENERATE_H
@@ -23,33 +23,10 @@
 
 #include "context.h"
 #include "sampler.h"
+#include "sequence.h"
 #include "tokenizer.h"
 
-/* Why generation ended. */
-typedef enum lm_gen_stop
-{
-	LM_GEN_RUNNING = 0,			/* not finished */
-	LM_GEN_STOP_EOG,			/* the model produced an end-of-generation token */
-	LM_GEN_STOP_STRING,			/* a stop string appeared */
-	LM_GEN_STOP_MAX_TOKENS,		/* max_tokens generated */
-	LM_GEN_STOP_CONTEXT,		/* the sequence filled the context */
-	LM_GEN_STOP_CANCELLED		/* the callback asked to stop */
-} lm_gen_stop;
-
-/* Settings of one generation. */
-typedef struct lm_gen_params
-{
-	int			max_tokens;		/* tokens to generate at most (> 0) */
-	lm_sampler_params sampling; /* sampler settings (greedy by default) */
-	const char *const *stop;	/* stop strings (borrowed; must outlive the lm_gen) */
-	int			n_stop;			/* number of stop strings */
-	bool		ignore_eog;		/* keep going after end-of-generation tokens */
-} lm_gen_params;
-
 typedef struct lm_gen lm_gen;
-
-/* Defaults: 128 tokens, greedy, no stop strings, stop on EOG. */
-extern lm_gen_params lm_gen_default_params(void);
 
 /*
  * Start generating in sequence seq of ctx after the prompt (token ids,
@@ -81,9 +58,6 @@ extern const int32_t *lm_gen_tokens(const lm_gen *g, int *n);
 
 /* Why generation ended (LM_GEN_RUNNING while it has not). */
 extern lm_gen_stop lm_gen_stop_reason(const lm_gen *g);
-
-/* Name of a stop reason ("eog", "stop string", ...). */
-extern const char *lm_gen_stop_name(lm_gen_stop r);
 
 /* Seconds spent on the prompt and on generated tokens so far. */
 extern void lm_gen_timing(const lm_gen *g, double *prompt_s, double *gen_s);

@@ -30,8 +30,9 @@
  *              scores and value sums in attention.c's blocked loops, same
  *              floats as the scalar code.
  *   output     rows that want outputs compacted, final RMSNorm into
- *              ctx->hidden, classifier into ctx->logits unless the forward
- *              pass is hidden-only, then tanh(l / cap) * cap if cap > 0.
+ *              ctx->hidden, classifier into ctx->logits for the rows that
+ *              want logits (LM_OUT_LOGITS; LM_OUT_HIDDEN rows skip it),
+ *              then tanh(l / cap) * cap if cap > 0.
  */
 #include "model_ops.h"
 
@@ -226,8 +227,11 @@ lm_op_set_prefill_order(bool llama_prefill)
  * Lanes of the weighted sum for batch token bi: 64 (ggml's F32 dot, what
  * llama.cpp uses for one-token decoding), or 16 (its tinyBLAS sgemm, what a
  * multi-token llama.cpp batch uses) when lm_op_set_prefill_order is on and
- * bi's sequence has another token in this forward call.  Other sequences in
- * the batch, the internal steps and the thread count never matter.
+ * the token says it belongs to a prompt of several tokens (LM_PREFILL_YES),
+ * or, left to LM_PREFILL_AUTO, when bi's sequence has another token in this
+ * forward call.  Other sequences in the batch, the internal steps and the
+ * thread count never matter; with explicit flags neither does the way a
+ * prompt is cut into forward calls.
  */
 int
 lm_op_value_lanes(const lm_batch *b, int bi)
@@ -236,6 +240,8 @@ lm_op_value_lanes(const lm_batch *b, int bi)
 
 	if (!prefill_order_16)
 		return 64;
+	if (b->prefill[bi] != LM_PREFILL_AUTO)
+		return b->prefill[bi] == LM_PREFILL_YES ? 16 : 64;
 	if ((bi > 0 && b->seq_id[bi - 1] == seq) ||
 		(bi + 1 < b->n_tokens && b->seq_id[bi + 1] == seq))
 		return 16;
@@ -289,13 +295,16 @@ lm_op_output(lm_context *ctx, const lm_step *st, float softcap)
 	const lm_batch *b = st->batch;
 	int			E = c->n_embd,
 				n_sel = 0,
-				first_row = -1;
+				n_lg = 0,
+				first_row = -1,
+				first_lrow = -1;
 	float	   *hid,
+			   *lg_in,
 			   *logits;
 
 	/* tokens that want outputs, compacted into xb (their rows are consecutive) */
 	for (int t = 0; t < st->n; t++)
-		if (b->logits[st->i0 + t])
+		if (b->out[st->i0 + t] != LM_OUT_NONE)
 		{
 			if (first_row < 0)
 				first_row = ctx->out_idx[st->i0 + t];
@@ -309,18 +318,45 @@ lm_op_output(lm_context *ctx, const lm_step *st, float softcap)
 	hid = ctx->hidden + (size_t) first_row * E;
 	for (int t = 0; t < n_sel; t++)
 		lm_op_rmsnorm(hid + (size_t) t * E, ctx->xb + (size_t) t * E, m->output_norm, E, c->rms_eps);
-	if (!ctx->out_logits)
+
+	/*
+	 * The classifier reads the hidden rows of the tokens that want logits:
+	 * all of them in place, or, in a step that mixes kinds, those rows
+	 * compacted into xb (every row is computed alone, so same floats).
+	 */
+	for (int t = 0; t < st->n; t++)
+		if (b->out[st->i0 + t] == LM_OUT_LOGITS)
+		{
+			if (first_lrow < 0)
+				first_lrow = ctx->logit_idx[st->i0 + t];
+			n_lg++;
+		}
+	if (n_lg == 0)
 		return;
+	lg_in = hid;
+	if (n_lg < n_sel)
+	{
+		lg_in = ctx->xb;
+		for (int t = 0, k = 0, j = 0; t < st->n; t++)
+		{
+			int8_t		o = b->out[st->i0 + t];
+
+			if (o == LM_OUT_LOGITS)
+				memcpy(ctx->xb + (size_t) j++ * E, hid + (size_t) k * E, sizeof(float) * E);
+			if (o != LM_OUT_NONE)
+				k++;
+		}
+	}
 
 	/* classifier, then the optional soft-cap */
-	logits = ctx->logits + (size_t) first_row * c->n_vocab;
+	logits = ctx->logits + (size_t) first_lrow * c->n_vocab;
 	{
 		const lm_weight *w[1] = {&m->output};
 		float	   *y[1] = {logits};
 
-		lm_ctx_matmul(ctx, n_sel, hid, 1, w, y);
+		lm_ctx_matmul(ctx, n_lg, lg_in, 1, w, y);
 	}
 	if (softcap > 0.0f)
-		for (size_t i = 0; i < (size_t) n_sel * c->n_vocab; i++)
+		for (size_t i = 0; i < (size_t) n_lg * c->n_vocab; i++)
 			logits[i] = tanhf(logits[i] * (1.0f / softcap)) * softcap;
 }

@@ -65,8 +65,9 @@ extern void lm_op_scale(float *x, float a, int n);
 
 /*
  * Value lanes of batch token bi: 16 (llama.cpp's batch order) when the
- * prefill order is on and bi's sequence has another token in the batch,
- * else 64 (see lm_op_set_prefill_order).
+ * prefill order is on and the token is a prompt token (its prefill flag
+ * LM_PREFILL_YES, or LM_PREFILL_AUTO and its sequence has another token in
+ * the batch), else 64 (see lm_op_set_prefill_order).
  */
 extern int	lm_op_value_lanes(const lm_batch *b, int bi);
 
@@ -96,8 +97,8 @@ extern void lm_op_for_rows(lm_context *ctx, int n, lm_op_rows_fn fn, void *arg);
 
 /*
  * The output tail of a step: the tokens that asked for outputs are compacted,
- * their final RMSNorm (output_norm) goes to ctx->hidden and, unless the
- * forward pass is hidden-only, the classifier (output) to ctx->logits, each
+ * their final RMSNorm (output_norm) goes to ctx->hidden and, for the tokens
+ * that asked for logits, the classifier (output) to ctx->logits, each
  * logit then soft-capped as tanh(l / softcap) * softcap when softcap > 0.
  */
 extern void lm_op_output(lm_context *ctx, const lm_step *st, float softcap);

@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define POOL_MAX_THREADS 256
 #define POOL_SPIN_ITERS 50000	/* worker checks before sleeping (~1 ms) */
@@ -344,4 +345,14 @@ lm_pool_free(lm_pool *pool)
 	free(pool->threads);
 	free(pool->workers);
 	free(pool);
+}
+
+/* Monotonic seconds. */
+double
+lm_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }

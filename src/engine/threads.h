@@ -49,4 +49,7 @@ extern int	lm_pool_running(const lm_pool *pool);
 /* Stop and join the workers and free the pool; NULL is allowed. */
 extern void lm_pool_free(lm_pool *pool);
 
+/* Monotonic seconds (for timings of engine work). */
+extern double lm_now_s(void);
+
 #endif							/* LM_THREADS_H */

@@ -1,6 +1,6 @@
 /*
  * test_model.c — the llama forward pass against llama.cpp's goldens for
- * stories260K (F32, Q8_0, Q4_0), batch invariance, hidden-only outputs, and
+ * stories260K (F32, Q8_0, Q4_0), batch invariance, output kinds per token, and
  * batch validation.
  *
  * Goldens come from ../shared/golden/stories260K-*.public.json; the prompts
@@ -404,9 +404,13 @@ done:
 }
 
 /*
- * Hidden-only outputs: the same hidden states as with logits, no logits and
- * no logits memory; switching back restores logits.  n_batch 5 splits the
- * 12-token prompt into steps, so the output tail runs more than once.
+ * Output kinds per token: tokens asking for the hidden state only get the
+ * same hidden states as with logits, no logits, and a batch of only those
+ * allocates no logits memory; in a batch that mixes kinds (LM_OUT_LOGITS,
+ * LM_OUT_HIDDEN, LM_OUT_NONE) every token gets what it asked for, the
+ * logits bit-identical to an all-logits run.  n_batch 5 splits the 12-token
+ * prompt into steps, so the output tail runs more than once, and some steps
+ * mix kinds while others do not.
  */
 static void
 check_hidden_only(const char *shared)
@@ -422,8 +426,10 @@ check_hidden_only(const char *shared)
 			   *off = NULL;
 	lm_context_params cp = lm_context_default_params();
 	lm_batch   *b = lm_batch_create(NT);
-	float	   *ref = NULL;
+	float	   *ref = NULL,
+			   *ref_lg = NULL;
 	int			E = 0,
+				V = 0,
 				same = 0,
 				no_logits = 0,
 				rc;
@@ -438,23 +444,30 @@ check_hidden_only(const char *shared)
 		off = lm_context_create(m, &cp, err, sizeof(err));
 		on = lm_context_create(m, &cp, err, sizeof(err));
 		E = m->cfg.n_embd;
+		V = m->cfg.n_vocab;
 		ref = malloc(sizeof(float) * NT * E);
+		ref_lg = malloc(sizeof(float) * NT * V);
 	}
-	if (!off || !on || !ref)
+	if (!off || !on || !ref || !ref_lg)
 	{
 		CHECK(false, "hidden-only: model and contexts (%s)", err);
 		goto done;
 	}
-	/* every other token asks for outputs, the last one included */
+	/* every other token asks for logits, the last one included */
 	for (int i = 0; i < NT; i++)
 		lm_batch_add(b, (i * 37 + 1) % 512, i, 0, i % 2 == 1);
 	rc = lm_model_forward(off, b, err, sizeof(err));
 	for (int i = 0; rc == 0 && i < NT; i++)
 		if (i % 2 == 1)
+		{
 			memcpy(ref + (size_t) i * E, lm_context_hidden(off, i), sizeof(float) * E);
-	CHECK(rc == 0 && lm_context_logits(off, NT - 1) != NULL, "hidden-only off (the default): logits are returned (%s)", err);
+			memcpy(ref_lg + (size_t) i * V, lm_context_logits(off, i), sizeof(float) * V);
+		}
+	CHECK(rc == 0 && lm_context_logits(off, NT - 1) != NULL, "LM_OUT_LOGITS: logits are returned (%s)", err);
 
-	lm_context_set_hidden_only(on, true);
+	/* the same tokens asking for hidden states only */
+	for (int i = 0; i < NT; i++)
+		b->out[i] = i % 2 == 1 ? LM_OUT_HIDDEN : LM_OUT_NONE;
 	rc = lm_model_forward(on, b, err, sizeof(err));
 	CHECK(rc == 0, "hidden-only: the forward pass runs (%s)", err);
 	for (int i = 0; rc == 0 && i < NT; i++)
@@ -472,19 +485,39 @@ check_hidden_only(const char *shared)
 	CHECK(no_logits == NT, "hidden-only: lm_context_logits is NULL for every token (%d of %d)", no_logits, NT);
 	CHECK(on->logits == NULL && on->logits_cap == 0, "hidden-only: no logits memory was allocated");
 
-	/* back off: logits again, equal to the other context's */
-	lm_context_set_hidden_only(on, false);
+	/* mixed kinds in one batch: 1, 3, 7, 9 logits; 5, 11 hidden only; even tokens nothing */
+	for (int i = 0; i < NT; i++)
+		b->out[i] = i % 2 == 0 ? LM_OUT_NONE : (i % 6 == 5 ? LM_OUT_HIDDEN : LM_OUT_LOGITS);
 	lm_kv_clear(lm_context_kv(on));
 	rc = lm_model_forward(on, b, err, sizeof(err));
-	CHECK(rc == 0 && lm_context_logits(on, NT - 1) != NULL &&
-		  memcmp(lm_context_logits(on, NT - 1), lm_context_logits(off, NT - 1), sizeof(float) * m->cfg.n_vocab) == 0,
-		  "hidden-only switched off again: logits return, identical to the other context's");
+	same = 0;
+	for (int i = 0; rc == 0 && i < NT; i++)
+	{
+		const float *h = lm_context_hidden(on, i),
+				   *lg = lm_context_logits(on, i);
+		bool		ok;
+
+		if (b->out[i] == LM_OUT_NONE)
+			ok = h == NULL && lg == NULL;
+		else if (b->out[i] == LM_OUT_HIDDEN)
+			ok = h && !lg && memcmp(h, ref + (size_t) i * E, sizeof(float) * E) == 0;
+		else
+			ok = h && lg && memcmp(h, ref + (size_t) i * E, sizeof(float) * E) == 0 &&
+				memcmp(lg, ref_lg + (size_t) i * V, sizeof(float) * V) == 0;
+		same += ok;
+	}
+	CHECK(rc == 0 && same == NT,
+		  "mixed output kinds in one batch: each token gets what it asked for, logits and hidden states "
+		  "bit-identical to an all-logits run (%d of %d)", same, NT);
+	CHECK(rc == 0 && on->logits_cap == 4, "mixed output kinds: logits memory for the 4 logits tokens only (%d rows)",
+		  on->logits_cap);
 done:
 	lm_context_free(on);
 	lm_context_free(off);
 	lm_model_free(m);
 	lm_batch_free(b);
 	free(ref);
+	free(ref_lg);
 }
 
 /* Invalid batches are refused with a message and change nothing. */

@@ -1,0 +1,642 @@
+/*
+ * scheduler.c — continuous batching over one context (see scheduler.h).
+ *
+ * Requests.  Every request lives in one array, in submit order, from
+ * submit until it is released; its state moves WAITING -> RUNNING ->
+ * FINISHED -> TAKEN (or straight to FINISHED when cancelled or failed while
+ * waiting).  A running request holds one sequence slot (its sequence id in
+ * the context is the slot's index) and a KV reservation.  Submit copies the
+ * prompt and builds the request's lm_sequence at once (which copies the stop
+ * strings and checks the parameters), so a bad request fails at submit and a
+ * running one never fails on its own parameters.
+ *
+ * Admission (at the start of each step).  Waiting requests are taken in
+ * submit order while a slot is free and their worst case of KV blocks
+ * (prompt + max_tokens positions, at most n_ctx; the prompt for an embed)
+ * fits beside the worst cases of the running ones in the context's budget.
+ * The first one that does not fit stops admission (first come, first
+ * served: a long request is not overtaken forever by short ones).  Because
+ * the reservations are worst cases, a running sequence never needs a block
+ * the pool cannot give, so lm_kv_reserve (all or nothing) fails only when
+ * memory itself runs out.  A worst case beyond the whole budget can never
+ * run: submit refuses it.
+ *
+ * A step's batch.  First one decode token for every running generation
+ * that has its prompt behind it (the token sampled at the end of the last
+ * step, asking for logits, decode value order), then prompt chunks of the
+ * running requests that still have prompt to evaluate, oldest first, until
+ * the batch holds step_tokens tokens (decode tokens are never held back, so
+ * the budget can be exceeded by them alone).  A prompt token asks for
+ * nothing, except the last one of a generation's prompt (logits: the first
+ * token is sampled from them) and every token of an embedding (hidden state
+ * only: no vocabulary projection); all carry the prompt value order when
+ * the prompt has several tokens, whatever chunk they fall in, which is what
+ * makes chunked prefill bit-identical to one pass (context.h).
+ *
+ * After the forward pass.  Generations sample from their logits and take
+ * the token (lm_sequence_next: text, stop strings, budget, context); one
+ * that ends is finished.  Embeddings add their tokens' hidden states to
+ * their pool in token order and finish after the last prompt chunk.  A
+ * finished request gives its sequence's blocks back to the pool and its
+ * slot and reservation to the next waiting request at once.
+ *
+ * Failures.  lm_model_forward returning -1 (out of memory, or the model
+ * file changed under the weights) fails every request that had tokens in
+ * the batch with the engine's message; the others are untouched, and the
+ * scheduler stays usable.  -2 (the context's abort check) rewinds every
+ * sequence in the batch to its length before the step (the forward pass may
+ * have kept its first internal steps) and changes nothing else, so calling
+ * lm_sched_step again redoes the same step.
+ *
+ * Cancellation is immediate: the request is finished as cancelled (a
+ * generation keeps the text it had), its blocks and slot are given back,
+ * and it is never in a batch again.  Between steps nothing runs, so this
+ * is safe at any call.
+ *
+ * Results.  lm_sched_take_finished hands out the oldest finished request;
+ * the pointers in the result (text, tokens, embedding) point into the
+ * request, which stays until lm_sched_release (or lm_sched_free).
+ */
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed.h"
+#include "sequence.h"
+#include "threads.h"
+
+/* Default token budget of a step. */
+#define SCHED_DEFAULT_STEP_TOKENS 256
+
+/* Where a request is. */
+typedef enum req_state
+{
+	REQ_WAITING,				/* queued for admission */
+	REQ_RUNNING,				/* holds a sequence slot */
+	REQ_FINISHED,				/* ended, not yet taken */
+	REQ_TAKEN					/* handed out, not yet released */
+} req_state;
+
+/* One request. */
+typedef struct sched_req
+{
+	int64_t		id;				/* returned by submit */
+	lm_sched_kind kind;			/* generate or embed */
+	req_state	state;			/* see above */
+	int32_t    *prompt;			/* (n_prompt) copy of the prompt ids */
+	int			n_prompt;		/* prompt tokens */
+	int			n_done;			/* prompt tokens evaluated */
+	int			seq;			/* sequence slot while running, else -1 */
+	int32_t		kv_blocks;		/* worst-case blocks reserved while running */
+	lm_sequence *gen;			/* generate: sampler, text, stop rules */
+	bool		decoding;		/* generate: next_token waits to be evaluated */
+	int32_t		next_token;		/* generate: the token the next step evaluates */
+	int32_t		next_pos;		/* generate: at this position */
+	lm_embed_pool pool;			/* embed: sum of hidden states */
+	float	   *embedding;		/* embed: (n_embd) the result */
+	lm_sched_status status;		/* once finished */
+	char		err[256];		/* message of LM_SCHED_ERROR */
+	int64_t		fin_order;		/* order of finishing (take_finished hands out the oldest) */
+	double		t_submit;		/* lm_now_s() at submit */
+	double		t_admit;		/* at admission (0 = never admitted) */
+	double		t_end;			/* at the end */
+	int			b_first;		/* this step: index of its first token in the batch, -1 if none */
+	int			b_n;			/* this step: its tokens in the batch */
+} sched_req;
+
+/* A scheduler. */
+struct lm_sched
+{
+	lm_context *ctx;			/* borrowed */
+	const lm_tokenizer *tok;	/* borrowed, may be NULL */
+	int			max_seqs;		/* slots */
+	int			step_tokens;	/* token budget of a step */
+	int			n_vocab;		/* model vocabulary */
+	int			n_embd;			/* model width */
+	sched_req **req;			/* (n_req) requests in submit order */
+	int			n_req;			/* requests held */
+	int			req_cap;		/* entries allocated */
+	sched_req **slot;			/* (max_seqs) the running request of each slot, or NULL */
+	int32_t		kv_reserved;	/* sum of running requests' kv_blocks */
+	lm_batch   *batch;			/* (max_seqs + step_tokens) the step's batch */
+	int64_t		next_id;		/* id of the next submit */
+	int64_t		next_fin;		/* fin_order of the next finish */
+	lm_sched_stats st;			/* counters (KV fields filled on demand) */
+};
+
+/* Defaults. */
+lm_sched_params
+lm_sched_default_params(void)
+{
+	lm_sched_params p = {0, SCHED_DEFAULT_STEP_TOKENS};
+
+	return p;
+}
+
+/* Create a scheduler over a context. */
+lm_sched *
+lm_sched_create(lm_context *ctx, const lm_tokenizer *tok, const lm_sched_params *pp, char *err, size_t errlen)
+{
+	lm_sched_params p = pp ? *pp : lm_sched_default_params();
+	lm_sched   *s;
+
+	if (p.max_seqs <= 0)
+		p.max_seqs = lm_context_n_seq_max(ctx);
+	if (p.step_tokens <= 0)
+		p.step_tokens = SCHED_DEFAULT_STEP_TOKENS;
+	if (p.max_seqs > lm_context_n_seq_max(ctx))
+	{
+		snprintf(err, errlen, "max_seqs %d exceeds the context's %d sequences", p.max_seqs,
+				 lm_context_n_seq_max(ctx));
+		return NULL;
+	}
+	if (p.step_tokens > 1 << 20)
+	{
+		snprintf(err, errlen, "step_tokens %d is too large (max %d)", p.step_tokens, 1 << 20);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto oom;
+	s->ctx = ctx;
+	s->tok = tok;
+	s->max_seqs = p.max_seqs;
+	s->step_tokens = p.step_tokens;
+	s->n_vocab = lm_context_model(ctx)->cfg.n_vocab;
+	s->n_embd = lm_context_model(ctx)->cfg.n_embd;
+	s->slot = calloc(p.max_seqs, sizeof(sched_req *));
+	s->batch = lm_batch_create(p.max_seqs + p.step_tokens);
+	if (!s->slot || !s->batch)
+		goto oom;
+	for (int q = 0; q < s->max_seqs; q++)
+		lm_kv_seq_clear(lm_context_kv(ctx), q);
+	return s;
+
+oom:
+	snprintf(err, errlen, "out of memory creating a scheduler");
+	lm_sched_free(s);
+	return NULL;
+}
+
+/* Free one request. */
+static void
+req_free(sched_req *r)
+{
+	if (!r)
+		return;
+	free(r->prompt);
+	lm_sequence_free(r->gen);
+	lm_embed_pool_free(&r->pool);
+	free(r->embedding);
+	free(r);
+}
+
+/* Free a scheduler. */
+void
+lm_sched_free(lm_sched *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->n_req; i++)
+	{
+		if (s->req[i]->seq >= 0)
+			lm_kv_seq_clear(lm_context_kv(s->ctx), s->req[i]->seq);
+		req_free(s->req[i]);
+	}
+	free(s->req);
+	free(s->slot);
+	lm_batch_free(s->batch);
+	free(s);
+}
+
+/* Blocks of KV cache the budget allows (INT32_MAX when there is no budget). */
+static int32_t
+budget_blocks(const lm_sched *s)
+{
+	const lm_kv *kv = lm_context_kv(s->ctx);
+	size_t		n;
+
+	if (kv->budget == 0)
+		return INT32_MAX;
+	n = kv->budget / kv->block_bytes;
+	return n > INT32_MAX ? INT32_MAX : (int32_t) n;
+}
+
+/*
+ * Check a prompt, compute the worst-case blocks of n_pos positions and make
+ * a request for it; NULL with a message.
+ */
+static sched_req *
+req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int n_pos, char *err, size_t errlen)
+{
+	const lm_kv *kv = lm_context_kv(s->ctx);
+	int			n_ctx = lm_context_n_ctx(s->ctx);
+	int32_t		blocks;
+	sched_req  *r;
+
+	if (!prompt || n < 1 || n > n_ctx)
+	{
+		snprintf(err, errlen, "prompt has %d tokens; it needs 1 to %d (the context size)", n, n_ctx);
+		return NULL;
+	}
+	for (int i = 0; i < n; i++)
+		if (prompt[i] < 0 || prompt[i] >= s->n_vocab)
+		{
+			snprintf(err, errlen, "prompt token %d has id %d, outside the vocabulary 0..%d", i, prompt[i],
+					 s->n_vocab - 1);
+			return NULL;
+		}
+	if (n_pos > n_ctx)
+		n_pos = n_ctx;
+	blocks = (n_pos + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+	if (blocks > budget_blocks(s))
+	{
+		snprintf(err, errlen, "the request needs up to %.1f MB of KV cache (%d positions), more than the "
+				 "whole pool of %.1f MB", (double) blocks * kv->block_bytes / (1 << 20), n_pos,
+				 (double) kv->budget / (1 << 20));
+		return NULL;
+	}
+	if (s->n_req == s->req_cap)
+	{
+		int			cap = s->req_cap ? 2 * s->req_cap : 16;
+		sched_req **a = realloc(s->req, sizeof(sched_req *) * cap);
+
+		if (!a)
+			goto oom;
+		s->req = a;
+		s->req_cap = cap;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		goto oom;
+	r->prompt = malloc(sizeof(int32_t) * n);
+	if (!r->prompt)
+	{
+		free(r);
+		goto oom;
+	}
+	memcpy(r->prompt, prompt, sizeof(int32_t) * n);
+	r->kind = kind;
+	r->state = REQ_WAITING;
+	r->n_prompt = n;
+	r->seq = -1;
+	r->kv_blocks = blocks;
+	r->b_first = -1;
+	r->t_submit = lm_now_s();
+	return r;
+
+oom:
+	snprintf(err, errlen, "out of memory queuing a request");
+	return NULL;
+}
+
+/* Give a new request its id and queue it. */
+static int64_t
+req_queue(lm_sched *s, sched_req *r)
+{
+	r->id = s->next_id++;
+	s->req[s->n_req++] = r;
+	return r->id;
+}
+
+/* Queue a generation. */
+int64_t
+lm_sched_submit_generate(lm_sched *s, const int32_t *prompt, int n, const lm_gen_params *p,
+						 char *err, size_t errlen)
+{
+	sched_req  *r;
+
+	if (!p)
+	{
+		snprintf(err, errlen, "no generation parameters");
+		return -1;
+	}
+	r = req_new(s, LM_SCHED_GENERATE, prompt, n, p->max_tokens > 0 ? n + p->max_tokens : n, err, errlen);
+	if (!r)
+		return -1;
+	r->gen = lm_sequence_create(s->tok, s->n_vocab, lm_context_n_ctx(s->ctx), prompt, n, p, err, errlen);
+	if (!r->gen)
+	{
+		req_free(r);
+		return -1;
+	}
+	return req_queue(s, r);
+}
+
+/* Queue an embedding. */
+int64_t
+lm_sched_submit_embed(lm_sched *s, const int32_t *prompt, int n, char *err, size_t errlen)
+{
+	sched_req  *r = req_new(s, LM_SCHED_EMBED, prompt, n, n, err, errlen);
+
+	if (!r)
+		return -1;
+	if (!lm_embed_pool_init(&r->pool, s->n_embd) || !(r->embedding = malloc(sizeof(float) * s->n_embd)))
+	{
+		req_free(r);
+		snprintf(err, errlen, "out of memory queuing an embedding");
+		return -1;
+	}
+	return req_queue(s, r);
+}
+
+/* End a request: give back its sequence, slot and reservation; count it. */
+static void
+req_finish(lm_sched *s, sched_req *r, lm_sched_status status, const char *msg)
+{
+	if (r->seq >= 0)
+	{
+		lm_kv_seq_clear(lm_context_kv(s->ctx), r->seq);
+		s->slot[r->seq] = NULL;
+		s->kv_reserved -= r->kv_blocks;
+		r->seq = -1;
+	}
+	if (r->gen && status != LM_SCHED_OK)
+		lm_sequence_cancel(r->gen);
+	if (r->kind == LM_SCHED_EMBED && status == LM_SCHED_OK)
+		lm_embed_pool_finish(&r->pool, r->embedding);
+	r->status = status;
+	if (msg)
+		snprintf(r->err, sizeof(r->err), "%s", msg);
+	r->state = REQ_FINISHED;
+	r->fin_order = s->next_fin++;
+	r->t_end = lm_now_s();
+	s->st.finished++;
+	if (status == LM_SCHED_CANCELLED)
+		s->st.cancelled++;
+	else if (status == LM_SCHED_ERROR)
+		s->st.errors++;
+}
+
+/* The request with this id, or NULL. */
+static sched_req *
+req_find(const lm_sched *s, int64_t id, int *index)
+{
+	for (int i = 0; i < s->n_req; i++)
+		if (s->req[i]->id == id)
+		{
+			if (index)
+				*index = i;
+			return s->req[i];
+		}
+	return NULL;
+}
+
+/* Cancel a request now. */
+void
+lm_sched_cancel(lm_sched *s, int64_t id)
+{
+	sched_req  *r = req_find(s, id, NULL);
+
+	if (r && (r->state == REQ_WAITING || r->state == REQ_RUNNING))
+		req_finish(s, r, LM_SCHED_CANCELLED, NULL);
+}
+
+/* Admit waiting requests in submit order while a slot and their KV worst case fit. */
+static void
+admit(lm_sched *s)
+{
+	int32_t		limit = budget_blocks(s);
+	int			free_slot = 0;
+
+	for (int i = 0; i < s->n_req; i++)
+	{
+		sched_req  *r = s->req[i];
+
+		if (r->state != REQ_WAITING)
+			continue;
+		while (free_slot < s->max_seqs && s->slot[free_slot])
+			free_slot++;
+		if (free_slot == s->max_seqs || (int64_t) s->kv_reserved + r->kv_blocks > limit)
+			return;
+		r->state = REQ_RUNNING;
+		r->seq = free_slot;
+		r->t_admit = lm_now_s();
+		s->slot[free_slot] = r;
+		s->kv_reserved += r->kv_blocks;
+		lm_kv_seq_clear(lm_context_kv(s->ctx), free_slot);
+	}
+}
+
+/* Build the step's batch: decode tokens first, then prompt chunks within step_tokens. */
+static void
+build_batch(lm_sched *s)
+{
+	lm_batch   *b = s->batch;
+
+	lm_batch_clear(b);
+	for (int i = 0; i < s->n_req; i++)
+	{
+		sched_req  *r = s->req[i];
+
+		r->b_first = -1;
+		r->b_n = 0;
+		if (r->state == REQ_RUNNING && r->decoding)
+		{
+			r->b_first = b->n_tokens;
+			r->b_n = 1;
+			lm_batch_add_token(b, r->next_token, r->next_pos, r->seq, LM_OUT_LOGITS, LM_PREFILL_NO);
+		}
+	}
+	for (int i = 0; i < s->n_req && b->n_tokens < s->step_tokens; i++)
+	{
+		sched_req  *r = s->req[i];
+		int			k,
+					order;
+
+		if (r->state != REQ_RUNNING || r->n_done == r->n_prompt)
+			continue;
+		k = r->n_prompt - r->n_done;
+		if (k > s->step_tokens - b->n_tokens)
+			k = s->step_tokens - b->n_tokens;
+		order = r->n_prompt > 1 ? LM_PREFILL_YES : LM_PREFILL_NO;
+		r->b_first = b->n_tokens;
+		r->b_n = k;
+		for (int j = r->n_done; j < r->n_done + k; j++)
+		{
+			lm_out		out = r->kind == LM_SCHED_EMBED ? LM_OUT_HIDDEN :
+				(j == r->n_prompt - 1 ? LM_OUT_LOGITS : LM_OUT_NONE);
+
+			lm_batch_add_token(b, r->prompt[j], j, r->seq, out, order);
+		}
+	}
+}
+
+/* Take a generation's sampled token; finish it when it has ended. */
+static void
+gen_take(lm_sched *s, sched_req *r)
+{
+	char		msg[256];
+	const char *text;
+	size_t		len;
+	int			rc = lm_sequence_next(r->gen, &r->next_token, &r->next_pos, &text, &len, msg, sizeof(msg));
+
+	if (rc == 1)
+		s->st.generated_tokens++;
+	if (rc < 0)
+		req_finish(s, r, LM_SCHED_ERROR, msg);
+	else if (lm_sequence_reason(r->gen) != LM_GEN_RUNNING)
+		req_finish(s, r, LM_SCHED_OK, NULL);
+	else
+		r->decoding = true;
+}
+
+/* Advance the requests of a successful step by their outputs. */
+static void
+consume_outputs(lm_sched *s)
+{
+	for (int i = 0; i < s->n_req; i++)
+	{
+		sched_req  *r = s->req[i];
+
+		if (r->state != REQ_RUNNING || r->b_first < 0)
+			continue;
+		if (r->kind == LM_SCHED_GENERATE && r->decoding)
+		{
+			lm_sequence_sample(r->gen, lm_context_logits(s->ctx, r->b_first));
+			gen_take(s, r);
+		}
+		else if (r->kind == LM_SCHED_GENERATE)
+		{
+			r->n_done += r->b_n;
+			s->st.prompt_tokens += r->b_n;
+			if (r->n_done == r->n_prompt)
+			{
+				lm_sequence_sample(r->gen, lm_context_logits(s->ctx, r->b_first + r->b_n - 1));
+				gen_take(s, r);
+			}
+		}
+		else
+		{
+			for (int t = 0; t < r->b_n; t++)
+				lm_embed_pool_add(&r->pool, lm_context_hidden(s->ctx, r->b_first + t));
+			r->n_done += r->b_n;
+			s->st.prompt_tokens += r->b_n;
+			if (r->n_done == r->n_prompt)
+				req_finish(s, r, LM_SCHED_OK, NULL);
+		}
+	}
+}
+
+/* One forward pass over every running sequence. */
+int
+lm_sched_step(lm_sched *s, char *err, size_t errlen)
+{
+	lm_batch   *b = s->batch;
+	int			n_seqs = 0,
+				rc;
+
+	admit(s);
+	build_batch(s);
+	if (b->n_tokens == 0)
+		return 0;
+	rc = lm_model_forward(s->ctx, b, err, errlen);
+	if (rc == -2)
+	{
+		/* back to where the step found them: the work is redone next time */
+		for (int i = 0; i < s->n_req; i++)
+			if (s->req[i]->state == REQ_RUNNING && s->req[i]->b_first >= 0)
+				lm_kv_seq_keep(lm_context_kv(s->ctx), s->req[i]->seq, b->pos[s->req[i]->b_first]);
+		return -2;
+	}
+	for (int i = 0; i < s->n_req; i++)
+		if (s->req[i]->state == REQ_RUNNING && s->req[i]->b_first >= 0)
+		{
+			n_seqs++;
+			if (rc != 0)
+				req_finish(s, s->req[i], LM_SCHED_ERROR, err);
+		}
+	s->st.steps++;
+	s->st.seqs_sum += n_seqs;
+	if (n_seqs > s->st.seqs_max)
+		s->st.seqs_max = n_seqs;
+	if (rc != 0)
+		return -1;
+	consume_outputs(s);
+	return b->n_tokens;
+}
+
+/* Hand out the oldest finished request. */
+bool
+lm_sched_take_finished(lm_sched *s, lm_sched_result *out)
+{
+	sched_req  *r = NULL;
+
+	for (int i = 0; i < s->n_req; i++)
+		if (s->req[i]->state == REQ_FINISHED && (!r || s->req[i]->fin_order < r->fin_order))
+			r = s->req[i];
+	if (!r)
+		return false;
+	r->state = REQ_TAKEN;
+	memset(out, 0, sizeof(*out));
+	out->id = r->id;
+	out->kind = r->kind;
+	out->status = r->status;
+	snprintf(out->err, sizeof(out->err), "%s", r->err);
+	if (r->gen)
+	{
+		out->text = lm_sequence_text(r->gen, &out->len);
+		out->tokens = lm_sequence_tokens(r->gen, &out->n_tokens);
+		out->reason = lm_sequence_reason(r->gen);
+	}
+	if (r->kind == LM_SCHED_EMBED && r->status == LM_SCHED_OK)
+	{
+		out->embedding = r->embedding;
+		out->n_embd = s->n_embd;
+	}
+	out->n_prompt = r->n_prompt;
+	out->queue_s = (r->t_admit > 0 ? r->t_admit : r->t_end) - r->t_submit;
+	out->run_s = r->t_admit > 0 ? r->t_end - r->t_admit : 0.0;
+	return true;
+}
+
+/* Free a finished request (taken or not); others are left alone. */
+void
+lm_sched_release(lm_sched *s, int64_t id)
+{
+	int			i;
+	sched_req  *r = req_find(s, id, &i);
+
+	if (!r || (r->state != REQ_TAKEN && r->state != REQ_FINISHED))
+		return;
+	req_free(r);
+	memmove(s->req + i, s->req + i + 1, sizeof(sched_req *) * (s->n_req - i - 1));
+	s->n_req--;
+}
+
+/* Requests holding a sequence. */
+int
+lm_sched_n_running(const lm_sched *s)
+{
+	int			n = 0;
+
+	for (int q = 0; q < s->max_seqs; q++)
+		n += s->slot[q] != NULL;
+	return n;
+}
+
+/* Requests waiting for admission. */
+int
+lm_sched_n_waiting(const lm_sched *s)
+{
+	int			n = 0;
+
+	for (int i = 0; i < s->n_req; i++)
+		n += s->req[i]->state == REQ_WAITING;
+	return n;
+}
+
+/* Counters and KV memory. */
+void
+lm_sched_get_stats(const lm_sched *s, lm_sched_stats *out)
+{
+	const lm_kv *kv = lm_context_kv(s->ctx);
+
+	*out = s->st;
+	out->kv_block_bytes = kv->block_bytes;
+	out->kv_reserved = (size_t) s->kv_reserved * kv->block_bytes;
+	out->kv_in_use = lm_kv_bytes_in_use(kv);
+	out->kv_budget = kv->budget;
+}
