@@ -79,6 +79,7 @@ extern LmgenPrompt SummarizePromptOf(LmgenModel *m, const LmgenCall *c);
 extern void SummarizeFinish(const char *text, size_t len, StringInfo out);
 extern void ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern void EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
+extern LmgenPrompt EmbedPromptOf(LmgenModel *m, const char *s, size_t len);
 
 /* In the background worker: the cancel flag of the call it is running, else NULL (worker.c). */
 extern volatile bool *lmgen_call_cancel;

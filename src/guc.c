@@ -18,6 +18,7 @@ int			lmgen_max_kv_memory = LMGEN_DEFAULT_MAX_KV_MEMORY;
 int			lmgen_execution = LMGEN_EXECUTION_WORKER;
 int			lmgen_max_requests = LMGEN_DEFAULT_MAX_REQUESTS;
 int			lmgen_worker_threads = 0;
+int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
@@ -133,6 +134,16 @@ GucInit(void)
 							0, 0, LMGEN_MAX_THREADS,
 							PGC_POSTMASTER,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.kv_cache_size",
+							"KV cache pool of the background worker, per model.",
+							"The sequences the worker batches take fixed-size blocks from this pool; "
+							"calls that do not fit wait until running ones finish.",
+							&lmgen_kv_cache_size,
+							LMGEN_DEFAULT_KV_CACHE_SIZE, 1, LMGEN_MAX_MAX_KV_MEMORY,
+							PGC_POSTMASTER,
+							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("lmgen");

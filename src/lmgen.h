@@ -12,6 +12,7 @@
 #define LMGEN_MAX_THREADS 64
 #define LMGEN_DEFAULT_MAX_KV_MEMORY 1024	/* MB */
 #define LMGEN_MAX_MAX_KV_MEMORY (1024 * 1024)	/* MB: 1 TB */
+#define LMGEN_DEFAULT_KV_CACHE_SIZE 1024	/* MB */
 
 /* Values of lmgen.context_overflow. */
 typedef enum LmgenOverflow
@@ -37,6 +38,7 @@ extern int	lmgen_max_kv_memory;	/* lmgen.max_kv_memory, MB */
 extern int	lmgen_execution;	/* lmgen.execution */
 extern int	lmgen_max_requests; /* lmgen.max_requests */
 extern int	lmgen_worker_threads;	/* lmgen.worker_threads (0: the machine's cores) */
+extern int	lmgen_kv_cache_size;	/* lmgen.kv_cache_size, MB: the worker's KV pool per model */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);

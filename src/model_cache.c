@@ -144,10 +144,15 @@ RegisteredPath(const char *name)
 	return path;
 }
 
+/* Called before a model's engine objects are freed (the worker drops its scheduler over them). */
+void		(*model_close_hook) (LmgenModel *m) = NULL;
+
 /* Close an entry's engine objects (the entry stays, unopened). */
 static void
 CloseModel(LmgenModel *m)
 {
+	if (m->gguf && model_close_hook)
+		model_close_hook(m);
 	lm_context_free(m->ctx);
 	lm_model_free(m->model);
 	lm_tokenizer_free(m->tok);

@@ -61,6 +61,9 @@ extern LmgenModel *ModelLookup(const char *name);
  */
 extern LmgenModel *ModelByFile(const char *name, const char *path);
 
+/* Called before a model's engine objects are freed, if set (must not ERROR). */
+extern void (*model_close_hook) (LmgenModel *m);
+
 /* Number of models opened through ModelByFile. */
 extern int	ModelsOpenByFile(void);
 

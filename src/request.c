@@ -18,6 +18,7 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
@@ -32,6 +33,11 @@
 
 /* Seconds a request waits for a worker that is not running before it fails. */
 #define REQUEST_NO_WORKER_S 10
+
+/* The slot this backend waits on (index, request id), for the exit callback; -1 when none. */
+static int	waiting_slot = -1;
+static bool exit_callback_registered = false;
+static uint64 waiting_id = 0;
 
 /* Set the worker's latch, if a worker runs. */
 static void
@@ -102,6 +108,18 @@ ReleaseSlot(int i, uint64 id)
 		ConditionVariableBroadcast(&lmgen_shared->slot_freed);
 	if (cancelled)
 		WakeWorker();
+}
+
+/* Exit callback: a backend that exits while waiting (FATAL skips PG_FINALLY) lets go of its slot. */
+static void
+ReleaseSlotAtExit(int code, Datum arg)
+{
+	if (waiting_slot >= 0 && lmgen_shared != NULL)
+	{
+		LWLockReleaseAll();
+		ReleaseSlot(waiting_slot, waiting_id);
+		waiting_slot = -1;
+	}
 }
 
 /* ERROR unless the request may still be answered: slot failed, or no worker for too long. */
@@ -247,13 +265,21 @@ RequestRun(const LmgenCall *c, StringInfo out)
 	mqh = shm_mq_attach(mq, seg, NULL);
 
 	initStringInfo(&msg);
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(ReleaseSlotAtExit, (Datum) 0);
+		exit_callback_registered = true;
+	}
 	i = TakeSlot(dsm_segment_handle(seg), &id);
+	waiting_slot = i;
+	waiting_id = id;
 	PG_TRY();
 	{
 		WaitResult(i, id, mqh, &msg);
 	}
 	PG_FINALLY();
 	{
+		waiting_slot = -1;
 		ReleaseSlot(i, id);
 	}
 	PG_END_TRY();

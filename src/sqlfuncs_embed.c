@@ -34,6 +34,20 @@ EmbedInput(LmgenModel *m, void *arg, const char *text, size_t len)
 	return p;
 }
 
+/* The tokens embed() pools for UTF-8 text s: fitted to the context; ERROR when there are none. */
+LmgenPrompt
+EmbedPromptOf(LmgenModel *m, const char *s, size_t len)
+{
+	LmgenPrompt in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
+
+	if (in.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot embed an empty text with model \"%s\"", m->name),
+				 errdetail("The text has no tokens and the model adds no BOS token.")));
+	return in;
+}
+
 /*
  * The embedding of UTF-8 text s (len bytes) into out (n_embd floats): mean
  * of the final hidden states, L2-normalised.  Also used by the trained
@@ -42,16 +56,9 @@ EmbedInput(LmgenModel *m, void *arg, const char *text, size_t len)
 void
 EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out)
 {
-	LmgenPrompt in;
+	LmgenPrompt in = EmbedPromptOf(m, s, len);
 	RuntimeCall call;
 	char		err[512];
-
-	in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
-	if (in.n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot embed an empty text with model \"%s\"", m->name),
-				 errdetail("The text has no tokens and the model adds no BOS token.")));
 
 	call = RuntimeBegin(m, 1, lm_kv_bytes(m->model, in.n, 1), "this embedding");
 	/* the engine checks for interrupts through the context's abort callback */

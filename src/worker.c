@@ -8,14 +8,26 @@
  * opened keyed by file identity (model_cache.c, ModelByFile), so one copy
  * of each model serves every database.
  *
- * The loop takes QUEUED request slots (protocol in shmem.c), reads each
- * call from its DSM segment (call.c) and runs it with the same execution
- * code as local mode, under PG_TRY: an ERROR fails only that call, and its
- * SQLSTATE, message, detail and hint travel back to the backend, which
- * raises them as its own.  The result goes back through the segment's
- * shm_mq.  A backend that stops waiting (cancel, timeout, exit) marks its
- * slot cancelled; the engine's abort check sees that flag, so the call
- * stops within one forward-pass job and its memory is released.  Anything
+ * The loop (continuous batching):
+ *   1. admit: take every QUEUED request slot (protocol in shmem.c), read
+ *      the call from its DSM segment (call.c), open the model, build the
+ *      prompt with the same code as local mode and submit it to the
+ *      model's scheduler (engine scheduler.h).  Calls the scheduler does
+ *      not batch (classify) run right here, whole, with local mode's code;
+ *   2. drop the requests whose backend stopped waiting (cancel, timeout,
+ *      exit): the scheduler frees their KV blocks at once;
+ *   3. step: one forward pass per model with work, over every running
+ *      sequence (decode tokens and prefill chunks in one batch, under the
+ *      step's token budget); requests that arrived meanwhile join at the
+ *      next step;
+ *   4. hand out: each finished request's result goes into its shm_mq
+ *      (never blocking: a result larger than the queue goes out in pieces
+ *      over the next iterations as the backend reads), which wakes the
+ *      backend.
+ * Each call's preparation runs under PG_TRY: an ERROR fails only that call,
+ * and its SQLSTATE, message, detail and hint travel back to the backend,
+ * which raises them as its own; an engine error in a step fails the
+ * requests of that step with the engine's message.  Anything
  * the worker cannot recover from outside a call is a FATAL exit, so only
  * the worker restarts; SIGTERM (pg_terminate_backend, shutdown) ends it the
  * same way, and an exit callback fails every call in flight so that every
@@ -42,6 +54,8 @@
 #include "call.h"
 #include "request.h"
 #include "shmem.h"
+#include "scheduler.h"
+#include "sqlfuncs_common.h"
 
 PGDLLEXPORT void LmgenWorkerMain(Datum arg);
 
@@ -65,16 +79,6 @@ WorkerInit(void)
 	strlcpy(w.bgw_name, "lmgen worker", sizeof(w.bgw_name));
 	strlcpy(w.bgw_type, "lmgen worker", sizeof(w.bgw_type));
 	RegisterBackgroundWorker(&w);
-}
-
-/* Set the worker's state for lmgen.status(). */
-static void
-SetWorkerState(LmgenWorkerState st)
-{
-	LWLockAcquire(lmgen_shared->lock, LW_EXCLUSIVE);
-	lmgen_shared->worker_state = st;
-	lmgen_shared->models_loaded = ModelsOpenByFile();
-	LWLockRelease(lmgen_shared->lock);
 }
 
 /* Exit callback: fail every call in flight, wake its backend, and say there is no worker. */
@@ -143,7 +147,7 @@ TakeQueued(uint64 *id, dsm_handle *h, TimestampTz *queued_at)
 	return best;
 }
 
-/* The worker lets go of a slot (see shmem.c); true when the backend had stopped waiting. */
+/* The worker lets go of a slot (see shmem.c); true when the backend had let go first. */
 static bool
 LetGo(int i, uint64 id)
 {
@@ -195,66 +199,434 @@ SecondsSince(TimestampTz t0)
 	return (double) (GetCurrentTimestamp() - t0) / 1e6;
 }
 
-/* Run one request to its end and send its result; cxt is reset afterwards by the caller. */
-static void
-ServeRequest(int i, uint64 id, dsm_handle h, TimestampTz queued_at)
+/* A model the worker batches for: its own context (KV pool lmgen.kv_cache_size) and scheduler. */
+typedef struct WorkerModel
 {
-	dsm_segment *seg = dsm_attach(h);
-	char	   *base;
-	shm_mq_handle *mqh;
-	LmgenCall	call;
-	StringInfoData res;
-	TimestampTz started = GetCurrentTimestamp();
-	MemoryContext cxt = CurrentMemoryContext;
-	bool		failed = false;
-	bool		cancelled;
-	char	   *path = "";
-	char	   *name = "";
+	LmgenModel *m;				/* the model_cache entry */
+	lm_context *ctx;			/* the scheduler's context (engine, malloc) */
+	lm_sched   *sched;			/* the scheduler (engine, malloc) */
+	lm_sched_stats seen;		/* counters already added to the shared statistics */
+	struct WorkerModel *next;
+} WorkerModel;
 
-	if (seg == NULL)
+/* A request the worker holds, by slot index. */
+typedef struct WorkerRequest
+{
+	bool		used;			/* this slot's request is held */
+	uint64		id;				/* slot's request_id */
+	MemoryContext cxt;			/* everything of the request */
+	dsm_segment *seg;			/* its segment, attached */
+	shm_mq_handle *mqh;			/* the result queue, as sender */
+	LmgenCall	call;			/* the call */
+	WorkerModel *wm;			/* scheduler it runs in, or NULL */
+	int64		sched_id;		/* its id there, or -1 */
+	StringInfoData result;		/* the result message, once ready */
+	bool		ready;			/* result holds the whole message */
+	bool		failed;			/* the call ended with an ERROR */
+	TimestampTz queued_at;		/* when the backend submitted it */
+	TimestampTz started;		/* when the worker took it */
+	double		queue_s;		/* seconds before it ran (the scheduler's queue included) */
+	int64		prompt_tokens;	/* prompt tokens */
+	int64		generated_tokens;	/* generated tokens */
+} WorkerRequest;
+
+static WorkerRequest *requests;	/* lmgen_shared->n_slots of them */
+static WorkerModel *worker_models = NULL;
+
+/* Tokens per forward pass of the worker's scheduler. */
+#define WORKER_STEP_TOKENS 256
+
+/* Sequences the worker's scheduler runs at once, at most. */
+#define WORKER_MAX_SEQS 64
+
+/* Fail a held request with an error message (sent at the next hand-out). */
+static void
+FailRequest(WorkerRequest *r, int sqlstate, const char *msg)
+{
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+	resetStringInfo(&r->result);
+	ResultErrorText(&r->result, sqlstate, msg);
+	r->ready = true;
+	r->failed = true;
+	MemoryContextSwitchTo(old);
+}
+
+/* model_close_hook: the model's engine objects go; so do its scheduler and the requests in it. */
+static void
+DropWorkerModel(LmgenModel *m)
+{
+	for (WorkerModel **link = &worker_models; *link; link = &(*link)->next)
+	{
+		WorkerModel *wm = *link;
+
+		if (wm->m != m)
+			continue;
+		for (int i = 0; i < lmgen_shared->n_slots; i++)
+			if (requests[i].used && requests[i].wm == wm && !requests[i].ready)
+			{
+				requests[i].wm = NULL;
+				requests[i].sched_id = -1;
+				FailRequest(&requests[i], ERRCODE_DATA_CORRUPTED,
+							psprintf("model file of model \"%s\" changed on disk during the call", m->name));
+			}
+		lm_sched_free(wm->sched);
+		lm_context_free(wm->ctx);
+		*link = wm->next;
+		pfree(wm);
+		return;
+	}
+}
+
+/* The worker's scheduler over model m, made on first use; ERROR when it cannot be made. */
+static WorkerModel *
+WorkerModelFor(LmgenModel *m)
+{
+	WorkerModel *wm;
+	lm_context_params cp = lm_context_default_params();
+	lm_sched_params sp = lm_sched_default_params();
+	char		err[512];
+
+	for (wm = worker_models; wm; wm = wm->next)
+		if (wm->m == m)
+			return wm;
+	cp.n_ctx = m->model->cfg.n_ctx_train;
+	cp.n_seq_max = Min(lmgen_shared->n_slots, WORKER_MAX_SEQS);
+	cp.n_batch = WORKER_STEP_TOKENS;
+	cp.n_threads = lmgen_threads;
+	wm = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerModel));
+	wm->m = m;
+	wm->ctx = lm_context_create(m->model, &cp, err, sizeof(err));
+	if (wm->ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not set up model \"%s\" in the background worker: %s", m->name, err)));
+	lm_context_set_abort(wm->ctx, QueryAbortPending, NULL);
+	lm_context_set_kv_budget(wm->ctx, (size_t) lmgen_kv_cache_size << 20);
+	sp.max_seqs = cp.n_seq_max;
+	sp.step_tokens = WORKER_STEP_TOKENS;
+	wm->sched = lm_sched_create(wm->ctx, m->tok, &sp, err, sizeof(err));
+	if (wm->sched == NULL)
+	{
+		lm_context_free(wm->ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not set up model \"%s\" in the background worker: %s", m->name, err)));
+	}
+	wm->next = worker_models;
+	worker_models = wm;
+	return wm;
+}
+
+/* Prepare a call: batched kinds go to the model's scheduler, others run now (ERROR fails the call). */
+static void
+PrepareCall(WorkerRequest *r)
+{
+	LmgenCall  *c = &r->call;
+	LmgenModel *m;
+	LmgenPrompt prompt;
+	char		err[256];
+
+	/* the caller's settings that shape the call */
+	lmgen_context_overflow = c->context_overflow;
+	lmgen_max_kv_memory = c->max_kv_memory;
+	m = ModelByFile(c->model_name, c->model_path);
+	if (c->kind == LMGEN_CALL_CLASSIFY)
+	{
+		/* not batched: run it whole, as local mode does */
+		TimestampTz t0 = GetCurrentTimestamp();
+
+		ResultBeginOk(&r->result);
+		CallExecute(m, c, &r->result);
+		r->ready = true;
+		r->queue_s = (double) (t0 - r->queued_at) / 1e6;
+		return;
+	}
+	r->wm = WorkerModelFor(m);
+	if (c->kind == LMGEN_CALL_EMBED)
+	{
+		prompt = EmbedPromptOf(m, c->body, c->body_len);
+		CheckKvMemory(lm_kv_bytes(m->model, prompt.n, 1), "this embedding");
+		r->sched_id = lm_sched_submit_embed(r->wm->sched, prompt.ids, prompt.n, err, sizeof(err));
+	}
+	else
+	{
+		prompt = CallPrompt(m, c);
+		CheckKvMemory(GenerationKvBytes(m, &prompt, &c->gen), "this generation");
+		if (GenerationKvBytes(m, &prompt, &c->gen) > ((size_t) lmgen_kv_cache_size << 20))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("this generation needs more KV memory than lmgen.kv_cache_size (%d MB)",
+							lmgen_kv_cache_size),
+					 errhint("Shorten the text or ask for fewer tokens, or raise lmgen.kv_cache_size.")));
+		r->sched_id = lm_sched_submit_generate(r->wm->sched, prompt.ids, prompt.n, &c->gen, err, sizeof(err));
+	}
+	if (r->sched_id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not run model \"%s\": %s", m->name, err)));
+}
+
+/* Take a QUEUED slot's request: attach its segment, read and prepare the call. */
+static void
+AdmitRequest(int i, uint64 id, dsm_handle h, TimestampTz queued_at)
+{
+	WorkerRequest *r = &requests[i];
+	char	   *base;
+	shm_mq	   *mq;
+	MemoryContext old;
+
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	r->sched_id = -1;
+	r->queued_at = queued_at;
+	r->started = GetCurrentTimestamp();
+	r->seg = dsm_attach(h);
+	if (r->seg == NULL)
 	{
 		/* the backend already went away with its segment */
 		LetGo(i, id);
 		return;
 	}
-	base = dsm_segment_address(seg);
-	shm_mq_set_sender((shm_mq *) (base + REQUEST_QUEUE_OFFSET(((RequestHeader *) base)->payload_len)), MyProc);
-	mqh = shm_mq_attach((shm_mq *) (base + REQUEST_QUEUE_OFFSET(((RequestHeader *) base)->payload_len)), seg, NULL);
-	initStringInfo(&res);
+	dsm_pin_mapping(r->seg);
+	r->used = true;
+	r->cxt = AllocSetContextCreate(TopMemoryContext, "lmgen worker request", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(r->cxt);
+	base = dsm_segment_address(r->seg);
+	mq = (shm_mq *) (base + REQUEST_QUEUE_OFFSET(((RequestHeader *) base)->payload_len));
+	shm_mq_set_sender(mq, MyProc);
+	r->mqh = shm_mq_attach(mq, r->seg, NULL);
+	initStringInfo(&r->result);
 	lmgen_call_cancel = &lmgen_shared->slots[i].cancel;
 	PG_TRY();
 	{
-		LmgenModel *m;
-
-		call = CallDeserialize(base + REQUEST_PAYLOAD_OFFSET, ((RequestHeader *) base)->payload_len);
-		path = call.model_path;
-		name = call.model_name;
-		/* the caller's settings that shape the call */
-		lmgen_context_overflow = call.context_overflow;
-		lmgen_max_kv_memory = call.max_kv_memory;
-		m = ModelByFile(call.model_name, call.model_path);
-		ResultBeginOk(&res);
-		CallExecute(m, &call, &res);
+		r->call = CallDeserialize(base + REQUEST_PAYLOAD_OFFSET, ((RequestHeader *) base)->payload_len);
+		PrepareCall(r);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(r->cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		resetStringInfo(&res);
-		ResultError(&res, edata);
-		failed = true;
+		resetStringInfo(&r->result);
+		ResultError(&r->result, edata);
+		r->ready = true;
+		r->failed = true;
 	}
 	PG_END_TRY();
 	lmgen_call_cancel = NULL;
-	cancelled = lmgen_shared->slots[i].cancel;
-	if (!cancelled)
-		(void) shm_mq_send(mqh, res.len, res.data, false, true);
-	dsm_detach(seg);
-	cancelled = LetGo(i, id) || cancelled;
-	CountCall(path, name, failed, cancelled, (double) (started - queued_at) / 1e6, SecondsSince(started), 0, 0);
+	MemoryContextSwitchTo(old);
+}
+
+/* Admit every QUEUED slot, oldest first. */
+static void
+AdmitQueued(void)
+{
+	uint64		id;
+	dsm_handle	h;
+	TimestampTz queued_at;
+	int			i;
+
+	while ((i = TakeQueued(&id, &h, &queued_at)) >= 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		AdmitRequest(i, id, h, queued_at);
+	}
+}
+
+/* Let go of a held request (delivered: its whole result was sent): detach, free or mark the slot, count it. */
+static void
+FinishRequest(int i, bool delivered)
+{
+	WorkerRequest *r = &requests[i];
+	bool		cancelled = !delivered;
+
+	if (r->wm && r->sched_id >= 0 && !r->ready)
+		lm_sched_cancel(r->wm->sched, r->sched_id);
+	dsm_detach(r->seg);
+	(void) LetGo(i, r->id);
+	CountCall(r->call.model_path ? r->call.model_path : "", r->call.model_name ? r->call.model_name : "",
+			  r->failed, cancelled, r->queue_s, r->wm ? 0.0 : SecondsSince(r->started),
+			  r->prompt_tokens, r->generated_tokens);
+	MemoryContextDelete(r->cxt);
+	r->used = false;
+}
+
+/* Drop the requests whose backend stopped waiting. */
+static void
+DropCancelled(void)
+{
+	bool		cancel[LMGEN_MAX_MAX_REQUESTS];
+
+	LWLockAcquire(lmgen_shared->lock, LW_SHARED);
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+		cancel[i] = requests[i].used && lmgen_shared->slots[i].cancel;
+	LWLockRelease(lmgen_shared->lock);
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+		if (cancel[i])
+			FinishRequest(i, false);
+}
+
+/* The held request with scheduler id id in wm, or NULL. */
+static WorkerRequest *
+RequestOf(WorkerModel *wm, int64 id)
+{
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+		if (requests[i].used && requests[i].wm == wm && requests[i].sched_id == id)
+			return &requests[i];
+	return NULL;
+}
+
+/* Turn the scheduler's finished requests into result messages. */
+static void
+CollectFinished(WorkerModel *wm)
+{
+	lm_sched_result res;
+
+	while (lm_sched_take_finished(wm->sched, &res))
+	{
+		WorkerRequest *r = RequestOf(wm, res.id);
+
+		if (r && !r->ready)
+		{
+			MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+			r->prompt_tokens = res.n_prompt;
+			r->generated_tokens = res.n_tokens;
+			r->queue_s = (double) (r->started - r->queued_at) / 1e6 + res.queue_s;
+			resetStringInfo(&r->result);
+			if (res.status == LM_SCHED_OK)
+			{
+				ResultBeginOk(&r->result);
+				if (res.kind == LM_SCHED_EMBED)
+					appendBinaryStringInfo(&r->result, (const char *) res.embedding, sizeof(float) * res.n_embd);
+				else
+					CallFinishText(&r->call, res.text, res.len, &r->result);
+				r->ready = true;
+			}
+			else
+				FailRequest(r, ERRCODE_INTERNAL_ERROR,
+							psprintf("could not run model \"%s\": %s", wm->m->name,
+									 res.status == LM_SCHED_CANCELLED ? "cancelled" : res.err));
+			MemoryContextSwitchTo(old);
+		}
+		lm_sched_release(wm->sched, res.id);
+	}
+}
+
+/* Add a scheduler's new step counters to its model's statistics. */
+static void
+CountSteps(WorkerModel *wm, double busy_s)
+{
+	lm_sched_stats now;
+	LmgenModelStats *st;
+
+	lm_sched_get_stats(wm->sched, &now);
+	LWLockAcquire(lmgen_shared->lock, LW_EXCLUSIVE);
+	st = ModelStatsEntry(wm->m->path, wm->m->name);
+	if (st)
+	{
+		st->busy_s += busy_s;
+		st->steps += now.steps - wm->seen.steps;
+		st->batch_seqs += now.seqs_sum - wm->seen.seqs_sum;
+		if (now.steps > wm->seen.steps)
+			st->max_batch = Max(st->max_batch, now.seqs_max);
+	}
+	LWLockRelease(lmgen_shared->lock);
+	wm->seen = now;
+}
+
+/* One step of every model with work; true when any ran. */
+static bool
+RunSteps(void)
+{
+	bool		ran = false;
+
+	for (WorkerModel *wm = worker_models; wm; wm = wm->next)
+	{
+		char		err[512];
+		TimestampTz t0;
+		int			rc;
+
+		if (lm_sched_n_running(wm->sched) + lm_sched_n_waiting(wm->sched) == 0)
+			continue;
+		t0 = GetCurrentTimestamp();
+		rc = lm_sched_step(wm->sched, err, sizeof(err));
+		if (rc == -2)
+			CHECK_FOR_INTERRUPTS(); /* shutdown; else a cancel, handled next round */
+		else if (rc == -1)
+			ereport(LOG, (errmsg("lmgen worker: a step of model \"%s\" failed: %s", wm->m->name, err)));
+		ran |= rc != 0;
+		CountSteps(wm, SecondsSince(t0));
+		CollectFinished(wm);
+	}
+	return ran;
+}
+
+/* Send the ready results (without blocking); true when some are still unsent. */
+static bool
+SendResults(void)
+{
+	bool		pending = false;
+
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+	{
+		WorkerRequest *r = &requests[i];
+		shm_mq_result res;
+
+		if (!r->used || !r->ready)
+			continue;
+		res = shm_mq_send(r->mqh, r->result.len, r->result.data, true, true);
+		if (res == SHM_MQ_WOULD_BLOCK)
+			pending = true;
+		else
+			FinishRequest(i, res == SHM_MQ_SUCCESS);
+	}
+	return pending;
+}
+
+/* Publish the worker's state and scheduler counts for lmgen.status(). */
+static void
+PublishState(void)
+{
+	int			running = 0,
+				waiting = 0;
+	int64		used = 0,
+				free_blocks = 0;
+
+	for (WorkerModel *wm = worker_models; wm; wm = wm->next)
+	{
+		lm_sched_stats st;
+
+		lm_sched_get_stats(wm->sched, &st);
+		running += lm_sched_n_running(wm->sched);
+		waiting += lm_sched_n_waiting(wm->sched);
+		if (st.kv_block_bytes > 0)
+		{
+			used += st.kv_in_use / st.kv_block_bytes;
+			free_blocks += (st.kv_budget - Min(st.kv_budget, st.kv_in_use)) / st.kv_block_bytes;
+		}
+	}
+	LWLockAcquire(lmgen_shared->lock, LW_EXCLUSIVE);
+	lmgen_shared->worker_state = running + waiting > 0 ? LMGEN_WORKER_BUSY : LMGEN_WORKER_IDLE;
+	lmgen_shared->models_loaded = ModelsOpenByFile();
+	lmgen_shared->active = running;
+	lmgen_shared->queued = waiting;
+	lmgen_shared->kv_blocks_used = used;
+	lmgen_shared->kv_blocks_free = free_blocks;
+	LWLockRelease(lmgen_shared->lock);
+}
+
+/* True when the worker holds any request. */
+static bool
+AnyHeld(void)
+{
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+		if (requests[i].used)
+			return true;
+	return false;
 }
 
 /* Open the default model file at start, so the first call does not wait for it. */
@@ -314,29 +686,35 @@ LmgenWorkerMain(Datum arg)
 	lmgen_shared->worker_state = LMGEN_WORKER_STARTING;
 	LWLockRelease(lmgen_shared->lock);
 
-	call_cxt = AllocSetContextCreate(TopMemoryContext, "lmgen worker call", ALLOCSET_DEFAULT_SIZES);
+	requests = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerRequest) * lmgen_shared->n_slots);
+	model_close_hook = DropWorkerModel;
+	call_cxt = AllocSetContextCreate(TopMemoryContext, "lmgen worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(call_cxt);
 	WarmDefaultModel();
-	MemoryContextReset(call_cxt);
+	PublishState();
 
 	for (;;)
 	{
-		uint64		id;
-		dsm_handle	h;
-		TimestampTz queued_at;
-		int			i;
+		bool		ran;
+		bool		unsent;
 
+		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		i = TakeQueued(&id, &h, &queued_at);
-		if (i < 0)
-		{
-			SetWorkerState(LMGEN_WORKER_IDLE);
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			continue;
-		}
-		SetWorkerState(LMGEN_WORKER_BUSY);
-		ServeRequest(i, id, h, queued_at);
 		MemoryContextReset(call_cxt);
+		AdmitQueued();
+		DropCancelled();
+		ran = RunSteps();
+		unsent = SendResults();
+		PublishState();
+		if (ran)
+			continue;
+		if (!AnyHeld())
+		{
+			/* idle: no engine thread waits while nothing runs */
+			for (WorkerModel *wm = worker_models; wm; wm = wm->next)
+				lm_context_stop_threads(wm->ctx);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (unsent ? WL_TIMEOUT : 0),
+						 unsent ? 100L : -1L, PG_WAIT_EXTENSION);
 	}
 }
