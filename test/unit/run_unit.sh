@@ -28,7 +28,7 @@ run_one() {
 for t in "$@"; do
 	run_one "$t" ""
 	case "$t" in
-		*test_model|*test_generate|*test_gemma3)
+		*test_model|*test_generate|*test_gemma3|*test_scheduler)
 			run_one "$t" scalar
 			grep -qw avx2 /proc/cpuinfo && run_one "$t" avx2
 			;;
