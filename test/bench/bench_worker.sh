@@ -13,7 +13,9 @@
 #     (/proc/<pid>/smaps_rollup of the postmaster and its children), the
 #     highest of samples taken every 0.2 s while the clients run; printed
 #     for every row, the issue asks for 1 and 16 clients;
-#   - in worker mode, the worker's mean and max batch size (lmgen.stats).
+#   - in worker mode, the worker's mean and max batch size (lmgen.stats);
+#   - before the table: the time to the first result in a brand-new
+#     connection (SELECT 1, and a one-token generate), per mode.
 #
 # Usage: test/bench/bench_worker.sh
 #   Starts a throwaway cluster (initdb in a temporary directory, lmgen
@@ -120,6 +122,21 @@ echo "generate: $calls calls x $tokens tokens per client; summarize: $rows rows 
 # warm up: the worker opens the model, and the page cache holds the file
 q "SELECT generate('warm up', 4, model => $m)" >/dev/null
 q "SET lmgen.execution = 'local'; SELECT generate('warm up', 4, model => $m)" >/dev/null
+# time to the first result in a brand-new connection (median of 5): a connection with SELECT 1, and one with a 1-token generate
+first_call() {
+	local mode=$1 sql=$2 i t0 t1 ts=()
+	for i in 1 2 3 4 5; do
+		t0=$(now)
+		psql -X -q -At -d "$conn" -c "SET lmgen.execution = '$mode'" -c "$sql" >/dev/null
+		t1=$(now)
+		ts+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
+	done
+	printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p
+}
+for mode in $modes; do
+	printf 'new connection, %-6s: SELECT 1 %.1f ms; generate(1 token) %.1f ms\n' "$mode" \
+		"$(first_call "$mode" "SELECT 1")" "$(first_call "$mode" "SELECT generate('Hi', 1, model => $m)")"
+done
 printf '%-7s %7s %12s %14s %11s %12s %14s %12s\n' mode clients gen_tok/s gen_peak_MB sum_rows/s sum_peak_MB mean_batch max_batch
 for mode in $modes; do
 	for n in $clients_list; do
