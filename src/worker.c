@@ -673,6 +673,8 @@ LmgenWorkerMain(Datum arg)
 	MemoryContext call_cxt;
 
 	pqsignal(SIGTERM, die);
+	/* a cancel is for calls, which backends cancel through their slots; not for the worker */
+	pqsignal(SIGINT, SIG_IGN);
 	BackgroundWorkerUnblockSignals();
 	lmgen_threads = WorkerThreads();
 	/* no database: shows the worker in pg_stat_activity */
