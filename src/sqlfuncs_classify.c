@@ -214,39 +214,6 @@ ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
-/*
- * The log-softmax normaliser of one row of logits: max and log of the sum
- * of exp(logit - max).  Computed once per position and shared by every
- * label scored there.
- */
-typedef struct LogNorm
-{
-	float		mx;				/* largest logit */
-	double		log_sum;		/* log(sum(exp(logit - mx))) */
-} LogNorm;
-
-/* The normaliser of a row of logits. */
-static LogNorm
-LogNormOf(const float *logits, int n_vocab)
-{
-	LogNorm		z = {logits[0], 0.0};
-	double		sum = 0.0;
-
-	for (int i = 1; i < n_vocab; i++)
-		z.mx = Max(z.mx, logits[i]);
-	for (int i = 0; i < n_vocab; i++)
-		sum += exp((double) logits[i] - z.mx);
-	z.log_sum = log(sum);
-	return z;
-}
-
-/* log p(token | logits), given the row's normaliser. */
-static double
-LogProb(const float *logits, LogNorm z, int32 token)
-{
-	return (double) logits[token] - z.mx - z.log_sum;
-}
-
 /* lm_batch_free with the signature TrackEngineResource wants. */
 static void
 FreeBatch(void *p)
@@ -278,7 +245,7 @@ EvalPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, const LmgenProm
 {
 	int			shared = p0 ? Min(CommonPrefix(p, p0), p->n - 2) : 0;
 	const float *last;
-	LogNorm		z;
+	lm_lognorm	z;
 
 	if (shared > 0 && !lm_kv_seq_share(lm_context_kv(ctx), 0, seq, shared))
 		elog(ERROR, "could not share %d prompt positions with sequence %d", shared, seq);
@@ -292,9 +259,9 @@ EvalPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, const LmgenProm
 		lm_batch_add(b, p->ids[i], i, seq, i == p->n - 1);
 	RunForward(m, ctx, b);
 	last = lm_context_logits(ctx, b->n_tokens - 1);
-	z = LogNormOf(last, m->model->cfg.n_vocab);
+	z = lm_lognorm_of(last, m->model->cfg.n_vocab);
 	for (int k = 0; k < L->n; k++)
-		first[k] = LogProb(last, z, L->ids[k][0]);
+		first[k] = lm_logprob(last, z, L->ids[k][0]);
 }
 
 /*
@@ -371,13 +338,13 @@ PutSeq(TrieScorer *ts, int seq)
 static void
 AddTerms(TrieScorer *ts, const float *row, int lo, int hi, int j)
 {
-	LogNorm		z = LogNormOf(row, ts->m->model->cfg.n_vocab);
+	lm_lognorm	z = lm_lognorm_of(row, ts->m->model->cfg.n_vocab);
 
 	for (int i = lo; i < hi; i++)
 	{
 		int			k = ts->order[i];
 
-		ts->score[k] += LogProb(row, z, ts->L->ids[k][j]);
+		ts->score[k] += lm_logprob(row, z, ts->L->ids[k][j]);
 	}
 }
 

@@ -341,3 +341,25 @@ lm_sampler_sample(lm_sampler *s, const float *logits)
 	}
 	return c[n - 1].id;
 }
+
+/* The log-softmax normaliser of a row: its max, then the log of the sum of exp(l - max) in double. */
+lm_lognorm
+lm_lognorm_of(const float *logits, int n_vocab)
+{
+	lm_lognorm	z = {logits[0], 0.0};
+	double		sum = 0.0;
+
+	for (int i = 1; i < n_vocab; i++)
+		z.mx = z.mx > logits[i] ? z.mx : logits[i];
+	for (int i = 0; i < n_vocab; i++)
+		sum += exp((double) logits[i] - z.mx);
+	z.log_sum = log(sum);
+	return z;
+}
+
+/* log p(token | logits). */
+double
+lm_logprob(const float *logits, lm_lognorm z, int32_t token)
+{
+	return (double) logits[token] - z.mx - z.log_sum;
+}

@@ -55,6 +55,19 @@ extern int32_t lm_sampler_sample(lm_sampler *s, const float *logits);
 /* Index of the largest of n values, the lowest index on ties. */
 extern int32_t lm_argmax(const float *x, int n);
 
+/* The log-softmax normaliser of one row of logits (for scoring continuations). */
+typedef struct lm_lognorm
+{
+	float		mx;				/* largest logit */
+	double		log_sum;		/* log(sum(exp(logit - mx))), summed in double in id order */
+} lm_lognorm;
+
+/* The normaliser of n_vocab logits. */
+extern lm_lognorm lm_lognorm_of(const float *logits, int n_vocab);
+
+/* log p(token | logits) given the row's normaliser: logit - mx - log_sum, in double. */
+extern double lm_logprob(const float *logits, lm_lognorm z, int32_t token);
+
 /* Next raw 64 random bits of the sampler's generator (for tests). */
 extern uint64_t lm_sampler_rand(lm_sampler *s);
 

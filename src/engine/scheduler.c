@@ -31,12 +31,18 @@
  * token is sampled from them) and every token of an embedding (hidden state
  * only: no vocabulary projection); all carry the prompt value order when
  * the prompt has several tokens, whatever chunk they fall in, which is what
- * makes chunked prefill bit-identical to one pass (context.h).
+ * makes chunked prefill bit-identical to one pass (context.h).  A scoring
+ * request, its prompt done, puts one label per step into the batch (all
+ * its tokens but the last, each asking for logits, at the positions after
+ * the prompt: the forward pass rewinds the sequence over the previous
+ * label), with the value order classify always gave them.
  *
  * After the forward pass.  Generations sample from their logits and take
  * the token (lm_sequence_next: text, stop strings, budget, context); one
  * that ends is finished.  Embeddings add their tokens' hidden states to
- * their pool in token order and finish after the last prompt chunk.  A
+ * their pool in token order and finish after the last prompt chunk.
+ * Scoring requests add log p(next label token) per logits row (lm_logprob),
+ * in token order per label, and finish after their last label.  A
  * finished request gives its sequence's blocks back to the pool and its
  * slot and reservation to the next waiting request at once.
  *
@@ -64,6 +70,7 @@
 #include <string.h>
 
 #include "embed.h"
+#include "sampler.h"
 #include "sequence.h"
 #include "threads.h"
 
@@ -96,6 +103,12 @@ typedef struct sched_req
 	int32_t		next_pos;		/* generate: at this position */
 	lm_embed_pool pool;			/* embed: sum of hidden states */
 	float	   *embedding;		/* embed: (n_embd) the result */
+	int32_t   **lab_ids;		/* score: (n_labels) copies of the labels' ids */
+	int		   *lab_n;			/* score: (n_labels) their lengths */
+	int			n_labels;		/* score: labels */
+	int			lab;			/* score: the next label with tokens to evaluate (n_labels = none) */
+	int			lab_done;		/* score: its tokens evaluated */
+	double	   *scores;			/* score: (n_labels) log-likelihoods, accumulating */
 	lm_sched_status status;		/* once finished */
 	char		err[256];		/* message of LM_SCHED_ERROR */
 	int64_t		fin_order;		/* order of finishing (take_finished hands out the oldest) */
@@ -190,6 +203,11 @@ req_free(sched_req *r)
 	lm_sequence_free(r->gen);
 	lm_embed_pool_free(&r->pool);
 	free(r->embedding);
+	for (int k = 0; r->lab_ids && k < r->n_labels; k++)
+		free(r->lab_ids[k]);
+	free(r->lab_ids);
+	free(r->lab_n);
+	free(r->scores);
 	free(r);
 }
 
@@ -229,7 +247,7 @@ budget_blocks(const lm_sched *s)
  * a request for it; NULL with a message.
  */
 static sched_req *
-req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int n_pos, char *err, size_t errlen)
+req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int64_t n_pos, char *err, size_t errlen)
 {
 	const lm_kv *kv = lm_context_kv(s->ctx);
 	int			n_ctx = lm_context_n_ctx(s->ctx);
@@ -250,11 +268,11 @@ req_new(lm_sched *s, lm_sched_kind kind, const int32_t *prompt, int n, int n_pos
 		}
 	if (n_pos > n_ctx)
 		n_pos = n_ctx;
-	blocks = (n_pos + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+	blocks = (int32_t) ((n_pos + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
 	if (blocks > budget_blocks(s))
 	{
 		snprintf(err, errlen, "the request needs up to %.1f MB of KV cache (%d positions), more than the "
-				 "whole pool of %.1f MB", (double) blocks * kv->block_bytes / (1 << 20), n_pos,
+				 "whole pool of %.1f MB", (double) blocks * kv->block_bytes / (1 << 20), (int) n_pos,
 				 (double) kv->budget / (1 << 20));
 		return NULL;
 	}
@@ -313,7 +331,7 @@ lm_sched_submit_generate(lm_sched *s, const int32_t *prompt, int n, const lm_gen
 		snprintf(err, errlen, "no generation parameters");
 		return -1;
 	}
-	r = req_new(s, LM_SCHED_GENERATE, prompt, n, p->max_tokens > 0 ? n + p->max_tokens : n, err, errlen);
+	r = req_new(s, LM_SCHED_GENERATE, prompt, n, (int64_t) n + (p->max_tokens > 0 ? p->max_tokens : 0), err, errlen);
 	if (!r)
 		return -1;
 	r->gen = lm_sequence_create(s->tok, s->n_vocab, lm_context_n_ctx(s->ctx), prompt, n, p, err, errlen);
@@ -340,6 +358,78 @@ lm_sched_submit_embed(lm_sched *s, const int32_t *prompt, int n, char *err, size
 		return -1;
 	}
 	return req_queue(s, r);
+}
+
+/* The first label from k on that has tokens to evaluate after the prompt (two or more), or n_labels. */
+static int
+next_label(const sched_req *r, int k)
+{
+	while (k < r->n_labels && r->lab_n[k] < 2)
+		k++;
+	return k;
+}
+
+/* Queue the scoring of labels after a prompt. */
+int64_t
+lm_sched_submit_score(lm_sched *s, const int32_t *prompt, int n, const int32_t *const *labels,
+					  const int *n_ids, int n_labels, char *err, size_t errlen)
+{
+	sched_req  *r;
+	int			longest = 1;
+
+	if (n_labels < 1 || !labels || !n_ids)
+	{
+		snprintf(err, errlen, "scoring needs at least one label (got %d)", n_labels);
+		return -1;
+	}
+	for (int k = 0; k < n_labels; k++)
+	{
+		if (n_ids[k] < 1 || !labels[k])
+		{
+			snprintf(err, errlen, "label %d has no tokens", k);
+			return -1;
+		}
+		for (int j = 0; j < n_ids[k]; j++)
+			if (labels[k][j] < 0 || labels[k][j] >= s->n_vocab)
+			{
+				snprintf(err, errlen, "label %d token %d has id %d, outside the vocabulary 0..%d", k, j,
+						 labels[k][j], s->n_vocab - 1);
+				return -1;
+			}
+		if (n_ids[k] > longest)
+			longest = n_ids[k];
+	}
+	/* the prompt, then the longest label but its last token */
+	r = req_new(s, LM_SCHED_SCORE, prompt, n, (int64_t) n + longest - 1, err, errlen);
+	if (!r)
+		return -1;
+	if (n + longest - 1 > lm_context_n_ctx(s->ctx))
+	{
+		snprintf(err, errlen, "the prompt (%d tokens) and the longest label (%d) do not fit the context of %d",
+				 n, longest, lm_context_n_ctx(s->ctx));
+		req_free(r);
+		return -1;
+	}
+	r->n_labels = n_labels;
+	r->lab_ids = calloc(n_labels, sizeof(int32_t *));
+	r->lab_n = malloc(sizeof(int) * n_labels);
+	r->scores = calloc(n_labels, sizeof(double));
+	if (!r->lab_ids || !r->lab_n || !r->scores)
+		goto oom;
+	for (int k = 0; k < n_labels; k++)
+	{
+		r->lab_n[k] = n_ids[k];
+		if (!(r->lab_ids[k] = malloc(sizeof(int32_t) * n_ids[k])))
+			goto oom;
+		memcpy(r->lab_ids[k], labels[k], sizeof(int32_t) * n_ids[k]);
+	}
+	r->lab = next_label(r, 0);
+	return req_queue(s, r);
+
+oom:
+	req_free(r);
+	snprintf(err, errlen, "out of memory queuing a scoring request");
+	return -1;
 }
 
 /* End a request: give back its sequence, slot and reservation; count it. */
@@ -446,22 +536,82 @@ build_batch(lm_sched *s)
 		int			k,
 					order;
 
-		if (r->state != REQ_RUNNING || r->n_done == r->n_prompt)
+		if (r->state != REQ_RUNNING)
 			continue;
-		k = r->n_prompt - r->n_done;
-		if (k > s->step_tokens - b->n_tokens)
-			k = s->step_tokens - b->n_tokens;
-		order = r->n_prompt > 1 ? LM_PREFILL_YES : LM_PREFILL_NO;
-		r->b_first = b->n_tokens;
-		r->b_n = k;
-		for (int j = r->n_done; j < r->n_done + k; j++)
+		if (r->n_done < r->n_prompt)
 		{
-			lm_out		out = r->kind == LM_SCHED_EMBED ? LM_OUT_HIDDEN :
-				(j == r->n_prompt - 1 ? LM_OUT_LOGITS : LM_OUT_NONE);
+			/* a prompt chunk */
+			k = r->n_prompt - r->n_done;
+			if (k > s->step_tokens - b->n_tokens)
+				k = s->step_tokens - b->n_tokens;
+			order = r->n_prompt > 1 ? LM_PREFILL_YES : LM_PREFILL_NO;
+			r->b_first = b->n_tokens;
+			r->b_n = k;
+			for (int j = r->n_done; j < r->n_done + k; j++)
+			{
+				lm_out		out = r->kind == LM_SCHED_EMBED ? LM_OUT_HIDDEN :
+					(j == r->n_prompt - 1 ? LM_OUT_LOGITS : LM_OUT_NONE);
 
-			lm_batch_add_token(b, r->prompt[j], j, r->seq, out, order);
+				lm_batch_add_token(b, r->prompt[j], j, r->seq, out, order);
+			}
+		}
+		else if (r->kind == LM_SCHED_SCORE && r->lab < r->n_labels)
+		{
+			/* a chunk of a label (all but its last token), after the prompt */
+			const int32_t *ids = r->lab_ids[r->lab];
+
+			k = r->lab_n[r->lab] - 1 - r->lab_done;
+			if (k > s->step_tokens - b->n_tokens)
+				k = s->step_tokens - b->n_tokens;
+			order = r->lab_n[r->lab] > 2 ? LM_PREFILL_YES : LM_PREFILL_NO;
+			r->b_first = b->n_tokens;
+			r->b_n = k;
+			for (int j = r->lab_done; j < r->lab_done + k; j++)
+				lm_batch_add_token(b, ids[j], r->n_prompt + j, r->seq, LM_OUT_LOGITS, order);
 		}
 	}
+}
+
+/* Add a scoring request's terms from the logits of its tokens in this step; finish it after the last. */
+static void
+score_take(lm_sched *s, sched_req *r)
+{
+	const float *lg;
+	lm_lognorm	z;
+
+	if (r->n_done < r->n_prompt)
+	{
+		r->n_done += r->b_n;
+		s->st.prompt_tokens += r->b_n;
+		if (r->n_done < r->n_prompt)
+			return;
+		/* every label's first token after the prompt */
+		lg = lm_context_logits(s->ctx, r->b_first + r->b_n - 1);
+		z = lm_lognorm_of(lg, s->n_vocab);
+		for (int k = 0; k < r->n_labels; k++)
+			r->scores[k] = lm_logprob(lg, z, r->lab_ids[k][0]);
+	}
+	else
+	{
+		/* token j + 1 of the current label after its tokens up to j */
+		for (int t = 0; t < r->b_n; t++)
+		{
+			int			j = r->lab_done + t;
+
+			lg = lm_context_logits(s->ctx, r->b_first + t);
+			z = lm_lognorm_of(lg, s->n_vocab);
+			r->scores[r->lab] += lm_logprob(lg, z, r->lab_ids[r->lab][j + 1]);
+		}
+		r->lab_done += r->b_n;
+		s->st.prompt_tokens += r->b_n;
+		if (r->lab_done == r->lab_n[r->lab] - 1)
+		{
+			r->lab = next_label(r, r->lab + 1);
+			r->lab_done = 0;
+		}
+	}
+	if (r->lab == r->n_labels)
+		req_finish(s, r, LM_SCHED_OK, NULL);
 }
 
 /* Take a generation's sampled token; finish it when it has ended. */
@@ -508,6 +658,8 @@ consume_outputs(lm_sched *s)
 				gen_take(s, r);
 			}
 		}
+		else if (r->kind == LM_SCHED_SCORE)
+			score_take(s, r);
 		else
 		{
 			for (int t = 0; t < r->b_n; t++)
@@ -585,6 +737,11 @@ lm_sched_take_finished(lm_sched *s, lm_sched_result *out)
 	{
 		out->embedding = r->embedding;
 		out->n_embd = s->n_embd;
+	}
+	if (r->kind == LM_SCHED_SCORE && r->status == LM_SCHED_OK)
+	{
+		out->scores = r->scores;
+		out->n_scores = r->n_labels;
 	}
 	out->n_prompt = r->n_prompt;
 	out->queue_s = (r->t_admit > 0 ? r->t_admit : r->t_end) - r->t_submit;

@@ -4,7 +4,8 @@
  * while KV memory allows, and every lm_sched_step() runs ONE forward pass
  * over all running sequences: the decode token of every generating sequence
  * first, then prefill chunks of prompts within the step's token budget.
- * Requests that arrive while others run join at the next step.
+ * Requests that arrive while others run join at the next step.  Scoring
+ * requests (label log-likelihoods for classify) batch the same way.
  *
  * Same answers everywhere: a request's tokens, text and embedding are
  * byte-identical whether it runs alone, among any other requests, with any
@@ -53,7 +54,8 @@ typedef struct lm_sched lm_sched;
 typedef enum lm_sched_kind
 {
 	LM_SCHED_GENERATE = 0,		/* text generation (lm_gen_params) */
-	LM_SCHED_EMBED				/* mean-pooled, L2-normalised final hidden states (lm_embed_pool) */
+	LM_SCHED_EMBED,				/* mean-pooled, L2-normalised final hidden states (lm_embed_pool) */
+	LM_SCHED_SCORE				/* log-likelihood of each of several continuations (labels) */
 } lm_sched_kind;
 
 /* How a request ended. */
@@ -78,6 +80,8 @@ typedef struct lm_sched_result
 	lm_gen_stop reason;			/* generate: why it ended */
 	const float *embedding;		/* embed: n_embd floats */
 	int			n_embd;			/* embed: count */
+	const double *scores;		/* score: log p(label | prompt) of each label, in submit order */
+	int			n_scores;		/* score: count */
 	int			n_prompt;		/* prompt tokens */
 	double		queue_s;		/* seconds from submit to admission */
 	double		run_s;			/* seconds from admission to the end */
@@ -125,6 +129,21 @@ extern int64_t lm_sched_submit_generate(lm_sched *s, const int32_t *prompt, int 
 
 /* Queue an embedding of prompt (n ids); as lm_sched_submit_generate. */
 extern int64_t lm_sched_submit_embed(lm_sched *s, const int32_t *prompt, int n,
+									 char *err, size_t errlen);
+
+/*
+ * Queue the scoring of n_labels continuations of prompt (n ids): label k is
+ * the ids labels[k][0 .. n_ids[k]-1] (at least one), and its score the sum,
+ * in token order, of log p(token j | prompt, tokens before j) (lm_logprob).
+ * Label tokens evaluated after the prompt use the value order classify has
+ * always used: the decode order for the first token of a two-token label,
+ * the prompt order for the tokens of longer labels, so scores equal
+ * sqlfuncs_classify.c's trie scorer bit for bit.  The labels are evaluated
+ * one per step, each rewinding the sequence to the end of the prompt.
+ * Copies everything; as lm_sched_submit_generate.
+ */
+extern int64_t lm_sched_submit_score(lm_sched *s, const int32_t *prompt, int n,
+									 const int32_t *const *labels, const int *n_ids, int n_labels,
 									 char *err, size_t errlen);
 
 /*

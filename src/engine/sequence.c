@@ -24,7 +24,7 @@ struct lm_sequence
 	size_t		len;			/* bytes of text */
 	size_t		cap;			/* bytes allocated */
 	size_t		emitted;		/* bytes already handed to the caller */
-	int32_t    *toks;			/* (max_tokens) generated ids */
+	int32_t    *toks;			/* (min(max_tokens, n_ctx - n_prompt + 1)) generated ids */
 	int			n_toks;			/* count */
 	int			pos;			/* position of the pending token */
 	int32_t		pending;		/* sampled, not yet taken */
@@ -179,7 +179,8 @@ lm_sequence_create(const lm_tokenizer *tok, int n_vocab, int n_ctx, const int32_
 				goto oom;
 		s->p.stop = (const char *const *) s->stop;
 	}
-	s->toks = malloc(sizeof(int32_t) * p->max_tokens);
+	/* at most one token per free position, and one more (the last is never evaluated) */
+	s->toks = malloc(sizeof(int32_t) * (p->max_tokens < n_ctx - n_prompt + 1 ? p->max_tokens : n_ctx - n_prompt + 1));
 	if (!s->toks || !text_reserve(s, 256))
 		goto oom;
 	s->text[0] = 0;

@@ -560,6 +560,14 @@ check_validation(const char *shared)
 	lm_batch_add(b, 1, 16, 0, true);
 	CHECK(lm_model_forward(ctx, b, err, sizeof(err)) == -1 && strstr(err, "context") != NULL,
 		  "a position beyond n_ctx is refused (%s)", err);
+	lm_batch_clear(b);
+	lm_batch_add_token(b, 1, 0, 0, (lm_out) 7, LM_PREFILL_AUTO);
+	CHECK(lm_model_forward(ctx, b, err, sizeof(err)) == -1 && strstr(err, "output kind") != NULL,
+		  "an unknown output kind is refused (%s)", err);
+	lm_batch_clear(b);
+	lm_batch_add_token(b, 1, 0, 0, LM_OUT_LOGITS, 2);
+	CHECK(lm_model_forward(ctx, b, err, sizeof(err)) == -1 && strstr(err, "prefill") != NULL,
+		  "an unknown prefill flag is refused (%s)", err);
 	CHECK(lm_kv_seq_len(lm_context_kv(ctx), 0) == 0, "refused batches leave the cache empty");
 	lm_batch_clear(b);
 	lm_batch_add(b, 1, 0, 0, false);

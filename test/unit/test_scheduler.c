@@ -18,8 +18,13 @@
  *     exceed the budget, and all finish with the same answers;
  *   - a request that can never fit fails at submit with a message;
  *   - a step stopped by the abort check changes nothing: the next steps give
- *     the same answers.
+ *     the same answers;
+ *   - label scores (classify) through the scheduler, alone, among
+ *     generations and with step_tokens 1, equal bit for bit the way
+ *     classify computed them before its trie scorer: the prompt in one
+ *     batch, each label's tokens but the last in one batch of their own.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,7 @@
 #include "embed.h"
 #include "generate.h"
 #include "model.h"
+#include "sampler.h"
 #include "scheduler.h"
 #include "tokenizer.h"
 #include "unit.h"
@@ -352,6 +358,140 @@ check_chunked_prefill(lm_model *m, const char *name, bool show_cause)
 	free(l);
 }
 
+#define N_LABELS 7
+
+/* Label k: 1 to 5 tokens; labels 2..4 share their first two tokens. */
+static int
+make_label(int k, int n_vocab, int32_t *ids)
+{
+	static const int len[N_LABELS] = {1, 2, 3, 3, 5, 2, 4};
+
+	for (int j = 0; j < len[k]; j++)
+		ids[j] = 3 + ((k >= 2 && k <= 4 && j < 2 ? 2 : k) * 53 + j * 29) % (n_vocab - 3);
+	return len[k];
+}
+
+/*
+ * Label scores computed the way classify did before its trie scorer: the
+ * prompt as one batch; each label's tokens but the last as one batch after
+ * it (value order inferred from the batch); lm_logprob terms in token order.
+ */
+static bool
+scores_reference(lm_context *ctx, const int32_t *prompt, int n, int32_t lab[][8], const int *lab_n, double *out)
+{
+	char		err[256];
+	int			V = lm_context_model(ctx)->cfg.n_vocab;
+	lm_batch   *b = lm_batch_create(n + 8);
+	bool		ok = b != NULL;
+	const float *lg;
+	lm_lognorm	z;
+
+	lm_kv_seq_clear(lm_context_kv(ctx), 0);
+	for (int i = 0; ok && i < n; i++)
+		lm_batch_add(b, prompt[i], i, 0, i == n - 1);
+	ok = ok && lm_model_forward(ctx, b, err, sizeof(err)) == 0;
+	if (ok)
+	{
+		lg = lm_context_logits(ctx, n - 1);
+		z = lm_lognorm_of(lg, V);
+		for (int k = 0; k < N_LABELS; k++)
+			out[k] = lm_logprob(lg, z, lab[k][0]);
+	}
+	for (int k = 0; ok && k < N_LABELS; k++)
+	{
+		if (lab_n[k] < 2)
+			continue;
+		lm_batch_clear(b);
+		for (int j = 0; j < lab_n[k] - 1; j++)
+			lm_batch_add(b, lab[k][j], n + j, 0, true);
+		ok = lm_model_forward(ctx, b, err, sizeof(err)) == 0;
+		for (int j = 0; ok && j < lab_n[k] - 1; j++)
+		{
+			lg = lm_context_logits(ctx, j);
+			z = lm_lognorm_of(lg, V);
+			out[k] += lm_logprob(lg, z, lab[k][j + 1]);
+		}
+	}
+	lm_batch_free(b);
+	return ok;
+}
+
+/* Scores through the scheduler: alone, after the 16 other requests, or with step_tokens 1. */
+static bool
+scores_sched(lm_context *ctx, const lm_tokenizer *tok, test_req *others, int step_tokens,
+			 const int32_t *prompt, int n, int32_t lab[][8], const int *lab_n, double *out)
+{
+	char		err[256];
+	lm_sched_params sp = lm_sched_default_params();
+	lm_sched   *s;
+	const int32_t *labels[N_LABELS];
+	int64_t		id;
+	lm_sched_result res;
+	bool		got = false;
+
+	sp.step_tokens = step_tokens;
+	s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
+	if (!s)
+		return false;
+	for (int k = 0; k < N_LABELS; k++)
+		labels[k] = lab[k];
+	for (int i = 0; others && i < 8; i++)
+		if (others[i].embed)
+			lm_sched_submit_embed(s, others[i].prompt, others[i].n_prompt, err, sizeof(err));
+		else
+			lm_sched_submit_generate(s, others[i].prompt, others[i].n_prompt, &others[i].gp, err, sizeof(err));
+	id = lm_sched_submit_score(s, prompt, n, labels, lab_n, N_LABELS, err, sizeof(err));
+	for (int guard = 0; id >= 0 && !got && guard < 100000; guard++)
+	{
+		if (lm_sched_step(s, err, sizeof(err)) < 0)
+			break;
+		while (lm_sched_take_finished(s, &res))
+		{
+			if (res.id == id && res.status == LM_SCHED_OK && res.n_scores == N_LABELS)
+			{
+				memcpy(out, res.scores, sizeof(double) * N_LABELS);
+				got = true;
+			}
+			lm_sched_release(s, res.id);
+		}
+	}
+	if (id < 0)
+		printf("# submit_score: %s\n", err);
+	lm_sched_free(s);
+	return got;
+}
+
+/* Label scores through the scheduler equal the old batch-per-label computation, bit for bit. */
+static void
+check_scores(lm_context *ctx, const lm_tokenizer *tok, test_req *others, const char *name)
+{
+	int			V = lm_context_model(ctx)->cfg.n_vocab;
+	int32_t		prompt[40],
+				lab[N_LABELS][8];
+	int			lab_n[N_LABELS];
+	double		ref[N_LABELS] = {0},
+				got[N_LABELS] = {0};
+	bool		ok;
+
+	prompt[0] = lm_tokenizer_bos(tok);
+	for (int i = 1; i < 40; i++)
+		prompt[i] = 3 + (i * 71) % (V - 3);
+	for (int k = 0; k < N_LABELS; k++)
+		lab_n[k] = make_label(k, V, lab[k]);
+	ok = scores_reference(ctx, prompt, 40, lab, lab_n, ref);
+	CHECK(ok, "%s: reference label scores", name);
+	ok = ok && scores_sched(ctx, tok, NULL, 64, prompt, 40, lab, lab_n, got);
+	CHECK(ok && memcmp(ref, got, sizeof(ref)) == 0,
+		  "%s: %d label scores (1 to 5 tokens) through the scheduler alone equal the per-label batches bit for bit "
+		  "(first %.6f vs %.6f)", name, N_LABELS, ref[0], got[0]);
+	ok = ok && scores_sched(ctx, tok, others, 64, prompt, 40, lab, lab_n, got);
+	CHECK(ok && memcmp(ref, got, sizeof(ref)) == 0,
+		  "%s: label scores among 8 generations and embeddings are unchanged", name);
+	ok = ok && scores_sched(ctx, tok, others, 1, prompt, 40, lab, lab_n, got);
+	CHECK(ok && memcmp(ref, got, sizeof(ref)) == 0,
+		  "%s: label scores with step_tokens 1 (prompt and labels one token per step) are unchanged", name);
+}
+
 /* Everything on one model. */
 static void
 check_model(const char *path, const char *name, bool show_cause)
@@ -453,6 +593,8 @@ check_model(const char *path, const char *name, bool show_cause)
 		  "%s: a step stopped by the abort check returns -2 and changes nothing (%d of %d answers unchanged)",
 		  name, count_same(&o, N_REQ), N_REQ);
 
+	check_scores(ctx, tok, r, name);
+
 	/* a KV budget too small for all at once: they queue and all finish the same */
 	{
 		size_t		bb = lm_kv_block_bytes(m);
@@ -471,8 +613,8 @@ check_model(const char *path, const char *name, bool show_cause)
 			  "(%zu of %zu bytes) and all 16 finish byte-identical to alone (%d)",
 			  name, o.max_waiting, o.max_running, o.max_in_use, budget, count_same(&o, N_REQ));
 
-		/* one that can never fit */
-		big.gp.max_tokens = 1000;
+		/* one that can never fit (max_tokens near INT_MAX: no overflow in the worst case) */
+		big.gp.max_tokens = INT_MAX - 5;
 		s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
 		lm_context_set_kv_budget(ctx, 5 * bb);
 		err[0] = 0;
@@ -482,8 +624,12 @@ check_model(const char *path, const char *name, bool show_cause)
 		err[0] = 0;
 		id = s ? lm_sched_submit_embed(s, big.prompt, 0, err, sizeof(err)) : 0;
 		CHECK(s && id == -1 && err[0] != 0, "%s: an empty prompt fails at submit (\"%s\")", name, err);
-		lm_sched_free(s);
 		lm_context_set_kv_budget(ctx, 0);
+		err[0] = 0;
+		id = s ? lm_sched_submit_generate(s, big.prompt, big.n_prompt, &big.gp, err, sizeof(err)) : -1;
+		CHECK(s && id >= 0, "%s: without a KV budget the same request is accepted (its worst case is the context) %s",
+			  name, err);
+		lm_sched_free(s);
 	}
 done:
 	if (r)
