@@ -13,6 +13,10 @@
 #     (/proc/<pid>/smaps_rollup of the postmaster and its children), the
 #     highest of samples taken every 0.2 s while the clients run; printed
 #     for every row, the issue asks for 1 and 16 clients;
+#   - the same per CPU second the server used (postmaster, its live and
+#     reaped children, from /proc/<pid>/stat): on a machine shared with
+#     other work, wall-clock throughput also measures how much CPU the
+#     kernel gave 16 backends against one worker;
 #   - in worker mode, the worker's mean and max batch size (lmgen.stats);
 #   - before the table: the time to the first result in a brand-new
 #     connection (SELECT 1, and a one-token generate), per mode.
@@ -87,12 +91,23 @@ server_pss() {
 	echo $total
 }
 
+# CPU clock ticks the server has used: the postmaster, its reaped children and its live children.
+server_ticks() {
+	local total pid
+	total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")
+	for pid in $(pgrep -P "$postmaster"); do
+		total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
+	done
+	echo "$total"
+}
+
 # Seconds since the epoch, with fractions.
 now() { date +%s.%N; }
 
-# Run one client script per client concurrently, sampling PSS; prints "seconds sum_of_outputs max_pss_kB".
+# Run one client script per client concurrently, sampling PSS; prints "seconds sum_of_outputs max_pss_kB cpu_seconds".
 run_clients() {
-	local mode=$1 n=$2 kind=$3 i pids=() start end sum=0 peak=0 p
+	local mode=$1 n=$2 kind=$3 i pids=() start end sum=0 peak=0 p t0
+	t0=$(server_ticks)
 	start=$(now)
 	for i in $(seq 1 "$n"); do
 		if [ "$kind" = generate ]; then
@@ -113,7 +128,7 @@ run_clients() {
 	for i in $(seq 1 "$n"); do
 		sum=$((sum + $(tail -1 "$work/out.$i")))
 	done
-	echo "$(echo "$end - $start" | bc -l) $sum $peak"
+	echo "$(echo "$end - $start" | bc -l) $sum $peak $(echo "($(server_ticks) - $t0) / $(getconf CLK_TCK)" | bc -l)"
 }
 
 echo "model: $model ($(q "SELECT path FROM lmgen.models WHERE name = $m"))"
@@ -137,20 +152,20 @@ for mode in $modes; do
 	printf 'new connection, %-6s: SELECT 1 %.1f ms; generate(1 token) %.1f ms\n' "$mode" \
 		"$(first_call "$mode" "SELECT 1")" "$(first_call "$mode" "SELECT generate('Hi', 1, model => $m)")"
 done
-printf '%-7s %7s %12s %14s %11s %12s %14s %12s\n' mode clients gen_tok/s gen_peak_MB sum_rows/s sum_peak_MB mean_batch max_batch
+printf '%-7s %7s %10s %12s %12s %10s %12s %12s %11s %10s\n' mode clients gen_tok/s gen_tok/cpu_s gen_peak_MB sum_rows/s sum_rows/cpu_s sum_peak_MB mean_batch max_batch
 for mode in $modes; do
 	for n in $clients_list; do
 		q "SELECT lmgen.stats_reset()" >/dev/null
-		read -r gs gt gp <<<"$(run_clients "$mode" "$n" generate)"
-		read -r ss sr sp <<<"$(run_clients "$mode" "$n" summarize)"
+		read -r gs gt gp gc <<<"$(run_clients "$mode" "$n" generate)"
+		read -r ss sr sp sc <<<"$(run_clients "$mode" "$n" summarize)"
 		batch="- -"
 		if [ "$mode" = worker ]; then
 			batch=$(q "SELECT round(mean_batch::numeric, 2) || ' ' || max_batch FROM lmgen.stats WHERE model = $m")
 		fi
 		read -r mb xb <<<"$batch"
-		printf '%-7s %7d %12.1f %14.0f %11.2f %12.0f %14s %12s\n' "$mode" "$n" \
-			"$(echo "$gt / $gs" | bc -l)" "$(echo "$gp / 1024" | bc -l)" \
-			"$(echo "$sr / $ss" | bc -l)" "$(echo "$sp / 1024" | bc -l)" "$mb" "$xb"
+		printf '%-7s %7d %10.1f %12.1f %12.0f %10.2f %12.2f %12.0f %11s %10s\n' "$mode" "$n" \
+			"$(echo "$gt / $gs" | bc -l)" "$(echo "$gt / $gc" | bc -l)" "$(echo "$gp / 1024" | bc -l)" \
+			"$(echo "$sr / $ss" | bc -l)" "$(echo "$sr / $sc" | bc -l)" "$(echo "$sp / 1024" | bc -l)" "$mb" "$xb"
 	done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
