@@ -252,3 +252,34 @@ SELECT p.pid, r.rolname AS usename, p.classifier, p.phase, p.rows_read, p.rows_s
        p.epoch, p.epochs, p.loss, p.validation_accuracy, p.started_at
 FROM lmgen.training_progress_rows() p LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.userid;
 GRANT SELECT ON lmgen.training_progress TO PUBLIC;
+
+-- Background worker (needs shared_preload_libraries = 'lmgen') --------------
+-- Statistics per model file, kept by the worker since the last reset.
+CREATE FUNCTION lmgen.stats_rows(
+    OUT model text, OUT path text, OUT requests bigint, OUT errors bigint, OUT cancelled bigint,
+    OUT prompt_tokens bigint, OUT generated_tokens bigint, OUT busy_seconds double precision,
+    OUT tokens_per_second double precision, OUT steps bigint, OUT mean_batch double precision,
+    OUT max_batch integer, OUT queue_wait_seconds double precision,
+    OUT mean_queue_wait_seconds double precision, OUT stats_reset timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lmgen_stats_rows'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW lmgen.stats AS SELECT * FROM lmgen.stats_rows();
+GRANT SELECT ON lmgen.stats TO PUBLIC;
+
+-- Forget the statistics (superuser, or whoever is granted EXECUTE).
+CREATE FUNCTION lmgen.stats_reset()
+RETURNS void
+AS 'MODULE_PATHNAME', 'lmgen_stats_reset'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION lmgen.stats_reset() FROM PUBLIC;
+
+-- The worker now: pid, state, models open, KV pool blocks, calls running and waiting.
+CREATE FUNCTION lmgen.status(
+    OUT worker_pid integer, OUT state text, OUT models_loaded integer,
+    OUT kv_blocks_used bigint, OUT kv_blocks_free bigint,
+    OUT active_requests integer, OUT queued_requests integer, OUT max_requests integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'lmgen_status'
+LANGUAGE C VOLATILE;

@@ -7,6 +7,7 @@
 #include "utils/guc.h"
 
 #include "lmgen.h"
+#include "shmem.h"
 
 char	   *lmgen_model_dir = NULL;
 char	   *lmgen_default_model = NULL;
@@ -15,10 +16,20 @@ int			lmgen_max_tokens = LMGEN_DEFAULT_MAX_TOKENS;
 int			lmgen_threads = LMGEN_DEFAULT_THREADS;
 int			lmgen_context_overflow = LMGEN_OVERFLOW_ERROR;
 int			lmgen_max_kv_memory = LMGEN_DEFAULT_MAX_KV_MEMORY;
+int			lmgen_execution = LMGEN_EXECUTION_WORKER;
+int			lmgen_max_requests = LMGEN_DEFAULT_MAX_REQUESTS;
+int			lmgen_worker_threads = 0;
+int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
 	{"truncate", LMGEN_OVERFLOW_TRUNCATE, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry execution_options[] = {
+	{"worker", LMGEN_EXECUTION_WORKER, false},
+	{"local", LMGEN_EXECUTION_LOCAL, false},
 	{NULL, 0, false}
 };
 
@@ -103,6 +114,46 @@ GucInit(void)
 							&lmgen_max_kv_memory,
 							LMGEN_DEFAULT_MAX_KV_MEMORY, 1, LMGEN_MAX_MAX_KV_MEMORY,
 							PGC_SUSET,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("lmgen.execution",
+							 "Where model calls run: in the background worker or in the calling backend.",
+							 "\"worker\" hands calls to lmgen's background worker, which batches the calls of all "
+							 "sessions; it needs shared_preload_libraries = 'lmgen' and falls back to \"local\" without it. "
+							 "\"local\" runs them in the calling backend.",
+							 &lmgen_execution,
+							 LMGEN_EXECUTION_WORKER,
+							 execution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.max_requests",
+							"Calls that may be handed to the background worker at once.",
+							"Each is a slot in shared memory; more callers wait for a free slot.",
+							&lmgen_max_requests,
+							LMGEN_DEFAULT_MAX_REQUESTS, 1, LMGEN_MAX_MAX_REQUESTS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.worker_threads",
+							"CPU threads of the background worker's engine.",
+							"0 means one per CPU core of the machine.",
+							&lmgen_worker_threads,
+							0, 0, LMGEN_MAX_THREADS,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.kv_cache_size",
+							"KV cache pool of the background worker, per model.",
+							"The sequences the worker batches take fixed-size blocks from this pool; "
+							"calls that do not fit wait until running ones finish.",
+							&lmgen_kv_cache_size,
+							LMGEN_DEFAULT_KV_CACHE_SIZE, 1, LMGEN_MAX_MAX_KV_MEMORY,
+							PGC_POSTMASTER,
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);
 

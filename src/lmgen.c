@@ -16,5 +16,7 @@ void
 _PG_init(void)
 {
 	GucInit();
+	ShmemInit();
+	WorkerInit();
 	TrainInit();
 }

@@ -12,6 +12,7 @@
 #define LMGEN_MAX_THREADS 64
 #define LMGEN_DEFAULT_MAX_KV_MEMORY 1024	/* MB */
 #define LMGEN_MAX_MAX_KV_MEMORY (1024 * 1024)	/* MB: 1 TB */
+#define LMGEN_DEFAULT_KV_CACHE_SIZE 1024	/* MB */
 
 /* Values of lmgen.context_overflow. */
 typedef enum LmgenOverflow
@@ -19,6 +20,13 @@ typedef enum LmgenOverflow
 	LMGEN_OVERFLOW_ERROR,		/* refuse prompts longer than the context */
 	LMGEN_OVERFLOW_TRUNCATE		/* keep the end of the prompt */
 } LmgenOverflow;
+
+/* Values of lmgen.execution. */
+typedef enum LmgenExecution
+{
+	LMGEN_EXECUTION_WORKER,		/* calls go to the background worker (when preloaded) */
+	LMGEN_EXECUTION_LOCAL		/* calls run in the calling backend */
+} LmgenExecution;
 
 /* GUCs (guc.c); each C variable is named after its parameter. */
 extern char *lmgen_model_dir;	/* lmgen.model_dir */
@@ -28,9 +36,19 @@ extern int	lmgen_max_tokens;	/* lmgen.max_tokens */
 extern int	lmgen_threads;		/* lmgen.threads */
 extern int	lmgen_context_overflow; /* lmgen.context_overflow */
 extern int	lmgen_max_kv_memory;	/* lmgen.max_kv_memory, MB */
+extern int	lmgen_execution;	/* lmgen.execution */
+extern int	lmgen_max_requests; /* lmgen.max_requests */
+extern int	lmgen_worker_threads;	/* lmgen.worker_threads (0: the machine's cores) */
+extern int	lmgen_kv_cache_size;	/* lmgen.kv_cache_size, MB: the worker's KV pool per model */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);
+
+/* Reserve lmgen's shared memory when preloaded (shmem.c). */
+extern void ShmemInit(void);
+
+/* Register the background worker when preloaded (worker.c). */
+extern void WorkerInit(void);
 
 /* Reserve the shared training-progress array when preloaded (train_progress.c). */
 extern void TrainInit(void);

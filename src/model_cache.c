@@ -74,7 +74,6 @@ static struct
 	bool		registered;		/* a model of that name is registered */
 }			embedding_lookup;
 
-/* The memory context whose reset will stop the engine threads, if any. */
 
 /* Relcache callback: any change to the registry makes cached lookups stale. */
 static void
@@ -154,42 +153,46 @@ RegisteredPath(const char *name)
 	return path;
 }
 
-/* Free an entry and its engine objects. */
+/* Called before a model's engine objects are freed (the worker drops its scheduler over them). */
+void		(*model_close_hook) (LmgenModel *m) = NULL;
+
+/* Close an entry's engine objects (the entry stays, unopened). */
 static void
-FreeModel(LmgenModel *m)
+CloseModel(LmgenModel *m)
 {
+	if (m->gguf && model_close_hook)
+		model_close_hook(m);
 	lm_context_free(m->ctx);
 	lm_model_free(m->model);
 	lm_tokenizer_free(m->tok);
 	lm_gguf_close(m->gguf);
-	pfree(m->name);
-	pfree(m->path);
-	pfree(m->registered_path);
-	pfree(m->model_dir);
-	pfree(m);
+	m->ctx = NULL;
+	m->model = NULL;
+	m->tok = NULL;
+	m->gguf = NULL;
 }
 
 /* True when the entry still describes the file at path with these stats. */
 static bool
 EntryMatches(const LmgenModel *m, const char *path, const struct stat *st)
 {
-	return strcmp(m->path, path) == 0 && m->dev == st->st_dev && m->ino == st->st_ino &&
+	return m->path != NULL && strcmp(m->path, path) == 0 && m->dev == st->st_dev && m->ino == st->st_ino &&
 		m->size == st->st_size && m->mtime.tv_sec == st->st_mtim.tv_sec &&
 		m->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-/* Open the model file at a canonical path into a new entry; ERROR on failure. */
-static LmgenModel *
-OpenModel(const char *name, const char *path, const struct stat *st)
+/* Open the entry's file (m->path) into its engine objects; ERROR on failure (the entry stays unopened). */
+static void
+OpenModel(LmgenModel *m)
 {
+	const char *name = m->name;
 	char		err[512];
 	lm_gguf    *g;
 	lm_tokenizer *tok;
 	lm_model   *model;
 	bool		from_template;
-	LmgenModel *m;
 
-	g = lm_gguf_open(path, err, sizeof(err));
+	g = lm_gguf_open(m->path, err, sizeof(err));
 	if (g == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -223,19 +226,27 @@ OpenModel(const char *name, const char *path, const struct stat *st)
 				 errmsg("model file of model \"%s\" changed on disk while it was opened", name),
 				 errdetail("%s.", err)));
 	}
-	m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
 	m->model = model;
 	m->chat_fallback = lm_chat_family_of(g, &from_template);
 	m->chat = from_template ? m->chat_fallback : LM_CHAT_UNKNOWN;
-	m->name = MemoryContextStrdup(TopMemoryContext, name);
-	m->path = MemoryContextStrdup(TopMemoryContext, path);
+	m->gguf = g;
+	m->tok = tok;
+}
+
+/* Point an entry at the file at a canonical path with these stats (closing what it had open). */
+static void
+SetEntryFile(LmgenModel *m, const char *path, const struct stat *st)
+{
+	char	   *copy = MemoryContextStrdup(TopMemoryContext, path);
+
+	CloseModel(m);
+	if (m->path)
+		pfree(m->path);
+	m->path = copy;
 	m->dev = st->st_dev;
 	m->ino = st->st_ino;
 	m->size = st->st_size;
 	m->mtime = st->st_mtim;
-	m->gguf = g;
-	m->tok = tok;
-	return m;
 }
 
 /* True when the entry's registry row is still the current one for this user. */
@@ -280,14 +291,17 @@ MarkChecked(LmgenModel *m, const char *registered_path)
 	m->checked_at = GetCurrentStatementStartTimestamp();
 }
 
-/* The model registered under name (NULL/"" for the default), opened and cached. */
+/*
+ * The entry of the model registered under name (NULL/"" for the default):
+ * registry row read as the caller and file resolved and checked, but not
+ * necessarily opened (m->gguf NULL).  Kept for the life of the backend.
+ */
 LmgenModel *
-ModelAcquire(const char *name)
+ModelLookup(const char *name)
 {
 	char	   *path;
 	char	   *resolved;
 	struct stat st;
-	LmgenModel **link;
 	LmgenModel *m;
 
 	EnsureInvalidationCallback();
@@ -300,13 +314,12 @@ ModelAcquire(const char *name)
 					 errmsg("no default model is set"),
 					 errhint("Run \"make model\" and CREATE EXTENSION again, register a model with lmgen.load_model(name, path), or set lmgen.default_model.")));
 	}
-	for (link = &open_models; *link; link = &(*link)->next)
-		if (strcmp((*link)->name, name) == 0)
+	for (m = open_models; m; m = m->next)
+		if (strcmp(m->name, name) == 0)
 			break;
-	m = *link;
 
 	/* fast path: looked up and checked earlier in this statement */
-	if (m && RegistryRowFresh(m) && CheckedThisStatement(m) && !lm_gguf_damaged(m->gguf))
+	if (m && RegistryRowFresh(m) && CheckedThisStatement(m) && !(m->gguf && lm_gguf_damaged(m->gguf)))
 		return m;
 
 	path = (m && RegistryRowFresh(m)) ? pstrdup(m->registered_path) : RegisteredPath(name);
@@ -321,22 +334,82 @@ ModelAcquire(const char *name)
 				(errcode_for_file_access(),
 				 errmsg("could not stat model file \"%s\": %m", path)));
 
-	if (m && EntryMatches(m, resolved, &st) && !lm_gguf_damaged(m->gguf))
+	if (m == NULL)
 	{
-		MarkChecked(m, path);
-		return m;
+		m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
+		m->name = MemoryContextStrdup(TopMemoryContext, name);
+		m->next = open_models;
+		open_models = m;
 	}
-	if (m)
-	{
-		/* the registry or the file changed: drop the old mapping */
-		*link = m->next;
-		FreeModel(m);
-	}
-	m = OpenModel(name, resolved, &st);
+	if (!EntryMatches(m, resolved, &st) || (m->gguf && lm_gguf_damaged(m->gguf)))
+		SetEntryFile(m, resolved, &st); /* the registry or the file changed: drop the old mapping */
 	MarkChecked(m, path);
-	m->next = open_models;
-	open_models = m;
 	return m;
+}
+
+/* The model registered under name (NULL/"" for the default), opened and cached. */
+LmgenModel *
+ModelAcquire(const char *name)
+{
+	LmgenModel *m = ModelLookup(name);
+
+	if (m->gguf == NULL)
+		OpenModel(m);
+	return m;
+}
+
+/* The worker's models, keyed by file identity (no registry: names were resolved by the caller). */
+static LmgenModel *file_models = NULL;
+
+/*
+ * The model in the file at a canonical path (resolved by the calling
+ * backend), opened on first use and reopened when the file changed; name is
+ * the caller's name for it, used in messages.  For the background worker,
+ * which serves every database and reads no registry.
+ */
+LmgenModel *
+ModelByFile(const char *name, const char *path)
+{
+	struct stat st;
+	LmgenModel *m;
+
+	if (stat(path, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat model file of model \"%s\": %m", name)));
+	for (m = file_models; m; m = m->next)
+		if (m->dev == st.st_dev && m->ino == st.st_ino)
+			break;
+	if (m == NULL)
+	{
+		m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
+		m->name = MemoryContextStrdup(TopMemoryContext, name);
+		m->next = file_models;
+		file_models = m;
+	}
+	if (strcmp(m->name, name) != 0)
+	{
+		char	   *copy = MemoryContextStrdup(TopMemoryContext, name);
+
+		pfree(m->name);
+		m->name = copy;
+	}
+	if (!EntryMatches(m, path, &st) || (m->gguf && lm_gguf_damaged(m->gguf)))
+		SetEntryFile(m, path, &st);
+	if (m->gguf == NULL)
+		OpenModel(m);
+	return m;
+}
+
+/* Number of models the worker has open. */
+int
+ModelsOpenByFile(void)
+{
+	int			n = 0;
+
+	for (LmgenModel *m = file_models; m; m = m->next)
+		n += m->gguf != NULL;
+	return n;
 }
 
 /*
@@ -365,14 +438,21 @@ EmbeddingModelName(void)
 	return embedding_lookup.registered ? setting : NULL;
 }
 
-/* The model embed() uses: name, else the embedding model, else the default model. */
-LmgenModel *
-EmbeddingModelAcquire(const char *name)
+/* The model name embed() uses: name, else the embedding model, else NULL (the default model). */
+const char *
+EmbeddingModelNameFor(const char *name)
 {
 	EnsureInvalidationCallback();
 	if (name != NULL && name[0] != '\0')
-		return ModelAcquire(name);
-	return ModelAcquire(EmbeddingModelName());
+		return name;
+	return EmbeddingModelName();
+}
+
+/* The model embed() uses, opened: see EmbeddingModelNameFor. */
+LmgenModel *
+EmbeddingModelAcquire(const char *name)
+{
+	return ModelAcquire(EmbeddingModelNameFor(name));
 }
 
 /* ERROR when the model's file changed since it was opened (reads since may be garbage). */

@@ -48,11 +48,34 @@ typedef struct LmgenModel
 extern LmgenModel *ModelAcquire(const char *name);
 
 /*
+ * The same model's entry with its registry row and file checked as the
+ * caller, but not opened (m->path is the file to open): what a backend
+ * hands to the background worker.
+ */
+extern LmgenModel *ModelLookup(const char *name);
+
+/*
+ * The model in the file at a canonical path, opened on first use and kept,
+ * keyed by file identity (device, inode; reopened when size or mtime
+ * change); name is used in messages.  For the background worker.
+ */
+extern LmgenModel *ModelByFile(const char *name, const char *path);
+
+/* Called before a model's engine objects are freed, if set (must not ERROR). */
+extern void (*model_close_hook) (LmgenModel *m);
+
+/* Number of models opened through ModelByFile. */
+extern int	ModelsOpenByFile(void);
+
+/*
  * The model embed() uses: the one registered under name when name is given;
  * else lmgen.default_embedding_model when a model of that name is
  * registered; else the default model.
  */
 extern LmgenModel *EmbeddingModelAcquire(const char *name);
+
+/* The name EmbeddingModelAcquire would open (NULL: the default model), not opened. */
+extern const char *EmbeddingModelNameFor(const char *name);
 
 /* ERROR when the model's file changed on disk since it was opened. */
 extern void ModelCheckUnchanged(LmgenModel *m);

@@ -103,18 +103,25 @@ ReleaseCallMemory(void *arg)
 	}
 }
 
-/* Start a call: context, empty cache capped at lmgen.max_kv_memory, release on unwind. */
-RuntimeCall
-RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what)
+/* ERROR when a call needs more KV memory than lmgen.max_kv_memory. */
+void
+CheckKvMemory(size_t kv_bytes, const char *what)
 {
-	RuntimeCall call;
-
 	if (kv_bytes > MaxKvBytes())
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s needs %zu MB of KV memory, more than lmgen.max_kv_memory (%d MB)",
 						what, RoundUpMB(kv_bytes), lmgen_max_kv_memory),
 				 errhint("Shorten the text, or ask a superuser to raise lmgen.max_kv_memory.")));
+}
+
+/* Start a call: context, empty cache capped at lmgen.max_kv_memory, release on unwind. */
+RuntimeCall
+RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what)
+{
+	RuntimeCall call;
+
+	CheckKvMemory(kv_bytes, what);
 	call.ctx = RuntimeContext(m, n_seq);
 	lm_context_set_kv_budget(call.ctx, MaxKvBytes());
 	lm_kv_clear(lm_context_kv(call.ctx));
@@ -354,13 +361,21 @@ RunForward(LmgenModel *m, lm_context *ctx, const lm_batch *b)
 		EngineError(psprintf("could not run model \"%s\"", m->name), err);
 }
 
+/* KV memory a generation needs at most: prompt and answer, up to the context. */
+size_t
+GenerationKvBytes(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p)
+{
+	int			n_pos = Min(prompt->n + p->max_tokens, m->model->cfg.n_ctx_train);
+
+	return lm_kv_bytes(m->model, n_pos, 1);
+}
+
 /* Run a generation to its end; the text is returned palloc'd. */
 char *
 RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, size_t *len)
 {
 	char		err[512];
-	int			n_pos = Min(prompt->n + p->max_tokens, m->model->cfg.n_ctx_train);
-	RuntimeCall call = RuntimeBegin(m, 1, lm_kv_bytes(m->model, n_pos, 1), "this generation");
+	RuntimeCall call = RuntimeBegin(m, 1, GenerationKvBytes(m, prompt, p), "this generation");
 	lm_gen	   *gen;
 	EngineResource *res;
 	const char *text;

@@ -37,6 +37,12 @@ typedef struct RuntimeCall
 extern RuntimeCall RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what);
 extern void RuntimeEnd(RuntimeCall *call);
 
+/* ERROR when a call needs more KV memory than lmgen.max_kv_memory (what names the call). */
+extern void CheckKvMemory(size_t kv_bytes, const char *what);
+
+/* KV memory a generation needs at most: prompt and answer, up to the context. */
+extern size_t GenerationKvBytes(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p);
+
 /*
  * Prompt for an instruction: the model's chat template around user text
  * (with a system message only when one is given: SmolLM2's built-in default

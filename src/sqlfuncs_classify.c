@@ -34,6 +34,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "call.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -88,11 +89,10 @@ LabelTokens(LmgenModel *m, const char *label, size_t len, int *n)
 	return b + n_prefix;
 }
 
-/* Read and check the labels argument; ERROR on empty, NULL or duplicate labels. */
-static Labels
-ReadLabels(LmgenModel *m, ArrayType *arr)
+/* The labels argument as UTF-8 strings of the call; ERROR on a NULL label. */
+static void
+LabelStrings(ArrayType *arr, LmgenCall *c)
 {
-	Labels		L = {0};
 	Datum	   *elems;
 	bool	   *nulls;
 	int			count;
@@ -102,6 +102,27 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("labels must be a one-dimensional array")));
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+	c->n_strings = count;
+	c->strings = palloc(sizeof(char *) * (count + 1));
+	c->string_lens = palloc(sizeof(size_t) * (count + 1));
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("label %d is NULL", i + 1)));
+		c->strings[i] = TextToUtf8(DatumGetTextPP(elems[i]), &c->string_lens[i]);
+		c->strings[i] = pnstrdup(c->strings[i], c->string_lens[i]);
+	}
+}
+
+/* Check the labels of a call and tokenize them; ERROR on empty or duplicate labels. */
+static Labels
+ReadLabels(LmgenModel *m, const LmgenCall *c)
+{
+	Labels		L = {0};
+	int			count = c->n_strings;
+
 	if (count == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -118,12 +139,8 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 	L.n_ids = palloc(sizeof(int) * count);
 	for (int i = 0; i < count; i++)
 	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("label %d is NULL", i + 1)));
-		L.text[i] = TextToUtf8(DatumGetTextPP(elems[i]), &L.len[i]);
-		L.text[i] = pnstrdup(L.text[i], L.len[i]);
+		L.text[i] = c->strings[i];
+		L.len[i] = c->string_lens[i];
 		if (L.len[i] == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -535,7 +552,7 @@ ScoreAfterPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, int n_pro
  * group of labels.
  */
 static double **
-ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
+ScoreLabels(LmgenModel *m, int n_texts, const char **bodies, const size_t *body_lens, Labels *L)
 {
 	LmgenPrompt *prompt = palloc(sizeof(LmgenPrompt) * n_texts);
 	double	  **score = palloc(sizeof(double *) * n_texts);
@@ -551,10 +568,7 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 
 	for (int t = 0; t < n_texts; t++)
 	{
-		size_t		len;
-		char	   *s = TextToUtf8(bodies[t], &len);
-
-		prompt[t] = FitPrompt(m, ClassifyPrompt, L, s, len, L->max_ids, "the longest label", "use shorter labels", 3);
+		prompt[t] = FitPrompt(m, ClassifyPrompt, L, bodies[t], body_lens[t], L->max_ids, "the longest label", "use shorter labels", 3);
 		max_prompt = Max(max_prompt, prompt[t].n);
 		n_blocks += (prompt[t].n + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
 		score[t] = palloc0(sizeof(double) * L->n);
@@ -591,84 +605,107 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 	return score;
 }
 
-/* Baseline scores of a model and label list, kept for the rest of the query. */
+/* Baseline scores of a model file and label list, kept for the next calls. */
 typedef struct BaselineCache
 {
-	char	   *key;			/* model name and labels, NUL-separated */
+	char	   *key;			/* model file, its size and mtime, and labels, NUL-separated */
 	size_t		key_len;
 	double	   *score;			/* one per label */
 } BaselineCache;
+
+/* The last baseline computed in this process (TopMemoryContext). */
+static BaselineCache baseline;
 
 /* Content-free text whose label scores are the baseline. */
 #define CONTENT_FREE_TEXT "N/A"
 
 /*
- * Label scores of body, calibrated by the content-free baseline: cached for
- * the query, else scored together with body (their prompts share the label
- * list).
+ * Label scores of the body, calibrated by the content-free baseline: cached
+ * for the model file and labels, else scored together with body (their
+ * prompts share the label list).
  */
 static double *
-CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
+CalibratedScores(LmgenModel *m, Labels *L, const char *body, size_t body_len)
 {
-	BaselineCache *c = fcinfo->flinfo->fn_extra;
 	StringInfoData key;
 	double	   *score;
 
 	initStringInfo(&key);
-	appendStringInfoString(&key, m->name);
+	appendStringInfo(&key, "%s%c%lld%c%lld.%ld", m->path, '\0', (long long) m->size, '\0',
+					 (long long) m->mtime.tv_sec, (long) m->mtime.tv_nsec);
 	for (int k = 0; k < L->n; k++)
 	{
 		appendStringInfoChar(&key, '\0');
 		appendBinaryStringInfo(&key, L->text[k], L->len[k]);
 	}
-	if (c == NULL || c->key_len != (size_t) key.len || memcmp(c->key, key.data, key.len) != 0)
+	if (baseline.key == NULL || baseline.key_len != (size_t) key.len ||
+		memcmp(baseline.key, key.data, key.len) != 0)
 	{
-		text	   *bodies[2] = {cstring_to_text(CONTENT_FREE_TEXT), PG_GETARG_TEXT_PP(0)};
-		double	  **both = ScoreLabels(m, 2, bodies, L);
+		const char *bodies[2] = {CONTENT_FREE_TEXT, body};
+		size_t		lens[2] = {strlen(CONTENT_FREE_TEXT), body_len};
+		double	  **both = ScoreLabels(m, 2, bodies, lens, L);
 
-		if (c == NULL)
-			c = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BaselineCache));
-		else
+		if (baseline.key)
 		{
-			pfree(c->key);
-			pfree(c->score);
+			pfree(baseline.key);
+			pfree(baseline.score);
+			baseline.key = NULL;
 		}
-		c->key = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, key.len);
-		memcpy(c->key, key.data, key.len);
-		c->key_len = key.len;
-		c->score = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(double) * L->n);
-		memcpy(c->score, both[0], sizeof(double) * L->n);
+		baseline.score = MemoryContextAlloc(TopMemoryContext, sizeof(double) * L->n);
+		memcpy(baseline.score, both[0], sizeof(double) * L->n);
+		baseline.key = MemoryContextAlloc(TopMemoryContext, key.len);
+		memcpy(baseline.key, key.data, key.len);
+		baseline.key_len = key.len;
 		score = both[1];
 	}
 	else
-	{
-		text	   *bodies[1] = {PG_GETARG_TEXT_PP(0)};
-
-		score = ScoreLabels(m, 1, bodies, L)[0];
-	}
+		score = ScoreLabels(m, 1, &body, &body_len, L)[0];
 	for (int k = 0; k < L->n; k++)
-		score[k] -= c->score[k];
+		score[k] -= baseline.score[k];
 	return score;
+}
+
+/* Execute a classify call: the calibrated score of each label (doubles). */
+void
+ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
+{
+	Labels		L = ReadLabels(m, c);
+	double	   *score = CalibratedScores(m, &L, c->body, c->body_len);
+
+	appendBinaryStringInfo(out, (const char *) score, sizeof(double) * L.n);
+}
+
+/* The calibrated label scores of a classify()/classify_scores() call, one per label of c. */
+static double *
+ClassifyCall(FunctionCallInfo fcinfo, LmgenCall *c)
+{
+	StringInfoData res;
+
+	*c = CallInit(LMGEN_CALL_CLASSIFY, ModelNameArg(fcinfo, 2));
+	LabelStrings(PG_GETARG_ARRAYTYPE_P(1), c);
+	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
+	initStringInfo(&res);
+	CallRun(c, &res);
+	if (res.len != (int) (sizeof(double) * c->n_strings))
+		elog(ERROR, "classify returned %d bytes for %d labels", res.len, c->n_strings);
+	return (double *) res.data;
 }
 
 /* classify(body text, labels text[], model text) RETURNS text: the most likely label. */
 Datum
 lmgen_classify(PG_FUNCTION_ARGS)
 {
-	LmgenModel *m;
-	Labels		L;
+	LmgenCall	c;
 	double	   *score;
 	int			best = 0;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	m = ModelFromArg(fcinfo, 2);
-	L = ReadLabels(m, PG_GETARG_ARRAYTYPE_P(1));
-	score = CalibratedScores(fcinfo, m, &L);
-	for (int k = 1; k < L.n; k++)
+	score = ClassifyCall(fcinfo, &c);
+	for (int k = 1; k < c.n_strings; k++)
 		if (score[k] > score[best])
 			best = k;
-	PG_RETURN_TEXT_P(Utf8ToText(L.text[best], L.len[best]));
+	PG_RETURN_TEXT_P(Utf8ToText(c.strings[best], c.string_lens[best]));
 }
 
 /* classify_scores(body text, labels text[], model text) RETURNS TABLE(label text, probability real) */
@@ -676,8 +713,7 @@ Datum
 lmgen_classify_scores(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	LmgenModel *m;
-	Labels		L;
+	LmgenCall	c;
 	double	   *score;
 	double		mx,
 				sum = 0.0;
@@ -685,20 +721,18 @@ lmgen_classify_scores(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return (Datum) 0;
-	m = ModelFromArg(fcinfo, 2);
-	L = ReadLabels(m, PG_GETARG_ARRAYTYPE_P(1));
-	score = CalibratedScores(fcinfo, m, &L);
+	score = ClassifyCall(fcinfo, &c);
 	mx = score[0];
-	for (int k = 1; k < L.n; k++)
+	for (int k = 1; k < c.n_strings; k++)
 		mx = Max(mx, score[k]);
-	for (int k = 0; k < L.n; k++)
+	for (int k = 0; k < c.n_strings; k++)
 		sum += exp(score[k] - mx);
-	for (int k = 0; k < L.n; k++)
+	for (int k = 0; k < c.n_strings; k++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		values[0] = PointerGetDatum(Utf8ToText(L.text[k], L.len[k]));
+		values[0] = PointerGetDatum(Utf8ToText(c.strings[k], c.string_lens[k]));
 		values[1] = Float4GetDatum((float4) (exp(score[k] - mx) / sum));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "call.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -152,15 +153,20 @@ Utf8ToText(const char *s, size_t len)
 	return cstring_to_text_with_len(conv.data, conv.len);
 }
 
+/* Name of the model given by optional text argument argno (palloc'd), NULL for the default model. */
+char *
+ModelNameArg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+		return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	return NULL;
+}
+
 /* The model named by optional text argument argno (NULL = default model). */
 LmgenModel *
 ModelFromArg(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *name = NULL;
-
-	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
-		name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	return ModelAcquire(name);
+	return ModelAcquire(ModelNameArg(fcinfo, argno));
 }
 
 /*
@@ -173,7 +179,8 @@ ModelFromArg(FunctionCallInfo fcinfo, int argno)
 bool
 QueryAbortPending(void *arg)
 {
-	return QueryCancelPending || ProcDiePending;
+	/* in the background worker: also when the call's backend stopped waiting */
+	return QueryCancelPending || ProcDiePending || (lmgen_call_cancel != NULL && *lmgen_call_cancel);
 }
 
 /* Tokenize UTF-8 text with the model's tokenizer; palloc'd ids, count in *n. */

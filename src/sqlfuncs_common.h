@@ -19,6 +19,9 @@ extern char *TextToUtf8(text *t, size_t *len);
  */
 extern text *Utf8ToText(const char *s, size_t len);
 
+/* Name of the model given by optional text argument argno (palloc'd), NULL for the default model. */
+extern char *ModelNameArg(FunctionCallInfo fcinfo, int argno);
+
 /* The model named by optional text argument argno (NULL = default model). */
 extern LmgenModel *ModelFromArg(FunctionCallInfo fcinfo, int argno);
 

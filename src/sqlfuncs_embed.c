@@ -19,6 +19,7 @@
 #include "embed.h"
 #include "embed_encoder.h"
 #include "lmgen.h"
+#include "call.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -32,6 +33,20 @@ EmbedInput(LmgenModel *m, void *arg, const char *text, size_t len)
 
 	p.ids = TokenizeText(m, text, len, true, false, &p.n);
 	return p;
+}
+
+/* The tokens embed() pools for UTF-8 text s: fitted to the context; ERROR when there are none. */
+LmgenPrompt
+EmbedPromptOf(LmgenModel *m, const char *s, size_t len)
+{
+	LmgenPrompt in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
+
+	if (in.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot embed an empty text with model \"%s\"", m->name),
+				 errdetail("The text has no tokens and the model adds no BOS token.")));
+	return in;
 }
 
 /*
@@ -52,12 +67,7 @@ EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out)
 		EncoderEmbedTexts(m, &s, &len, 1, out);
 		return;
 	}
-	in = FitPrompt(m, EmbedInput, NULL, s, len, 0, NULL, NULL, 4);
-	if (in.n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot embed an empty text with model \"%s\"", m->name),
-				 errdetail("The text has no tokens and the model adds no BOS token.")));
+	in = EmbedPromptOf(m, s, len);
 
 	call = RuntimeBegin(m, 1, lm_kv_bytes(m->model, in.n, 1), "this embedding");
 	/* the engine checks for interrupts through the context's abort callback */
@@ -66,26 +76,38 @@ EmbedUtf8(LmgenModel *m, const char *s, size_t len, float *out)
 	RuntimeEnd(&call);
 }
 
+/* Execute an embed() call: the n_embd floats of the embedding. */
+void
+EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
+{
+	int			E = m->model->cfg.n_embd;
+	float	   *v = palloc(sizeof(float) * E);
+
+	EmbedUtf8(m, c->body, c->body_len, v);
+	appendBinaryStringInfo(out, (const char *) v, sizeof(float) * E);
+	pfree(v);
+}
+
 /* embed(body text, model text) RETURNS real[] */
 Datum
 lmgen_embed(PG_FUNCTION_ARGS)
 {
-	LmgenModel *m;
-	size_t		len;
-	char	   *s;
+	LmgenCall	c;
+	StringInfoData res;
 	int			E;
 	float	   *v;
 	Datum	   *out;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	/* NULL model: lmgen.default_embedding_model, else the default model */
-	m = EmbeddingModelAcquire(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	E = m->model->cfg.n_embd;
-	s = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	v = palloc(sizeof(float) * E);
-	EmbedUtf8(m, s, len, v);
-	out = palloc(sizeof(Datum) * E);
+	c = CallInit(LMGEN_CALL_EMBED, EmbeddingModelNameFor(ModelNameArg(fcinfo, 1)));
+	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
+	initStringInfo(&res);
+	CallRun(&c, &res);
+	E = res.len / sizeof(float);
+	v = palloc(sizeof(float) * Max(E, 1));
+	memcpy(v, res.data, sizeof(float) * E);
+	out = palloc(sizeof(Datum) * Max(E, 1));
 	for (int e = 0; e < E; e++)
 		out[e] = Float4GetDatum(v[e]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));

@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 
 #include "lmgen.h"
+#include "call.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -110,73 +111,97 @@ StopStrings(ArrayType *arr, int *n)
 Datum
 lmgen_generate(PG_FUNCTION_ARGS)
 {
-	LmgenModel *m;
-	lm_gen_params p = lm_gen_default_params();
-	LmgenPrompt prompt;
-	size_t		len;
-	char	   *body;
-	bool		use_chat;
-	char	   *out;
+	LmgenCall	c;
+	lm_gen_params *p;
+	StringInfoData out;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	p.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
-	CheckMaxTokens(p.max_tokens);
-	p.sampling.temperature = RealArg(fcinfo, 2, "temperature", 0.0f, 0.0f, 100.0f);
-	p.sampling.top_p = RealArg(fcinfo, 3, "top_p", 1.0f, 0.0f, 1.0f);
+	c = CallInit(LMGEN_CALL_GENERATE, ModelNameArg(fcinfo, 7));
+	p = &c.gen;
+	p->max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
+	CheckMaxTokens(p->max_tokens);
+	p->sampling.temperature = RealArg(fcinfo, 2, "temperature", 0.0f, 0.0f, 100.0f);
+	p->sampling.top_p = RealArg(fcinfo, 3, "top_p", 1.0f, 0.0f, 1.0f);
 	if (!PG_ARGISNULL(4))
 	{
-		p.sampling.top_k = PG_GETARG_INT32(4);
-		if (p.sampling.top_k < 0)
+		p->sampling.top_k = PG_GETARG_INT32(4);
+		if (p->sampling.top_k < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("top_k must be 0 (off) or positive, not %d", p.sampling.top_k)));
+					 errmsg("top_k must be 0 (off) or positive, not %d", p->sampling.top_k)));
 	}
-	if (p.sampling.top_p == 0.0f)
+	if (p->sampling.top_p == 0.0f)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("top_p must be greater than 0"),
 				 errhint("Use temperature => 0 for greedy decoding.")));
-	p.sampling.seed = PG_ARGISNULL(5) ? pg_prng_uint64(&pg_global_prng_state) : (uint64) PG_GETARG_INT64(5);
+	p->sampling.seed = PG_ARGISNULL(5) ? pg_prng_uint64(&pg_global_prng_state) : (uint64) PG_GETARG_INT64(5);
 	if (!PG_ARGISNULL(6))
-		p.stop = StopStrings(PG_GETARG_ARRAYTYPE_P(6), &p.n_stop);
+	{
+		p->stop = StopStrings(PG_GETARG_ARRAYTYPE_P(6), &p->n_stop);
+		c.strings = (char **) p->stop;
+		c.n_strings = p->n_stop;
+		c.string_lens = palloc(sizeof(size_t) * (c.n_strings + 1));
+		for (int i = 0; i < c.n_strings; i++)
+			c.string_lens[i] = strlen(c.strings[i]);
+	}
+	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
+	initStringInfo(&out);
+	CallRun(&c, &out);
+	PG_RETURN_TEXT_P(Utf8ToText(out.data, out.len));
+}
 
-	m = ModelFromArg(fcinfo, 7);
-	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	use_chat = m->chat != LM_CHAT_UNKNOWN;
-	prompt = FitPrompt(m, GeneratePrompt, &use_chat, body, len, p.max_tokens, "the answer", "ask for fewer tokens", 1);
-	out = RunGeneration(m, &prompt, &p, &len);
-	PG_RETURN_TEXT_P(Utf8ToText(out, len));
+/* The prompt of a generate() call: the text, through the chat template when the model has one. */
+LmgenPrompt
+GeneratePromptOf(LmgenModel *m, const LmgenCall *c)
+{
+	bool		use_chat = m->chat != LM_CHAT_UNKNOWN;
+
+	return FitPrompt(m, GeneratePrompt, &use_chat, c->body, c->body_len, c->gen.max_tokens, "the answer", "ask for fewer tokens", 1);
 }
 
 static const char *const summary_stop[] = {"\n"};
+static const size_t summary_stop_len[] = {1};
 
 /* summarize(body text, max_tokens int, model text) RETURNS text */
 Datum
 lmgen_summarize(PG_FUNCTION_ARGS)
 {
-	LmgenModel *m;
-	lm_gen_params p = lm_gen_default_params();
-	LmgenPrompt prompt;
-	size_t		len;
-	char	   *body;
-	char	   *out;
+	LmgenCall	c;
+	StringInfoData out;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	p.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
-	CheckMaxTokens(p.max_tokens);
-	m = ModelFromArg(fcinfo, 2);
+	c = CallInit(LMGEN_CALL_SUMMARIZE, ModelNameArg(fcinfo, 2));
+	c.gen.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
+	CheckMaxTokens(c.gen.max_tokens);
 	/* a summary is one line: stop at the first line break */
-	p.stop = summary_stop;
-	p.n_stop = 1;
-	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	prompt = FitPrompt(m, SummarizePrompt, NULL, body, len, p.max_tokens, "the summary", "ask for fewer tokens", 3);
-	out = RunGeneration(m, &prompt, &p, &len);
-	/* trim the whitespace models like to put around an answer */
+	c.gen.stop = summary_stop;
+	c.gen.n_stop = 1;
+	c.strings = (char **) summary_stop;
+	c.string_lens = (size_t *) summary_stop_len;
+	c.n_strings = 1;
+	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
+	initStringInfo(&out);
+	CallRun(&c, &out);
+	PG_RETURN_TEXT_P(Utf8ToText(out.data, out.len));
+}
+
+/* The prompt of a summarize() call. */
+LmgenPrompt
+SummarizePromptOf(LmgenModel *m, const LmgenCall *c)
+{
+	return FitPrompt(m, SummarizePrompt, NULL, c->body, c->body_len, c->gen.max_tokens, "the summary", "ask for fewer tokens", 3);
+}
+
+/* A summary from the generated text: trimmed of the whitespace models like to put around an answer. */
+void
+SummarizeFinish(const char *out, size_t len, StringInfo buf)
+{
 	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\n'))
 		len--;
 	while (len > 0 && (*out == ' ' || *out == '\n'))
 		out++, len--;
-	PG_RETURN_TEXT_P(Utf8ToText(out, len));
+	appendBinaryStringInfo(buf, out, len);
 }

@@ -16,17 +16,21 @@ our @EXPORT = qw(lmgen_node);
 
 # Start a node named $name with models [registry name => file, ...],
 # registered in that order (the first becomes the default model), from $opts{model_dir} (default: the generated test models),
-# plus $opts{conf} appended to postgresql.conf.
+# plus $opts{conf} appended to postgresql.conf.  Calls run in the backends
+# (lmgen.execution = 'local') unless $opts{execution} is 'worker': the tests
+# that use this helper check what a backend itself does (its threads, CPU,
+# memory, mapped files); the background worker has tests of its own.
 sub lmgen_node
 {
 	my ($name, $models, %opts) = @_;
 	my $dir = $opts{model_dir} // "$ENV{TESTDIR}/test/models";
 	my $conf = $opts{conf} // '';
+	my $execution = $opts{execution} // 'local';
 	my $node = PostgreSQL::Test::Cluster->new($name);
 
 	$node->init;
 	$node->append_conf('postgresql.conf',
-		"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\n$conf");
+		"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\nlmgen.execution = '$execution'\n$conf");
 	$node->start;
 	my $sql = 'CREATE EXTENSION lmgen;';
 	for (my $i = 0; $i < @$models; $i += 2)

@@ -26,7 +26,8 @@ $node->init;
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'lmgen'\n"
 	  . "lmgen.model_dir = '$ENV{TESTDIR}/test/models'\n"
-	  . "lmgen.max_tokens = 8000\n");
+	  . "lmgen.max_tokens = 8000\n"
+	  . "lmgen.execution = 'local'\n");
 $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('slow', 'slow.gguf')");
 

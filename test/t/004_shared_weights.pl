@@ -12,7 +12,7 @@ my $models = "$ENV{TESTDIR}/test/models";
 my $node = PostgreSQL::Test::Cluster->new('shared');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$models'\n");
+	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$models'\nlmgen.execution = 'local'\n");
 $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('long', 'long-ctx.gguf')");
 my $file_kb = (-s "$models/long-ctx.gguf") / 1024;

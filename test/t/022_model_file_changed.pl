@@ -26,7 +26,7 @@ my $victim = "$dir/victim.gguf";
 copy($real, $victim) or die "copy: $!";
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\nrestart_after_crash = on\n");
+	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\nrestart_after_crash = on\nlmgen.execution = 'local'\n");
 $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('victim', 'victim.gguf')");
 

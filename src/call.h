@@ -1,0 +1,90 @@
+/*
+ * call.h — one model call (generate, summarize, classify, embed) described
+ * as plain data, so that the same execution code runs it in the calling
+ * backend (local mode) or in the background worker (worker mode).
+ *
+ * Each SQL function parses and validates its arguments in the backend into
+ * an LmgenCall, then CallRun() either opens the model and executes the call
+ * right there, or resolves the model to its file (registry read as the
+ * caller, path confined as always) and hands the call to the worker
+ * (request.c), which executes it with the same functions and sends the
+ * result back.  The result is bytes whose meaning depends on the kind.
+ */
+#ifndef LMGEN_CALL_H
+#define LMGEN_CALL_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+
+#include "generate.h"
+#include "model_cache.h"
+#include "runtime.h"
+
+/* What a call computes; its result bytes. */
+typedef enum LmgenCallKind
+{
+	LMGEN_CALL_GENERATE,		/* generate(): UTF-8 text */
+	LMGEN_CALL_SUMMARIZE,		/* summarize(): UTF-8 text */
+	LMGEN_CALL_CLASSIFY,		/* classify(), classify_scores(): one double per label (calibrated log-likelihood) */
+	LMGEN_CALL_EMBED			/* embed(): the model's n_embd floats */
+} LmgenCallKind;
+
+/* A call with its validated arguments and the caller's settings it depends on. */
+typedef struct LmgenCall
+{
+	LmgenCallKind kind;
+	char	   *model_name;		/* the model as the caller named it (NULL: default); set to the registry name by CallRun */
+	char	   *model_path;		/* its file, resolved as the caller (worker mode) */
+	int			context_overflow;	/* the caller's lmgen.context_overflow */
+	int			max_kv_memory;	/* the caller's lmgen.max_kv_memory, MB */
+	char	   *body;			/* the text argument, UTF-8 (not NUL-terminated) */
+	size_t		body_len;
+	lm_gen_params gen;			/* generate, summarize: max_tokens, sampling (stop from strings) */
+	char	  **strings;		/* generate: stop strings; classify: labels; UTF-8, NUL-terminated */
+	size_t	   *string_lens;	/* their byte lengths */
+	int			n_strings;
+} LmgenCall;
+
+/* A call of kind with the caller's settings and no arguments yet. */
+extern LmgenCall CallInit(LmgenCallKind kind, const char *model_name);
+
+/*
+ * Run the call in this backend or in the worker (lmgen.execution) and
+ * return its result bytes (palloc'd) in out; ERROR as the call would raise.
+ */
+extern void CallRun(LmgenCall *c, StringInfo out);
+
+/* Execute the call with an open model, appending the result to out (both modes). */
+extern void CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
+
+/* The prompt of a generate or summarize call (the worker's scheduler path). */
+extern LmgenPrompt CallPrompt(LmgenModel *m, const LmgenCall *c);
+
+/* Append a generate/summarize call's result given the generated text. */
+extern void CallFinishText(const LmgenCall *c, const char *text, size_t len, StringInfo out);
+
+/* Serialize a call (its model resolved) into buf. */
+extern void CallSerialize(const LmgenCall *c, StringInfo buf);
+
+/* Read a call from bytes made by CallSerialize (pointers into data or palloc'd); ERROR when malformed. */
+extern LmgenCall CallDeserialize(const char *data, size_t len);
+
+/* True when calls go to the background worker (preloaded, lmgen.execution = 'worker'). */
+extern bool CallsUseWorker(void);
+
+/* Per-kind execution (sqlfuncs_*.c), shared by both modes. */
+extern LmgenPrompt GeneratePromptOf(LmgenModel *m, const LmgenCall *c);
+extern LmgenPrompt SummarizePromptOf(LmgenModel *m, const LmgenCall *c);
+extern void SummarizeFinish(const char *text, size_t len, StringInfo out);
+extern void ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
+extern void EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
+extern LmgenPrompt EmbedPromptOf(LmgenModel *m, const char *s, size_t len);
+
+/* In the background worker: the cancel flag of the call it is running, else NULL (worker.c). */
+extern volatile bool *lmgen_call_cancel;
+
+/* Run a call in the background worker (request.c). */
+extern void RequestRun(const LmgenCall *c, StringInfo out);
+
+#endif							/* LMGEN_CALL_H */

@@ -1,0 +1,152 @@
+/*
+ * sqlfuncs_status.c — what the background worker is doing and has done:
+ * lmgen.status(), the lmgen.stats view (lmgen.stats_rows()) and
+ * lmgen.stats_reset().  Each copies the shared fields out under the shared
+ * lock (shmem.c) and builds its rows after releasing it.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "lmgen.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(lmgen_status);
+PG_FUNCTION_INFO_V1(lmgen_stats_rows);
+PG_FUNCTION_INFO_V1(lmgen_stats_reset);
+
+/* ERROR unless lmgen was preloaded (the shared block exists). */
+static void
+RequirePreload(void)
+{
+	if (lmgen_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lmgen must be loaded via shared_preload_libraries"),
+				 errhint("Add lmgen to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Name of a worker state. */
+static const char *
+StateName(LmgenWorkerState st)
+{
+	switch (st)
+	{
+		case LMGEN_WORKER_STOPPED:
+			return "stopped";
+		case LMGEN_WORKER_STARTING:
+			return "starting";
+		case LMGEN_WORKER_IDLE:
+			return "idle";
+		case LMGEN_WORKER_BUSY:
+			return "busy";
+	}
+	return "unknown";
+}
+
+/* lmgen.status(): one row about the worker. */
+Datum
+lmgen_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	int			pid,
+				models,
+				active,
+				queued,
+				slots_queued = 0,
+				slots_active = 0;
+	int64		used,
+				free_blocks;
+	LmgenWorkerState st;
+
+	RequirePreload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	LWLockAcquire(lmgen_shared->lock, LW_SHARED);
+	pid = lmgen_shared->worker_pid;
+	st = lmgen_shared->worker_state;
+	models = lmgen_shared->models_loaded;
+	used = lmgen_shared->kv_blocks_used;
+	free_blocks = lmgen_shared->kv_blocks_free;
+	active = lmgen_shared->active;
+	queued = lmgen_shared->queued;
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+	{
+		slots_queued += lmgen_shared->slots[i].state == LMGEN_SLOT_QUEUED;
+		slots_active += lmgen_shared->slots[i].state == LMGEN_SLOT_ACTIVE;
+	}
+	LWLockRelease(lmgen_shared->lock);
+
+	values[0] = Int32GetDatum(pid);
+	nulls[0] = pid == 0;
+	values[1] = CStringGetTextDatum(StateName(st));
+	values[2] = Int32GetDatum(models);
+	values[3] = Int64GetDatum(used);
+	values[4] = Int64GetDatum(free_blocks);
+	/* the worker's own counts when it runs a scheduler, else the slots' */
+	values[5] = Int32GetDatum(Max(active, slots_active - queued));
+	values[6] = Int32GetDatum(slots_queued + queued);
+	values[7] = Int32GetDatum(lmgen_shared->n_slots);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* lmgen.stats_rows(): one row per model the worker has served since the last reset. */
+Datum
+lmgen_stats_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LmgenModelStats *copy;
+	TimestampTz reset;
+
+	RequirePreload();
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(LmgenModelStats) * LMGEN_STATS_MODELS);
+	LWLockAcquire(lmgen_shared->lock, LW_SHARED);
+	memcpy(copy, lmgen_shared->stats, sizeof(LmgenModelStats) * LMGEN_STATS_MODELS);
+	reset = lmgen_shared->stats_reset;
+	LWLockRelease(lmgen_shared->lock);
+
+	for (int i = 0; i < LMGEN_STATS_MODELS; i++)
+	{
+		LmgenModelStats *s = &copy[i];
+		Datum		values[15];
+		bool		nulls[15] = {0};
+
+		if (!s->used)
+			continue;
+		values[0] = CStringGetTextDatum(s->name);
+		values[1] = CStringGetTextDatum(s->path);
+		values[2] = Int64GetDatum(s->requests);
+		values[3] = Int64GetDatum(s->errors);
+		values[4] = Int64GetDatum(s->cancelled);
+		values[5] = Int64GetDatum(s->prompt_tokens);
+		values[6] = Int64GetDatum(s->generated_tokens);
+		values[7] = Float8GetDatum(s->busy_s);
+		values[8] = Float8GetDatum(s->busy_s > 0 ? s->generated_tokens / s->busy_s : 0.0);
+		values[9] = Int64GetDatum(s->steps);
+		values[10] = Float8GetDatum(s->steps > 0 ? (double) s->batch_seqs / s->steps : 0.0);
+		values[11] = Int32GetDatum(s->max_batch);
+		values[12] = Float8GetDatum(s->queue_s);
+		values[13] = Float8GetDatum(s->requests > 0 ? s->queue_s / s->requests : 0.0);
+		values[14] = TimestampTzGetDatum(reset);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* lmgen.stats_reset(): forget every model's statistics. */
+Datum
+lmgen_stats_reset(PG_FUNCTION_ARGS)
+{
+	RequirePreload();
+	LWLockAcquire(lmgen_shared->lock, LW_EXCLUSIVE);
+	memset(lmgen_shared->stats, 0, sizeof(lmgen_shared->stats));
+	lmgen_shared->stats_reset = GetCurrentTimestamp();
+	LWLockRelease(lmgen_shared->lock);
+	PG_RETURN_VOID();
+}
