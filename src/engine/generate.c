@@ -26,6 +26,9 @@ struct lm_gen
 	size_t		len;			/* bytes of text */
 	size_t		cap;			/* bytes allocated */
 	size_t		emitted;		/* bytes already handed to the caller */
+	size_t		scanned;		/* bytes of text counted for the word limit */
+	size_t		word_end;		/* end of the last complete word counted */
+	int			words;			/* words begun in text[0..scanned) */
 	int32_t    *toks;			/* generated ids */
 	int			n_toks;			/* count */
 	int			pos;			/* position of the pending token */
@@ -128,6 +131,42 @@ find_stop(lm_gen *g, size_t old_len)
 	return true;
 }
 
+/* Whitespace for word counting (ASCII; other bytes belong to words). */
+static bool
+is_space_byte(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * Count the words begun in the text since the last call; when one begins
+ * after the max_words-th, cut the text after the max_words-th and return
+ * true.
+ */
+static bool
+find_word_limit(lm_gen *g)
+{
+	for (; g->scanned < g->len; g->scanned++)
+	{
+		bool		sp = is_space_byte(g->text[g->scanned]);
+		bool		prev_sp = g->scanned == 0 || is_space_byte(g->text[g->scanned - 1]);
+
+		if (!sp && prev_sp)
+		{
+			if (g->words == g->p.max_words)
+			{
+				g->len = g->word_end;
+				g->text[g->len] = 0;
+				return true;
+			}
+			g->words++;
+		}
+		if (!sp)
+			g->word_end = g->scanned + 1;
+	}
+	return false;
+}
+
 /* Bytes at the end of the text that might begin a stop string. */
 static size_t
 stop_holdback(const lm_gen *g)
@@ -181,6 +220,11 @@ lm_gen_start(lm_context *ctx, const lm_tokenizer *tok, int seq, const int32_t *p
 	{
 		snprintf(err, errlen, "prompt has %d tokens; it needs 1 to %d (the context size)",
 				 n_prompt, lm_context_n_ctx(ctx));
+		return NULL;
+	}
+	if (p->max_words < 0)
+	{
+		snprintf(err, errlen, "max_words must be 0 (off) or positive (got %d)", p->max_words);
 		return NULL;
 	}
 	if (p->max_tokens < 1)
@@ -275,6 +319,8 @@ lm_gen_next(lm_gen *g, int32_t *token, const char **text, size_t *text_len, char
 			goto oom;
 		if (find_stop(g, old_len))
 			finish(g, LM_GEN_STOP_STRING);
+		else if (g->p.max_words > 0 && find_word_limit(g))
+			finish(g, LM_GEN_STOP_MAX_WORDS);
 		else if (g->n_toks >= g->p.max_tokens)
 		{
 			if (!finish(g, LM_GEN_STOP_MAX_TOKENS))
@@ -354,6 +400,8 @@ lm_gen_stop_name(lm_gen_stop r)
 			return "context full";
 		case LM_GEN_STOP_CANCELLED:
 			return "cancelled";
+		case LM_GEN_STOP_MAX_WORDS:
+			return "max words";
 	}
 	return "unknown";
 }
