@@ -100,11 +100,12 @@ fixtures:
 
 installcheck: fixtures
 
-# pg_regress on the real models `make model` installs (sql/models.sql), in an
+# pg_regress on the real models `make model` installs (sql/models.sql,
+# sql/summaries.sql), in an
 # instance whose lmgen.model_dir is the installed model directory.
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
-		--load-extension=lmgen models
+		--load-extension=lmgen models summaries
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures

@@ -142,8 +142,11 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_generate'
 LANGUAGE C VOLATILE PARALLEL SAFE COST 100000;
 
--- A short factual summary through the model's chat format (greedy).
-CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text DEFAULT NULL)
+-- A short factual summary through the model's chat format (greedy), of at
+-- most max_words words, ending at a complete phrase; style 'sentence',
+-- 'headline' (a terse noun phrase) or 'bullets' (up to three "- " lines).
+CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text DEFAULT NULL,
+                          max_words integer DEFAULT 20, style text DEFAULT 'sentence')
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_summarize'
 LANGUAGE C STABLE PARALLEL SAFE COST 100000;

@@ -4,9 +4,9 @@
  * generate() continues a prompt: through the model's chat template when the
  * model file has one (an instruction model answers the prompt), as plain
  * text otherwise.  summarize() asks for a short factual summary through the
- * chat format (the template's, or the one the architecture implies), one
- * line long, and decodes greedily so the same row always gets the same
- * summary.
+ * chat format (the template's, or the one the architecture implies) and
+ * decodes greedily so the same row always gets the same summary; its
+ * prompts, decoding settings and answer shaping are in summary.c.
  */
 #include "postgres.h"
 
@@ -18,39 +18,17 @@
 
 #include "lmgen.h"
 #include "runtime.h"
+#include "summary.h"
 #include "sqlfuncs_common.h"
 
 PG_FUNCTION_INFO_V1(lmgen_generate);
 PG_FUNCTION_INFO_V1(lmgen_summarize);
-
-#define SUMMARIZE_INSTRUCTION \
-	"Summarize the following text in one short line of at most 12 words. Reply with the summary only."
 
 /* Build a generate() prompt: arg points at a bool "use the chat template". */
 static LmgenPrompt
 GeneratePrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 {
 	return BuildInstructionPrompt(m, NULL, text, len, *(bool *) arg);
-}
-
-/* Build a summarize() prompt around the text. */
-static LmgenPrompt
-SummarizePrompt(LmgenModel *m, void *arg, const char *text, size_t len)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	if (m->chat_fallback != LM_CHAT_UNKNOWN)
-	{
-		appendStringInfoString(&buf, SUMMARIZE_INSTRUCTION "\n\n");
-		appendBinaryStringInfo(&buf, text, len);
-		return BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
-	}
-	/* a model without a chat format gets a plain-text cue */
-	appendStringInfoString(&buf, "Text: ");
-	appendBinaryStringInfo(&buf, text, len);
-	appendStringInfoString(&buf, "\n\nOne-sentence summary:");
-	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
 /* Real argument in [lo, hi] or ERROR naming it. */
@@ -149,14 +127,17 @@ lmgen_generate(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(Utf8ToText(out, len));
 }
 
-static const char *const summary_stop[] = {"\n"};
-
-/* summarize(body text, max_tokens int, model text) RETURNS text */
+/*
+ * summarize(body text, max_tokens int, model text, max_words int, style text)
+ * RETURNS text (the new arguments come last, so calls naming the model by
+ * position keep working)
+ */
 Datum
 lmgen_summarize(PG_FUNCTION_ARGS)
 {
 	LmgenModel *m;
 	lm_gen_params p = lm_gen_default_params();
+	SummaryRequest r;
 	LmgenPrompt prompt;
 	size_t		len;
 	char	   *body;
@@ -166,17 +147,15 @@ lmgen_summarize(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	p.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
 	CheckMaxTokens(p.max_tokens);
+	r.max_words = PG_ARGISNULL(3) ? SUMMARY_DEFAULT_MAX_WORDS : PG_GETARG_INT32(3);
+	CheckMaxWords(r.max_words);
+	r.style = PG_ARGISNULL(4) ? SUMMARY_SENTENCE : SummaryStyleFromName(text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	m = ModelFromArg(fcinfo, 2);
-	/* a summary is one line: stop at the first line break */
-	p.stop = summary_stop;
-	p.n_stop = 1;
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	prompt = FitPrompt(m, SummarizePrompt, NULL, body, len, p.max_tokens, "the summary", "ask for fewer tokens", 3);
+	body = SummarySource(body, len, &len);
+	prompt = FitPrompt(m, SummaryPrompt, &r, body, len, p.max_tokens, "the summary", "ask for fewer tokens", 3);
+	SummaryDecoding(m, &r, body, len, &p);
 	out = RunGeneration(m, &prompt, &p, &len);
-	/* trim the whitespace models like to put around an answer */
-	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\n'))
-		len--;
-	while (len > 0 && (*out == ' ' || *out == '\n'))
-		out++, len--;
+	out = SummaryShape(m, &r, &p, out, &len);
 	PG_RETURN_TEXT_P(Utf8ToText(out, len));
 }
