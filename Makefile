@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models
+.PHONY: unit check-all fixtures tap model installcheck-models bench-quality
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -106,6 +106,12 @@ installcheck: fixtures
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
 		--load-extension=lmgen models summaries
+
+# Output-quality figures of summarize() and classify() in a throwaway cluster
+# (test/bench/quality.py; a program that prints numbers, not a test).
+# Options through QUALITY_ARGS, e.g. QUALITY_ARGS='--limit 40 --styles headline'.
+bench-quality:
+	test/bench/quality.py --temp --data $(or $(LMGEN_SHARED),../shared)/data $(QUALITY_ARGS)
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures

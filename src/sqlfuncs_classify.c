@@ -34,6 +34,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "classify_prompt.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -55,6 +56,7 @@ typedef struct Labels
 	int		   *n_ids;			/* token counts */
 	int			max_ids;		/* longest label in tokens */
 	int			list_tokens;	/* about the tokens of the labels listed in the prompt */
+	ClassifyPromptSpec spec;	/* what the prompt says besides the text */
 } Labels;
 
 /* The text the answer follows: the label is scored as its continuation. */
@@ -143,6 +145,10 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 		L.max_ids = Max(L.max_ids, L.n_ids[i]);
 		L.list_tokens += L.n_ids[i] + (i > 0);	/* the label and its ", " */
 	}
+	L.spec.n_labels = L.n;
+	L.spec.labels = L.text;
+	L.spec.list_labels = L.list_tokens <= LABEL_LIST_MAX_TOKENS;
+	L.spec.answer_prefix = AnswerPrefix(m);
 	return L;
 }
 
@@ -150,51 +156,7 @@ ReadLabels(LmgenModel *m, ArrayType *arr)
 static LmgenPrompt
 ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 {
-	Labels	   *L = arg;
-	StringInfoData buf;
-	bool		chat = m->chat_fallback != LM_CHAT_UNKNOWN;
-
-	initStringInfo(&buf);
-	if (L->list_tokens > LABEL_LIST_MAX_TOKENS)
-	{
-		/* too many labels to list: the instruction alone */
-		if (chat)
-			appendStringInfoString(&buf, "Classify the text into exactly one category.\n\n");
-	}
-	else
-	{
-		if (chat)
-			appendStringInfoString(&buf, "Classify the text into exactly one of these categories: ");
-		else
-			appendStringInfoString(&buf, "Categories: ");
-		for (int i = 0; i < L->n; i++)
-		{
-			if (i > 0)
-				appendStringInfoString(&buf, ", ");
-			appendBinaryStringInfo(&buf, L->text[i], L->len[i]);
-		}
-		appendStringInfoString(&buf, ".\n\n");
-	}
-	appendStringInfoString(&buf, "Text: ");
-	appendBinaryStringInfo(&buf, text, len);
-	if (chat)
-	{
-		LmgenPrompt p;
-		const char *prefix = AnswerPrefix(m);
-		int			n_prefix;
-		int32	   *ids;
-
-		/* the chat prompt, then the start of the assistant's answer */
-		appendStringInfoString(&buf, "\n\nAnswer with the category only.");
-		p = BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
-		ids = TokenizeText(m, prefix, strlen(prefix), false, false, &n_prefix);
-		p.ids = repalloc(p.ids, sizeof(int32) * (p.n + n_prefix));
-		memcpy(p.ids + p.n, ids, sizeof(int32) * n_prefix);
-		p.n += n_prefix;
-		return p;
-	}
-	appendStringInfo(&buf, "\n\n%s", AnswerPrefix(m));
-	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
+	return ClassifyPromptBuild(m, &((Labels *) arg)->spec, text, len);
 }
 
 /*
@@ -624,26 +586,80 @@ ScoreLabels(LmgenModel *m, int n_texts, text **bodies, Labels *L)
 	return score;
 }
 
-/* Baseline scores of a model and label list, kept for the rest of the query. */
+/*
+ * Baseline scores of a model, label list and descriptions, kept for the
+ * rest of the query; and the examples query's rows, read once per query.
+ */
 typedef struct BaselineCache
 {
-	char	   *key;			/* model name and labels, NUL-separated */
+	char	   *key;			/* model name, labels and descriptions, NUL-separated */
 	size_t		key_len;
 	double	   *score;			/* one per label */
+	char	   *examples_key;	/* examples query and labels the pool was read for */
+	size_t		examples_key_len;
+	ClassifyExamples *pool;		/* its rows */
 } BaselineCache;
 
 /* Content-free text whose label scores are the baseline. */
 #define CONTENT_FREE_TEXT "N/A"
 
+/* The call's cache in fn_extra, made empty on first use. */
+static BaselineCache *
+ClassifyCache(FunctionCallInfo fcinfo)
+{
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BaselineCache));
+	return fcinfo->flinfo->fn_extra;
+}
+
+/*
+ * The optional arguments: descriptions (a text[], one per label) and
+ * examples (a query of labelled rows, read once per query and kept).
+ */
+static void
+ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, Labels *L)
+{
+	BaselineCache *c = ClassifyCache(fcinfo);
+	StringInfoData key;
+	char	   *query;
+
+	if (!PG_ARGISNULL(desc_arg))
+		L->spec.descriptions = ClassifyDescriptions(PG_GETARG_ARRAYTYPE_P(desc_arg), L->n);
+	if (PG_ARGISNULL(examples_arg))
+		return;
+	query = text_to_cstring(PG_GETARG_TEXT_PP(examples_arg));
+	initStringInfo(&key);
+	appendStringInfoString(&key, query);
+	for (int k = 0; k < L->n; k++)
+	{
+		appendStringInfoChar(&key, '\0');
+		appendBinaryStringInfo(&key, L->text[k], L->len[k]);
+	}
+	if (c->pool == NULL || c->examples_key_len != (size_t) key.len ||
+		memcmp(c->examples_key, key.data, key.len) != 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		/* a query's examples are read once; the earlier pool stays until the query ends */
+		c->pool = ClassifyReadExamples(query, L->n, L->text);
+		c->examples_key = palloc(key.len);
+		memcpy(c->examples_key, key.data, key.len);
+		c->examples_key_len = key.len;
+		MemoryContextSwitchTo(old);
+	}
+	L->spec.pool = c->pool;
+}
+
 /*
  * Label scores of body, calibrated by the content-free baseline: cached for
  * the query, else scored together with body (their prompts share the label
- * list).
+ * list).  With examples, the baseline prompt has the row's examples too, so
+ * it is scored with every row.
  */
 static double *
 CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 {
-	BaselineCache *c = fcinfo->flinfo->fn_extra;
+	BaselineCache *c = ClassifyCache(fcinfo);
 	StringInfoData key;
 	double	   *score;
 
@@ -653,15 +669,31 @@ CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 	{
 		appendStringInfoChar(&key, '\0');
 		appendBinaryStringInfo(&key, L->text[k], L->len[k]);
+		if (L->spec.descriptions)
+		{
+			appendStringInfoChar(&key, '\1');
+			appendStringInfoString(&key, L->spec.descriptions[k]);
+		}
 	}
-	if (c == NULL || c->key_len != (size_t) key.len || memcmp(c->key, key.data, key.len) != 0)
+	if (L->spec.pool)
+	{
+		size_t		len;
+		char	   *body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
+		text	   *bodies[2] = {cstring_to_text(CONTENT_FREE_TEXT), PG_GETARG_TEXT_PP(0)};
+		double	  **both;
+
+		ClassifyChooseShots(&L->spec, body, len);
+		both = ScoreLabels(m, 2, bodies, L);
+		for (int k = 0; k < L->n; k++)
+			both[1][k] -= both[0][k];
+		return both[1];
+	}
+	if (c->key == NULL || c->key_len != (size_t) key.len || memcmp(c->key, key.data, key.len) != 0)
 	{
 		text	   *bodies[2] = {cstring_to_text(CONTENT_FREE_TEXT), PG_GETARG_TEXT_PP(0)};
 		double	  **both = ScoreLabels(m, 2, bodies, L);
 
-		if (c == NULL)
-			c = fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(BaselineCache));
-		else
+		if (c->key)
 		{
 			pfree(c->key);
 			pfree(c->score);
@@ -684,7 +716,10 @@ CalibratedScores(FunctionCallInfo fcinfo, LmgenModel *m, Labels *L)
 	return score;
 }
 
-/* classify(body text, labels text[], model text) RETURNS text: the most likely label. */
+/*
+ * classify(body text, labels text[], model text, descriptions text[],
+ *          examples text) RETURNS text: the most likely label.
+ */
 Datum
 lmgen_classify(PG_FUNCTION_ARGS)
 {
@@ -697,6 +732,7 @@ lmgen_classify(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	m = ModelFromArg(fcinfo, 2);
 	L = ReadLabels(m, PG_GETARG_ARRAYTYPE_P(1));
+	ClassifyOptions(fcinfo, 3, 4, &L);
 	score = CalibratedScores(fcinfo, m, &L);
 	for (int k = 1; k < L.n; k++)
 		if (score[k] > score[best])
@@ -704,7 +740,10 @@ lmgen_classify(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(Utf8ToText(L.text[best], L.len[best]));
 }
 
-/* classify_scores(body text, labels text[], model text) RETURNS TABLE(label text, probability real) */
+/*
+ * classify_scores(body text, labels text[], model text, descriptions text[],
+ *                 examples text) RETURNS TABLE(label text, probability real)
+ */
 Datum
 lmgen_classify_scores(PG_FUNCTION_ARGS)
 {
@@ -720,6 +759,7 @@ lmgen_classify_scores(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	m = ModelFromArg(fcinfo, 2);
 	L = ReadLabels(m, PG_GETARG_ARRAYTYPE_P(1));
+	ClassifyOptions(fcinfo, 3, 4, &L);
 	score = CalibratedScores(fcinfo, m, &L);
 	mx = score[0];
 	for (int k = 1; k < L.n; k++)
