@@ -26,6 +26,13 @@
 /* Words the model is asked for in a headline (the shaping shortens it further). */
 #define HEADLINE_ASK_WORDS 12
 
+/*
+ * Words a headline keeps at most (fewer when max_words is smaller), ended
+ * at a complete phrase: synopses average 6 words, and on the public file a
+ * cap of 10 scored higher than none (README, "Summaries").
+ */
+#define HEADLINE_MAX_WORDS 10
+
 /* Style names, in SummaryStyle order. */
 static const char *const style_names[] = {"sentence", "headline", "bullets"};
 
@@ -144,7 +151,7 @@ SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p, cha
 {
 	lm_text_end end = SummaryEnd(m, p, out, *len);
 	size_t		start = 0,
-				sub = 0;
+				sub;
 	char	   *list;
 
 	switch (r->style)
@@ -155,11 +162,18 @@ SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p, cha
 		case SUMMARY_HEADLINE:
 			*len = lm_summary_complete(out, *len, end, &start);
 			*len = lm_summary_headline(out + start, *len, &sub);
-			break;
+			start += sub;
+			if (lm_text_count_words(out + start, *len) > Min(r->max_words, HEADLINE_MAX_WORDS))
+			{
+				*len = lm_text_first_words(out + start, *len, Min(r->max_words, HEADLINE_MAX_WORDS));
+				*len = lm_summary_complete(out + start, *len, LM_TEXT_END_WORD, &sub);
+				start += sub;
+			}
+			return out + start;
 		case SUMMARY_BULLETS:
 			list = palloc(*len + 3 * LM_SUMMARY_MAX_BULLETS + 1);
 			*len = lm_summary_bullets(out, *len, end, list);
 			return list;
 	}
-	return out + start + sub;
+	return out + start;
 }

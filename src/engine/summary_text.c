@@ -196,6 +196,18 @@ lm_text_count_words(const char *s, size_t len)
 	return n;
 }
 
+/* Length of the first n words. */
+size_t
+lm_text_first_words(const char *s, size_t len, int n)
+{
+	int			words = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (!is_ws(s[i]) && (i + 1 == len || is_ws(s[i + 1])) && ++words == n)
+			return i + 1;
+	return len;
+}
+
 /* Whether a text ends mid-phrase. */
 bool
 lm_text_ends_mid_phrase(const char *s, size_t len)

@@ -37,6 +37,9 @@ extern size_t lm_text_unwrap(const char *in, size_t len, char *out);
 /* Words in a text: runs of bytes other than ASCII whitespace. */
 extern int	lm_text_count_words(const char *s, size_t len);
 
+/* Length of the first n words of a text (through the end of the n-th word). */
+extern size_t lm_text_first_words(const char *s, size_t len, int n);
+
 /*
  * Whether a text ends in the middle of a phrase: on a word that needs a
  * continuation (an article, preposition, conjunction, auxiliary or

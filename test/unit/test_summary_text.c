@@ -49,6 +49,8 @@ main(void)
 	n = lm_text_unwrap("  \n\t\n", 5, buf);
 	CHECK(n == 0 && buf[0] == 0, "blank text unwraps to nothing");
 	CHECK(lm_text_count_words(" a  b\nc ", 8) == 3, "words are runs of non-space");
+	CHECK(lm_text_first_words(" a  bc d", 8, 2) == 6 && lm_text_first_words("a b", 3, 5) == 3,
+		  "the first n words end after the n-th word (or at the end)");
 
 	/* mid-phrase detection */
 	CHECK(lm_text_ends_mid_phrase("convert files to various", 24), "ending on \"various\" is mid-phrase");
