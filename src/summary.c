@@ -157,7 +157,9 @@ SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p, cha
 	switch (r->style)
 	{
 		case SUMMARY_SENTENCE:
+			/* one sentence: a small model that goes on mostly repeats itself */
 			*len = lm_summary_complete(out, *len, end, &start);
+			*len = lm_text_first_sentence(out + start, *len);
 			break;
 		case SUMMARY_HEADLINE:
 			*len = lm_summary_complete(out, *len, end, &start);

@@ -196,6 +196,21 @@ lm_text_count_words(const char *s, size_t len)
 	return n;
 }
 
+/* Length of the first sentence. */
+size_t
+lm_text_first_sentence(const char *s, size_t len)
+{
+	for (size_t b = 0; b < len; b++)
+	{
+		if (s[b] == '\n')
+			return b;
+		if ((s[b] == '.' || s[b] == '!' || s[b] == '?') && (b + 1 == len || is_ws(s[b + 1])) &&
+			lm_text_count_words(s, b) >= 2)
+			return b + 1;
+	}
+	return len;
+}
+
 /* Length of the first n words. */
 size_t
 lm_text_first_words(const char *s, size_t len, int n)
@@ -381,11 +396,10 @@ lm_summary_headline(const char *s, size_t len, size_t *start)
 
 	while (a < len && is_ws(s[a]))
 		a++;
-	/* the first sentence (or line) */
-	for (b = a; b < len && s[b] != '\n'; b++)
-		if ((s[b] == '.' || s[b] == '!' || s[b] == '?') && (b + 1 == len || is_ws(s[b + 1])) &&
-			lm_text_count_words(s + a, b - a) >= 2)
-			break;
+	/* the first sentence (or line), without its full stop */
+	b = a + lm_text_first_sentence(s + a, len - a);
+	if (b > a && (s[b - 1] == '.' || s[b - 1] == '!' || s[b - 1] == '?'))
+		b--;
 	b = trim_end(s, a, b);
 	a = after_copula(s, a, b);
 	n = lm_summary_complete(s + a, b - a, LM_TEXT_END_NATURAL, &sub);

@@ -37,6 +37,13 @@ extern size_t lm_text_unwrap(const char *in, size_t len, char *out);
 /* Words in a text: runs of bytes other than ASCII whitespace. */
 extern int	lm_text_count_words(const char *s, size_t len);
 
+/*
+ * Length of the first sentence of a text: through its first '.', '!' or '?'
+ * that follows two words or more and is followed by whitespace or the end,
+ * else to the first line break, else all of it.
+ */
+extern size_t lm_text_first_sentence(const char *s, size_t len);
+
 /* Length of the first n words of a text (through the end of the n-th word). */
 extern size_t lm_text_first_words(const char *s, size_t len, int n);
 

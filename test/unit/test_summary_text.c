@@ -52,6 +52,10 @@ main(void)
 	CHECK(lm_text_first_words(" a  bc d", 8, 2) == 6 && lm_text_first_words("a b", 3, 5) == 3,
 		  "the first n words end after the n-th word (or at the end)");
 
+	CHECK(lm_text_first_sentence("A game. A game.", 15) == 7 && lm_text_first_sentence("v1.2 is out", 11) == 11 &&
+		  lm_text_first_sentence("Hi. It is. Done", 15) == 10 && lm_text_first_sentence("one\ntwo", 7) == 3,
+		  "the first sentence ends at a full stop after two words, else at a line break");
+
 	/* mid-phrase detection */
 	CHECK(lm_text_ends_mid_phrase("convert files to various", 24), "ending on \"various\" is mid-phrase");
 	CHECK(lm_text_ends_mid_phrase("a tool for", 10), "ending on a preposition is mid-phrase");
