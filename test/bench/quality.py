@@ -868,7 +868,7 @@ def parse_args(argv):
                     help="comma-separated: zero (labels only), descriptions (one per label), "
                     "examples (4 retrieved from the training file) (default: %(default)s)")
     ap.add_argument("--classify-limit", type=int, help="rows for classification (default: --limit)")
-    ap.add_argument("--examples-pool", type=int, default=320,
+    ap.add_argument("--examples-pool", type=int, default=1600,
                     help="training rows loaded as the examples table (stratified; default: %(default)s)")
     ap.add_argument("--show-examples", type=int, default=0, help="print the first N summaries beside their sources")
     ap.add_argument("--data", default=DEFAULT_DATA, help="directory of the CSV files (default: %(default)s)")
