@@ -796,6 +796,16 @@ def self_test():
     check(close(rouge_l_f1("police killed the gunman", "police kill the gunman"), 0.75),
           "ROUGE-L F1 of the Lin (2004) example S2 is 3/4")
 
+    check(ends_mid_phrase("convert .cell to various") and ends_mid_phrase("tools, libraries,")
+          and ends_mid_phrase("a tool (for images") and ends_mid_phrase("A tool for"),
+          "a dangling word, comma or open bracket at the end is mid-phrase")
+    check(not ends_mid_phrase("a tool for images") and not ends_mid_phrase("It is what it is.")
+          and not ends_mid_phrase(""), "a complete phrase, a sentence end or nothing is not mid-phrase")
+    check(close(faithfulness("racing game for penguins", "a racing game with Tux"), 2 / 3),
+          "faithfulness: 2 of the 3 content words (racing, game, penguins) occur in the source")
+    check(faithfulness("the of and", "x") is None, "faithfulness of a summary without content words is None")
+    check(set(SECTION_DESCRIPTIONS) <= set(SECTION_WORDS), "every described section is a known section")
+
     acc, macro, per = classification_scores(list("aabb"), list("abbb"), ["a", "b", "c"])
     check(close(acc, 0.75), "accuracy of a,a,b,b vs a,b,b,b is 3/4")
     check(close(per["a"][2], 2 / 3) and close(per["b"][2], 0.8),
