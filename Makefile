@@ -41,7 +41,7 @@ SHLIB_LINK = $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
-REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions train
+REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train
 # Tests on the real stories260K model run when ../shared (or $LMGEN_SHARED) has it.
 LMGEN_SHARED ?= ../shared
 ifneq ($(wildcard $(LMGEN_SHARED)/models/stories260K.gguf),)
@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models bench-embed
+.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-quality
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -100,10 +100,11 @@ fixtures:
 
 installcheck: fixtures
 
-# pg_regress on the real models `make model` installs (sql/models.sql, and
-# sql/embed_minilm.sql when the embedding model is installed), in an
+# pg_regress on the real models `make model` installs (sql/models.sql,
+# sql/summaries.sql, and sql/embed_minilm.sql when the embedding model is
+# installed), in an
 # instance whose lmgen.model_dir is the installed model directory.
-MODELS_REGRESS = models
+MODELS_REGRESS = models summaries
 ifneq ($(wildcard $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf),)
 MODELS_REGRESS += embed_minilm
 endif
@@ -115,6 +116,12 @@ installcheck-models: fixtures
 # not a test: it prints figures; test/bench/README.md).
 bench-embed:
 	test/bench/bench_embed.py --temp $(BENCH_EMBED_ARGS)
+
+# Output-quality figures of summarize() and classify() in a throwaway cluster
+# (test/bench/quality.py; a program that prints numbers, not a test).
+# Options through QUALITY_ARGS, e.g. QUALITY_ARGS='--limit 40 --styles headline'.
+bench-quality:
+	test/bench/quality.py --temp --data $(or $(LMGEN_SHARED),../shared)/data $(QUALITY_ARGS)
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures

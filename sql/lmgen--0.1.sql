@@ -142,21 +142,28 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_generate'
 LANGUAGE C VOLATILE PARALLEL SAFE COST 100000;
 
--- A short factual summary through the model's chat format (greedy).
-CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text DEFAULT NULL)
+-- A short factual summary through the model's chat format (greedy), of at
+-- most max_words words, ending at a complete phrase; style 'sentence',
+-- 'headline' (a terse noun phrase) or 'bullets' (up to three "- " lines).
+CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text DEFAULT NULL,
+                          max_words integer DEFAULT 20, style text DEFAULT 'sentence')
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_summarize'
 LANGUAGE C STABLE PARALLEL SAFE COST 100000;
 
 -- Zero-shot classification: the label whose tokens the model finds most
--- likely as the answer (log-likelihood after one shared prompt).
-CREATE FUNCTION classify(body text, labels text[], model text DEFAULT NULL)
+-- likely as the answer (log-likelihood after one shared prompt).  Optional:
+-- a description per label, and a query of (text, label) rows from which the
+-- 4 most similar (word overlap) are shown as examples, read as the caller.
+CREATE FUNCTION classify(body text, labels text[], model text DEFAULT NULL,
+                         descriptions text[] DEFAULT NULL, examples text DEFAULT NULL)
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_classify'
 LANGUAGE C STABLE PARALLEL SAFE COST 100000;
 
 -- Every label with its probability (softmax of the label log-likelihoods).
 CREATE FUNCTION classify_scores(body text, labels text[], model text DEFAULT NULL,
+                                descriptions text[] DEFAULT NULL, examples text DEFAULT NULL,
                                 OUT label text, OUT probability real)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lmgen_classify_scores'

@@ -66,12 +66,23 @@ CallPrompt(LmgenModel *m, const LmgenCall *c)
 	return GeneratePromptOf(m, c);
 }
 
+/* The decoding settings of a generate or summarize call. */
+lm_gen_params
+CallDecoding(LmgenModel *m, const LmgenCall *c)
+{
+	lm_gen_params p = c->gen;
+
+	if (c->kind == LMGEN_CALL_SUMMARIZE)
+		SummarizeDecodingOf(m, c, &p);
+	return p;
+}
+
 /* Append a generate/summarize result given the generated text. */
 void
-CallFinishText(const LmgenCall *c, const char *text, size_t len, StringInfo out)
+CallFinishText(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out)
 {
 	if (c->kind == LMGEN_CALL_SUMMARIZE)
-		SummarizeFinish(text, len, out);
+		SummarizeFinish(m, c, text, len, out);
 	else
 		appendBinaryStringInfo(out, text, len);
 }
@@ -86,10 +97,11 @@ CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 		case LMGEN_CALL_SUMMARIZE:
 			{
 				LmgenPrompt prompt = CallPrompt(m, c);
+				lm_gen_params p = CallDecoding(m, c);
 				size_t		len;
-				char	   *text = RunGeneration(m, &prompt, &c->gen, &len);
+				char	   *text = RunGeneration(m, &prompt, &p, &len);
 
-				CallFinishText(c, text, len, out);
+				CallFinishText(m, c, text, len, out);
 				break;
 			}
 		case LMGEN_CALL_CLASSIFY:
@@ -132,6 +144,11 @@ CallSerialize(const LmgenCall *c, StringInfo buf)
 	appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
 	for (int i = 0; i < n; i++)
 		PutString(buf, c->strings[i], c->string_lens[i]);
+	n = c->n_extra;
+	appendBinaryStringInfo(buf, (const char *) &n, sizeof(n));
+	for (int i = 0; i < n; i++)
+		PutString(buf, c->extra[i], c->extra_lens[i]);
+	appendBinaryStringInfo(buf, (const char *) c->opt, sizeof(c->opt));
 }
 
 /* A reader over serialized bytes. */
@@ -211,6 +228,21 @@ CallDeserialize(const char *data, size_t len)
 	c.string_lens = palloc(sizeof(size_t) * (n + 1));
 	for (int i = 0; i < n; i++)
 		c.strings[i] = TakeString(&r, &c.string_lens[i]);
+	Take(&r, &n, sizeof(n));
+	if (n < 0 || (size_t) n > len / sizeof(int64))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("malformed lmgen request")));
+	c.n_extra = n;
+	c.extra = palloc(sizeof(char *) * (n + 1));
+	c.extra_lens = palloc(sizeof(size_t) * (n + 1));
+	for (int i = 0; i < n; i++)
+		c.extra[i] = TakeString(&r, &c.extra_lens[i]);
+	Take(&r, c.opt, sizeof(c.opt));
+	/* the source tokens of a copy bias are the executor's to set (CallDecoding) */
+	c.gen.sampling.copy_bias = 0.0f;
+	c.gen.sampling.copy_ids = NULL;
+	c.gen.sampling.n_copy_ids = 0;
 	if (c.kind == LMGEN_CALL_GENERATE || c.kind == LMGEN_CALL_SUMMARIZE)
 	{
 		c.gen.stop = (const char *const *) c.strings;

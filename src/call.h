@@ -30,6 +30,14 @@ typedef enum LmgenCallKind
 	LMGEN_CALL_EMBED			/* embed(): the model's n_embd floats */
 } LmgenCallKind;
 
+/* Slots of LmgenCall.opt. */
+#define LMGEN_CALL_OPTS 8
+#define LMGEN_OPT_MAX_WORDS 0	/* summarize: max_words */
+#define LMGEN_OPT_STYLE 1		/* summarize: SummaryStyle */
+#define LMGEN_OPT_DESCRIPTIONS 0	/* classify: 1 when extra starts with one description per label */
+#define LMGEN_OPT_N_SHOTS 1		/* classify: examples chosen for the text (their texts end extra) */
+#define LMGEN_OPT_SHOT_LABEL 2	/* classify: label index of example k in opt[LMGEN_OPT_SHOT_LABEL + k] */
+
 /* A call with its validated arguments and the caller's settings it depends on. */
 typedef struct LmgenCall
 {
@@ -44,6 +52,10 @@ typedef struct LmgenCall
 	char	  **strings;		/* generate: stop strings; classify: labels; UTF-8, NUL-terminated */
 	size_t	   *string_lens;	/* their byte lengths */
 	int			n_strings;
+	char	  **extra;			/* classify: label descriptions, then the chosen examples' texts */
+	size_t	   *extra_lens;		/* their byte lengths */
+	int			n_extra;
+	int32		opt[LMGEN_CALL_OPTS];	/* small per-kind settings (LMGEN_OPT_*) */
 } LmgenCall;
 
 /* A call of kind with the caller's settings and no arguments yet. */
@@ -61,8 +73,11 @@ extern void CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 /* The prompt of a generate or summarize call (the worker's scheduler path). */
 extern LmgenPrompt CallPrompt(LmgenModel *m, const LmgenCall *c);
 
+/* The decoding settings of a generate or summarize call (both modes). */
+extern lm_gen_params CallDecoding(LmgenModel *m, const LmgenCall *c);
+
 /* Append a generate/summarize call's result given the generated text. */
-extern void CallFinishText(const LmgenCall *c, const char *text, size_t len, StringInfo out);
+extern void CallFinishText(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out);
 
 /* Serialize a call (its model resolved) into buf. */
 extern void CallSerialize(const LmgenCall *c, StringInfo buf);
@@ -76,7 +91,8 @@ extern bool CallsUseWorker(void);
 /* Per-kind execution (sqlfuncs_*.c), shared by both modes. */
 extern LmgenPrompt GeneratePromptOf(LmgenModel *m, const LmgenCall *c);
 extern LmgenPrompt SummarizePromptOf(LmgenModel *m, const LmgenCall *c);
-extern void SummarizeFinish(const char *text, size_t len, StringInfo out);
+extern void SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, lm_gen_params *p);
+extern void SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out);
 extern void ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern void EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern LmgenPrompt EmbedPromptOf(LmgenModel *m, const char *s, size_t len);

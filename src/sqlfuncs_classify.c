@@ -35,6 +35,7 @@
 #include "utils/builtins.h"
 
 #include "call.h"
+#include "classify_prompt.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -56,6 +57,7 @@ typedef struct Labels
 	int		   *n_ids;			/* token counts */
 	int			max_ids;		/* longest label in tokens */
 	int			list_tokens;	/* about the tokens of the labels listed in the prompt */
+	ClassifyPromptSpec spec;	/* what the prompt says besides the text */
 } Labels;
 
 /* The text the answer follows: the label is scored as its continuation. */
@@ -160,6 +162,10 @@ ReadLabels(LmgenModel *m, const LmgenCall *c)
 		L.max_ids = Max(L.max_ids, L.n_ids[i]);
 		L.list_tokens += L.n_ids[i] + (i > 0);	/* the label and its ", " */
 	}
+	L.spec.n_labels = L.n;
+	L.spec.labels = L.text;
+	L.spec.list_labels = L.list_tokens <= LABEL_LIST_MAX_TOKENS;
+	L.spec.answer_prefix = AnswerPrefix(m);
 	return L;
 }
 
@@ -167,51 +173,7 @@ ReadLabels(LmgenModel *m, const LmgenCall *c)
 static LmgenPrompt
 ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 {
-	Labels	   *L = arg;
-	StringInfoData buf;
-	bool		chat = m->chat_fallback != LM_CHAT_UNKNOWN;
-
-	initStringInfo(&buf);
-	if (L->list_tokens > LABEL_LIST_MAX_TOKENS)
-	{
-		/* too many labels to list: the instruction alone */
-		if (chat)
-			appendStringInfoString(&buf, "Classify the text into exactly one category.\n\n");
-	}
-	else
-	{
-		if (chat)
-			appendStringInfoString(&buf, "Classify the text into exactly one of these categories: ");
-		else
-			appendStringInfoString(&buf, "Categories: ");
-		for (int i = 0; i < L->n; i++)
-		{
-			if (i > 0)
-				appendStringInfoString(&buf, ", ");
-			appendBinaryStringInfo(&buf, L->text[i], L->len[i]);
-		}
-		appendStringInfoString(&buf, ".\n\n");
-	}
-	appendStringInfoString(&buf, "Text: ");
-	appendBinaryStringInfo(&buf, text, len);
-	if (chat)
-	{
-		LmgenPrompt p;
-		const char *prefix = AnswerPrefix(m);
-		int			n_prefix;
-		int32	   *ids;
-
-		/* the chat prompt, then the start of the assistant's answer */
-		appendStringInfoString(&buf, "\n\nAnswer with the category only.");
-		p = BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
-		ids = TokenizeText(m, prefix, strlen(prefix), false, false, &n_prefix);
-		p.ids = repalloc(p.ids, sizeof(int32) * (p.n + n_prefix));
-		memcpy(p.ids + p.n, ids, sizeof(int32) * n_prefix);
-		p.n += n_prefix;
-		return p;
-	}
-	appendStringInfo(&buf, "\n\n%s", AnswerPrefix(m));
-	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
+	return ClassifyPromptBuild(m, &((Labels *) arg)->spec, text, len);
 }
 
 /* lm_batch_free with the signature TrackEngineResource wants. */
@@ -605,13 +567,21 @@ ScoreLabels(LmgenModel *m, int n_texts, const char **bodies, const size_t *body_
 	return score;
 }
 
-/* Baseline scores of a model file and label list, kept for the next calls. */
+/* Baseline scores of a model file, label list and descriptions, kept for the next calls. */
 typedef struct BaselineCache
 {
-	char	   *key;			/* model file, its size and mtime, and labels, NUL-separated */
+	char	   *key;			/* model file, its size and mtime, labels and descriptions, NUL-separated */
 	size_t		key_len;
 	double	   *score;			/* one per label */
 } BaselineCache;
+
+/* The examples query's rows, read once per query (fn_extra of the calling function). */
+typedef struct ExamplesCache
+{
+	char	   *key;			/* examples query and labels the pool was read for */
+	size_t		key_len;
+	ClassifyExamples *pool;		/* its rows */
+} ExamplesCache;
 
 /* The last baseline computed in this process (TopMemoryContext). */
 static BaselineCache baseline;
@@ -620,9 +590,111 @@ static BaselineCache baseline;
 #define CONTENT_FREE_TEXT "N/A"
 
 /*
+ * The optional arguments into the call: descriptions (a text[], one per
+ * label) and, from the examples query (its rows read once per query and
+ * kept in fn_extra), the examples most like this text.
+ */
+static void
+ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCall *c)
+{
+	ExamplesCache *cache;
+	ClassifyPromptSpec spec = {0};
+	StringInfoData key;
+	char	  **desc = NULL;
+	char	   *query;
+	int			n = c->n_strings;
+
+	c->extra = palloc(sizeof(char *) * (n + CLASSIFY_EXAMPLES_K + 1));
+	c->extra_lens = palloc(sizeof(size_t) * (n + CLASSIFY_EXAMPLES_K + 1));
+	if (!PG_ARGISNULL(desc_arg))
+	{
+		desc = ClassifyDescriptions(PG_GETARG_ARRAYTYPE_P(desc_arg), n);
+		for (int k = 0; k < n; k++)
+		{
+			c->extra[c->n_extra] = desc[k];
+			c->extra_lens[c->n_extra++] = strlen(desc[k]);
+		}
+		c->opt[LMGEN_OPT_DESCRIPTIONS] = 1;
+	}
+	if (PG_ARGISNULL(examples_arg))
+		return;
+	query = text_to_cstring(PG_GETARG_TEXT_PP(examples_arg));
+	initStringInfo(&key);
+	appendStringInfoString(&key, query);
+	for (int k = 0; k < n; k++)
+	{
+		appendStringInfoChar(&key, '\0');
+		appendBinaryStringInfo(&key, c->strings[k], c->string_lens[k]);
+	}
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ExamplesCache));
+	cache = fcinfo->flinfo->fn_extra;
+	if (cache->pool == NULL || cache->key_len != (size_t) key.len || memcmp(cache->key, key.data, key.len) != 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		/* a query's examples are read once; the earlier pool stays until the query ends */
+		cache->pool = ClassifyReadExamples(query, n, c->strings);
+		cache->key = palloc(key.len);
+		memcpy(cache->key, key.data, key.len);
+		cache->key_len = key.len;
+		MemoryContextSwitchTo(old);
+	}
+	spec.n_labels = n;
+	spec.labels = c->strings;
+	spec.pool = cache->pool;
+	ClassifyChooseShots(&spec, c->body, c->body_len);
+	StaticAssertStmt(LMGEN_OPT_SHOT_LABEL + CLASSIFY_EXAMPLES_K <= LMGEN_CALL_OPTS, "room for the shots' labels");
+	for (int i = 0; i < spec.n_shots; i++)
+	{
+		c->extra[c->n_extra] = spec.pool->text[spec.shots[i]];
+		c->extra_lens[c->n_extra++] = strlen(spec.pool->text[spec.shots[i]]);
+		c->opt[LMGEN_OPT_SHOT_LABEL + i] = spec.pool->label[spec.shots[i]];
+	}
+	c->opt[LMGEN_OPT_N_SHOTS] = spec.n_shots;
+}
+
+/* The call's descriptions and chosen examples into the prompt spec (the examples as a pool of their own). */
+static void
+SpecFromCall(const LmgenCall *c, Labels *L)
+{
+	int			at = 0;
+	int			n_shots = c->opt[LMGEN_OPT_N_SHOTS];
+	ClassifyExamples *pool;
+
+	if (c->opt[LMGEN_OPT_DESCRIPTIONS])
+	{
+		if (c->n_extra < L->n)
+			elog(ERROR, "classify call has %d descriptions for %d labels", c->n_extra, L->n);
+		L->spec.descriptions = c->extra;
+		at = L->n;
+	}
+	if (n_shots <= 0)
+		return;
+	if (n_shots > CLASSIFY_EXAMPLES_K || c->n_extra != at + n_shots)
+		elog(ERROR, "classify call has a malformed example list");
+	pool = palloc0(sizeof(ClassifyExamples));
+	pool->n = n_shots;
+	pool->text = c->extra + at;
+	pool->label = palloc(sizeof(int) * n_shots);
+	for (int i = 0; i < n_shots; i++)
+	{
+		pool->label[i] = c->opt[LMGEN_OPT_SHOT_LABEL + i];
+		if (pool->label[i] < 0 || pool->label[i] >= L->n)
+			elog(ERROR, "classify call has an example with label %d of %d", pool->label[i], L->n);
+		L->spec.shots[i] = i;
+	}
+	L->spec.n_shots = n_shots;
+	L->spec.pool = pool;
+}
+
+/*
  * Label scores of the body, calibrated by the content-free baseline: cached
- * for the model file and labels, else scored together with body (their
- * prompts share the label list).
+ * for the model file, labels and descriptions, else scored together with
+ * body (their prompts share the label list).  With examples the scores are not calibrated: a content-free text
+ * with the row's examples favours exactly the examples' labels, so
+ * subtracting its scores cancels what the examples say (on 32 Debian rows,
+ * SmolLM2 stayed at the zero-shot 0.28 that way).
  */
 static double *
 CalibratedScores(LmgenModel *m, Labels *L, const char *body, size_t body_len)
@@ -637,7 +709,14 @@ CalibratedScores(LmgenModel *m, Labels *L, const char *body, size_t body_len)
 	{
 		appendStringInfoChar(&key, '\0');
 		appendBinaryStringInfo(&key, L->text[k], L->len[k]);
+		if (L->spec.descriptions)
+		{
+			appendStringInfoChar(&key, '\1');
+			appendStringInfoString(&key, L->spec.descriptions[k]);
+		}
 	}
+	if (L->spec.pool)
+		return ScoreLabels(m, 1, &body, &body_len, L)[0];
 	if (baseline.key == NULL || baseline.key_len != (size_t) key.len ||
 		memcmp(baseline.key, key.data, key.len) != 0)
 	{
@@ -670,8 +749,10 @@ void
 ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 {
 	Labels		L = ReadLabels(m, c);
-	double	   *score = CalibratedScores(m, &L, c->body, c->body_len);
+	double	   *score;
 
+	SpecFromCall(c, &L);
+	score = CalibratedScores(m, &L, c->body, c->body_len);
 	appendBinaryStringInfo(out, (const char *) score, sizeof(double) * L.n);
 }
 
@@ -684,6 +765,7 @@ ClassifyCall(FunctionCallInfo fcinfo, LmgenCall *c)
 	*c = CallInit(LMGEN_CALL_CLASSIFY, ModelNameArg(fcinfo, 2));
 	LabelStrings(PG_GETARG_ARRAYTYPE_P(1), c);
 	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
+	ClassifyOptions(fcinfo, 3, 4, c);
 	initStringInfo(&res);
 	CallRun(c, &res);
 	if (res.len != (int) (sizeof(double) * c->n_strings))
@@ -691,7 +773,10 @@ ClassifyCall(FunctionCallInfo fcinfo, LmgenCall *c)
 	return (double *) res.data;
 }
 
-/* classify(body text, labels text[], model text) RETURNS text: the most likely label. */
+/*
+ * classify(body text, labels text[], model text, descriptions text[],
+ *          examples text) RETURNS text: the most likely label.
+ */
 Datum
 lmgen_classify(PG_FUNCTION_ARGS)
 {
@@ -708,7 +793,10 @@ lmgen_classify(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(Utf8ToText(c.strings[best], c.string_lens[best]));
 }
 
-/* classify_scores(body text, labels text[], model text) RETURNS TABLE(label text, probability real) */
+/*
+ * classify_scores(body text, labels text[], model text, descriptions text[],
+ *                 examples text) RETURNS TABLE(label text, probability real)
+ */
 Datum
 lmgen_classify_scores(PG_FUNCTION_ARGS)
 {

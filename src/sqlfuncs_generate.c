@@ -4,9 +4,9 @@
  * generate() continues a prompt: through the model's chat template when the
  * model file has one (an instruction model answers the prompt), as plain
  * text otherwise.  summarize() asks for a short factual summary through the
- * chat format (the template's, or the one the architecture implies), one
- * line long, and decodes greedily so the same row always gets the same
- * summary.
+ * chat format (the template's, or the one the architecture implies) and
+ * decodes greedily so the same row always gets the same summary; its
+ * prompts, decoding settings and answer shaping are in summary.c.
  */
 #include "postgres.h"
 
@@ -19,39 +19,17 @@
 #include "lmgen.h"
 #include "call.h"
 #include "runtime.h"
+#include "summary.h"
 #include "sqlfuncs_common.h"
 
 PG_FUNCTION_INFO_V1(lmgen_generate);
 PG_FUNCTION_INFO_V1(lmgen_summarize);
-
-#define SUMMARIZE_INSTRUCTION \
-	"Summarize the following text in one short line of at most 12 words. Reply with the summary only."
 
 /* Build a generate() prompt: arg points at a bool "use the chat template". */
 static LmgenPrompt
 GeneratePrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 {
 	return BuildInstructionPrompt(m, NULL, text, len, *(bool *) arg);
-}
-
-/* Build a summarize() prompt around the text. */
-static LmgenPrompt
-SummarizePrompt(LmgenModel *m, void *arg, const char *text, size_t len)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	if (m->chat_fallback != LM_CHAT_UNKNOWN)
-	{
-		appendStringInfoString(&buf, SUMMARIZE_INSTRUCTION "\n\n");
-		appendBinaryStringInfo(&buf, text, len);
-		return BuildInstructionPrompt(m, NULL, buf.data, buf.len, true);
-	}
-	/* a model without a chat format gets a plain-text cue */
-	appendStringInfoString(&buf, "Text: ");
-	appendBinaryStringInfo(&buf, text, len);
-	appendStringInfoString(&buf, "\n\nOne-sentence summary:");
-	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
 /* Real argument in [lo, hi] or ERROR naming it. */
@@ -161,47 +139,75 @@ GeneratePromptOf(LmgenModel *m, const LmgenCall *c)
 	return FitPrompt(m, GeneratePrompt, &use_chat, c->body, c->body_len, c->gen.max_tokens, "the answer", "ask for fewer tokens", 1);
 }
 
-static const char *const summary_stop[] = {"\n"};
-static const size_t summary_stop_len[] = {1};
-
-/* summarize(body text, max_tokens int, model text) RETURNS text */
+/*
+ * summarize(body text, max_tokens int, model text, max_words int, style text)
+ * RETURNS text (the new arguments come last, so calls naming the model by
+ * position keep working)
+ */
 Datum
 lmgen_summarize(PG_FUNCTION_ARGS)
 {
 	LmgenCall	c;
 	StringInfoData out;
+	size_t		len;
+	char	   *body;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	c = CallInit(LMGEN_CALL_SUMMARIZE, ModelNameArg(fcinfo, 2));
 	c.gen.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
 	CheckMaxTokens(c.gen.max_tokens);
-	/* a summary is one line: stop at the first line break */
-	c.gen.stop = summary_stop;
-	c.gen.n_stop = 1;
-	c.strings = (char **) summary_stop;
-	c.string_lens = (size_t *) summary_stop_len;
-	c.n_strings = 1;
-	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
+	c.opt[LMGEN_OPT_MAX_WORDS] = PG_ARGISNULL(3) ? SUMMARY_DEFAULT_MAX_WORDS : PG_GETARG_INT32(3);
+	CheckMaxWords(c.opt[LMGEN_OPT_MAX_WORDS]);
+	c.opt[LMGEN_OPT_STYLE] = PG_ARGISNULL(4) ? SUMMARY_SENTENCE :
+		SummaryStyleFromName(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
+	c.body = SummarySource(body, len, &c.body_len);
 	initStringInfo(&out);
 	CallRun(&c, &out);
 	PG_RETURN_TEXT_P(Utf8ToText(out.data, out.len));
+}
+
+/* The summary settings of a summarize() call. */
+static SummaryRequest
+SummaryRequestOf(const LmgenCall *c)
+{
+	SummaryRequest r;
+
+	r.max_words = c->opt[LMGEN_OPT_MAX_WORDS];
+	r.style = (SummaryStyle) c->opt[LMGEN_OPT_STYLE];
+	return r;
 }
 
 /* The prompt of a summarize() call. */
 LmgenPrompt
 SummarizePromptOf(LmgenModel *m, const LmgenCall *c)
 {
-	return FitPrompt(m, SummarizePrompt, NULL, c->body, c->body_len, c->gen.max_tokens, "the summary", "ask for fewer tokens", 3);
+	SummaryRequest r = SummaryRequestOf(c);
+
+	return FitPrompt(m, SummaryPrompt, &r, c->body, c->body_len, c->gen.max_tokens, "the summary",
+					 "ask for fewer tokens", 3);
 }
 
-/* A summary from the generated text: trimmed of the whitespace models like to put around an answer. */
+/* The decoding settings of a summarize() call: its style's stops, the word limit, the copy bias. */
 void
-SummarizeFinish(const char *out, size_t len, StringInfo buf)
+SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, lm_gen_params *p)
 {
-	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\n'))
-		len--;
-	while (len > 0 && (*out == ' ' || *out == '\n'))
-		out++, len--;
-	appendBinaryStringInfo(buf, out, len);
+	SummaryRequest r = SummaryRequestOf(c);
+
+	SummaryDecoding(m, &r, c->body, c->body_len, p);
+}
+
+/* A summary from the generated text: in its style, ending at a complete phrase. */
+void
+SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo buf)
+{
+	SummaryRequest r = SummaryRequestOf(c);
+	lm_gen_params p = c->gen;
+	char	   *copy = pnstrdup(text, len);
+	char	   *shaped;
+
+	p.max_words = r.max_words;
+	shaped = SummaryShape(m, &r, &p, copy, &len);
+	appendBinaryStringInfo(buf, shaped, len);
 }

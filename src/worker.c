@@ -351,15 +351,18 @@ PrepareCall(WorkerRequest *r)
 	}
 	else
 	{
+		lm_gen_params p;
+
 		prompt = CallPrompt(m, c);
-		CheckKvMemory(GenerationKvBytes(m, &prompt, &c->gen), "this generation");
-		if (GenerationKvBytes(m, &prompt, &c->gen) > ((size_t) lmgen_kv_cache_size << 20))
+		p = CallDecoding(m, c);
+		CheckKvMemory(GenerationKvBytes(m, &prompt, &p), "this generation");
+		if (GenerationKvBytes(m, &prompt, &p) > ((size_t) lmgen_kv_cache_size << 20))
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("this generation needs more KV memory than lmgen.kv_cache_size (%d MB)",
 							lmgen_kv_cache_size),
 					 errhint("Shorten the text or ask for fewer tokens, or raise lmgen.kv_cache_size.")));
-		r->sched_id = lm_sched_submit_generate(r->wm->sched, prompt.ids, prompt.n, &c->gen, err, sizeof(err));
+		r->sched_id = lm_sched_submit_generate(r->wm->sched, prompt.ids, prompt.n, &p, err, sizeof(err));
 	}
 	if (r->sched_id < 0)
 		ereport(ERROR,
@@ -479,6 +482,30 @@ RequestOf(WorkerModel *wm, int64 id)
 	return NULL;
 }
 
+/* A generated text's result (a summary is shaped); an ERROR fails only this request. */
+static void
+FinishText(WorkerModel *wm, WorkerRequest *r, const lm_sched_result *res)
+{
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		CallFinishText(wm->m, &r->call, res->text, res->len, &r->result);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		resetStringInfo(&r->result);
+		ResultError(&r->result, edata);
+		r->failed = true;
+	}
+	PG_END_TRY();
+}
+
 /* Turn the scheduler's finished requests into result messages. */
 static void
 CollectFinished(WorkerModel *wm)
@@ -503,7 +530,7 @@ CollectFinished(WorkerModel *wm)
 				if (res.kind == LM_SCHED_EMBED)
 					appendBinaryStringInfo(&r->result, (const char *) res.embedding, sizeof(float) * res.n_embd);
 				else
-					CallFinishText(&r->call, res.text, res.len, &r->result);
+					FinishText(wm, r, &res);
 				r->ready = true;
 			}
 			else

@@ -25,7 +25,8 @@ run_usage(void)
 			"usage: lmgen-cli run MODEL.gguf (-p PROMPT | --prompt-ids 1,2,3) [-n N] [-t THREADS] [-c CTX]\n"
 			"           [--temp T] [--top-k K] [--top-p P] [--min-p M] [--seed S]\n"
 			"           [--repeat-penalty R] [--repeat-last-n N] [--freq-penalty F] [--presence-penalty P]\n"
-			"           [--stop STR]... [--ignore-eos] [--special] [--chat] [--ids] [-q]\n");
+			"           [--stop STR]... [--max-words N] [--copy-bias B --copy-source TEXT]\n"
+			"           [--ignore-eos] [--special] [--chat] [--ids] [-q]\n");
 }
 
 /* Print each token's text (or id) as it comes. */
@@ -57,6 +58,7 @@ cmd_run(int argc, char **argv)
 	const char *model_path = NULL,
 			   *prompt = NULL,
 			   *prompt_ids = NULL,
+			   *copy_source = NULL,
 			   *stops[RUN_MAX_STOP],
 			   *bad;
 	int			n_stop = 0,
@@ -74,7 +76,8 @@ cmd_run(int argc, char **argv)
 	run_out		out = {false, 0};
 	cli_engine	e = {NULL, NULL, NULL, NULL};
 	lm_gen	   *g = NULL;
-	int32_t    *ids = NULL;
+	int32_t    *ids = NULL,
+			   *copy_ids = NULL;
 	lm_context_params cp = lm_context_default_params();
 	const cli_opt opts[] = {
 		{.name = "--ids", .flag = &out.ids},
@@ -99,6 +102,9 @@ cmd_run(int argc, char **argv)
 		{.name = "--freq-penalty", .real = &gp.sampling.freq_penalty},
 		{.name = "--presence-penalty", .real = &gp.sampling.presence_penalty},
 		{.name = "--stop", .list = stops, .n_list = &n_stop, .hi = RUN_MAX_STOP},
+		{.name = "--max-words", .num = &gp.max_words, .lo = 0, .hi = 1 << 20},
+		{.name = "--copy-bias", .real = &gp.sampling.copy_bias},
+		{.name = "--copy-source", .str = &copy_source},
 	};
 
 	switch (cli_parse_args("run", argc, argv, opts, CLI_LENGTHOF(opts), &model_path, 1, &bad))
@@ -154,6 +160,14 @@ cmd_run(int argc, char **argv)
 			: cli_tokenize("run", e.tok, prompt, strlen(prompt), special, &n_prompt);
 	if (!ids)
 		goto done;
+	if (copy_source)
+	{
+		/* the tokens the copy bias favours: the source text's */
+		copy_ids = cli_tokenize("run", e.tok, copy_source, strlen(copy_source), false, &gp.sampling.n_copy_ids);
+		if (!copy_ids)
+			goto done;
+		gp.sampling.copy_ids = copy_ids;
+	}
 	cp.n_ctx = n_ctx;
 	cp.n_threads = n_threads;
 	cp.n_seq_max = 1;
@@ -184,6 +198,7 @@ cmd_run(int argc, char **argv)
 done:
 	lm_gen_free(g);
 	free(ids);
+	free(copy_ids);
 	cli_engine_close(&e);
 	return rc;
 }

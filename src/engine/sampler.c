@@ -28,6 +28,8 @@ struct lm_sampler
 	int32_t    *counts;			/* (n_vocab) scratch, all zero between calls */
 	float	   *work;			/* (n_vocab) penalised logits */
 	cand	   *cands;			/* (n_vocab) candidates */
+	int32_t    *copy;			/* distinct in-vocabulary copy_ids, ascending */
+	int			n_copy;			/* count */
 };
 
 /* splitmix64 step, used to seed the generator. */
@@ -76,9 +78,30 @@ rand_unit(lm_sampler *s)
 lm_sampler_params
 lm_sampler_default_params(void)
 {
-	lm_sampler_params p = {0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0, 0};
+	lm_sampler_params p = {0.0f, 0, 1.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0, 0, 0.0f, NULL, 0};
 
 	return p;
+}
+
+/* The distinct in-vocabulary tokens of ids as s->copy, ascending (counts is scratch, left zero). */
+static bool
+copy_set_build(lm_sampler *s, const int32_t *ids, int n)
+{
+	s->n_copy = 0;
+	for (int i = 0; i < n; i++)
+		if (ids[i] >= 0 && ids[i] < s->n_vocab && s->counts[ids[i]]++ == 0)
+			s->n_copy++;
+	s->copy = malloc(sizeof(int32_t) * (s->n_copy > 0 ? s->n_copy : 1));
+	if (!s->copy)
+		return false;
+	s->n_copy = 0;
+	for (int32_t t = 0; t < s->n_vocab; t++)
+		if (s->counts[t])
+		{
+			s->copy[s->n_copy++] = t;
+			s->counts[t] = 0;
+		}
+	return true;
 }
 
 /* Create a sampler. */
@@ -95,7 +118,9 @@ lm_sampler_create(const lm_sampler_params *p, int n_vocab, char *err, size_t err
 	if (p->penalty_last_n < 0 || p->penalty_last_n > (1 << 24) ||
 		!isfinite(p->temperature) || !isfinite(p->top_p) || !isfinite(p->min_p) ||
 		!isfinite(p->repeat_penalty) || p->repeat_penalty <= 0.0f ||
-		!isfinite(p->freq_penalty) || !isfinite(p->presence_penalty))
+		!isfinite(p->freq_penalty) || !isfinite(p->presence_penalty) ||
+		!(p->copy_bias >= 0.0f && p->copy_bias <= LM_COPY_BIAS_MAX) || p->n_copy_ids < 0 ||
+		(p->n_copy_ids > 0 && p->copy_ids == NULL))
 	{
 		snprintf(err, errlen, "invalid sampling parameters (penalty window %d, repeat penalty %g)",
 				 p->penalty_last_n, p->repeat_penalty);
@@ -111,6 +136,9 @@ lm_sampler_create(const lm_sampler_params *p, int n_vocab, char *err, size_t err
 	s->work = malloc(sizeof(float) * n_vocab);
 	s->cands = malloc(sizeof(cand) * n_vocab);
 	if (!s->hist || !s->counts || !s->work || !s->cands)
+		goto oom;
+	s->p.copy_ids = NULL;		/* borrowed: not kept */
+	if (p->copy_bias > 0.0f && p->n_copy_ids > 0 && !copy_set_build(s, p->copy_ids, p->n_copy_ids))
 		goto oom;
 	lm_sampler_reset(s);
 	return s;
@@ -130,6 +158,7 @@ lm_sampler_free(lm_sampler *s)
 	free(s->counts);
 	free(s->work);
 	free(s->cands);
+	free(s->copy);
 	free(s);
 }
 
@@ -263,6 +292,8 @@ lm_sampler_sample(lm_sampler *s, const float *logits)
 	float		max;
 
 	memcpy(s->work, logits, sizeof(float) * n);
+	for (int i = 0; i < s->n_copy; i++)
+		s->work[s->copy[i]] += p->copy_bias;
 	apply_penalties(s);
 	if (p->temperature <= 0.0f)
 		return lm_argmax(s->work, n);

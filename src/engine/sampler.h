@@ -10,6 +10,12 @@
  * the same seed, logits and history always give the same token, on any
  * thread and whatever else runs.  Stop strings are the generation loop's
  * business (generate.h).
+ *
+ * Copy bias: before everything else, tokens that occur in a source text
+ * (copy_ids, e.g. the text being summarised) get copy_bias added to their
+ * logits, so decoding prefers the source's own words over invented ones.
+ * The bonus is bounded (LM_COPY_BIAS_MAX) and deterministic: it only
+ * reorders close candidates, it never makes an unlikely token win alone.
  */
 #ifndef LM_SAMPLER_H
 #define LM_SAMPLER_H
@@ -30,7 +36,13 @@ typedef struct lm_sampler_params
 	float		presence_penalty;	/* subtract presence_penalty once per seen token; 0: off */
 	int32_t		penalty_last_n; /* window of accepted tokens the penalties look at; 0: off */
 	uint64_t	seed;			/* RNG seed */
+	float		copy_bias;		/* logit bonus for tokens of copy_ids, 0..LM_COPY_BIAS_MAX; 0: off */
+	const int32_t *copy_ids;	/* source tokens the bonus goes to (read at creation only) */
+	int32_t		n_copy_ids;		/* count */
 } lm_sampler_params;
+
+/* Largest copy bias accepted (logits). */
+#define LM_COPY_BIAS_MAX 10.0f
 
 typedef struct lm_sampler lm_sampler;
 

@@ -24,6 +24,9 @@ struct lm_sequence
 	size_t		len;			/* bytes of text */
 	size_t		cap;			/* bytes allocated */
 	size_t		emitted;		/* bytes already handed to the caller */
+	size_t		scanned;		/* bytes of text counted for the word limit */
+	size_t		word_end;		/* end of the last complete word counted */
+	int			words;			/* words begun in text[0..scanned) */
 	int32_t    *toks;			/* (min(max_tokens, n_ctx - n_prompt + 1)) generated ids */
 	int			n_toks;			/* count */
 	int			pos;			/* position of the pending token */
@@ -114,6 +117,42 @@ find_stop(lm_sequence *s, size_t old_len)
 	return true;
 }
 
+/* Whitespace for word counting (ASCII; other bytes belong to words). */
+static bool
+is_space_byte(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/*
+ * Count the words begun in the text since the last call; when one begins
+ * after the max_words-th, cut the text after the max_words-th and return
+ * true.
+ */
+static bool
+find_word_limit(lm_sequence *s)
+{
+	for (; s->scanned < s->len; s->scanned++)
+	{
+		bool		sp = is_space_byte(s->text[s->scanned]);
+		bool		prev_sp = s->scanned == 0 || is_space_byte(s->text[s->scanned - 1]);
+
+		if (!sp && prev_sp)
+		{
+			if (s->words == s->p.max_words)
+			{
+				s->len = s->word_end;
+				s->text[s->len] = 0;
+				return true;
+			}
+			s->words++;
+		}
+		if (!sp)
+			s->word_end = s->scanned + 1;
+	}
+	return false;
+}
+
 /* Bytes at the end of the text that might begin a stop string. */
 static size_t
 stop_holdback(const lm_sequence *s)
@@ -150,6 +189,11 @@ lm_sequence_create(const lm_tokenizer *tok, int n_vocab, int n_ctx, const int32_
 	if (p->max_tokens < 1)
 	{
 		snprintf(err, errlen, "max_tokens must be at least 1 (got %d)", p->max_tokens);
+		return NULL;
+	}
+	if (p->max_words < 0)
+	{
+		snprintf(err, errlen, "max_words must be 0 (off) or positive (got %d)", p->max_words);
 		return NULL;
 	}
 	if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
@@ -264,6 +308,8 @@ lm_sequence_next(lm_sequence *s, int32_t *token, int32_t *pos, const char **text
 		}
 		if (find_stop(s, old_len))
 			finish(s, LM_GEN_STOP_STRING);
+		else if (s->p.max_words > 0 && find_word_limit(s))
+			finish(s, LM_GEN_STOP_MAX_WORDS);
 		else if (s->n_toks >= s->p.max_tokens)
 			finish(s, LM_GEN_STOP_MAX_TOKENS);
 		else if (s->pos >= s->n_ctx)
@@ -333,6 +379,8 @@ lm_gen_stop_name(lm_gen_stop r)
 			return "context full";
 		case LM_GEN_STOP_CANCELLED:
 			return "cancelled";
+		case LM_GEN_STOP_MAX_WORDS:
+			return "max words";
 	}
 	return "unknown";
 }

@@ -17,6 +17,10 @@
  * beginning of a stop string is held back until it is known not to be, so a
  * streaming caller never prints (part of) a stop string; the final text ends
  * just before the first stop string found.
+ *
+ * A word limit (max_words) counts runs of non-space characters in the
+ * text: when a word begins after the max_words-th, generation ends and the
+ * text is cut at the end of the max_words-th word (trailing spaces too).
  */
 #ifndef LM_SEQUENCE_H
 #define LM_SEQUENCE_H
@@ -36,7 +40,8 @@ typedef enum lm_gen_stop
 	LM_GEN_STOP_STRING,			/* a stop string appeared */
 	LM_GEN_STOP_MAX_TOKENS,		/* max_tokens generated */
 	LM_GEN_STOP_CONTEXT,		/* the sequence filled the context */
-	LM_GEN_STOP_CANCELLED		/* the caller asked to stop */
+	LM_GEN_STOP_CANCELLED,		/* the caller asked to stop */
+	LM_GEN_STOP_MAX_WORDS		/* max_words words written and another began */
 } lm_gen_stop;
 
 /* Settings of one generation. */
@@ -47,6 +52,7 @@ typedef struct lm_gen_params
 	const char *const *stop;	/* stop strings (copied when a sequence is created) */
 	int			n_stop;			/* number of stop strings */
 	bool		ignore_eog;		/* keep going after end-of-generation tokens */
+	int			max_words;		/* stop when a word would follow the max_words-th; 0: off */
 } lm_gen_params;
 
 typedef struct lm_sequence lm_sequence;

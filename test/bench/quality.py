@@ -47,6 +47,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 SUMMARY_FILE = "summaries_public.csv"
 CLASSIFY_FILE = "debian_packages_test.csv"
+TRAIN_FILE = "debian_packages_train.csv"
 BENCH_SCHEMA = "lmgen_bench"
 
 # Column names accepted for each role, in order of preference.
@@ -117,6 +118,40 @@ SECTION_WORDS = {
 }
 
 
+# One-line descriptions of the 16 Debian sections of the test file (--classify-modes
+# descriptions), written from Debian policy's section list, not from the data.
+SECTION_DESCRIPTIONS = {
+    "admin": "system administration: managing users, disks, backups, services, monitoring",
+    "database": "database servers, clients and tools",
+    "editors": "text editors and word processors",
+    "electronics": "electronic circuit design, simulation and hardware programming",
+    "fonts": "font files and font tools",
+    "games": "games, toys and entertainment programs",
+    "graphics": "image viewing, editing, drawing and 3D graphics",
+    "hamradio": "software for amateur (ham) radio operators",
+    "mail": "email clients, servers, filters and mailing lists",
+    "math": "mathematics: computer algebra, numerical computing, calculators",
+    "net": "networking: daemons, clients, protocols, network tools",
+    "science": "scientific software: physics, chemistry, biology, astronomy, data analysis",
+    "sound": "audio players, recorders, editors, music and sound servers",
+    "text": "text processing: formatting, conversion, search, dictionaries, spelling",
+    "video": "video players, editors, encoders and streaming",
+    "web": "web browsers, web servers, proxies and web applications",
+}
+
+# Words after which an English phrase is not finished: a summary ending on one
+# of them (or on , ; : - / & or an open bracket) ends mid-phrase.  The same list
+# as src/engine/summary_text.c.
+DANGLING_WORDS = set("""a an the and or but nor of to in on at by for with from into onto as via than
+that which who whose whom where when while if because so such this these those its their his her our
+your my is are was were be been being has have had can could will would should may might must do does
+did various several many some each every other both either including like about over under between
+through per""".split())
+
+# Function words left out of the faithfulness figure (content words only).
+STOP_WORDS = DANGLING_WORDS | set("""it they we you i he she them us not no also s""".split())
+
+
 class BenchError(Exception):
     """A failure the user can act on: printed as one line, exit status 1."""
 
@@ -151,6 +186,31 @@ def rouge_l_f1(candidate, reference):
         return 0.0
     precision, recall = lcs / len(c), lcs / len(r)
     return 2 * precision * recall / (precision + recall)
+
+
+# Whether a summary ends mid-phrase (the rule of src/engine/summary_text.c).
+def ends_mid_phrase(text):
+    s = (text or "").rstrip()
+    if not s:
+        return False
+    if s[-1] in ",;:-/&([\u2013\u2014":
+        return True
+    if s.count("(") > s.count(")") or s.count("[") > s.count("]") or s.count('"') % 2:
+        return True
+    if s[-1] in ".!?)":
+        return False
+    words = re.findall(r"[A-Za-z0-9]+", s.split()[-1])
+    return bool(words) and words[-1].lower() in DANGLING_WORDS
+
+
+# Share of a summary's content words (not function words) that occur in the
+# source, or None when it has none.
+def faithfulness(summary, source):
+    src = set(word_tokens(source))
+    content = [w for w in word_tokens(summary) if w not in STOP_WORDS]
+    if not content:
+        return None
+    return sum(1 for w in content if w in src) / len(content)
 
 
 # Accuracy, macro-F1 over `labels`, and per-label (precision, recall, f1, support).
@@ -451,16 +511,20 @@ def summarize_expr(arg, args, max_tokens=None):
         parts.append("max_tokens => %d" % max_tokens)
     if args.model:
         parts.append("model => %s" % sql_literal(args.model))
+    if args.max_words is not None:
+        parts.append("max_words => %d" % args.max_words)
+    if getattr(args, "style", None):
+        parts.append("style => %s" % sql_literal(args.style))
     return "summarize(%s)" % ", ".join(parts)
 
 
 # SQL text of a classify() call on `arg` with a label array, or the dry-run stub.
-def classify_expr(arg, labels_sql, args):
+def classify_expr(arg, labels_sql, args, extra=""):
     if args.dry_run:
         return "(%s)[1]" % labels_sql
     if args.model:
-        return "classify(%s, %s, model => %s)" % (arg, labels_sql, sql_literal(args.model))
-    return "classify(%s, %s)" % (arg, labels_sql)
+        extra = ", model => %s%s" % (sql_literal(args.model), extra)
+    return "classify(%s, %s%s)" % (arg, labels_sql, extra)
 
 
 # Session settings every task script starts with.
@@ -547,8 +611,12 @@ def task_summarize(server, args, info):
     mean_len = sum(len(word_tokens(x[2])) for x in scored) / n if n else 0.0
     ref_len = sum(len(word_tokens(x[1]["ref"])) for x in scored) / n if n else 0.0
     empty = sum(1 for x in scored if not x[2].strip())
+    faith = [f for f in (faithfulness(x[2], x[1]["text"]) for x in scored) if f is not None]
+    mean_faith = sum(faith) / len(faith) if faith else 0.0
+    mid = sum(1 for x in scored if ends_mid_phrase(x[2])) / n if n else 0.0
     print("  rows %d   ROUGE-L F1 %.4f   %.3f rows/s (%.2f s)   summary %.1f words (reference %.1f)   empty %d"
           % (n, mean_f1, n / secs if secs else 0.0, secs, mean_len, ref_len, empty))
+    print("  faithfulness (content words found in the source) %.4f   ending mid-phrase %.4f" % (mean_faith, mid))
     by_score = sorted(scored, key=lambda x: (-x[0], x[1]["id"]))
     picks = []
     if by_score:
@@ -561,13 +629,17 @@ def task_summarize(server, args, info):
         print("    description: %s" % shorten(r["text"], 160))
         print("    synopsis:    %s" % shorten(r["ref"], 160))
         print("    summary:     %s" % shorten(s, 240))
+    if args.show_examples:
+        print("  first %d summaries beside their sources:" % args.show_examples)
+        for f1, r, s in scored[: args.show_examples]:
+            print("    | %s | %s | %s |" % (shorten(r["text"], 200), r["ref"], s))
     return {"rows": n, "rouge_l_f1": mean_f1, "rows_per_s": n / secs if secs else 0.0,
             "seconds": secs, "summary_words": mean_len, "reference_words": ref_len,
-            "empty": empty}
+            "empty": empty, "faithfulness": mean_faith, "mid_phrase": mid}
 
 
 # The zero-shot classification task for one label style: returns a dict of figures.
-def task_classify(server, args, info, style):
+def task_classify(server, args, info, style, mode="zero"):
     path = os.path.join(args.data, CLASSIFY_FILE)
     all_rows = read_dataset(path, need_label=True)
     sections = sorted({r["label"] for r in all_rows})
@@ -582,8 +654,14 @@ def task_classify(server, args, info, style):
     if style != "raw":
         print("  label texts: %s" % ", ".join("%s=%r" % (s, t) for s, t in zip(sections, texts)))
     labels_sql = sql_array(texts)
-    expr = classify_expr("description", labels_sql, args)
-    warm = classify_expr(sql_literal("A game about racing penguins."), labels_sql, args)
+    extra = ""
+    if mode == "descriptions":
+        extra = ", descriptions => %s" % sql_array([SECTION_DESCRIPTIONS.get(s, s) for s in sections])
+    elif mode == "examples":
+        extra = ", examples => %s" % sql_literal(load_examples(server, args, info, sections, style))
+    print("  mode: %s" % mode)
+    expr = classify_expr("description", labels_sql, args, extra)
+    warm = classify_expr(sql_literal("A game about racing penguins."), labels_sql, args, extra)
     results, secs = run_task(server, args, info, "packages", rows, expr, warm, "classify_" + style)
     gold = [r["label"] for r in rows]
     pred = [back.get(results.get(r["id"], ""), "(other: %s)" % shorten(results.get(r["id"], ""), 20))
@@ -608,6 +686,29 @@ def task_classify(server, args, info, style):
     print("  most predicted: %s" % ", ".join("%s %d" % kv for kv in pred_counts))
     return {"rows": n, "accuracy": acc, "macro_f1": macro, "rows_per_s": n / secs if secs else 0.0,
             "seconds": secs, "invalid": invalid, "confusions": conf, "sections": sections}
+
+
+# Load a stratified sample of the training file (--examples-pool rows) as the
+# examples table; returns the examples query.
+def load_examples(server, args, info, sections, style):
+    path = os.path.join(args.data, TRAIN_FILE)
+    rows = [r for r in read_dataset(path, need_label=True) if r["label"] in sections]
+    rows = stratified(rows, args.examples_pool)
+    for r in rows:
+        r["label"] = label_text(r["label"], style)
+    incsv = os.path.join(server.workdir, "examples_in.csv")
+    with open(incsv, "w", encoding="utf-8", newline="") as f:
+        f.write(rows_to_copy_csv(rows))
+    qt = "%s.examples" % BENCH_SCHEMA if info["own_schema"] else "public.lmgen_bench_examples"
+    script = session_prelude(args, info)
+    if info["own_schema"]:
+        script += "CREATE SCHEMA IF NOT EXISTS %s;\n" % BENCH_SCHEMA
+    script += "DROP TABLE IF EXISTS %s;\n" % qt
+    script += "CREATE TABLE %s (id integer PRIMARY KEY, name text, description text, reference text, label text);\n" % qt
+    script += "\\copy %s FROM %s WITH (FORMAT csv)\n" % (qt, sql_literal(incsv))
+    server.run_script(script)
+    print("  examples: %d rows of %s (stratified) in %s, 4 most similar per row" % (len(rows), path, qt))
+    return "SELECT description, label FROM %s ORDER BY id" % qt
 
 
 # Facts about the server and the extension, tolerant of a missing extension.
@@ -695,6 +796,16 @@ def self_test():
     check(close(rouge_l_f1("police killed the gunman", "police kill the gunman"), 0.75),
           "ROUGE-L F1 of the Lin (2004) example S2 is 3/4")
 
+    check(ends_mid_phrase("convert .cell to various") and ends_mid_phrase("tools, libraries,")
+          and ends_mid_phrase("a tool (for images") and ends_mid_phrase("A tool for"),
+          "a dangling word, comma or open bracket at the end is mid-phrase")
+    check(not ends_mid_phrase("a tool for images") and not ends_mid_phrase("It is what it is.")
+          and not ends_mid_phrase(""), "a complete phrase, a sentence end or nothing is not mid-phrase")
+    check(close(faithfulness("racing game for penguins", "a racing game with Tux"), 2 / 3),
+          "faithfulness: 2 of the 3 content words (racing, game, penguins) occur in the source")
+    check(faithfulness("the of and", "x") is None, "faithfulness of a summary without content words is None")
+    check(set(SECTION_DESCRIPTIONS) <= set(SECTION_WORDS), "every described section is a known section")
+
     acc, macro, per = classification_scores(list("aabb"), list("abbb"), ["a", "b", "c"])
     check(close(acc, 0.75), "accuracy of a,a,b,b vs a,b,b,b is 3/4")
     check(close(per["a"][2], 2 / 3) and close(per["b"][2], 0.8),
@@ -758,6 +869,18 @@ def parse_args(argv):
     ap.add_argument("--limit", type=int, help="rows per task (default: all)")
     ap.add_argument("--threads", type=int, help="lmgen.threads (superuser-only setting)")
     ap.add_argument("--max-tokens", type=int, help="max_tokens passed to summarize() (default: its default)")
+    ap.add_argument("--max-words", type=int, help="max_words passed to summarize() (default: its default)")
+    ap.add_argument("--styles", default="sentence",
+                    help="comma-separated summarize() styles to run: sentence, headline, bullets (default: %(default)s)")
+    ap.add_argument("--models", help="comma-separated model names: every task runs for each, and the issue's "
+                    "table compares them (default: --model or the default model)")
+    ap.add_argument("--classify-modes", default="zero",
+                    help="comma-separated: zero (labels only), descriptions (one per label), "
+                    "examples (4 retrieved from the training file) (default: %(default)s)")
+    ap.add_argument("--classify-limit", type=int, help="rows for classification (default: --limit)")
+    ap.add_argument("--examples-pool", type=int, default=1600,
+                    help="training rows loaded as the examples table (stratified; default: %(default)s)")
+    ap.add_argument("--show-examples", type=int, default=0, help="print the first N summaries beside their sources")
     ap.add_argument("--data", default=DEFAULT_DATA, help="directory of the CSV files (default: %(default)s)")
     ap.add_argument("--task", choices=("all", "summarize", "classify"), default="all")
     ap.add_argument("--label-style", choices=("raw", "words", "both"), default="raw",
@@ -846,26 +969,49 @@ def main(argv):
               % (info["server_version"], info["lmgen_version"], info["model"], info["threads"]))
 
         figures = []
-        if args.task in ("all", "summarize") and "summarize" not in args.skip:
-            s = task_summarize(server, args, info)
-            figures += [("summarize: rows", "%d" % s["rows"]),
-                        ("summarize: ROUGE-L F1 (mean)", "%.4f" % s["rouge_l_f1"]),
-                        ("summarize: rows/s", "%.3f  (%.2f s query)" % (s["rows_per_s"], s["seconds"])),
-                        ("summarize: summary words (mean)", "%.1f  (reference %.1f)"
-                         % (s["summary_words"], s["reference_words"])),
-                        ("summarize: empty summaries", "%d" % s["empty"])]
-        if args.task in ("all", "classify") and "classify" not in args.skip:
-            styles = ("raw", "words") if args.label_style == "both" else (args.label_style,)
-            for style in styles:
-                c = task_classify(server, args, info, style)
-                tag = "classify[%s]" % style
-                figures += [(tag + ": rows", "%d" % c["rows"]),
-                            (tag + ": accuracy", "%.4f" % c["accuracy"]),
-                            (tag + ": macro-F1", "%.4f" % c["macro_f1"]),
-                            (tag + ": rows/s", "%.3f  (%.2f s query)" % (c["rows_per_s"], c["seconds"])),
-                            (tag + ": answers not a label", "%d" % c["invalid"]),
-                            (tag + ": top confusions", "; ".join("%s->%s %d" % x for x in c["confusions"])
-                             or "-")]
+        table = []              # the issue's table: (model, figure, value, rows/s)
+        models = [m.strip() for m in args.models.split(",")] if args.models else [args.model]
+        climit = args.classify_limit if args.classify_limit is not None else args.limit
+        for model in models:
+            args.model = model
+            mtag = model or "default"
+            if args.task in ("all", "summarize") and "summarize" not in args.skip:
+                for style in [x.strip() for x in args.styles.split(",") if x.strip()]:
+                    args.style = style if style != "sentence" else None
+                    print("\n-- model %s, style %s" % (mtag, style), flush=True)
+                    s = task_summarize(server, args, info)
+                    tag = "summarize[%s, %s]" % (mtag, style)
+                    figures += [(tag + ": rows", "%d" % s["rows"]),
+                                (tag + ": ROUGE-L F1 (mean)", "%.4f" % s["rouge_l_f1"]),
+                                (tag + ": rows/s", "%.3f  (%.2f s query)" % (s["rows_per_s"], s["seconds"])),
+                                (tag + ": summary words (mean)", "%.1f  (reference %.1f)"
+                                 % (s["summary_words"], s["reference_words"])),
+                                (tag + ": faithfulness", "%.4f" % s["faithfulness"]),
+                                (tag + ": ending mid-phrase", "%.4f" % s["mid_phrase"]),
+                                (tag + ": empty summaries", "%d" % s["empty"])]
+                    rate = "%.3f" % s["rows_per_s"]
+                    table += [(mtag, "summarize %s: ROUGE-L F1 (%d rows)" % (style, s["rows"]), "%.3f" % s["rouge_l_f1"], rate),
+                              (mtag, "summarize %s: mean words" % style, "%.1f" % s["summary_words"], rate),
+                              (mtag, "summarize %s: faithfulness" % style, "%.3f" % s["faithfulness"], rate),
+                              (mtag, "summarize %s: ending mid-phrase" % style, "%.3f" % s["mid_phrase"], rate)]
+            if args.task in ("all", "classify") and "classify" not in args.skip:
+                saved_limit, args.limit = args.limit, climit
+                styles = ("raw", "words") if args.label_style == "both" else (args.label_style,)
+                for style in styles:
+                    for mode in [x.strip() for x in args.classify_modes.split(",") if x.strip()]:
+                        print("\n-- model %s" % mtag, flush=True)
+                        c = task_classify(server, args, info, style, mode)
+                        tag = "classify[%s, %s, %s]" % (mtag, style, mode)
+                        figures += [(tag + ": rows", "%d" % c["rows"]),
+                                    (tag + ": accuracy", "%.4f" % c["accuracy"]),
+                                    (tag + ": macro-F1", "%.4f" % c["macro_f1"]),
+                                    (tag + ": rows/s", "%.3f  (%.2f s query)" % (c["rows_per_s"], c["seconds"])),
+                                    (tag + ": answers not a label", "%d" % c["invalid"]),
+                                    (tag + ": top confusions", "; ".join("%s->%s %d" % x for x in c["confusions"])
+                                     or "-")]
+                        table += [(mtag, "classify %s (%s labels): accuracy / macro-F1 (%d rows)" % (mode, style, c["rows"]),
+                                   "%.3f / %.3f" % (c["accuracy"], c["macro_f1"]), "%.3f" % c["rows_per_s"])]
+                args.limit = saved_limit
         if not args.keep_tables and info["own_schema"]:
             server.run_script("DROP SCHEMA IF EXISTS %s CASCADE;\n" % BENCH_SCHEMA)
         head = [("command", shlex.join([sys.argv[0]] + argv)),
@@ -877,6 +1023,12 @@ def main(argv):
                 ("lmgen.context_overflow", args.overflow),
                 ("total wall time", "%.1f s" % (time.time() - started))]
         print_table(head, figures)
+        if table:
+            print("\n== the issue's table (markdown)")
+            print("| model | figure | value | rows/s |")
+            print("|---|---|---|---|")
+            for row in table:
+                print("| %s | %s | %s | %s |" % row)
         return 0
     finally:
         if cluster is not None:

@@ -103,6 +103,18 @@ main(void)
 		gp.n_stop = 0;
 	}
 
+	/* word limit: the golden text, ", there was a little girl named Lily. ...", is cut after its 5th word */
+	{
+		memset(&st, 0, sizeof(st));
+		gp.max_words = 5;
+		g = lm_generate(ctx, tok, 0, prompt, 5, &gp, collect, &st, err, sizeof(err));
+		text = g ? lm_gen_text(g, &tl) : "";
+		CHECK(g && lm_gen_stop_reason(g) == LM_GEN_STOP_MAX_WORDS && strcmp(text, ", there was a little") == 0,
+			  "max_words 5 stops when a 6th word begins and cuts the text after the 5th (\"%s\")", text);
+		lm_gen_free(g);
+		gp.max_words = 0;
+	}
+
 	/* cancellation from the callback */
 	memset(&st, 0, sizeof(st));
 	st.cancel_after = 5;

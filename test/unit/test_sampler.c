@@ -175,6 +175,30 @@ main(void)
 	histogram(&p, logits, 5000, count);
 	CHECK(count[1] + count[2] + count[6] == 5000 && count[6] > 0, "min-p 0.5 keeps tokens at least half as likely as the best (1, 2, 6)");
 
+	/* copy bias: logits {1, 3, 3, 2, 0.5, -1, 2.5, 0}; source tokens 3 and 7 (7 twice, 99 out of range) */
+	{
+		int32_t		src[] = {7, 3, 7, 99, -1};
+
+		p = lm_sampler_default_params();
+		p.copy_bias = 1.5f;
+		p.copy_ids = src;
+		p.n_copy_ids = 5;
+		s = lm_sampler_create(&p, NV, err, sizeof(err));
+		CHECK(s && lm_sampler_sample(s, logits) == 3, "a copy bias of 1.5 lets source token 3 (2 + 1.5) beat token 1 (3)");
+		lm_sampler_free(s);
+		p.copy_bias = 0.5f;
+		s = lm_sampler_create(&p, NV, err, sizeof(err));
+		CHECK(s && lm_sampler_sample(s, logits) == 1, "a copy bias of 0.5 is not enough: it only reorders close candidates");
+		lm_sampler_free(s);
+		p.copy_bias = LM_COPY_BIAS_MAX + 1.0f;
+		s = lm_sampler_create(&p, NV, err, sizeof(err));
+		CHECK(s == NULL, "a copy bias above LM_COPY_BIAS_MAX is refused");
+		p.copy_bias = 1.0f;
+		p.copy_ids = NULL;
+		s = lm_sampler_create(&p, NV, err, sizeof(err));
+		CHECK(s == NULL, "copy ids counted but missing are refused");
+	}
+
 	/* bad parameters */
 	p = lm_sampler_default_params();
 	p.repeat_penalty = 0.0f;

@@ -1,0 +1,77 @@
+-- summarize() behaviour that must not regress, on the real models (run by
+-- `make installcheck-models` with sql/models.sql): summaries never end
+-- mid-phrase, max_words holds, a headline is one line, the same row gives
+-- the same summary, and the arguments are checked.  The model's wording is
+-- not part of the expected output.
+\set VERBOSITY terse
+
+CREATE TEMP TABLE sources (id int, body text);
+-- hard-wrapped descriptions, like Debian's, and plain prose
+INSERT INTO sources VALUES
+ (1, E'This program can convert CASTEP''s .check, .castep_bin, orbitals, and .cell to various\nformats. It is written in Python and\nuses NumPy for the heavy lifting.'),
+ (2, E'Extreme Tux Racer, or etracer as it is called for short, is a simple OpenGL\nracing game featuring Tux, the Linux mascot. The goal of the game is to slide\ndown a snow- and ice-covered mountain as quickly as possible, avoiding the\ntrees and rocks that will slow you down.'),
+ (3, E'Spglib is a C library for crystal symmetry determination. Symmetry\noperations, space groups and other data can be obtained using this\nsymmetry finder.\n\nFeatures include:\n\n * Identify space-group type\n * Find symmetry operations\n * Find a primitive cell\n\nThis package contains the Ruby bindings.'),
+ (4, 'The city council approved the new budget on Tuesday after a long debate about road repairs, school funding and the cost of the new library.');
+
+-- whether a text ends mid-phrase: on a word that needs a continuation, on a
+-- comma, colon, semicolon, dash or slash, or with a bracket left open
+-- (the rule of test/bench/quality.py and src/engine/summary_text.c)
+CREATE FUNCTION pg_temp.mid_phrase(s text) RETURNS boolean LANGUAGE sql AS $$
+  SELECT btrim(s) ~ '[,;:/&(\[–—-]$'
+      OR length(s) - length(replace(s, '(', '')) > length(s) - length(replace(s, ')', ''))
+      OR (btrim(s) !~ '[.!?)]$' AND lower(substring(btrim(s) FROM '(\w+)\W*$')) = ANY (ARRAY[
+          'a','an','the','and','or','but','nor','of','to','in','on','at','by','for','with','from',
+          'into','onto','as','via','than','that','which','who','whose','whom','where','when',
+          'while','if','because','so','such','this','these','those','its','their','his','her',
+          'our','your','my','is','are','was','were','be','been','being','has','have','had','can',
+          'could','will','would','should','may','might','must','do','does','did','various',
+          'several','many','some','each','every','other','both','either','including','like',
+          'about','over','under','between','through','per']))
+$$;
+
+CREATE TEMP TABLE runs AS
+SELECT s.id, m.name AS model, st.style, wt.max_words, wt.max_tokens,
+       summarize(s.body, wt.max_tokens, m.name, wt.max_words, st.style) AS summary
+FROM sources s,
+     (VALUES ('smollm2'), ('gemma3')) AS m(name),
+     (VALUES ('sentence'), ('headline'), ('bullets')) AS st(style),
+     (VALUES (20, 8), (5, 64), (20, 32)) AS wt(max_words, max_tokens);
+
+SELECT count(*) > 0 AS ran FROM runs;
+
+-- no summary ends mid-phrase, whatever limit stopped it
+SELECT model, style, max_words, max_tokens, id, summary FROM runs WHERE pg_temp.mid_phrase(summary);
+
+-- max_words holds (bullets: all lines together)
+SELECT model, style, max_words, id, summary FROM runs
+WHERE cardinality(regexp_split_to_array(btrim(summary), '\s+')) > max_words + CASE style WHEN 'bullets' THEN 3 ELSE 0 END;
+
+-- a sentence or a headline is one line; bullets are at most three "- " lines
+SELECT model, style, id, summary FROM runs
+WHERE (style <> 'bullets' AND position(E'\n' IN summary) > 0)
+   OR (style = 'bullets' AND (cardinality(string_to_array(summary, E'\n')) > 3
+                              OR EXISTS (SELECT 1 FROM unnest(string_to_array(summary, E'\n')) l WHERE l !~ '^- \S')));
+
+-- a headline is shorter than the sentence of the same row
+SELECT count(*) FILTER (WHERE length(h.summary) <= length(s.summary)) >= count(*) * 3 / 4 AS headlines_shorter
+FROM runs h JOIN runs s USING (id, model, max_words, max_tokens)
+WHERE h.style = 'headline' AND s.style = 'sentence' AND h.max_tokens = 32 AND h.max_words = 20;
+
+-- most summaries have something to say
+SELECT count(*) FILTER (WHERE summary <> '') >= count(*) * 3 / 4 AS mostly_non_empty
+FROM runs WHERE max_tokens = 32 AND max_words = 20;
+
+-- deterministic: the same call gives the same summary
+SELECT count(*) AS differing FROM runs r
+WHERE r.max_tokens = 32 AND r.max_words = 20 AND r.model = 'smollm2'
+  AND summarize((SELECT body FROM sources WHERE id = r.id), 32, r.model, 20, r.style) IS DISTINCT FROM r.summary;
+
+-- the word limit is decoding's: max_words 3 gives at most three words
+SELECT cardinality(regexp_split_to_array(btrim(summarize(body, 64, NULL, 3)), '\s+')) <= 3 AS three_words
+FROM sources WHERE id = 2;
+
+-- arguments are checked
+SELECT summarize('x', 10, NULL, 0);
+SELECT summarize('x', 10, NULL, 1001);
+SELECT summarize('x', 10, NULL, 20, 'poem');
+SELECT summarize('x', 10, NULL, NULL, NULL) IS NOT NULL AS nulls_mean_defaults;

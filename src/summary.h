@@ -1,0 +1,60 @@
+/*
+ * summary.h — what summarize() does around the model call: the styles, the
+ * prompt of each, the decoding settings (word limit, stop strings, copy
+ * bias toward the source) and the shaping of the answer (complete phrase,
+ * headline, bullet lines).
+ */
+#ifndef LMGEN_SUMMARY_H
+#define LMGEN_SUMMARY_H
+
+#include "postgres.h"
+
+#include "generate.h"
+#include "runtime.h"
+
+/* The form of a summary. */
+typedef enum SummaryStyle
+{
+	SUMMARY_SENTENCE,			/* one complete sentence (default) */
+	SUMMARY_HEADLINE,			/* a terse noun phrase, like a package synopsis */
+	SUMMARY_BULLETS				/* up to three "- " lines */
+} SummaryStyle;
+
+#define SUMMARY_DEFAULT_MAX_WORDS 20
+#define SUMMARY_MAX_MAX_WORDS 1000
+
+/* One summarize() call's settings. */
+typedef struct SummaryRequest
+{
+	SummaryStyle style;			/* form of the answer */
+	int			max_words;		/* words at most (decoding stops there) */
+} SummaryRequest;
+
+/* The style named by a style argument; ERROR naming the choices otherwise. */
+extern SummaryStyle SummaryStyleFromName(const char *name);
+
+/* ERROR unless max_words lies in 1..SUMMARY_MAX_MAX_WORDS. */
+extern void CheckMaxWords(int max_words);
+
+/* The source with its whitespace normalised (hard-wrapped lines joined), palloc'd. */
+extern char *SummarySource(const char *body, size_t len, size_t *out_len);
+
+/* PromptBuilder for summarize(): arg is the SummaryRequest. */
+extern LmgenPrompt SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len);
+
+/*
+ * Decoding settings of a summary: stop strings for its style, the word
+ * limit, and the copy bias toward the tokens of src (ids palloc'd; they
+ * must live until the generation starts).
+ */
+extern void SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *src, size_t len,
+							lm_gen_params *p);
+
+/*
+ * The answer in its style, ending at a complete phrase (a view into out or
+ * a palloc'd copy; length in *len).
+ */
+extern char *SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p,
+						  char *out, size_t *len);
+
+#endif							/* LMGEN_SUMMARY_H */
