@@ -246,7 +246,7 @@ CallDeserialize(const char *data, size_t len)
 	if (c.kind == LMGEN_CALL_GENERATE || c.kind == LMGEN_CALL_SUMMARIZE)
 	{
 		c.gen.stop = (const char *const *) c.strings;
-		c.gen.n_stop = n;
+		c.gen.n_stop = c.n_strings;
 	}
 	return c;
 }
