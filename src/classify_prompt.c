@@ -32,34 +32,14 @@
 char	  **
 ClassifyDescriptions(ArrayType *arr, int n_labels)
 {
-	Datum	   *elems;
-	bool	   *nulls;
 	int			count;
-	char	  **out;
+	char	  **out = TextArrayToUtf8(arr, "description", true, &count, NULL);
 
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("descriptions must be a one-dimensional array")));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
 	if (count != n_labels)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%d descriptions for %d labels", count, n_labels),
 				 errhint("Pass one description per label, in the order of the labels.")));
-	out = palloc(sizeof(char *) * count);
-	for (int i = 0; i < count; i++)
-	{
-		size_t		len;
-		const char *s;
-
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("description %d is NULL", i + 1)));
-		s = TextToUtf8(DatumGetTextPP(elems[i]), &len);
-		out[i] = pnstrdup(s, len);
-	}
 	return out;
 }
 

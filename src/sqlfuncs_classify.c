@@ -91,33 +91,6 @@ LabelTokens(LmgenModel *m, const char *label, size_t len, int *n)
 	return b + n_prefix;
 }
 
-/* The labels argument as UTF-8 strings of the call; ERROR on a NULL label. */
-static void
-LabelStrings(ArrayType *arr, LmgenCall *c)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			count;
-
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("labels must be a one-dimensional array")));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
-	c->n_strings = count;
-	c->strings = palloc(sizeof(char *) * (count + 1));
-	c->string_lens = palloc(sizeof(size_t) * (count + 1));
-	for (int i = 0; i < count; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("label %d is NULL", i + 1)));
-		c->strings[i] = TextToUtf8(DatumGetTextPP(elems[i]), &c->string_lens[i]);
-		c->strings[i] = pnstrdup(c->strings[i], c->string_lens[i]);
-	}
-}
-
 /* Check the labels of a call and tokenize them; ERROR on empty or duplicate labels. */
 static Labels
 ReadLabels(LmgenModel *m, const LmgenCall *c)
@@ -763,7 +736,8 @@ ClassifyCall(FunctionCallInfo fcinfo, LmgenCall *c)
 	StringInfoData res;
 
 	*c = CallInit(LMGEN_CALL_CLASSIFY, ModelNameArg(fcinfo, 2));
-	LabelStrings(PG_GETARG_ARRAYTYPE_P(1), c);
+	/* empty labels get ReadLabels' message, where the worker checks them too */
+	c->strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(1), "label", true, &c->n_strings, &c->string_lens);
 	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
 	ClassifyOptions(fcinfo, 3, 4, c);
 	initStringInfo(&res);

@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+
 #include "catalog/namespace.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -160,6 +162,47 @@ ModelNameArg(FunctionCallInfo fcinfo, int argno)
 	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
 		return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	return NULL;
+}
+
+/* The elements of a text[] argument as UTF-8 C strings. */
+char	  **
+TextArrayToUtf8(ArrayType *arr, const char *what, bool allow_empty, int *n, size_t **lens)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+	char	  **out;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%ss must be a one-dimensional array", what)));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+	out = palloc(sizeof(char *) * (count + 1));
+	if (lens)
+		*lens = palloc(sizeof(size_t) * (count + 1));
+	for (int i = 0; i < count; i++)
+	{
+		size_t		len;
+		const char *s;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s %d is NULL", what, i + 1)));
+		s = TextToUtf8(DatumGetTextPP(elems[i]), &len);
+		if (len == 0 && !allow_empty)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s %d is empty", what, i + 1)));
+		/* a copy: s may point into the array, with no NUL after it */
+		out[i] = pnstrdup(s, len);
+		if (lens)
+			(*lens)[i] = len;
+	}
+	out[count] = NULL;
+	*n = count;
+	return out;
 }
 
 /* The model named by optional text argument argno (NULL = default model). */

@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/array.h"
 
 #include "model_cache.h"
 
@@ -21,6 +22,14 @@ extern text *Utf8ToText(const char *s, size_t len);
 
 /* Name of the model given by optional text argument argno (palloc'd), NULL for the default model. */
 extern char *ModelNameArg(FunctionCallInfo fcinfo, int argno);
+
+/*
+ * The elements of a one-dimensional text[] argument as UTF-8 C strings
+ * (palloc'd copies, NUL-terminated; their byte lengths in *lens when lens
+ * is not NULL); sets *n.  ERROR naming the element as `what` %d when one is
+ * NULL, or (when !allow_empty) empty, and for a multi-dimensional array.
+ */
+extern char **TextArrayToUtf8(ArrayType *arr, const char *what, bool allow_empty, int *n, size_t **lens);
 
 /* The model named by optional text argument argno (NULL = default model). */
 extern LmgenModel *ModelFromArg(FunctionCallInfo fcinfo, int argno);

@@ -48,40 +48,6 @@ RealArg(FunctionCallInfo fcinfo, int argno, const char *name, float dflt, float 
 	return v;
 }
 
-/* Stop strings from a text[] argument as UTF-8 C strings; sets *n. */
-static const char **
-StopStrings(ArrayType *arr, int *n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			count;
-	const char **out;
-	int			k = 0;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
-	out = palloc(sizeof(char *) * (count + 1));
-	for (int i = 0; i < count; i++)
-	{
-		size_t		len;
-		const char *s;
-
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("stop string %d is NULL", i + 1)));
-		s = TextToUtf8(DatumGetTextPP(elems[i]), &len);
-		/* a copy: s may point into the array, with no NUL after it */
-		out[k] = pnstrdup(s, len);
-		if (len == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("stop string %d is empty", i + 1)));
-		k++;
-	}
-	*n = k;
-	return out;
-}
-
 /*
  * generate(prompt text, max_tokens int, temperature real, top_p real,
  *          top_k int, seed bigint, stop text[], model text) RETURNS text
@@ -117,12 +83,10 @@ lmgen_generate(PG_FUNCTION_ARGS)
 	p->sampling.seed = PG_ARGISNULL(5) ? pg_prng_uint64(&pg_global_prng_state) : (uint64) PG_GETARG_INT64(5);
 	if (!PG_ARGISNULL(6))
 	{
-		p->stop = StopStrings(PG_GETARG_ARRAYTYPE_P(6), &p->n_stop);
-		c.strings = (char **) p->stop;
-		c.n_strings = p->n_stop;
-		c.string_lens = palloc(sizeof(size_t) * (c.n_strings + 1));
-		for (int i = 0; i < c.n_strings; i++)
-			c.string_lens[i] = strlen(c.strings[i]);
+		c.strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(6), "stop string", false, &c.n_strings,
+									&c.string_lens);
+		p->stop = (const char *const *) c.strings;
+		p->n_stop = c.n_strings;
 	}
 	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
 	initStringInfo(&out);
