@@ -58,6 +58,19 @@ typedef struct LmgenCall
 	int32		opt[LMGEN_CALL_OPTS];	/* small per-kind settings (LMGEN_OPT_*) */
 } LmgenCall;
 
+/* A classify call's scoring, planned: the prompts whose label scores ClassifyFinish turns into the result. */
+typedef struct ClassifyScoring
+{
+	struct Labels *labels;		/* the labels and prompt spec (sqlfuncs_classify.c) */
+	int			n_labels;		/* count */
+	int32	  **label_ids;		/* token ids of each label */
+	int		   *label_n_ids;	/* their counts */
+	LmgenPrompt prompt[2];		/* the content-free baseline's when not cached, then the body's */
+	int			n_prompts;		/* 1 or 2 */
+	StringInfo	key;			/* baseline cache key (NULL: not calibrated, with examples) */
+	double	   *baseline;		/* the cached baseline (NULL: to be scored, or not calibrated) */
+} ClassifyScoring;
+
 /* A call of kind with the caller's settings and no arguments yet. */
 extern LmgenCall CallInit(LmgenCallKind kind, const char *model_name);
 
@@ -94,6 +107,8 @@ extern LmgenPrompt SummarizePromptOf(LmgenModel *m, const LmgenCall *c);
 extern void SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, lm_gen_params *p);
 extern void SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out);
 extern void ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
+extern ClassifyScoring *ClassifyScoringOf(LmgenModel *m, const LmgenCall *c);
+extern void ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out);
 extern void EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern LmgenPrompt EmbedPromptOf(LmgenModel *m, const char *s, size_t len);
 

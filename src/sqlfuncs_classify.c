@@ -17,11 +17,13 @@
  * content-free text ("N/A"): this contextual calibration (Zhao et al.,
  * 2021) removes the model's prior preference for some labels (the first
  * listed, the shortest), which otherwise swamps small models' judgement.
- * The baseline depends only on the model and the labels, so it is computed
- * once per query and cached in fn_extra; its prompt is evaluated next to
- * the text's, sharing the blocks of their common beginning.  classify_scores() turns the
- * calibrated scores into probabilities with a softmax.  Nothing is
- * generated or parsed.
+ * The baseline depends only on the model file, the labels and their
+ * descriptions, so the process keeps the last one it computed; its prompt
+ * is evaluated next to the text's, sharing the blocks of their common
+ * beginning.  The background worker scores the same prompts through its
+ * scheduler (ClassifyScoringOf, then ClassifyFinish), bit for bit alike.
+ * classify_scores() turns the calibrated scores into probabilities with a
+ * softmax.  Nothing is generated or parsed.
  */
 #include "postgres.h"
 
@@ -147,6 +149,13 @@ static LmgenPrompt
 ClassifyPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 {
 	return ClassifyPromptBuild(m, &((Labels *) arg)->spec, text, len);
+}
+
+/* The classification prompt about a text, fitted to the context with room for the longest label. */
+static LmgenPrompt
+LabelPrompt(LmgenModel *m, Labels *L, const char *text, size_t len)
+{
+	return FitPrompt(m, ClassifyPrompt, L, text, len, L->max_ids, "the longest label", "use shorter labels", 3);
 }
 
 /* lm_batch_free with the signature TrackEngineResource wants. */
@@ -479,23 +488,38 @@ ScoreAfterPrompt(LmgenModel *m, lm_context *ctx, lm_batch *b, int seq, int n_pro
 }
 
 /*
- * Log-likelihood of each label as the answer to the prompt about each of
- * n_texts texts (score[t][k]).  The prompts are evaluated first, each in a
- * sequence of its own, sharing their common beginning (the instruction and
- * the label list) with the first; then the labels are scored after each
- * prompt in turn.  KV memory: the prompts (their shared part once) plus one
- * group of labels.
+ * KV bytes of scoring L after prompts (at most): every prompt unshared; the
+ * prefixes alive while their children are scored (a group per token of the
+ * longest label, and never more than the labels plus that depth), two
+ * blocks of their own each; and one group in flight, whose runs may hold a
+ * whole label each.
+ */
+static size_t
+ScoringKvBytes(LmgenModel *m, const Labels *L, const LmgenPrompt *prompt, int n_prompts)
+{
+	int			n_blocks = 0;
+
+	for (int t = 0; t < n_prompts; t++)
+		n_blocks += (prompt[t].n + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+	n_blocks += 2 * Min(LABEL_GROUP * L->max_ids, L->n + L->max_ids) +
+		LABEL_GROUP * (1 + (L->max_ids + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
+	return (size_t) n_blocks * lm_kv_block_bytes(m->model);
+}
+
+/*
+ * Log-likelihood of each label as the answer to each of n_texts prompts
+ * (score[t][k]).  The prompts are evaluated first, each in a sequence of
+ * its own, sharing their common beginning (the instruction and the label
+ * list) with the first; then the labels are scored after each prompt in
+ * turn.  KV memory: the prompts (their shared part once) plus one group of
+ * labels.
  */
 static double **
-ScoreLabels(LmgenModel *m, int n_texts, const char **bodies, const size_t *body_lens, Labels *L)
+ScoreLabels(LmgenModel *m, int n_texts, const LmgenPrompt *prompt, Labels *L)
 {
-	LmgenPrompt *prompt = palloc(sizeof(LmgenPrompt) * n_texts);
 	double	  **score = palloc(sizeof(double *) * n_texts);
 	double	  **first = palloc(sizeof(double *) * n_texts);
-	size_t		block = lm_kv_block_bytes(m->model),
-				kv_bytes;
 	int			max_prompt = 0,
-				n_blocks = 0,
 				n_spare;
 	RuntimeCall call;
 	lm_batch   *b;
@@ -503,23 +527,12 @@ ScoreLabels(LmgenModel *m, int n_texts, const char **bodies, const size_t *body_
 
 	for (int t = 0; t < n_texts; t++)
 	{
-		prompt[t] = FitPrompt(m, ClassifyPrompt, L, bodies[t], body_lens[t], L->max_ids, "the longest label", "use shorter labels", 3);
 		max_prompt = Max(max_prompt, prompt[t].n);
-		n_blocks += (prompt[t].n + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
 		score[t] = palloc0(sizeof(double) * L->n);
 		first[t] = palloc(sizeof(double) * L->n);
 	}
-	/*
-	 * At most: every prompt unshared; the prefixes alive while their
-	 * children are scored (a group per token of the longest label, and never
-	 * more than the labels plus that depth), two blocks of their own each;
-	 * and one group in flight, whose runs may hold a whole label each.
-	 */
-	n_blocks += 2 * Min(LABEL_GROUP * L->max_ids, L->n + L->max_ids) +
-		LABEL_GROUP * (1 + (L->max_ids + LM_KV_BLOCK - 1) / LM_KV_BLOCK);
-	kv_bytes = (size_t) n_blocks * block;
 	n_spare = LABEL_GROUP * L->max_ids;
-	call = RuntimeBegin(m, n_texts + n_spare, kv_bytes, "this classification");
+	call = RuntimeBegin(m, n_texts + n_spare, ScoringKvBytes(m, L, prompt, n_texts), "this classification");
 	b = lm_batch_create(Max(max_prompt, Max(2 * LABEL_GROUP, L->max_ids)));
 	if (b == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -661,72 +674,116 @@ SpecFromCall(const LmgenCall *c, Labels *L)
 	L->spec.pool = pool;
 }
 
-/*
- * Label scores of the body, calibrated by the content-free baseline: cached
- * for the model file, labels and descriptions, else scored together with
- * body (their prompts share the label list).  With examples the scores are not calibrated: a content-free text
- * with the row's examples favours exactly the examples' labels, so
- * subtracting its scores cancels what the examples say (on 32 Debian rows,
- * SmolLM2 stayed at the zero-shot 0.28 that way).
- */
-static double *
-CalibratedScores(LmgenModel *m, Labels *L, const char *body, size_t body_len)
+/* The baseline cache's key: the model file (path, size, mtime), labels and descriptions. */
+static StringInfo
+BaselineKey(LmgenModel *m, const Labels *L)
 {
-	StringInfoData key;
-	double	   *score;
+	StringInfo	key = makeStringInfo();
 
-	initStringInfo(&key);
-	appendStringInfo(&key, "%s%c%lld%c%lld.%ld", m->path, '\0', (long long) m->size, '\0',
+	appendStringInfo(key, "%s%c%lld%c%lld.%ld", m->path, '\0', (long long) m->size, '\0',
 					 (long long) m->mtime.tv_sec, (long) m->mtime.tv_nsec);
 	for (int k = 0; k < L->n; k++)
 	{
-		appendStringInfoChar(&key, '\0');
-		appendBinaryStringInfo(&key, L->text[k], L->len[k]);
+		appendStringInfoChar(key, '\0');
+		appendBinaryStringInfo(key, L->text[k], L->len[k]);
 		if (L->spec.descriptions)
 		{
-			appendStringInfoChar(&key, '\1');
-			appendStringInfoString(&key, L->spec.descriptions[k]);
+			appendStringInfoChar(key, '\1');
+			appendStringInfoString(key, L->spec.descriptions[k]);
 		}
 	}
-	if (L->spec.pool)
-		return ScoreLabels(m, 1, &body, &body_len, L)[0];
-	if (baseline.key == NULL || baseline.key_len != (size_t) key.len ||
-		memcmp(baseline.key, key.data, key.len) != 0)
-	{
-		const char *bodies[2] = {CONTENT_FREE_TEXT, body};
-		size_t		lens[2] = {strlen(CONTENT_FREE_TEXT), body_len};
-		double	  **both = ScoreLabels(m, 2, bodies, lens, L);
-
-		if (baseline.key)
-		{
-			pfree(baseline.key);
-			pfree(baseline.score);
-			baseline.key = NULL;
-		}
-		baseline.score = MemoryContextAlloc(TopMemoryContext, sizeof(double) * L->n);
-		memcpy(baseline.score, both[0], sizeof(double) * L->n);
-		baseline.key = MemoryContextAlloc(TopMemoryContext, key.len);
-		memcpy(baseline.key, key.data, key.len);
-		baseline.key_len = key.len;
-		score = both[1];
-	}
-	else
-		score = ScoreLabels(m, 1, &body, &body_len, L)[0];
-	for (int k = 0; k < L->n; k++)
-		score[k] -= baseline.score[k];
-	return score;
+	return key;
 }
 
-/* Execute a classify call: the calibrated score of each label (doubles). */
+/* A copy of the cached baseline for key (n labels), or NULL when the cache holds another. */
+static double *
+BaselineLookup(StringInfo key, int n)
+{
+	double	   *copy;
+
+	if (baseline.key == NULL || baseline.key_len != (size_t) key->len ||
+		memcmp(baseline.key, key->data, key->len) != 0)
+		return NULL;
+	copy = palloc(sizeof(double) * n);
+	memcpy(copy, baseline.score, sizeof(double) * n);
+	return copy;
+}
+
+/* Keep the baseline scores of key (n labels) for the next calls, in place of the last. */
+static void
+BaselineKeep(StringInfo key, const double *score, int n)
+{
+	if (baseline.key)
+	{
+		pfree(baseline.key);
+		pfree(baseline.score);
+		baseline.key = NULL;
+	}
+	baseline.score = MemoryContextAlloc(TopMemoryContext, sizeof(double) * n);
+	memcpy(baseline.score, score, sizeof(double) * n);
+	baseline.key = MemoryContextAlloc(TopMemoryContext, key->len);
+	memcpy(baseline.key, key->data, key->len);
+	baseline.key_len = key->len;
+}
+
+/*
+ * Plan a classify call's scoring: its labels and the prompts to score, the
+ * content-free baseline's first when the cache (for the model file, labels
+ * and descriptions) misses, the body's last.  Scored together in local
+ * mode, their prompts share the label list.  With examples the scores are
+ * not calibrated: a content-free text with the row's examples favours
+ * exactly the examples' labels, so subtracting its scores cancels what the
+ * examples say (on 32 Debian rows, SmolLM2 stayed at the zero-shot 0.28
+ * that way).  ERROR as the call would raise (labels, prompt, KV memory).
+ */
+ClassifyScoring *
+ClassifyScoringOf(LmgenModel *m, const LmgenCall *c)
+{
+	ClassifyScoring *cs = palloc0(sizeof(ClassifyScoring));
+	Labels	   *L = palloc(sizeof(Labels));
+
+	*L = ReadLabels(m, c);
+	SpecFromCall(c, L);
+	cs->labels = L;
+	cs->n_labels = L->n;
+	cs->label_ids = L->ids;
+	cs->label_n_ids = L->n_ids;
+	if (!L->spec.pool)
+	{
+		cs->key = BaselineKey(m, L);
+		cs->baseline = BaselineLookup(cs->key, L->n);
+		if (cs->baseline == NULL)
+			cs->prompt[cs->n_prompts++] = LabelPrompt(m, L, CONTENT_FREE_TEXT, strlen(CONTENT_FREE_TEXT));
+	}
+	cs->prompt[cs->n_prompts++] = LabelPrompt(m, L, c->body, c->body_len);
+	CheckKvMemory(ScoringKvBytes(m, L, cs->prompt, cs->n_prompts), "this classification");
+	return cs;
+}
+
+/* Finish a classify call from its prompts' label scores (in plan order): calibrate, cache the baseline, append. */
+void
+ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out)
+{
+	double	   *body = score[cs->n_prompts - 1];
+
+	if (cs->n_prompts == 2)
+	{
+		BaselineKeep(cs->key, score[0], cs->n_labels);
+		cs->baseline = score[0];
+	}
+	if (cs->baseline)
+		for (int k = 0; k < cs->n_labels; k++)
+			body[k] -= cs->baseline[k];
+	appendBinaryStringInfo(out, (const char *) body, sizeof(double) * cs->n_labels);
+}
+
+/* Execute a classify call in this process: the calibrated score of each label (doubles). */
 void
 ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 {
-	Labels		L = ReadLabels(m, c);
-	double	   *score;
+	ClassifyScoring *cs = ClassifyScoringOf(m, c);
 
-	SpecFromCall(c, &L);
-	score = CalibratedScores(m, &L, c->body, c->body_len);
-	appendBinaryStringInfo(out, (const char *) score, sizeof(double) * L.n);
+	ClassifyFinish(cs, ScoreLabels(m, cs->n_prompts, cs->prompt, cs->labels), out);
 }
 
 /* The calibrated label scores of a classify()/classify_scores() call, one per label of c. */

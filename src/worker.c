@@ -12,8 +12,11 @@
  *   1. admit: take every QUEUED request slot (protocol in shmem.c), read
  *      the call from its DSM segment (call.c), open the model, build the
  *      prompt with the same code as local mode and submit it to the
- *      model's scheduler (engine scheduler.h).  Calls the scheduler does
- *      not batch (classify) run right here, whole, with local mode's code;
+ *      model's scheduler (engine scheduler.h).  A classify call is one
+ *      score request per prompt (its text's, and the content-free
+ *      baseline's when not cached), finished when all are scored.  Calls
+ *      of a sentence encoder (its own batches) run right here, whole, with
+ *      local mode's code;
  *   2. drop the requests whose backend stopped waiting (cancel, timeout,
  *      exit): the scheduler frees their KV blocks at once;
  *   3. step: one forward pass per model with work, over every running
@@ -219,7 +222,10 @@ typedef struct WorkerRequest
 	shm_mq_handle *mqh;			/* the result queue, as sender */
 	LmgenCall	call;			/* the call */
 	WorkerModel *wm;			/* scheduler it runs in, or NULL */
-	int64		sched_id;		/* its id there, or -1 */
+	int64		sched_id;		/* its id there (classify: the body's scores), or -1 */
+	int64		base_id;		/* classify: the baseline's score request there, or -1 */
+	ClassifyScoring *classify;	/* classify: the planned scoring, or NULL */
+	double	   *scores[2];		/* classify: label scores of each prompt, in plan order, once taken */
 	StringInfoData result;		/* the result message, once ready */
 	bool		ready;			/* result holds the whole message */
 	bool		failed;			/* the call ended with an ERROR */
@@ -267,6 +273,7 @@ DropWorkerModel(LmgenModel *m)
 			{
 				requests[i].wm = NULL;
 				requests[i].sched_id = -1;
+				requests[i].base_id = -1;
 				FailRequest(&requests[i], ERRCODE_DATA_CORRUPTED,
 							psprintf("model file of model \"%s\" changed on disk during the call", m->name));
 			}
@@ -331,9 +338,9 @@ PrepareCall(WorkerRequest *r)
 	lmgen_context_overflow = c->context_overflow;
 	lmgen_max_kv_memory = c->max_kv_memory;
 	m = ModelByFile(c->model_name, c->model_path);
-	if (c->kind == LMGEN_CALL_CLASSIFY || m->model->cfg.encoder)
+	if (m->model->cfg.encoder)
 	{
-		/* not batched (classify; a sentence encoder's own batches): run it whole, as local mode does */
+		/* not batched (a sentence encoder's own batches): run it whole, as local mode does */
 		TimestampTz t0 = GetCurrentTimestamp();
 
 		ResultBeginOk(&r->result);
@@ -343,7 +350,22 @@ PrepareCall(WorkerRequest *r)
 		return;
 	}
 	r->wm = WorkerModelFor(m);
-	if (c->kind == LMGEN_CALL_EMBED)
+	if (c->kind == LMGEN_CALL_CLASSIFY)
+	{
+		ClassifyScoring *cs = r->classify = ClassifyScoringOf(m, c);
+
+		for (int t = 0; t < cs->n_prompts; t++)
+		{
+			if (t > 0)
+				r->base_id = r->sched_id;
+			r->sched_id = lm_sched_submit_score(r->wm->sched, cs->prompt[t].ids, cs->prompt[t].n,
+												(const int32 *const *) cs->label_ids, cs->label_n_ids,
+												cs->n_labels, err, sizeof(err));
+			if (r->sched_id < 0)
+				break;
+		}
+	}
+	else if (c->kind == LMGEN_CALL_EMBED)
 	{
 		prompt = EmbedPromptOf(m, c->body, c->body_len);
 		CheckKvMemory(lm_kv_bytes(m->model, prompt.n, 1), "this embedding");
@@ -382,6 +404,7 @@ AdmitRequest(int i, uint64 id, dsm_handle h, TimestampTz queued_at)
 	memset(r, 0, sizeof(*r));
 	r->id = id;
 	r->sched_id = -1;
+	r->base_id = -1;
 	r->queued_at = queued_at;
 	r->started = GetCurrentTimestamp();
 	r->seg = dsm_attach(h);
@@ -448,6 +471,8 @@ FinishRequest(int i, bool delivered)
 
 	if (r->wm && r->sched_id >= 0 && !r->ready)
 		lm_sched_cancel(r->wm->sched, r->sched_id);
+	if (r->wm && r->base_id >= 0)
+		lm_sched_cancel(r->wm->sched, r->base_id);	/* ignored once finished */
 	dsm_detach(r->seg);
 	(void) LetGo(i, r->id);
 	CountCall(r->call.model_path ? r->call.model_path : "", r->call.model_name ? r->call.model_name : "",
@@ -477,20 +502,24 @@ static WorkerRequest *
 RequestOf(WorkerModel *wm, int64 id)
 {
 	for (int i = 0; i < lmgen_shared->n_slots; i++)
-		if (requests[i].used && requests[i].wm == wm && requests[i].sched_id == id)
+		if (requests[i].used && requests[i].wm == wm &&
+			(requests[i].sched_id == id || requests[i].base_id == id))
 			return &requests[i];
 	return NULL;
 }
 
-/* A generated text's result (a summary is shaped); an ERROR fails only this request. */
+/* A generated text's result (a summary is shaped) or a classify call's; an ERROR fails only this request. */
 static void
-FinishText(WorkerModel *wm, WorkerRequest *r, const lm_sched_result *res)
+FinishResult(WorkerModel *wm, WorkerRequest *r, const lm_sched_result *res)
 {
 	MemoryContext old = CurrentMemoryContext;
 
 	PG_TRY();
 	{
-		CallFinishText(wm->m, &r->call, res->text, res->len, &r->result);
+		if (r->classify)
+			ClassifyFinish(r->classify, r->scores, &r->result);
+		else
+			CallFinishText(wm->m, &r->call, res->text, res->len, &r->result);
 	}
 	PG_CATCH();
 	{
@@ -504,6 +533,18 @@ FinishText(WorkerModel *wm, WorkerRequest *r, const lm_sched_result *res)
 		r->failed = true;
 	}
 	PG_END_TRY();
+}
+
+/* Keep a classify prompt's label scores; true when every prompt of the call is scored. */
+static bool
+TakeScores(WorkerRequest *r, const lm_sched_result *res)
+{
+	int			last = r->classify->n_prompts - 1;
+	int			t = res->id == r->sched_id ? last : 0;
+
+	r->scores[t] = palloc(sizeof(double) * res->n_scores);
+	memcpy(r->scores[t], res->scores, sizeof(double) * res->n_scores);
+	return r->scores[0] != NULL && r->scores[last] != NULL;
 }
 
 /* Turn the scheduler's finished requests into result messages. */
@@ -520,23 +561,23 @@ CollectFinished(WorkerModel *wm)
 		{
 			MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
-			r->prompt_tokens = res.n_prompt;
+			r->prompt_tokens += res.n_prompt;
 			r->generated_tokens = res.n_tokens;
 			r->queue_s = (double) (r->started - r->queued_at) / 1e6 + res.queue_s;
 			resetStringInfo(&r->result);
-			if (res.status == LM_SCHED_OK)
+			if (res.status != LM_SCHED_OK)
+				FailRequest(r, ERRCODE_INTERNAL_ERROR,
+							psprintf("could not run model \"%s\": %s", wm->m->name,
+									 res.status == LM_SCHED_CANCELLED ? "cancelled" : res.err));
+			else if (res.kind != LM_SCHED_SCORE || TakeScores(r, &res))
 			{
 				ResultBeginOk(&r->result);
 				if (res.kind == LM_SCHED_EMBED)
 					appendBinaryStringInfo(&r->result, (const char *) res.embedding, sizeof(float) * res.n_embd);
 				else
-					FinishText(wm, r, &res);
+					FinishResult(wm, r, &res);
 				r->ready = true;
 			}
-			else
-				FailRequest(r, ERRCODE_INTERNAL_ERROR,
-							psprintf("could not run model \"%s\": %s", wm->m->name,
-									 res.status == LM_SCHED_CANCELLED ? "cancelled" : res.err));
 			MemoryContextSwitchTo(old);
 		}
 		lm_sched_release(wm->sched, res.id);

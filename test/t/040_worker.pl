@@ -5,6 +5,9 @@
 #     answers local mode gives the same calls run alone, and the worker's
 #     statistics show batches of more than one sequence;
 #   - a waiting backend shows wait_event_type 'Extension';
+#   - classify_scores calls go through the scheduler: run alone they share
+#     batches (lmgen.stats), and beside generate calls each gets exactly
+#     local mode's scores;
 #   - pg_cancel_backend and statement_timeout under load end the call with
 #     57014 (latency shown);
 #   - pg_terminate_backend() of the worker during generation: every waiting
@@ -140,6 +143,44 @@ my ($requests, $max_batch, $mean_batch) = split /\|/, $node->safe_psql('postgres
 	"SELECT requests, max_batch, round(mean_batch::numeric, 2) FROM lmgen.stats WHERE model = 'smol'");
 is($requests, 5 * $clients, 'lmgen.stats counted every call');
 cmp_ok($max_batch, '>', 1, "the worker batched sequences (max batch $max_batch, mean $mean_batch)");
+
+# --- classify through the scheduler -------------------------------------
+# The calls of classify client $i: one line per label, label|probability.
+sub classify_sql
+{
+	my ($i) = @_;
+	return "SELECT label, probability FROM classify_scores('Report $i: the striker scored twice in the last minutes', "
+	  . "ARRAY['sports', 'politics', 'weather report', 'cooking recipes $i'], 'smol')";
+}
+
+my %classify_local = map {
+	$_ => $node->safe_psql('postgres', "SET lmgen.execution = 'local';\n" . classify_sql($_) . ';')
+} 1 .. 4;
+$node->safe_psql('postgres', 'SELECT lmgen.stats_reset()');
+my @classifying = map { start_psql(classify_sql($_)) } 1 .. 4;
+my $classify_same = 0;
+for my $i (1 .. 4)
+{
+	my ($rc, $out, $err) = finish_psql($classifying[ $i - 1 ]);
+	chomp $out;
+	$classify_same++ if $rc == 0 && $out eq $classify_local{$i};
+	diag("classify client $i (rc $rc): worker\n$out\n$err\nlocal\n$classify_local{$i}")
+	  unless $rc == 0 && $out eq $classify_local{$i};
+}
+is($classify_same, 4, "4 concurrent classify_scores calls get exactly local mode's scores");
+($requests, $max_batch, $mean_batch) = split /\|/, $node->safe_psql('postgres',
+	"SELECT requests, max_batch, round(mean_batch::numeric, 2) FROM lmgen.stats WHERE model = 'smol'");
+is($requests, 4, 'lmgen.stats counted every classify call');
+cmp_ok($max_batch, '>', 1, "classify calls share the scheduler's batches (max batch $max_batch, mean $mean_batch)");
+
+# beside generations, a classify call's scores are still local mode's
+@running = map { start_psql("SELECT generate('Tell a story about the number $_.', 40, model => 'smol')") } 1 .. 3;
+my $beside = start_psql(classify_sql(5));
+my $beside_local = $node->safe_psql('postgres', "SET lmgen.execution = 'local';\n" . classify_sql(5) . ';');
+my ($beside_rc, $beside_out) = finish_psql($beside);
+chomp $beside_out;
+finish_psql($_) for @running;
+is($beside_out, $beside_local, "a classify_scores call among generate calls gets exactly local mode's scores");
 
 # --- cancel under load -------------------------------------------------
 my @load = map { start_psql("SELECT generate('Once upon a time $_', 3000, model => 'slow')") } 1 .. 3;
