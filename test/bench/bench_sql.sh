@@ -28,34 +28,14 @@ rounds=${BENCH_ROUNDS:-3}
 delay=${BENCH_DELAY:-1}
 late=${BENCH_LATE:-15}
 threads=${BENCH_THREADS:-1}
-work=$(mktemp -d /tmp/lmgen-bench.XXXXXX)
-chmod 755 "$work"
+. "$(dirname "$0")/bench_cluster.sh"
 
 if [ $# -ge 1 ]; then
 	conn=$1
+	work=$(mktemp -d /tmp/lmgen-bench.XXXXXX)
 	trap 'rm -rf "$work"' EXIT
 else
-	if [ "$(id -u)" -eq 0 ]; then
-		user=${LMGEN_TEST_USER:-postgres}
-		install -m 755 "$0" "$work/bench_sql.sh"
-		chown -R "$user" "$work"
-		trap 'rm -rf "$work"' EXIT
-		runuser -u "$user" -- env BENCH_INNER_DIR="$work" "$work/bench_sql.sh"
-		exit $?
-	fi
-	[ -n "${BENCH_INNER_DIR:-}" ] && work=$BENCH_INNER_DIR
-	bindir=$(pg_config --bindir)
-	"$bindir/initdb" -D "$work/db" -A trust -U postgres >/dev/null
-	cat >> "$work/db/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$work'
-shared_preload_libraries = 'lmgen'
-lmgen.threads = $threads
-CONF
-	trap '"$bindir/pg_ctl" -D "$work/db" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-	"$bindir/pg_ctl" -D "$work/db" -l "$work/server.log" -w start >/dev/null
-	conn="host=$work user=postgres dbname=postgres"
-	psql -X -q -d "$conn" -c "CREATE EXTENSION lmgen" >/dev/null
+	bench_cluster_start bench_sql.sh "lmgen.threads = $threads"
 fi
 
 # One query, unaligned output.

@@ -43,32 +43,10 @@ rows=${BENCH_ROWS:-4}
 modes=${BENCH_MODES:-local worker}
 local_threads=${BENCH_LOCAL_THREADS:-1}
 worker_threads=${BENCH_WORKER_THREADS:-0}
-work=$(mktemp -d /tmp/lmgen-bench.XXXXXX)
-chmod 755 "$work"
-
-if [ "$(id -u)" -eq 0 ]; then
-	user=${LMGEN_TEST_USER:-postgres}
-	install -m 755 "$0" "$work/bench_worker.sh"
-	chown -R "$user" "$work"
-	trap 'rm -rf "$work"' EXIT
-	runuser -u "$user" -- env BENCH_INNER_DIR="$work" "$work/bench_worker.sh"
-	exit $?
-fi
-[ -n "${BENCH_INNER_DIR:-}" ] && work=$BENCH_INNER_DIR
-bindir=$(pg_config --bindir)
-"$bindir/initdb" -D "$work/db" -A trust -U postgres >/dev/null
-cat >> "$work/db/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$work'
-shared_preload_libraries = 'lmgen'
-lmgen.threads = $local_threads
+. "$(dirname "$0")/bench_cluster.sh"
+bench_cluster_start bench_worker.sh "lmgen.threads = $local_threads
 lmgen.worker_threads = $worker_threads
-max_connections = 40
-CONF
-trap '"$bindir/pg_ctl" -D "$work/db" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-"$bindir/pg_ctl" -D "$work/db" -l "$work/server.log" -w start >/dev/null
-conn="host=$work user=postgres dbname=postgres"
-psql -X -q -d "$conn" -c "CREATE EXTENSION lmgen" >/dev/null
+max_connections = 40"
 
 # One query, unaligned output.
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$conn" -c "$1"; }
