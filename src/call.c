@@ -57,6 +57,23 @@ CallRun(LmgenCall *c, StringInfo out)
 	CallExecute(m, c, out);
 }
 
+/* A model function's body: its arguments into a call, run it, its SQL result. */
+Datum
+CallFunction(FunctionCallInfo fcinfo, CallArgsFn args, CallResultFn result)
+{
+	LmgenCall	c;
+	StringInfoData out;
+
+	if (!args(fcinfo, &c))
+	{
+		fcinfo->isnull = true;
+		return (Datum) 0;
+	}
+	initStringInfo(&out);
+	CallRun(&c, &out);
+	return result(&c, &out);
+}
+
 /* The prompt of a generate or summarize call. */
 LmgenPrompt
 CallPrompt(LmgenModel *m, const LmgenCall *c)

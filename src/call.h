@@ -15,6 +15,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 
 #include "generate.h"
@@ -71,6 +72,12 @@ typedef struct ClassifyScoring
 	double	   *baseline;		/* the cached baseline (NULL: to be scored, or not calibrated) */
 } ClassifyScoring;
 
+/* Parse a model function's SQL arguments into a call; false when its result is NULL without a call. */
+typedef bool (*CallArgsFn) (FunctionCallInfo fcinfo, LmgenCall *c);
+
+/* The SQL result of a finished call from its result bytes. */
+typedef Datum (*CallResultFn) (const LmgenCall *c, StringInfo res);
+
 /* A call of kind with the caller's settings and no arguments yet. */
 extern LmgenCall CallInit(LmgenCallKind kind, const char *model_name);
 
@@ -79,6 +86,9 @@ extern LmgenCall CallInit(LmgenCallKind kind, const char *model_name);
  * return its result bytes (palloc'd) in out; ERROR as the call would raise.
  */
 extern void CallRun(LmgenCall *c, StringInfo out);
+
+/* A model function's body: its arguments into a call, run it, its SQL result. */
+extern Datum CallFunction(FunctionCallInfo fcinfo, CallArgsFn args, CallResultFn result);
 
 /* Execute the call with an open model, appending the result to out (both modes). */
 extern void CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
@@ -100,6 +110,15 @@ extern LmgenCall CallDeserialize(const char *data, size_t len);
 
 /* True when calls go to the background worker (preloaded, lmgen.execution = 'worker'). */
 extern bool CallsUseWorker(void);
+
+/* Per-function arguments and results (sqlfuncs_*.c), shared by the per-row and batched paths. */
+extern bool GenerateCallOf(FunctionCallInfo fcinfo, LmgenCall *c);
+extern bool SummarizeCallOf(FunctionCallInfo fcinfo, LmgenCall *c);
+extern Datum TextResult(const LmgenCall *c, StringInfo res);
+extern bool ClassifyCallOf(FunctionCallInfo fcinfo, LmgenCall *c);
+extern Datum ClassifyResult(const LmgenCall *c, StringInfo res);
+extern bool EmbedCallOf(FunctionCallInfo fcinfo, LmgenCall *c);
+extern Datum EmbedResult(const LmgenCall *c, StringInfo res);
 
 /* Per-kind execution (sqlfuncs_*.c), shared by both modes. */
 extern LmgenPrompt GeneratePromptOf(LmgenModel *m, const LmgenCall *c);

@@ -786,22 +786,40 @@ ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 	ClassifyFinish(cs, ScoreLabels(m, cs->n_prompts, cs->prompt, cs->labels), out);
 }
 
-/* The calibrated label scores of a classify()/classify_scores() call, one per label of c. */
-static double *
-ClassifyCall(FunctionCallInfo fcinfo, LmgenCall *c)
+/* A classify() call from its arguments; false for a NULL body or labels (NULL result). */
+bool
+ClassifyCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
 {
-	StringInfoData res;
-
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return false;
 	*c = CallInit(LMGEN_CALL_CLASSIFY, ModelNameArg(fcinfo, 2));
 	/* empty labels get ReadLabels' message, where the worker checks them too */
 	c->strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(1), "label", true, &c->n_strings, &c->string_lens);
 	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
 	ClassifyOptions(fcinfo, 3, 4, c);
-	initStringInfo(&res);
-	CallRun(c, &res);
-	if (res.len != (int) (sizeof(double) * c->n_strings))
-		elog(ERROR, "classify returned %d bytes for %d labels", res.len, c->n_strings);
-	return (double *) res.data;
+	return true;
+}
+
+/* The label scores in a classify call's result bytes (one double per label). */
+static const double *
+ClassifyScoresIn(const LmgenCall *c, StringInfo res)
+{
+	if (res->len != (int) (sizeof(double) * c->n_strings))
+		elog(ERROR, "classify returned %d bytes for %d labels", res->len, c->n_strings);
+	return (const double *) res->data;
+}
+
+/* The result of classify(): the label with the highest score. */
+Datum
+ClassifyResult(const LmgenCall *c, StringInfo res)
+{
+	const double *score = ClassifyScoresIn(c, res);
+	int			best = 0;
+
+	for (int k = 1; k < c->n_strings; k++)
+		if (score[k] > score[best])
+			best = k;
+	return PointerGetDatum(Utf8ToText(c->strings[best], c->string_lens[best]));
 }
 
 /*
@@ -811,17 +829,7 @@ ClassifyCall(FunctionCallInfo fcinfo, LmgenCall *c)
 Datum
 lmgen_classify(PG_FUNCTION_ARGS)
 {
-	LmgenCall	c;
-	double	   *score;
-	int			best = 0;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	score = ClassifyCall(fcinfo, &c);
-	for (int k = 1; k < c.n_strings; k++)
-		if (score[k] > score[best])
-			best = k;
-	PG_RETURN_TEXT_P(Utf8ToText(c.strings[best], c.string_lens[best]));
+	return CallFunction(fcinfo, ClassifyCallOf, ClassifyResult);
 }
 
 /*
@@ -833,14 +841,18 @@ lmgen_classify_scores(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	LmgenCall	c;
-	double	   *score;
+	const double *score;
 	double		mx,
 				sum = 0.0;
 
+	StringInfoData res;
+
 	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	if (!ClassifyCallOf(fcinfo, &c))
 		return (Datum) 0;
-	score = ClassifyCall(fcinfo, &c);
+	initStringInfo(&res);
+	CallRun(&c, &res);
+	score = ClassifyScoresIn(&c, &res);
 	mx = score[0];
 	for (int k = 1; k < c.n_strings; k++)
 		mx = Max(mx, score[k]);

@@ -92,23 +92,33 @@ EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 Datum
 lmgen_embed(PG_FUNCTION_ARGS)
 {
-	LmgenCall	c;
-	StringInfoData res;
-	int			E;
-	float	   *v;
-	Datum	   *out;
+	return CallFunction(fcinfo, EmbedCallOf, EmbedResult);
+}
 
+/* An embed() call from its arguments; false for a NULL body (NULL result). */
+bool
+EmbedCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
+{
 	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	c = CallInit(LMGEN_CALL_EMBED, EmbeddingModelNameFor(ModelNameArg(fcinfo, 1)));
-	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
-	initStringInfo(&res);
-	CallRun(&c, &res);
-	E = res.len / sizeof(float);
-	v = palloc(sizeof(float) * Max(E, 1));
-	memcpy(v, res.data, sizeof(float) * E);
-	out = palloc(sizeof(Datum) * Max(E, 1));
+		return false;
+	*c = CallInit(LMGEN_CALL_EMBED, EmbeddingModelNameFor(ModelNameArg(fcinfo, 1)));
+	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
+	return true;
+}
+
+/* The result of embed(): its floats as a real[]. */
+Datum
+EmbedResult(const LmgenCall *c, StringInfo res)
+{
+	int			E = res->len / sizeof(float);
+	Datum	   *out = palloc(sizeof(Datum) * Max(E, 1));
+
 	for (int e = 0; e < E; e++)
-		out[e] = Float4GetDatum(v[e]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));
+	{
+		float		v;
+
+		memcpy(&v, res->data + sizeof(float) * e, sizeof(float));
+		out[e] = Float4GetDatum(v);
+	}
+	return PointerGetDatum(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));
 }

@@ -55,14 +55,19 @@ RealArg(FunctionCallInfo fcinfo, int argno, const char *name, float dflt, float 
 Datum
 lmgen_generate(PG_FUNCTION_ARGS)
 {
-	LmgenCall	c;
+	return CallFunction(fcinfo, GenerateCallOf, TextResult);
+}
+
+/* A generate() call from its arguments; false for a NULL prompt (NULL result). */
+bool
+GenerateCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
+{
 	lm_gen_params *p;
-	StringInfoData out;
 
 	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	c = CallInit(LMGEN_CALL_GENERATE, ModelNameArg(fcinfo, 7));
-	p = &c.gen;
+		return false;
+	*c = CallInit(LMGEN_CALL_GENERATE, ModelNameArg(fcinfo, 7));
+	p = &c->gen;
 	p->max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
 	CheckMaxTokens(p->max_tokens);
 	p->sampling.temperature = RealArg(fcinfo, 2, "temperature", 0.0f, 0.0f, 100.0f);
@@ -83,15 +88,20 @@ lmgen_generate(PG_FUNCTION_ARGS)
 	p->sampling.seed = PG_ARGISNULL(5) ? pg_prng_uint64(&pg_global_prng_state) : (uint64) PG_GETARG_INT64(5);
 	if (!PG_ARGISNULL(6))
 	{
-		c.strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(6), "stop string", false, &c.n_strings,
-									&c.string_lens);
-		p->stop = (const char *const *) c.strings;
-		p->n_stop = c.n_strings;
+		c->strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(6), "stop string", false, &c->n_strings,
+									 &c->string_lens);
+		p->stop = (const char *const *) c->strings;
+		p->n_stop = c->n_strings;
 	}
-	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
-	initStringInfo(&out);
-	CallRun(&c, &out);
-	PG_RETURN_TEXT_P(Utf8ToText(out.data, out.len));
+	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
+	return true;
+}
+
+/* The text result of a generate() or summarize() call. */
+Datum
+TextResult(const LmgenCall *c, StringInfo res)
+{
+	return PointerGetDatum(Utf8ToText(res->data, res->len));
 }
 
 /* The prompt of a generate() call: the text, through the chat template when the model has one. */
@@ -111,25 +121,28 @@ GeneratePromptOf(LmgenModel *m, const LmgenCall *c)
 Datum
 lmgen_summarize(PG_FUNCTION_ARGS)
 {
-	LmgenCall	c;
-	StringInfoData out;
+	return CallFunction(fcinfo, SummarizeCallOf, TextResult);
+}
+
+/* A summarize() call from its arguments; false for a NULL body (NULL result). */
+bool
+SummarizeCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
+{
 	size_t		len;
 	char	   *body;
 
 	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	c = CallInit(LMGEN_CALL_SUMMARIZE, ModelNameArg(fcinfo, 2));
-	c.gen.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
-	CheckMaxTokens(c.gen.max_tokens);
-	c.opt[LMGEN_OPT_MAX_WORDS] = PG_ARGISNULL(3) ? SUMMARY_DEFAULT_MAX_WORDS : PG_GETARG_INT32(3);
-	CheckMaxWords(c.opt[LMGEN_OPT_MAX_WORDS]);
-	c.opt[LMGEN_OPT_STYLE] = PG_ARGISNULL(4) ? SUMMARY_SENTENCE :
+		return false;
+	*c = CallInit(LMGEN_CALL_SUMMARIZE, ModelNameArg(fcinfo, 2));
+	c->gen.max_tokens = PG_ARGISNULL(1) ? 128 : PG_GETARG_INT32(1);
+	CheckMaxTokens(c->gen.max_tokens);
+	c->opt[LMGEN_OPT_MAX_WORDS] = PG_ARGISNULL(3) ? SUMMARY_DEFAULT_MAX_WORDS : PG_GETARG_INT32(3);
+	CheckMaxWords(c->opt[LMGEN_OPT_MAX_WORDS]);
+	c->opt[LMGEN_OPT_STYLE] = PG_ARGISNULL(4) ? SUMMARY_SENTENCE :
 		SummaryStyleFromName(text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
-	c.body = SummarySource(body, len, &c.body_len);
-	initStringInfo(&out);
-	CallRun(&c, &out);
-	PG_RETURN_TEXT_P(Utf8ToText(out.data, out.len));
+	c->body = SummarySource(body, len, &c->body_len);
+	return true;
 }
 
 /* The summary settings of a summarize() call. */
