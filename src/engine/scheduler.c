@@ -21,6 +21,49 @@
  * memory itself runs out.  A worst case beyond the whole budget can never
  * run: submit refuses it.
  *
+ * Shared prompt prefixes (share_prefixes).  The KV of a position depends
+ * only on the tokens up to it and on its value order, and every prompt
+ * token of a prompt of several tokens carries the prompt order, so two
+ * prompts that begin with the same k tokens have the same bits in their
+ * first k positions.  After admission, each new request settles where its
+ * prompt starts (settle_prefix), in submit order, against two kinds of
+ * source: the running requests whose own start is settled (their prompt
+ * positions computed so far, n_done: never generated positions, whose
+ * order differs, nor label positions of a scoring request), and the
+ * prefixes kept in idle slots.  It takes the longest common prefix one of
+ * them holds now (lm_kv_seq_share: the blocks are referenced, not copied;
+ * the partial last block is copied by lm_kv_reserve when the request
+ * writes its next position into it) and evaluates the rest, at most all
+ * but its last prompt token, whose logits it needs (a scoring request
+ * likewise).  An embedding never starts from a shared prefix: it pools
+ * every position's hidden state, which the KV does not hold; it can be a
+ * source.  When a running request will compute a longer common prefix than
+ * any source holds now, and it is at least SCHED_WAIT_MIN tokens (a chat
+ * template and an instruction, not just BOS), the new request waits for it
+ * instead of computing the same positions in the same step: it holds its
+ * slot and reservation but no blocks, is in no batch, and settles again at
+ * each step; so 16 requests admitted together with a common 40-token prefix
+ * evaluate it once, by the oldest, and the others join one step later.
+ * A request waits only for one whose own start is settled (never for a
+ * waiting one), so there is no cycle; if that one is cancelled, the
+ * waiters settle again and the oldest of them computes the prefix.
+ *
+ * Kept prefixes.  A request that ends well leaves the prompt positions it
+ * shared with others (or its whole prompt, when it shared none) in its
+ * idle slot (kept_store), with its tokens, unless a kept prefix already
+ * covers them; prompt blocks of a batch are thus kept once.  A later
+ * request starts from them as from a running one; an admission prefers an
+ * empty slot, else the idle slot whose kept prefix it shares most (reused
+ * in place: lm_kv_seq_keep), else the least recently used one, and a slot's
+ * kept prefix stays readable until its new request has settled, so the
+ * requests admitted with it can still share it.  Kept prefixes never hold
+ * back a running request: admission ignores them (the worst cases alone
+ * must fit the budget, as without sharing), and before each pass the
+ * scheduler reserves the batch's blocks itself (lm_context_reserve_kv),
+ * dropping the least recently used kept prefix while the reservation fails.
+ * Without them the worst cases fit, so the reservation then succeeds as it
+ * always did (sharing among running requests only lowers their use).
+ *
  * A step's batch.  First one decode token for every running generation
  * that has its prompt behind it (the token sampled at the end of the last
  * step, asking for logits, decode value order), then prompt chunks of the
@@ -43,8 +86,9 @@
  * their pool in token order and finish after the last prompt chunk.
  * Scoring requests add log p(next label token) per logits row (lm_logprob),
  * in token order per label, and finish after their last label.  A
- * finished request gives its sequence's blocks back to the pool and its
- * slot and reservation to the next waiting request at once.
+ * finished request gives its sequence's blocks back to the pool (but a
+ * kept prefix) and its slot and reservation to the next waiting request at
+ * once.
  *
  * Failures.  lm_model_forward returning -1 (out of memory, or the model
  * file changed under the weights) fails every request that had tokens in
@@ -61,7 +105,8 @@
  *
  * Results.  lm_sched_take_finished hands out the oldest finished request;
  * the pointers in the result (text, tokens, embedding) point into the
- * request, which stays until lm_sched_release (or lm_sched_free).
+ * request, which stays until lm_sched_release (or lm_sched_free).  A
+ * cancelled or failed request keeps no prefix.
  */
 #include "scheduler.h"
 
@@ -477,6 +522,16 @@ kept_forget(lm_sched *s, int q)
 	free(s->kept[q].ids);
 	s->kept[q].ids = NULL;
 	s->kept[q].n = 0;
+}
+
+/* True when some slot keeps a prefix. */
+static bool
+any_kept(const lm_sched *s)
+{
+	for (int q = 0; q < s->max_seqs; q++)
+		if (s->kept[q].ids)
+			return true;
+	return false;
 }
 
 /* Drop the least recently used prefix kept in an idle slot; false when none is kept. */
@@ -926,7 +981,7 @@ lm_sched_step(lm_sched *s, char *err, size_t errlen)
 	if (b->n_tokens == 0)
 		return 0;
 	/* kept prefixes give way to the running requests' blocks (the pass then reserves nothing new) */
-	while (!lm_context_reserve_kv(s->ctx, b, err, errlen) && kept_evict(s))
+	while (any_kept(s) && !lm_context_reserve_kv(s->ctx, b, err, errlen) && kept_evict(s))
 		;
 	rc = lm_model_forward(s->ctx, b, err, errlen);
 	if (rc == -2)

@@ -22,7 +22,8 @@
  * lack of blocks; otherwise it waits (first come, first served).  A request
  * whose worst case exceeds the whole budget, or whose prompt does not fit
  * the context, fails at submit with a message.  A sequence's blocks go back
- * to the pool when it ends or is cancelled.
+ * to the pool when it ends or is cancelled (but the prompt prefix a request
+ * that ended well may leave for later ones, below).
  *
  * Shared prompt prefixes (share_prefixes, on by default): a request starts
  * from the longest prefix of its prompt whose KV another running request

@@ -22,7 +22,16 @@
  *   - label scores (classify) through the scheduler, alone, among
  *     generations and with step_tokens 1, equal bit for bit the way
  *     classify computed them before its trie scorer: the prompt in one
- *     batch, each label's tokens but the last in one batch of their own.
+ *     batch, each label's tokens but the last in one batch of their own;
+ *   - shared prompt prefixes: 16 requests whose prompts begin with the same
+ *     40 tokens give byte-identical answers with share_prefixes off and on
+ *     at step_tokens 1, 7, 64 and 512, and with it on evaluate the prefix
+ *     once (lm_sched_stats.prompt_tokens / prompt_tokens_reused), through 16
+ *     slots or 4; generations share the prefix an embedding computed; the
+ *     request computing the prefix is cancelled while the others wait for
+ *     it; a second batch starts from the prefix the first left; under a
+ *     12-block KV budget that prefix is dropped for running requests and
+ *     admission does not wait for it; label scorings share a prefix.
  *
  * LMGEN_SCHED_MODEL=path runs the same checks on another model too (by hand:
  * the installed SmolLM2 and Gemma 3 take minutes).
