@@ -29,7 +29,8 @@
  *     once (lm_sched_stats.prompt_tokens / prompt_tokens_reused), through 16
  *     slots or 4; generations share the prefix an embedding computed; the
  *     request computing the prefix is cancelled while the others wait for
- *     it; a second batch starts from the prefix the first left; under a
+ *     it; a step that took the prefix is stopped by the abort check; a
+ *     second batch starts from the prefix the first left; under a
  *     12-block KV budget that prefix is dropped for running requests and
  *     admission does not wait for it; label scorings share a prefix.
  *
@@ -727,6 +728,12 @@ check_prefixes(lm_model *m, const lm_tokenizer *tok, lm_context *ctx, const char
 		  "%s: cancelling the request that computes the prefix while 5 wait: the next computes it, the other "
 		  "4 share it (%lld reused), all 5 byte-identical to alone (%d)", name,
 		  (long long) o.st.prompt_tokens_reused, count_same(&o, 6));
+
+	/* the abort check stops the step in which the 15 others start from the prefix */
+	ok = run_sched_share(ctx, tok, r, N_REQ, N_REQ, 64, true, -1, 0, 1, &o);
+	CHECK(ok && count_same(&o, N_REQ) == N_REQ && o.st.prompt_tokens_reused == 15 * PREFIX_LEN,
+		  "%s: a step stopped by the abort check right after 15 requests took the prefix changes nothing "
+		  "(%d byte-identical, %lld reused)", name, count_same(&o, N_REQ), (long long) o.st.prompt_tokens_reused);
 
 	/*
 	 * one scheduler, two batches: the second starts from the prefix the first
