@@ -30,7 +30,9 @@
  * has computed, or a finished one left in an idle sequence slot, sharing
  * those blocks (lm_kv_seq_share) and evaluating only the rest (always at
  * least its last prompt token).  Requests admitted together whose common
- * prefix nobody has computed yet let the oldest compute it and wait for it.
+ * prefix (16 tokens or more) nobody has computed yet let the oldest compute
+ * it and start from it once it is computed.  Embeddings evaluate their whole
+ * prompt (they pool every position) but others may start from theirs.
  * Kept prefixes never make a request wait: they are dropped when a slot or
  * KV memory is needed.  Results are the same bits with sharing on or off.
  *
