@@ -363,8 +363,8 @@ reserve_outputs(lm_context *ctx, int n, int n_out, int n_logits)
  * give it cache blocks for every position the batch writes; nothing changes
  * when that fails (over the budget, out of memory).
  */
-static bool
-reserve_kv(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
+bool
+lm_context_reserve_kv(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 {
 	int			n_spans = 0;
 
@@ -411,7 +411,7 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
 		return -1;
 	}
-	if (!encoder && !reserve_kv(ctx, b, err, errlen))
+	if (!encoder && !lm_context_reserve_kv(ctx, b, err, errlen))
 		return -1;
 	/* output rows in batch order, so each step's rows are consecutive */
 	for (int i = 0; i < b->n_tokens; i++)

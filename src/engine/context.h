@@ -130,6 +130,16 @@ extern size_t lm_context_dynamic_bytes(const lm_context *ctx);
  */
 extern int	lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen);
 
+/*
+ * Reserve the cache blocks a batch (valid for lm_model_forward) will write,
+ * as lm_model_forward does first: rewind each of its sequences to where the
+ * batch starts it and give it writable blocks (copies of shared ones it
+ * writes into).  False with a message when over the budget or out of memory
+ * (nothing changed).  Lets a caller make room (drop cached sequences) before
+ * the pass; lm_model_forward reserving the same batch again changes nothing.
+ */
+extern bool lm_context_reserve_kv(lm_context *ctx, const lm_batch *b, char *err, size_t errlen);
+
 /* Logits (n_vocab floats) of batch token i from the last forward; NULL unless it asked for LM_OUT_LOGITS. */
 extern const float *lm_context_logits(const lm_context *ctx, int i);
 

@@ -21,6 +21,49 @@
  * memory itself runs out.  A worst case beyond the whole budget can never
  * run: submit refuses it.
  *
+ * Shared prompt prefixes (share_prefixes).  The KV of a position depends
+ * only on the tokens up to it and on its value order, and every prompt
+ * token of a prompt of several tokens carries the prompt order, so two
+ * prompts that begin with the same k tokens have the same bits in their
+ * first k positions.  After admission, each new request settles where its
+ * prompt starts (settle_prefix), in submit order, against two kinds of
+ * source: the running requests whose own start is settled (their prompt
+ * positions computed so far, n_done: never generated positions, whose
+ * order differs, nor label positions of a scoring request), and the
+ * prefixes kept in idle slots.  It takes the longest common prefix one of
+ * them holds now (lm_kv_seq_share: the blocks are referenced, not copied;
+ * the partial last block is copied by lm_kv_reserve when the request
+ * writes its next position into it) and evaluates the rest, at most all
+ * but its last prompt token, whose logits it needs (a scoring request
+ * likewise).  An embedding never starts from a shared prefix: it pools
+ * every position's hidden state, which the KV does not hold; it can be a
+ * source.  When a running request will compute a longer common prefix than
+ * any source holds now, and it is at least SCHED_WAIT_MIN tokens (a chat
+ * template and an instruction, not just BOS), the new request waits for it
+ * instead of computing the same positions in the same step: it holds its
+ * slot and reservation but no blocks, is in no batch, and settles again at
+ * each step; so 16 requests admitted together with a common 40-token prefix
+ * evaluate it once, by the oldest, and the others join one step later.
+ * A request waits only for one whose own start is settled (never for a
+ * waiting one), so there is no cycle; if that one is cancelled, the
+ * waiters settle again and the oldest of them computes the prefix.
+ *
+ * Kept prefixes.  A request that ends well leaves the prompt positions it
+ * shared with others (or its whole prompt, when it shared none) in its
+ * idle slot (kept_store), with its tokens, unless a kept prefix already
+ * covers them; prompt blocks of a batch are thus kept once.  A later
+ * request starts from them as from a running one; an admission prefers an
+ * empty slot, else the idle slot whose kept prefix it shares most (reused
+ * in place: lm_kv_seq_keep), else the least recently used one, and a slot's
+ * kept prefix stays readable until its new request has settled, so the
+ * requests admitted with it can still share it.  Kept prefixes never hold
+ * back a running request: admission ignores them (the worst cases alone
+ * must fit the budget, as without sharing), and before each pass the
+ * scheduler reserves the batch's blocks itself (lm_context_reserve_kv),
+ * dropping the least recently used kept prefix while the reservation fails.
+ * Without them the worst cases fit, so the reservation then succeeds as it
+ * always did (sharing among running requests only lowers their use).
+ *
  * A step's batch.  First one decode token for every running generation
  * that has its prompt behind it (the token sampled at the end of the last
  * step, asking for logits, decode value order), then prompt chunks of the
@@ -43,8 +86,9 @@
  * their pool in token order and finish after the last prompt chunk.
  * Scoring requests add log p(next label token) per logits row (lm_logprob),
  * in token order per label, and finish after their last label.  A
- * finished request gives its sequence's blocks back to the pool and its
- * slot and reservation to the next waiting request at once.
+ * finished request gives its sequence's blocks back to the pool (but a
+ * kept prefix) and its slot and reservation to the next waiting request at
+ * once.
  *
  * Failures.  lm_model_forward returning -1 (out of memory, or the model
  * file changed under the weights) fails every request that had tokens in
@@ -61,7 +105,8 @@
  *
  * Results.  lm_sched_take_finished hands out the oldest finished request;
  * the pointers in the result (text, tokens, embedding) point into the
- * request, which stays until lm_sched_release (or lm_sched_free).
+ * request, which stays until lm_sched_release (or lm_sched_free).  A
+ * cancelled or failed request keeps no prefix.
  */
 #include "scheduler.h"
 
@@ -76,6 +121,9 @@
 
 /* Default token budget of a step. */
 #define SCHED_DEFAULT_STEP_TOKENS 256
+
+/* A request waits for a prefix another one is computing only when it is at least this long. */
+#define SCHED_WAIT_MIN LM_KV_BLOCK
 
 /* Where a request is. */
 typedef enum req_state
@@ -94,7 +142,10 @@ typedef struct sched_req
 	req_state	state;			/* see above */
 	int32_t    *prompt;			/* (n_prompt) copy of the prompt ids */
 	int			n_prompt;		/* prompt tokens */
-	int			n_done;			/* prompt tokens evaluated */
+	int			n_done;			/* prompt positions in its KV (evaluated or shared) */
+	int			n_reused;		/* prompt positions shared from another request's KV */
+	int			lent;			/* longest prefix another request shared from it */
+	bool		prefix_open;	/* admitted, its prefix not settled yet (not in a batch: waits for it) */
 	int			seq;			/* sequence slot while running, else -1 */
 	int32_t		kv_blocks;		/* worst-case blocks reserved while running */
 	lm_sequence *gen;			/* generate: sampler, text, stop rules */
@@ -119,6 +170,14 @@ typedef struct sched_req
 	int			b_n;			/* this step: its tokens in the batch */
 } sched_req;
 
+/* The prompt prefix of a finished request kept in its idle slot's sequence. */
+typedef struct sched_prefix
+{
+	int32_t    *ids;			/* (n) its tokens; NULL = the slot keeps none */
+	int			n;				/* positions the slot's sequence holds */
+	int64_t		used;			/* clock of its last use (the least recent goes first) */
+} sched_prefix;
+
 /* A scheduler. */
 struct lm_sched
 {
@@ -126,12 +185,16 @@ struct lm_sched
 	const lm_tokenizer *tok;	/* borrowed, may be NULL */
 	int			max_seqs;		/* slots */
 	int			step_tokens;	/* token budget of a step */
+	bool		share;			/* share prompt prefixes */
 	int			n_vocab;		/* model vocabulary */
 	int			n_embd;			/* model width */
 	sched_req **req;			/* (n_req) requests in submit order */
 	int			n_req;			/* requests held */
 	int			req_cap;		/* entries allocated */
 	sched_req **slot;			/* (max_seqs) the running request of each slot, or NULL */
+	sched_prefix *kept;			/* (max_seqs) the prefix kept in each slot (while idle, or until its
+								 * new request has settled its own prefix) */
+	int64_t		clock;			/* ticks at each use of a kept prefix */
 	int32_t		kv_reserved;	/* sum of running requests' kv_blocks */
 	lm_batch   *batch;			/* (max_seqs + step_tokens) the step's batch */
 	int64_t		next_id;		/* id of the next submit */
@@ -143,7 +206,7 @@ struct lm_sched
 lm_sched_params
 lm_sched_default_params(void)
 {
-	lm_sched_params p = {0, SCHED_DEFAULT_STEP_TOKENS};
+	lm_sched_params p = {0, SCHED_DEFAULT_STEP_TOKENS, true};
 
 	return p;
 }
@@ -177,11 +240,13 @@ lm_sched_create(lm_context *ctx, const lm_tokenizer *tok, const lm_sched_params 
 	s->tok = tok;
 	s->max_seqs = p.max_seqs;
 	s->step_tokens = p.step_tokens;
+	s->share = p.share_prefixes;
 	s->n_vocab = lm_context_model(ctx)->cfg.n_vocab;
 	s->n_embd = lm_context_model(ctx)->cfg.n_embd;
 	s->slot = calloc(p.max_seqs, sizeof(sched_req *));
+	s->kept = calloc(p.max_seqs, sizeof(sched_prefix));
 	s->batch = lm_batch_create(p.max_seqs + p.step_tokens);
-	if (!s->slot || !s->batch)
+	if (!s->slot || !s->kept || !s->batch)
 		goto oom;
 	for (int q = 0; q < s->max_seqs; q++)
 		lm_kv_seq_clear(lm_context_kv(ctx), q);
@@ -223,8 +288,15 @@ lm_sched_free(lm_sched *s)
 			lm_kv_seq_clear(lm_context_kv(s->ctx), s->req[i]->seq);
 		req_free(s->req[i]);
 	}
+	for (int q = 0; s->kept && q < s->max_seqs; q++)
+		if (s->kept[q].ids)
+		{
+			lm_kv_seq_clear(lm_context_kv(s->ctx), q);
+			free(s->kept[q].ids);
+		}
 	free(s->req);
 	free(s->slot);
+	free(s->kept);
 	lm_batch_free(s->batch);
 	free(s);
 }
@@ -432,13 +504,115 @@ oom:
 	return -1;
 }
 
+/* Tokens a and b have in common at their start, at most n. */
+static int
+common_prefix(const int32_t *a, const int32_t *b, int n)
+{
+	int			k = 0;
+
+	while (k < n && a[k] == b[k])
+		k++;
+	return k;
+}
+
+/* Forget the prefix kept in slot q (the caller clears or reuses the sequence). */
+static void
+kept_forget(lm_sched *s, int q)
+{
+	free(s->kept[q].ids);
+	s->kept[q].ids = NULL;
+	s->kept[q].n = 0;
+}
+
+/* True when some slot keeps a prefix. */
+static bool
+any_kept(const lm_sched *s)
+{
+	for (int q = 0; q < s->max_seqs; q++)
+		if (s->kept[q].ids)
+			return true;
+	return false;
+}
+
+/* Drop the least recently used prefix kept in an idle slot; false when none is kept. */
+static bool
+kept_evict(lm_sched *s)
+{
+	int			q = -1;
+
+	for (int k = 0; k < s->max_seqs; k++)
+		if (s->kept[k].ids && !s->slot[k] && (q < 0 || s->kept[k].used < s->kept[q].used))
+			q = k;
+	if (q < 0)
+		return false;
+	lm_kv_seq_clear(lm_context_kv(s->ctx), q);
+	kept_forget(s, q);
+	s->st.prefix_evictions++;
+	return true;
+}
+
+/*
+ * A request that ended well leaves its prompt's KV in its slot for later
+ * requests: the prefix it shared with others (taken or lent) when that was
+ * SCHED_WAIT_MIN tokens or more (the bodies after it are its own), else its
+ * whole prompt (the next call may repeat it); nothing when a kept prefix
+ * already covers that, and a kept prefix the new one covers is dropped.
+ * Only prompt positions are kept (never generated ones: their value order
+ * differs).
+ */
+static void
+kept_store(lm_sched *s, sched_req *r)
+{
+	lm_kv	   *kv = lm_context_kv(s->ctx);
+	int			q = r->seq,
+				keep = r->n_reused > r->lent ? r->n_reused : r->lent;
+
+	if (keep < SCHED_WAIT_MIN)
+		keep = r->n_prompt;
+	if (keep > r->n_done)
+		keep = r->n_done;
+	if (!s->share || r->n_prompt < 2 || keep < 2)
+	{
+		lm_kv_seq_clear(kv, q);
+		return;
+	}
+	for (int k = 0; k < s->max_seqs; k++)
+	{
+		sched_prefix *e = &s->kept[k];
+
+		if (!e->ids || k == q || s->slot[k])
+			continue;
+		if (e->n >= keep && common_prefix(e->ids, r->prompt, keep) == keep)
+		{
+			e->used = ++s->clock;
+			lm_kv_seq_clear(kv, q);
+			return;
+		}
+		if (keep >= e->n && common_prefix(e->ids, r->prompt, e->n) == e->n)
+		{
+			lm_kv_seq_clear(kv, k);
+			kept_forget(s, k);
+		}
+	}
+	lm_kv_seq_keep(kv, q, keep);
+	s->kept[q].ids = r->prompt;	/* the request needs its prompt no more */
+	r->prompt = NULL;
+	s->kept[q].n = keep;
+	s->kept[q].used = ++s->clock;
+}
+
 /* End a request: give back its sequence, slot and reservation; count it. */
 static void
 req_finish(lm_sched *s, sched_req *r, lm_sched_status status, const char *msg)
 {
 	if (r->seq >= 0)
 	{
-		lm_kv_seq_clear(lm_context_kv(s->ctx), r->seq);
+		if (s->kept[r->seq].ids)
+			kept_forget(s, r->seq);
+		if (status == LM_SCHED_OK)
+			kept_store(s, r);
+		else
+			lm_kv_seq_clear(lm_context_kv(s->ctx), r->seq);
 		s->slot[r->seq] = NULL;
 		s->kv_reserved -= r->kv_blocks;
 		r->seq = -1;
@@ -484,30 +658,151 @@ lm_sched_cancel(lm_sched *s, int64_t id)
 		req_finish(s, r, LM_SCHED_CANCELLED, NULL);
 }
 
-/* Admit waiting requests in submit order while a slot and their KV worst case fit. */
+/* True when a request may start from a shared prefix (an embedding needs every position's state). */
+static bool
+can_share(const lm_sched *s, const sched_req *r)
+{
+	return s->share && r->kind != LM_SCHED_EMBED && r->n_prompt >= 2;
+}
+
+/*
+ * A slot for a request: an empty one, else the idle slot whose kept prefix
+ * it shares most (the least recently used on a tie); -1 when every slot runs.
+ */
+static int
+pick_slot(const lm_sched *s, const sched_req *r)
+{
+	int			q = -1,
+				best = -1;
+
+	for (int k = 0; k < s->max_seqs; k++)
+		if (!s->slot[k] && !s->kept[k].ids)
+			return k;
+	for (int k = 0; k < s->max_seqs; k++)
+	{
+		int			c;
+
+		if (s->slot[k])
+			continue;
+		c = can_share(s, r) ? common_prefix(r->prompt, s->kept[k].ids,
+											 s->kept[k].n < r->n_prompt - 1 ? s->kept[k].n : r->n_prompt - 1) : 0;
+		if (c > best || (c == best && s->kept[k].used < s->kept[q].used))
+			q = k, best = c;
+	}
+	return q;
+}
+
+/*
+ * Admit waiting requests in submit order while a slot and their KV worst
+ * case fit.  A slot's kept prefix stays until its new request settles its
+ * own prefix (settle_prefixes), so requests admitted together may share it.
+ */
 static void
 admit(lm_sched *s)
 {
 	int32_t		limit = budget_blocks(s);
-	int			free_slot = 0;
 
 	for (int i = 0; i < s->n_req; i++)
 	{
 		sched_req  *r = s->req[i];
+		int			q;
 
 		if (r->state != REQ_WAITING)
 			continue;
-		while (free_slot < s->max_seqs && s->slot[free_slot])
-			free_slot++;
-		if (free_slot == s->max_seqs || (int64_t) s->kv_reserved + r->kv_blocks > limit)
+		q = pick_slot(s, r);
+		if (q < 0 || (int64_t) s->kv_reserved + r->kv_blocks > limit)
 			return;
 		r->state = REQ_RUNNING;
-		r->seq = free_slot;
+		r->seq = q;
+		r->prefix_open = true;
 		r->t_admit = lm_now_s();
-		s->slot[free_slot] = r;
+		s->slot[q] = r;
 		s->kv_reserved += r->kv_blocks;
-		lm_kv_seq_clear(lm_context_kv(s->ctx), free_slot);
+		if (!s->kept[q].ids)
+			lm_kv_seq_clear(lm_context_kv(s->ctx), q);
 	}
+}
+
+/*
+ * Settle where a newly admitted (or waiting) request's prompt starts.  Its
+ * candidates: every kept prefix (its own slot's too) and every running
+ * request whose own prefix is settled, for the tokens its prompt has in
+ * common with theirs — never r's last prompt token, whose logits it needs,
+ * and only prompt positions, which all carry the prompt value order.  When
+ * a running request will compute a longer common prefix (SCHED_WAIT_MIN
+ * tokens or more) than any source has ready now, r waits for it (holding
+ * nothing); otherwise it shares the longest ready prefix and evaluates the
+ * rest.  A request's KV at a position depends only on the tokens up to it,
+ * so the shared positions hold the very bits it would have computed.
+ */
+static void
+settle_prefix(lm_sched *s, sched_req *r)
+{
+	lm_kv	   *kv = lm_context_kv(s->ctx);
+	int			q = r->seq,
+				most = r->n_prompt - 1,
+				ready = 0,
+				src = -1,
+				coming = 0;
+	bool		from_running = false;
+
+	for (int k = 0; can_share(s, r) && k < s->max_seqs; k++)
+	{
+		const sched_req *x = s->slot[k];
+		int			c;
+
+		if (s->kept[k].ids)
+		{
+			c = common_prefix(r->prompt, s->kept[k].ids, s->kept[k].n < most ? s->kept[k].n : most);
+			if (c > ready || (c == ready && c > 0 && k == q))
+				ready = c, src = k, from_running = false;
+		}
+		if (x && x != r && !x->prefix_open && x->n_prompt >= 2)
+		{
+			c = common_prefix(r->prompt, x->prompt, x->n_prompt < most ? x->n_prompt : most);
+			if (c > coming)
+				coming = c;
+			if (x->n_done < c)
+				c = x->n_done;
+			if (c > ready)
+				ready = c, src = k, from_running = true;
+		}
+	}
+	if (coming > ready && coming >= SCHED_WAIT_MIN)
+	{
+		/* wait for the running request that computes it; hold nothing meanwhile */
+		if (s->kept[q].ids)
+		{
+			lm_kv_seq_clear(kv, q);
+			kept_forget(s, q);
+		}
+		return;
+	}
+	if (ready > 0 && src == q)
+		lm_kv_seq_keep(kv, q, ready);
+	else if (ready > 0 && !lm_kv_seq_share(kv, src, q, ready))
+		ready = 0;				/* out of memory for the block table: evaluate it all */
+	if (ready == 0)
+		lm_kv_seq_clear(kv, q);
+	if (s->kept[q].ids)
+		kept_forget(s, q);
+	if (ready > 0 && from_running && s->slot[src]->lent < ready)
+		s->slot[src]->lent = ready;
+	else if (ready > 0 && src != q)
+		s->kept[src].used = ++s->clock;
+	s->st.prompt_tokens_reused += ready - r->n_done;
+	r->n_done = ready;
+	r->n_reused = ready;
+	r->prefix_open = false;
+}
+
+/* Settle the prefixes of the running requests that have not started, in submit order. */
+static void
+settle_prefixes(lm_sched *s)
+{
+	for (int i = 0; i < s->n_req; i++)
+		if (s->req[i]->state == REQ_RUNNING && s->req[i]->prefix_open)
+			settle_prefix(s, s->req[i]);
 }
 
 /* Build the step's batch: decode tokens first, then prompt chunks within step_tokens. */
@@ -536,7 +831,7 @@ build_batch(lm_sched *s)
 		int			k,
 					order;
 
-		if (r->state != REQ_RUNNING)
+		if (r->state != REQ_RUNNING || r->prefix_open)
 			continue;
 		if (r->n_done < r->n_prompt)
 		{
@@ -681,9 +976,13 @@ lm_sched_step(lm_sched *s, char *err, size_t errlen)
 				rc;
 
 	admit(s);
+	settle_prefixes(s);
 	build_batch(s);
 	if (b->n_tokens == 0)
 		return 0;
+	/* kept prefixes give way to the running requests' blocks (the pass then reserves nothing new) */
+	while (any_kept(s) && !lm_context_reserve_kv(s->ctx, b, err, errlen) && kept_evict(s))
+		;
 	rc = lm_model_forward(s->ctx, b, err, errlen);
 	if (rc == -2)
 	{
@@ -744,6 +1043,7 @@ lm_sched_take_finished(lm_sched *s, lm_sched_result *out)
 		out->n_scores = r->n_labels;
 	}
 	out->n_prompt = r->n_prompt;
+	out->n_reused = r->n_reused;
 	out->queue_s = (r->t_admit > 0 ? r->t_admit : r->t_end) - r->t_submit;
 	out->run_s = r->t_admit > 0 ? r->t_end - r->t_admit : 0.0;
 	return true;
@@ -796,4 +1096,7 @@ lm_sched_get_stats(const lm_sched *s, lm_sched_stats *out)
 	out->kv_reserved = (size_t) s->kv_reserved * kv->block_bytes;
 	out->kv_in_use = lm_kv_bytes_in_use(kv);
 	out->kv_budget = kv->budget;
+	out->prefixes_cached = 0;
+	for (int q = 0; q < s->max_seqs; q++)
+		out->prefixes_cached += s->kept[q].ids != NULL;
 }

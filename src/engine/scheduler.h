@@ -22,7 +22,19 @@
  * lack of blocks; otherwise it waits (first come, first served).  A request
  * whose worst case exceeds the whole budget, or whose prompt does not fit
  * the context, fails at submit with a message.  A sequence's blocks go back
- * to the pool when it ends or is cancelled.
+ * to the pool when it ends or is cancelled (but the prompt prefix a request
+ * that ended well may leave for later ones, below).
+ *
+ * Shared prompt prefixes (share_prefixes, on by default): a request starts
+ * from the longest prefix of its prompt whose KV another running request
+ * has computed, or a finished one left in an idle sequence slot, sharing
+ * those blocks (lm_kv_seq_share) and evaluating only the rest (always at
+ * least its last prompt token).  Requests admitted together whose common
+ * prefix (16 tokens or more) nobody has computed yet let the oldest compute
+ * it and start from it once it is computed.  Embeddings evaluate their whole
+ * prompt (they pool every position) but others may start from theirs.
+ * Kept prefixes never make a request wait: they are dropped when a slot or
+ * KV memory is needed.  Results are the same bits with sharing on or off.
  *
  * Threads: an lm_sched is not thread-safe; one thread makes all calls (the
  * engine's own threads run inside lm_sched_step).  The scheduler owns
@@ -47,6 +59,8 @@ typedef struct lm_sched_params
 	int			step_tokens;	/* token budget of one forward pass: every running decode token first,
 								 * then prefill chunks of waiting prompts fill the rest; 0 = 256.
 								 * Keep it above max_seqs, or prompts wait while every slot decodes */
+	bool		share_prefixes; /* reuse the KV of prompt prefixes computed by other requests (and kept
+								 * from finished ones); results are identical either way */
 } lm_sched_params;
 
 typedef struct lm_sched lm_sched;
@@ -84,6 +98,7 @@ typedef struct lm_sched_result
 	const double *scores;		/* score: log p(label | prompt) of each label, in submit order */
 	int			n_scores;		/* score: count */
 	int			n_prompt;		/* prompt tokens */
+	int			n_reused;		/* of which shared from another request's KV instead of evaluated */
 	double		queue_s;		/* seconds from submit to admission */
 	double		run_s;			/* seconds from admission to the end */
 } lm_sched_result;
@@ -93,6 +108,9 @@ typedef struct lm_sched_stats
 {
 	int64_t		steps;			/* forward passes run */
 	int64_t		prompt_tokens;	/* prompt tokens evaluated */
+	int64_t		prompt_tokens_reused;	/* prompt positions shared from computed prefixes instead */
+	int64_t		prefix_evictions;	/* kept prefixes dropped to make room for running requests */
+	int			prefixes_cached;	/* prefixes of finished requests kept now (their blocks count in kv_in_use) */
 	int64_t		generated_tokens;	/* tokens sampled */
 	int64_t		seqs_sum;		/* sum over steps of the sequences in the step */
 	int			seqs_max;		/* most sequences in one step */
@@ -105,7 +123,7 @@ typedef struct lm_sched_stats
 	size_t		kv_block_bytes; /* bytes of one block */
 } lm_sched_stats;
 
-/* Defaults: every sequence slot of the context, 256 tokens per step. */
+/* Defaults: every sequence slot of the context, 256 tokens per step, shared prefixes. */
 extern lm_sched_params lm_sched_default_params(void);
 
 /*

@@ -22,7 +22,17 @@
  *   - label scores (classify) through the scheduler, alone, among
  *     generations and with step_tokens 1, equal bit for bit the way
  *     classify computed them before its trie scorer: the prompt in one
- *     batch, each label's tokens but the last in one batch of their own.
+ *     batch, each label's tokens but the last in one batch of their own;
+ *   - shared prompt prefixes: 16 requests whose prompts begin with the same
+ *     40 tokens give byte-identical answers with share_prefixes off and on
+ *     at step_tokens 1, 7, 64 and 512, and with it on evaluate the prefix
+ *     once (lm_sched_stats.prompt_tokens / prompt_tokens_reused), through 16
+ *     slots or 4; generations share the prefix an embedding computed; the
+ *     request computing the prefix is cancelled while the others wait for
+ *     it; a step that took the prefix is stopped by the abort check; a
+ *     second batch starts from the prefix the first left; under a
+ *     12-block KV budget that prefix is dropped for running requests and
+ *     admission does not wait for it; label scorings share a prefix.
  *
  * LMGEN_SCHED_MODEL=path runs the same checks on another model too (by hand:
  * the installed SmolLM2 and Gemma 3 take minutes).
@@ -104,6 +114,56 @@ make_requests(test_req *r, int n_vocab, int32_t bos, bool with_embeds)
 	r[15].n_prompt = 70;
 	for (int k = 1; k < 70; k++)
 		r[15].prompt[k] = 3 + (k * 5) % (n_vocab - 3);
+}
+
+#define PREFIX_LEN 40
+
+/*
+ * 16 requests whose prompts share their first PREFIX_LEN tokens (BOS and a
+ * fixed text, as a chat template and an instruction would) and then differ
+ * from the first body token on: bodies of 3 to 27 tokens, greedy and seeded
+ * sampling, stop strings; `variant` changes the prefix, `with_embeds` makes
+ * requests 0 and 9 embeddings (0 is then the one that computes the prefix).
+ */
+static void
+make_prefix_requests(test_req *r, int n_vocab, int32_t bos, int variant, bool with_embeds)
+{
+	for (int i = 0; i < N_REQ; i++)
+	{
+		int			body = 3 + (i * 7) % 25;
+
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].n_prompt = PREFIX_LEN + body;
+		r[i].prompt[0] = bos;
+		for (int k = 1; k < PREFIX_LEN; k++)
+			r[i].prompt[k] = 3 + (k * 41 + variant * 97) % (n_vocab - 3);
+		for (int k = 0; k < body; k++)
+			r[i].prompt[PREFIX_LEN + k] = 3 + (i * 13 + k * (17 + variant) + 5) % (n_vocab - 3);
+		r[i].gp = lm_gen_default_params();
+		r[i].gp.max_tokens = 1 + (i * 5 + variant) % 20;
+		if (i % 3 == 1)
+		{
+			r[i].gp.sampling.temperature = 0.8f;
+			r[i].gp.sampling.seed = 77 + i;
+		}
+		if (i % 4 == 2)
+		{
+			r[i].gp.stop = stop_strings;
+			r[i].gp.n_stop = 2;
+		}
+		r[i].embed = with_embeds && (i == 0 || i == 9);
+	}
+}
+
+/* Prompt tokens of requests [0, n). */
+static int64_t
+prompt_total(const test_req *r, int n)
+{
+	int64_t		t = 0;
+
+	for (int i = 0; i < n; i++)
+		t += r[i].n_prompt;
+	return t;
 }
 
 /* Compute each request alone: lm_generate / lm_embed on a one-sequence context. */
@@ -197,17 +257,15 @@ abort_at(void *arg)
 }
 
 /*
- * Submit requests [0, n) in order to a new scheduler over ctx and step until
- * all have finished; cancel request cancel_i (if >= 0) after cancel_step
- * steps; fire the abort check once in step abort_step (if > 0).
+ * Submit requests [0, n) in order to scheduler s over ctx and step until all
+ * have finished; cancel request cancel_i (if >= 0) after cancel_step steps;
+ * fire the abort check once in step abort_step (if > 0).
  */
 static bool
-run_sched(lm_context *ctx, const lm_tokenizer *tok, test_req *r, int n, int max_seqs, int step_tokens,
-		  int cancel_i, int cancel_step, int abort_step, run_out *o)
+run_on(lm_context *ctx, lm_sched *s, test_req *r, int n, int cancel_i, int cancel_step, int abort_step,
+	   run_out *o)
 {
 	char		err[256] = "";
-	lm_sched_params sp = lm_sched_default_params();
-	lm_sched   *s;
 	int64_t		ids[N_REQ];
 	int			n_done = 0,
 				steps = 0,
@@ -216,14 +274,6 @@ run_sched(lm_context *ctx, const lm_tokenizer *tok, test_req *r, int n, int max_
 	bool		ok = true;
 
 	memset(o, 0, sizeof(*o));
-	sp.max_seqs = max_seqs;
-	sp.step_tokens = step_tokens;
-	s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
-	if (!s)
-	{
-		printf("# lm_sched_create: %s\n", err);
-		return false;
-	}
 	for (int i = 0; i < n; i++)
 	{
 		ids[i] = r[i].embed ? lm_sched_submit_embed(s, r[i].prompt, r[i].n_prompt, err, sizeof(err)) :
@@ -287,8 +337,40 @@ run_sched(lm_context *ctx, const lm_tokenizer *tok, test_req *r, int n, int max_
 			break;
 	}
 	lm_sched_get_stats(s, &o->st);
-	lm_sched_free(s);
 	return ok && n_done == n;
+}
+
+/* run_on with a new scheduler of max_seqs slots, step_tokens and shared prefixes on or off. */
+static bool
+run_sched_share(lm_context *ctx, const lm_tokenizer *tok, test_req *r, int n, int max_seqs, int step_tokens,
+				bool share, int cancel_i, int cancel_step, int abort_step, run_out *o)
+{
+	char		err[256] = "";
+	lm_sched_params sp = lm_sched_default_params();
+	lm_sched   *s;
+	bool		ok;
+
+	sp.max_seqs = max_seqs;
+	sp.step_tokens = step_tokens;
+	sp.share_prefixes = share;
+	s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
+	if (!s)
+	{
+		printf("# lm_sched_create: %s\n", err);
+		memset(o, 0, sizeof(*o));
+		return false;
+	}
+	ok = run_on(ctx, s, r, n, cancel_i, cancel_step, abort_step, o);
+	lm_sched_free(s);
+	return ok;
+}
+
+/* run_sched_share with the default (shared prefixes). */
+static bool
+run_sched(lm_context *ctx, const lm_tokenizer *tok, test_req *r, int n, int max_seqs, int step_tokens,
+		  int cancel_i, int cancel_step, int abort_step, run_out *o)
+{
+	return run_sched_share(ctx, tok, r, n, max_seqs, step_tokens, true, cancel_i, cancel_step, abort_step, o);
 }
 
 /* Count of requests [0, n) that finished identical to their run alone. */
@@ -495,6 +577,222 @@ check_scores(lm_context *ctx, const lm_tokenizer *tok, test_req *others, const c
 		  "%s: label scores with step_tokens 1 (prompt and labels one token per step) are unchanged", name);
 }
 
+/* Label scores of 4 prompts with a common PREFIX_LEN-token prefix, submitted together, equal each alone. */
+static void
+check_prefix_scores(lm_context *ctx, const lm_tokenizer *tok, const char *name)
+{
+	char		err[256];
+	int			V = lm_context_model(ctx)->cfg.n_vocab,
+				n = PREFIX_LEN + 5,
+				got_n = 0;
+	int32_t		pr[4][PREFIX_LEN + 5],
+				lab[N_LABELS][8];
+	const int32_t *labels[N_LABELS];
+	int			lab_n[N_LABELS];
+	double		ref[4][N_LABELS],
+				got[4][N_LABELS];
+	int64_t		ids[4];
+	lm_sched_params sp = lm_sched_default_params();
+	lm_sched   *s;
+	lm_sched_stats st = {0};
+	bool		ok = true;
+
+	for (int k = 0; k < N_LABELS; k++)
+	{
+		lab_n[k] = make_label(k, V, lab[k]);
+		labels[k] = lab[k];
+	}
+	for (int t = 0; t < 4; t++)
+	{
+		pr[t][0] = lm_tokenizer_bos(tok);
+		for (int i = 1; i < n; i++)
+			pr[t][i] = 3 + (i < PREFIX_LEN ? i * 59 : i * 31 + t * 101) % (V - 3);
+		ok = ok && scores_sched(ctx, tok, NULL, 64, pr[t], n, lab, lab_n, ref[t]);
+	}
+	sp.step_tokens = 16;
+	s = ok ? lm_sched_create(ctx, tok, &sp, err, sizeof(err)) : NULL;
+	for (int t = 0; s && t < 4; t++)
+		ids[t] = lm_sched_submit_score(s, pr[t], n, labels, lab_n, N_LABELS, err, sizeof(err));
+	for (int guard = 0; s && got_n < 4 && guard < 10000; guard++)
+	{
+		lm_sched_result res;
+
+		if (lm_sched_step(s, err, sizeof(err)) < 0)
+			break;
+		while (lm_sched_take_finished(s, &res))
+		{
+			for (int t = 0; t < 4; t++)
+				if (res.id == ids[t] && res.status == LM_SCHED_OK && res.n_scores == N_LABELS)
+				{
+					memcpy(got[t], res.scores, sizeof(got[t]));
+					got_n++;
+				}
+			lm_sched_release(s, res.id);
+		}
+	}
+	if (s)
+		lm_sched_get_stats(s, &st);
+	lm_sched_free(s);
+	CHECK(got_n == 4 && memcmp(ref, got, sizeof(ref)) == 0 && st.prompt_tokens_reused == 3 * PREFIX_LEN,
+		  "%s: 4 label scorings with a common %d-token prefix share it (%lld positions reused) and score "
+		  "bit for bit as alone", name, PREFIX_LEN, (long long) st.prompt_tokens_reused);
+}
+
+/*
+ * 16 requests of 8 distinct 20-token prompts, 28 tokens each whatever they
+ * generate (3 blocks of KV apiece): fills a budget of 12 blocks with 4.
+ */
+static void
+make_block_requests(test_req *r, int n_vocab, int32_t bos)
+{
+	for (int i = 0; i < N_REQ; i++)
+	{
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].n_prompt = 20;
+		r[i].prompt[0] = bos;
+		for (int k = 1; k < 20; k++)
+			r[i].prompt[k] = 3 + (k * 29 + i * 83) % (n_vocab - 3);
+		r[i].gp = lm_gen_default_params();
+		r[i].gp.max_tokens = 28;
+		r[i].gp.ignore_eog = true;
+	}
+}
+
+/*
+ * Shared prompt prefixes: answers byte-identical with sharing off and on at
+ * every step size, the common prefix evaluated once, prefixes kept from
+ * finished requests reused by the next batch and dropped when a tight KV
+ * budget needs their blocks (admission never waits for them), and the
+ * request computing a prefix cancelled while the others wait for it.
+ */
+static void
+check_prefixes(lm_model *m, const lm_tokenizer *tok, lm_context *ctx, const char *name)
+{
+	char		err[256];
+	test_req   *r = calloc(N_REQ, sizeof(test_req)),
+			   *e = calloc(N_REQ, sizeof(test_req)),
+			   *d = calloc(N_REQ, sizeof(test_req));
+	int32_t		bos = lm_tokenizer_bos(tok);
+	int			V = m->cfg.n_vocab;
+	static const int steps[] = {1, 7, 64, 512};
+	run_out		o,
+				o2;
+	int64_t		total;
+	bool		ok;
+
+	if (!r || !e || !d)
+		goto done;
+	make_prefix_requests(r, V, bos, 0, false);
+	make_prefix_requests(e, V, bos, 1, true);
+	make_block_requests(d, V, bos);
+	ok = run_alone(m, tok, r) && run_alone(m, tok, e) && run_alone(m, tok, d);
+	CHECK(ok, "%s: requests with a common %d-token prefix run alone", name, PREFIX_LEN);
+	if (!ok)
+		goto done;
+	total = prompt_total(r, N_REQ);
+
+	for (int k = 0; k < 4; k++)
+	{
+		ok = run_sched_share(ctx, tok, r, N_REQ, N_REQ, steps[k], false, -1, 0, 0, &o);
+		CHECK(ok && count_same(&o, N_REQ) == N_REQ && o.st.prompt_tokens == total &&
+			  o.st.prompt_tokens_reused == 0,
+			  "%s: sharing off, step_tokens %d: 16 answers byte-identical to alone, all %lld prompt tokens "
+			  "evaluated (%lld)", name, steps[k], (long long) total, (long long) o.st.prompt_tokens);
+		ok = run_sched_share(ctx, tok, r, N_REQ, N_REQ, steps[k], true, -1, 0, 0, &o);
+		CHECK(ok && count_same(&o, N_REQ) == N_REQ && o.st.prompt_tokens == total - 15 * PREFIX_LEN &&
+			  o.st.prompt_tokens_reused == 15 * PREFIX_LEN,
+			  "%s: sharing on, step_tokens %d: 16 answers byte-identical to alone (%d) and the %d-token prefix "
+			  "evaluated once (%lld prompt tokens evaluated, %lld reused)", name, steps[k],
+			  count_same(&o, N_REQ), PREFIX_LEN, (long long) o.st.prompt_tokens,
+			  (long long) o.st.prompt_tokens_reused);
+	}
+
+	/* 4 slots: later requests start from running ones and from the prefix the finished ones left */
+	ok = run_sched_share(ctx, tok, r, N_REQ, 4, 64, true, -1, 0, 0, &o);
+	CHECK(ok && count_same(&o, N_REQ) == N_REQ && o.st.prompt_tokens_reused == 15 * PREFIX_LEN &&
+		  o.st.prefixes_cached == 1,
+		  "%s: 16 through 4 slots: byte-identical (%d), prefix evaluated once (%lld reused), one prefix kept "
+		  "at the end (%d)", name, count_same(&o, N_REQ), (long long) o.st.prompt_tokens_reused,
+		  o.st.prefixes_cached);
+
+	/* embeddings need every position's state: they evaluate their whole prompt, and may compute the prefix */
+	ok = run_sched_share(ctx, tok, e, N_REQ, N_REQ, 64, true, -1, 0, 0, &o);
+	CHECK(ok && count_same(&o, N_REQ) == N_REQ && o.st.prompt_tokens_reused == 14 * PREFIX_LEN,
+		  "%s: 14 generations share the prefix an embedding computed; all 16 byte-identical (%d, %lld reused)",
+		  name, count_same(&o, N_REQ), (long long) o.st.prompt_tokens_reused);
+
+	/* the request computing the prefix is cancelled while 5 others wait for it */
+	ok = run_sched_share(ctx, tok, r, 6, 6, 7, true, 0, 2, 0, &o);
+	CHECK(ok && o.status[0] == LM_SCHED_CANCELLED && count_same(&o, 6) == 5 &&
+		  o.st.prompt_tokens_reused == 4 * PREFIX_LEN && lm_kv_bytes_in_use(lm_context_kv(ctx)) == 0,
+		  "%s: cancelling the request that computes the prefix while 5 wait: the next computes it, the other "
+		  "4 share it (%lld reused), all 5 byte-identical to alone (%d)", name,
+		  (long long) o.st.prompt_tokens_reused, count_same(&o, 6));
+
+	/* the abort check stops the step in which the 15 others start from the prefix */
+	ok = run_sched_share(ctx, tok, r, N_REQ, N_REQ, 64, true, -1, 0, 1, &o);
+	CHECK(ok && count_same(&o, N_REQ) == N_REQ && o.st.prompt_tokens_reused == 15 * PREFIX_LEN,
+		  "%s: a step stopped by the abort check right after 15 requests took the prefix changes nothing "
+		  "(%d byte-identical, %lld reused)", name, count_same(&o, N_REQ), (long long) o.st.prompt_tokens_reused);
+
+	/*
+	 * one scheduler, two batches: the second starts from the prefix the first
+	 * left (request 0, finished before anyone shared from it, left its whole
+	 * prompt: its repeat in the second batch reuses all but the last token)
+	 */
+	{
+		lm_sched_params sp = lm_sched_default_params();
+		lm_sched   *s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
+		int64_t		reused1 = 0;
+		int			kept1 = 0;
+
+		ok = s && run_on(ctx, s, r, N_REQ, -1, 0, 0, &o);
+		reused1 = o.st.prompt_tokens_reused;
+		kept1 = o.st.prefixes_cached;
+		ok = ok && run_on(ctx, s, r, N_REQ, -1, 0, 0, &o2);
+		CHECK(ok && count_same(&o2, N_REQ) == N_REQ && kept1 == 1 &&
+			  o2.st.prompt_tokens_reused - reused1 == N_REQ * PREFIX_LEN + r[0].n_prompt - 1 - PREFIX_LEN,
+			  "%s: a second batch starts from the prefix the first left (%d kept; %lld positions reused by the "
+			  "16 of the second batch); byte-identical (%d)", name, kept1,
+			  (long long) (o2.st.prompt_tokens_reused - reused1), count_same(&o2, N_REQ));
+		lm_sched_free(s);
+	}
+
+	/* a tight budget: the kept prefix gives way; admission does not wait for it */
+	{
+		size_t		bb = lm_kv_block_bytes(m);
+		lm_sched_params sp = lm_sched_default_params();
+		lm_sched   *s;
+		int			kept1;
+
+		lm_kv_trim(lm_context_kv(ctx), 0);
+		lm_context_set_kv_budget(ctx, 12 * bb);
+		s = lm_sched_create(ctx, tok, &sp, err, sizeof(err));
+		ok = s && run_on(ctx, s, r, 4, -1, 0, 0, &o);
+		kept1 = o.st.prefixes_cached;
+		ok = ok && run_on(ctx, s, d, 8, -1, 0, 0, &o2);
+		CHECK(ok && count_same(&o, 4) == 4 && count_same(&o2, 8) == 8 && kept1 == 1 && o2.max_running == 4 &&
+			  o2.st.prefix_evictions >= 1 && o2.max_in_use <= 12 * bb,
+			  "%s: KV budget of 12 blocks with a prefix kept: 4 requests of 3 blocks run at once (%d), the kept "
+			  "prefix is dropped for them (%lld evictions), use stays within the budget (%zu of %zu bytes), "
+			  "answers byte-identical (%d of 4, %d of 8)", name, o2.max_running,
+			  (long long) o2.st.prefix_evictions, o2.max_in_use, 12 * bb, count_same(&o, 4), count_same(&o2, 8));
+		lm_sched_free(s);
+		lm_context_set_kv_budget(ctx, 0);
+	}
+	check_prefix_scores(ctx, tok, name);
+done:
+	if (r)
+		free_requests(r);
+	if (e)
+		free_requests(e);
+	if (d)
+		free_requests(d);
+	free(r);
+	free(e);
+	free(d);
+}
+
 /* Everything on one model. */
 static void
 check_model(const char *path, const char *name, bool show_cause)
@@ -634,6 +932,7 @@ check_model(const char *path, const char *name, bool show_cause)
 			  name, err);
 		lm_sched_free(s);
 	}
+	check_prefixes(m, tok, ctx, name);
 done:
 	if (r)
 		free_requests(r);
