@@ -19,6 +19,7 @@ tile(const float *P, int64_t k, int nr16, const float *X, int64_t xs, float *Y, 
 				a1[TB];
 	float		buf[16];
 
+#pragma GCC unroll 16
 	for (int t = 0; t < T; t++)
 		a0[t] = a1[t] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < k; i++)
@@ -26,6 +27,7 @@ tile(const float *P, int64_t k, int nr16, const float *X, int64_t xs, float *Y, 
 		__m256		w0 = _mm256_loadu_ps(P + (size_t) i * GEMM_F32_PANEL),
 					w1 = _mm256_loadu_ps(P + (size_t) i * GEMM_F32_PANEL + 8);
 
+#pragma GCC unroll 16
 		for (int t = 0; t < T; t++)
 		{
 			__m256		x = _mm256_broadcast_ss(X + (size_t) t * xs + i);
@@ -34,6 +36,7 @@ tile(const float *P, int64_t k, int nr16, const float *X, int64_t xs, float *Y, 
 			a1[t] = _mm256_fmadd_ps(w1, x, a1[t]);
 		}
 	}
+#pragma GCC unroll 16
 	for (int t = 0; t < T; t++)
 	{
 		if (nr16 >= 16)

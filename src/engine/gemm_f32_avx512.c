@@ -20,6 +20,7 @@ tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, in
 	__mmask16	m0 = nr >= 16 ? 0xFFFF : (__mmask16) ((1u << nr) - 1),
 				m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16) ((1u << (nr - 16)) - 1);
 
+#pragma GCC unroll 16
 	for (int t = 0; t < T; t++)
 		a0[t] = a1[t] = _mm512_setzero_ps();
 	for (int64_t i = 0; i < k; i++)
@@ -27,6 +28,7 @@ tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, in
 		__m512		w0 = _mm512_loadu_ps(P + (size_t) i * GEMM_F32_PANEL),
 					w1 = _mm512_loadu_ps(P + (size_t) i * GEMM_F32_PANEL + 16);
 
+#pragma GCC unroll 16
 		for (int t = 0; t < T; t++)
 		{
 			__m512		x = _mm512_set1_ps(X[(size_t) t * xs + i]);
@@ -35,6 +37,7 @@ tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, in
 			a1[t] = _mm512_fmadd_ps(w1, x, a1[t]);
 		}
 	}
+#pragma GCC unroll 16
 	for (int t = 0; t < T; t++)
 	{
 		_mm512_mask_storeu_ps(Y + (size_t) t * ys, m0, a0[t]);
