@@ -11,7 +11,7 @@
  * 1,2) and each batch size (comma list, default 1,8,32) embeds all rows in
  * calls of `batch` texts, as src/embed_encoder.c hands them to the engine,
  * and prints rows/s (the best of `reps` passes, default 3), the CPU seconds
- * per wall second, the tokens per row (after the cut to max_seq_len) and
+ * per wall second, rows per CPU second (steadier on a busy machine), the tokens per row (after the cut to max_seq_len) and
  * the GFLOP/s of the weight products and attention.  The load average is
  * printed before and after: the machine is shared.
  *
@@ -251,7 +251,7 @@ main(int argc, char **argv)
 	printf("# tokenize: %.3f s (%.0f rows/s); %.1f tokens/row after the cut to %d; %.2f GFLOP/row\n",
 		   tok_s, rows / tok_s, (double) tokens / rows, m->cfg.max_seq_len, flop / rows * 1e-9);
 	print_load("before");
-	printf("%7s %5s %10s %8s %10s %9s\n", "threads", "batch", "rows/s", "cpu/wall", "tokens/s", "GFLOP/s");
+	printf("%7s %5s %10s %8s %12s %10s %9s\n", "threads", "batch", "rows/s", "cpu/wall", "rows/cpu-s", "tokens/s", "GFLOP/s");
 	for (int ti = 0; ti < n_threads; ti++)
 	{
 		lm_context_params p = lm_context_default_params();
@@ -294,8 +294,8 @@ main(int argc, char **argv)
 					cpu_best = (bench_cpu_s() - c0) / w;
 				}
 			}
-			printf("%7d %5d %10.1f %8.2f %10.0f %9.1f\n", threads[ti], batches[bi], rows / best, cpu_best,
-				   tokens / best, flop / best * 1e-9);
+			printf("%7d %5d %10.1f %8.2f %12.1f %10.0f %9.1f\n", threads[ti], batches[bi], rows / best, cpu_best,
+				   rows / (best * cpu_best), tokens / best, flop / best * 1e-9);
 			fflush(stdout);
 		}
 		lm_context_free(ctx);

@@ -1,0 +1,51 @@
+/*
+ * bert_ops.h — the bert encoder's element-wise operations, vectorised
+ * with the same floats on every kernel path (scalar, AVX2, AVX-512).
+ *
+ * GELU (the exact erf form, 0.5 u (1 + erf(u / sqrt 2))) takes erf from
+ * Abramowitz & Stegun 7.1.28: for a = |x|,
+ *     erfc(a) ~ t = 1 / (1 + a1 a + a2 a^2 + ... + a6 a^6)^16
+ * (|erf error| < 3e-7), so 1 + erf(x) is 2 - t for x >= 0 and t itself for
+ * x < 0 (no cancellation on the negative side).  The polynomial is a
+ * Horner chain of fmas, the 16th power four squarings, then one division:
+ * every path computes exactly these operations in this order.
+ */
+#ifndef LM_BERT_OPS_H
+#define LM_BERT_OPS_H
+
+#include <math.h>
+
+/* Abramowitz & Stegun 7.1.28's coefficients a1..a6. */
+#define BERT_ERF_A1 0.0705230784f
+#define BERT_ERF_A2 0.0422820123f
+#define BERT_ERF_A3 0.0092705272f
+#define BERT_ERF_A4 0.0001520143f
+#define BERT_ERF_A5 0.0002765672f
+#define BERT_ERF_A6 0.0000430638f
+
+/* gelu(h + b) for one element, the reference every vector path matches. */
+static inline float
+lm_bert_gelu1(float h, float b)
+{
+	float		u = h + b,
+				a = fabsf(u * (float) M_SQRT1_2),
+				p = fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(BERT_ERF_A6, a, BERT_ERF_A5), a, BERT_ERF_A4), a, BERT_ERF_A3),
+									a, BERT_ERF_A2), a, BERT_ERF_A1), a, 1.0f),
+				t;
+
+	p = p * p;
+	p = p * p;
+	p = p * p;
+	p = p * p;
+	t = 1.0f / p;
+	return (0.5f * u) * (u >= 0.0f ? 2.0f - t : t);
+}
+
+/* h[i] = gelu(h[i] + b[i]) for i < n, vectorised where the CPU allows. */
+extern void lm_bert_gelu_row(float *h, const float *b, int n);
+
+/* Per-ISA bodies (bert_ops_avx2.c, bert_ops_avx512.c). */
+extern void lm_bert_gelu_row_avx2(float *h, const float *b, int n);
+extern void lm_bert_gelu_row_avx512(float *h, const float *b, int n);
+
+#endif							/* LM_BERT_OPS_H */

@@ -1,0 +1,49 @@
+/*
+ * bert_ops_avx512.c — bert_ops.h's GELU in 512-bit vectors, the same
+ * operations as lm_bert_gelu1 lane by lane; called only after a CPUID check.
+ */
+#include <immintrin.h>
+
+#include "bert_ops.h"
+
+/* gelu(u) of 16 lanes. */
+static inline __m512
+gelu16(__m512 u)
+{
+	__m512		a = _mm512_abs_ps(_mm512_mul_ps(u, _mm512_set1_ps((float) M_SQRT1_2))),
+				p = _mm512_set1_ps(BERT_ERF_A6),
+				t,
+				two_minus_t;
+	__mmask16	neg = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_NGE_UQ);
+
+	p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(BERT_ERF_A5));
+	p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(BERT_ERF_A4));
+	p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(BERT_ERF_A3));
+	p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(BERT_ERF_A2));
+	p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(BERT_ERF_A1));
+	p = _mm512_fmadd_ps(p, a, _mm512_set1_ps(1.0f));
+	p = _mm512_mul_ps(p, p);
+	p = _mm512_mul_ps(p, p);
+	p = _mm512_mul_ps(p, p);
+	p = _mm512_mul_ps(p, p);
+	t = _mm512_div_ps(_mm512_set1_ps(1.0f), p);
+	two_minus_t = _mm512_sub_ps(_mm512_set1_ps(2.0f), t);
+	return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), u), _mm512_mask_blend_ps(neg, two_minus_t, t));
+}
+
+/* h[i] = gelu(h[i] + b[i]) for i < n; the tail through masked loads. */
+void
+lm_bert_gelu_row_avx512(float *h, const float *b, int n)
+{
+	int			i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(h + i, gelu16(_mm512_add_ps(_mm512_loadu_ps(h + i), _mm512_loadu_ps(b + i))));
+	if (i < n)
+	{
+		__mmask16	m = (__mmask16) ((1u << (n - i)) - 1);
+
+		_mm512_mask_storeu_ps(h + i, m, gelu16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, h + i),
+															 _mm512_maskz_loadu_ps(m, b + i))));
+	}
+}
