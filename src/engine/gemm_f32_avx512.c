@@ -63,3 +63,18 @@ lm_gemm_f32_panel_avx512(const float *P, int64_t k, int nr, const float *X, int6
 			break;
 	}
 }
+
+/* Pack 32 rows of W k-major: one gather of 16 rows' column i per half panel. */
+void
+lm_gemm_f32_pack_avx512(const float *W, int64_t w_stride, int64_t k, float *P)
+{
+	__m512i		idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+										 _mm512_set1_epi32((int) w_stride));
+	const float *W16 = W + (size_t) 16 * w_stride;
+
+	for (int64_t i = 0; i < k; i++)
+	{
+		_mm512_storeu_ps(P + (size_t) i * GEMM_F32_PANEL, _mm512_i32gather_ps(idx, W + i, 4));
+		_mm512_storeu_ps(P + (size_t) i * GEMM_F32_PANEL + 16, _mm512_i32gather_ps(idx, W16 + i, 4));
+	}
+}

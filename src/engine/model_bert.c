@@ -19,9 +19,10 @@
  * Batching: a forward pass holds whole texts one after another (position 0
  * starts a text), so every matrix product is one GEMM over all their tokens
  * (F32 weights: gemm_f32.h's outer-product kernel, 32-row panels split
- * across the pool; other types: lm_ctx_matmul), and attention runs per (text, head, 64-query chunk) on the pool, itself
- * as two small products on the same F32 kernel (scores = K Q^T, then
- * out = V^T P, heads and positions zero-padded to its 64-float step).
+ * across the pool; other types: lm_ctx_matmul), and attention runs per
+ * (text, head, 64-query chunk) on the pool, itself as two small products
+ * on the same outer-product kernel (scores = Q K^T, then out = P V; see
+ * attend), with no padding beyond the text's own tokens.
  * A text's rows depend only on its own tokens, so its embedding is the same
  * alone or packed with others.  There is no KV cache: nothing is kept
  * between forward passes.
@@ -342,34 +343,26 @@ typedef struct bert_att
 	float		scale;			/* 1 / sqrt(head_dim) */
 } bert_att;
 
-/* Padded width of a head's rows and of a text's key positions (the F32 kernel's step). */
-#define BERT_PAD 64
-
-/* n rounded up to a multiple of BERT_PAD. */
-static inline int
-pad64(int n)
-{
-	return (n + BERT_PAD - 1) / BERT_PAD * BERT_PAD;
-}
-
 /* Floats of scratch one task needs: attention of texts of up to n_ctx tokens, or a GEMM panel. */
 size_t
 lm_bert_attention_scratch(const lm_model_config *c, int n_ctx)
 {
-	size_t		L = (size_t) pad64(n_ctx),
+	size_t		panel = GEMM_F32_SCRATCH(n_ctx > c->head_dim_k ? n_ctx : c->head_dim_k),
+				att = (size_t) BERT_ATT_CHUNK * n_ctx + panel,
 				gemm = GEMM_F32_SCRATCH(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
 
-	/* keys (L x 64), queries (chunk x 64), scores and weights (chunk x L each), values^T (hd x L) */
-	L = L * BERT_PAD + BERT_ATT_CHUNK * BERT_PAD + 2 * BERT_ATT_CHUNK * L + (size_t) c->head_dim_k * L;
-	return L > gemm ? L : gemm;
+	/* scores and weights (chunk x n_ctx), then one packed panel of keys or values */
+	return att > gemm ? att : gemm;
 }
 
 /*
  * Attention of queries [q0, q1) of text rows [s0, s0 + len), head h, into
- * ctx->att, as two products on the F32 matmul kernel: scores = K Q^T with
- * head rows zero-padded to 64 floats, then out = V^T P with positions
- * zero-padded to a multiple of 64.  Each output element depends only on its
- * own query and the text's keys and values, whatever the chunk.
+ * ctx->att, as two products on the outer-product F32 kernel (gemm_f32.h):
+ * scores = Q K^T, 32 keys per packed panel, the queries read in place;
+ * then out = P V, whose panels are the values themselves (a k-major panel
+ * of V^T is V's rows: 32 head columns each).  Each output element is an
+ * fma chain over its own query's head dimensions, then over the text's
+ * keys in order, whatever the chunk or the batch.
  */
 static void
 attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, float *scratch)
@@ -377,38 +370,26 @@ attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, flo
 	const lm_model_config *c = &ctx->model->cfg;
 	int			E = c->n_embd,
 				hd = c->head_dim_k,
-				L = pad64(len),
 				nq = q1 - q0;
-	float	   *kp = scratch,	/* (L, 64) keys, padded */
-			   *qp = kp + (size_t) L * BERT_PAD,	/* (chunk, 64) queries, padded */
-			   *sc = qp + (size_t) BERT_ATT_CHUNK * BERT_PAD,	/* (chunk, len) scores */
-			   *pw = sc + (size_t) BERT_ATT_CHUNK * L,	/* (chunk, L) weights, padded */
-			   *vt = pw + (size_t) BERT_ATT_CHUNK * L;	/* (hd, L) values transposed, padded */
+	float	   *sc = scratch,	/* (chunk, len) scores, then weights */
+			   *panel = sc + (size_t) BERT_ATT_CHUNK * ctx->n_ctx;	/* one packed panel */
+	const float *q = ctx->q + (size_t) (s0 + q0) * E + (size_t) h * hd,
+			   *k = ctx->k + (size_t) s0 * E + (size_t) h * hd,
+			   *v = ctx->v + (size_t) s0 * E + (size_t) h * hd;
 
-	memset(kp, 0, sizeof(float) * (size_t) len * BERT_PAD);
-	memset(vt, 0, sizeof(float) * (size_t) hd * L);
-	for (int j = 0; j < len; j++)
+	/* scores: sc[i * len + j] = dot(q_i, k_j) */
+	for (int j0 = 0; j0 < len; j0 += GEMM_F32_PANEL)
 	{
-		const float *k = ctx->k + (size_t) (s0 + j) * E + (size_t) h * hd;
-		const float *v = ctx->v + (size_t) (s0 + j) * E + (size_t) h * hd;
+		int			nr = len - j0 < GEMM_F32_PANEL ? len - j0 : GEMM_F32_PANEL;
 
-		memcpy(kp + (size_t) j * BERT_PAD, k, sizeof(float) * hd);
-		for (int d = 0; d < hd; d++)
-			vt[(size_t) d * L + j] = v[d];
+		lm_gemm_f32_pack(k, E, hd, j0, nr, panel);
+		lm_gemm_f32_panel(panel, hd, nr, q, E, nq, sc + j0, len);
 	}
-	memset(qp, 0, sizeof(float) * (size_t) nq * BERT_PAD);
-	for (int i = 0; i < nq; i++)
-		memcpy(qp + (size_t) i * BERT_PAD, ctx->q + (size_t) (s0 + q0 + i) * E + (size_t) h * hd, sizeof(float) * hd);
 
-	/* scores: sc[i * len + j] = dot(k_j, q_i) */
-	lm_matmul_rows(LM_TYPE_F32, kp, sizeof(float) * BERT_PAD, BERT_PAD, 0, len,
-				   qp, sizeof(float) * BERT_PAD, nq, sc, len);
-
-	/* softmax of each query's scores (max subtracted, sum in double) into padded weights */
+	/* softmax of each query's scores (max subtracted, sum in double), in place */
 	for (int i = 0; i < nq; i++)
 	{
-		float	   *srow = sc + (size_t) i * len,
-				   *prow = pw + (size_t) i * L;
+		float	   *srow = sc + (size_t) i * len;
 		float		max = -INFINITY;
 		double		sum = 0.0;
 
@@ -419,14 +400,20 @@ attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, flo
 		lm_op_exp_sub(srow, max, len);
 		for (int j = 0; j < len; j++)
 			sum += srow[j];
-		memcpy(prow, srow, sizeof(float) * len);
-		lm_op_scale(prow, (float) (1.0 / sum), len);
-		memset(prow + len, 0, sizeof(float) * (L - len));
+		lm_op_scale(srow, (float) (1.0 / sum), len);
 	}
 
-	/* out[i][d] = dot(v^T_d, p_i), straight into the attention rows */
-	lm_matmul_rows(LM_TYPE_F32, vt, sizeof(float) * L, L, 0, hd,
-				   pw, sizeof(float) * L, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd, E);
+	/* out[i][d] = sum over j of p_i[j] v_j[d], 32 head columns per panel */
+	for (int d0 = 0; d0 < hd; d0 += GEMM_F32_PANEL)
+	{
+		int			nr = hd - d0 < GEMM_F32_PANEL ? hd - d0 : GEMM_F32_PANEL;
+
+		if (nr < GEMM_F32_PANEL)
+			memset(panel, 0, sizeof(float) * GEMM_F32_SCRATCH(len));
+		for (int j = 0; j < len; j++)
+			memcpy(panel + (size_t) j * GEMM_F32_PANEL, v + (size_t) j * E + d0, sizeof(float) * nr);
+		lm_gemm_f32_panel(panel, len, nr, sc, len, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd + d0, E);
+	}
 }
 
 /* Task ith of nth: a contiguous range of (text, head, chunk) items. */
