@@ -6,17 +6,31 @@
 
 #include "kernels.h"
 
-/* h[i] = gelu(h[i] + b[i]) for i < n. */
+/* h[i] = gelu(h[i]) for i < n. */
 void
-lm_bert_gelu_row(float *h, const float *b, int n)
+lm_bert_gelu_row(float *h, int n)
 {
 	lm_isa		isa = lm_kernels_isa();
 
 	if (isa >= LM_ISA_AVX512)
-		lm_bert_gelu_row_avx512(h, b, n);
+		lm_bert_gelu_row_avx512(h, n);
 	else if (isa >= LM_ISA_AVX2)
-		lm_bert_gelu_row_avx2(h, b, n);
+		lm_bert_gelu_row_avx2(h, n);
 	else
 		for (int i = 0; i < n; i++)
-			h[i] = lm_bert_gelu1(h[i], b[i]);
+			h[i] = lm_bert_gelu1(h[i]);
+}
+
+/* The largest of x[0..n). */
+float
+lm_bert_max_row(const float *x, int n)
+{
+	float		max = x[0];
+
+	if (lm_kernels_isa() >= LM_ISA_AVX512)
+		return lm_bert_max_row_avx512(x, n);
+	for (int i = 1; i < n; i++)
+		if (x[i] > max)
+			max = x[i];
+	return max;
 }

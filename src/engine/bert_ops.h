@@ -23,12 +23,11 @@
 #define BERT_ERF_A5 0.0002765672f
 #define BERT_ERF_A6 0.0000430638f
 
-/* gelu(h + b) for one element, the reference every vector path matches. */
+/* gelu(u) for one element, the reference every vector path matches. */
 static inline float
-lm_bert_gelu1(float h, float b)
+lm_bert_gelu1(float u)
 {
-	float		u = h + b,
-				a = fabsf(u * (float) M_SQRT1_2),
+	float		a = fabsf(u * (float) M_SQRT1_2),
 				p = fmaf(fmaf(fmaf(fmaf(fmaf(fmaf(BERT_ERF_A6, a, BERT_ERF_A5), a, BERT_ERF_A4), a, BERT_ERF_A3),
 									a, BERT_ERF_A2), a, BERT_ERF_A1), a, 1.0f),
 				t;
@@ -41,11 +40,15 @@ lm_bert_gelu1(float h, float b)
 	return (0.5f * u) * (u >= 0.0f ? 2.0f - t : t);
 }
 
-/* h[i] = gelu(h[i] + b[i]) for i < n, vectorised where the CPU allows. */
-extern void lm_bert_gelu_row(float *h, const float *b, int n);
+/* h[i] = gelu(h[i]) for i < n, vectorised where the CPU allows. */
+extern void lm_bert_gelu_row(float *h, int n);
+
+/* The largest of x[0..n) (n >= 1; exact, so the same on every path). */
+extern float lm_bert_max_row(const float *x, int n);
 
 /* Per-ISA bodies (bert_ops_avx2.c, bert_ops_avx512.c). */
-extern void lm_bert_gelu_row_avx2(float *h, const float *b, int n);
-extern void lm_bert_gelu_row_avx512(float *h, const float *b, int n);
+extern void lm_bert_gelu_row_avx2(float *h, int n);
+extern void lm_bert_gelu_row_avx512(float *h, int n);
+extern float lm_bert_max_row_avx512(const float *x, int n);
 
 #endif							/* LM_BERT_OPS_H */

@@ -31,14 +31,14 @@ gelu8(__m256 u)
 	return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), u), _mm256_blendv_ps(two_minus_t, t, neg));
 }
 
-/* h[i] = gelu(h[i] + b[i]) for i < n; the tail element by element (the same operations). */
+/* h[i] = gelu(h[i]) for i < n; the tail element by element (the same operations). */
 void
-lm_bert_gelu_row_avx2(float *h, const float *b, int n)
+lm_bert_gelu_row_avx2(float *h, int n)
 {
 	int			i = 0;
 
 	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(h + i, gelu8(_mm256_add_ps(_mm256_loadu_ps(h + i), _mm256_loadu_ps(b + i))));
+		_mm256_storeu_ps(h + i, gelu8(_mm256_loadu_ps(h + i)));
 	for (; i < n; i++)
-		h[i] = lm_bert_gelu1(h[i], b[i]);
+		h[i] = lm_bert_gelu1(h[i]);
 }

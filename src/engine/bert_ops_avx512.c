@@ -1,6 +1,7 @@
 /*
  * bert_ops_avx512.c — bert_ops.h's GELU in 512-bit vectors, the same
- * operations as lm_bert_gelu1 lane by lane; called only after a CPUID check.
+ * operations as lm_bert_gelu1 lane by lane, and a row's maximum; called
+ * only after a CPUID check.
  */
 #include <immintrin.h>
 
@@ -31,19 +32,33 @@ gelu16(__m512 u)
 	return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), u), _mm512_mask_blend_ps(neg, two_minus_t, t));
 }
 
-/* h[i] = gelu(h[i] + b[i]) for i < n; the tail through masked loads. */
+/* h[i] = gelu(h[i]) for i < n; the tail through masked loads. */
 void
-lm_bert_gelu_row_avx512(float *h, const float *b, int n)
+lm_bert_gelu_row_avx512(float *h, int n)
 {
 	int			i = 0;
 
 	for (; i + 16 <= n; i += 16)
-		_mm512_storeu_ps(h + i, gelu16(_mm512_add_ps(_mm512_loadu_ps(h + i), _mm512_loadu_ps(b + i))));
+		_mm512_storeu_ps(h + i, gelu16(_mm512_loadu_ps(h + i)));
 	if (i < n)
 	{
 		__mmask16	m = (__mmask16) ((1u << (n - i)) - 1);
 
-		_mm512_mask_storeu_ps(h + i, m, gelu16(_mm512_add_ps(_mm512_maskz_loadu_ps(m, h + i),
-															 _mm512_maskz_loadu_ps(m, b + i))));
+		_mm512_mask_storeu_ps(h + i, m, gelu16(_mm512_maskz_loadu_ps(m, h + i)));
 	}
+}
+
+/* The largest of x[0..n): lane-wise maxima, the tail lanes masked to -inf, then the lanes' maximum. */
+float
+lm_bert_max_row_avx512(const float *x, int n)
+{
+	__m512		m = _mm512_set1_ps(-INFINITY);
+	int			i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+	if (i < n)
+		m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), (__mmask16) ((1u << (n - i)) - 1),
+												  x + i));
+	return _mm512_reduce_max_ps(m);
 }

@@ -36,10 +36,10 @@ lm_gemm_f32_pack(const float *W, int64_t w_stride, int64_t k, int64_t r, int nr,
 		pack_scalar(W, w_stride, k, r, nr, P);
 }
 
-/* The reference: every output by fmaf over i in order, from zero. */
+/* The reference: every output by fmaf over i in order, from zero, then + bias. */
 static void
 panel_scalar(const float *P, int64_t k, int nr, const float *X, int64_t x_stride, int n,
-			 float *Y, int64_t y_stride)
+			 float *Y, int64_t y_stride, const float *bias)
 {
 	for (int t = 0; t < n; t++)
 	{
@@ -51,7 +51,7 @@ panel_scalar(const float *P, int64_t k, int nr, const float *X, int64_t x_stride
 
 			for (int64_t i = 0; i < k; i++)
 				a = fmaf(P[(size_t) i * GEMM_F32_PANEL + j], x[i], a);
-			Y[(size_t) t * y_stride + j] = a;
+			Y[(size_t) t * y_stride + j] = bias ? a + bias[j] : a;
 		}
 	}
 }
@@ -59,28 +59,28 @@ panel_scalar(const float *P, int64_t k, int nr, const float *X, int64_t x_stride
 /* One packed panel of nr rows against n activation rows, on the selected kernel path. */
 void
 lm_gemm_f32_panel(const float *P, int64_t k, int nr, const float *X, int64_t x_stride, int n,
-				  float *Y, int64_t y_stride)
+				  float *Y, int64_t y_stride, const float *bias)
 {
 	lm_isa		isa = lm_kernels_isa();
 
 	if (isa >= LM_ISA_AVX512)
-		lm_gemm_f32_panel_avx512(P, k, nr, X, x_stride, n, Y, y_stride);
+		lm_gemm_f32_panel_avx512(P, k, nr, X, x_stride, n, Y, y_stride, bias);
 	else if (isa >= LM_ISA_AVX2)
-		lm_gemm_f32_panel_avx2(P, k, nr, X, x_stride, n, Y, y_stride);
+		lm_gemm_f32_panel_avx2(P, k, nr, X, x_stride, n, Y, y_stride, bias);
 	else
-		panel_scalar(P, k, nr, X, x_stride, n, Y, y_stride);
+		panel_scalar(P, k, nr, X, x_stride, n, Y, y_stride, bias);
 }
 
 /* Y = W X^T for rows [r0, r1), panel by panel. */
 void
 lm_gemm_f32_rows(const float *W, int64_t k, int64_t r0, int64_t r1, const float *X, int64_t x_stride,
-				 int n, float *Y, int64_t y_stride, float *scratch)
+				 int n, float *Y, int64_t y_stride, const float *bias, float *scratch)
 {
 	for (int64_t r = r0; r < r1; r += GEMM_F32_PANEL)
 	{
 		int			nr = (int) (r1 - r < GEMM_F32_PANEL ? r1 - r : GEMM_F32_PANEL);
 
 		lm_gemm_f32_pack(W, k, k, r, nr, scratch);
-		lm_gemm_f32_panel(scratch, k, nr, X, x_stride, n, Y + r, y_stride);
+		lm_gemm_f32_panel(scratch, k, nr, X, x_stride, n, Y + r, y_stride, bias ? bias + r : NULL);
 	}
 }

@@ -2,7 +2,8 @@
  * gemm_f32_avx512.c — the AVX-512 panel kernel of gemm_f32.h: 12
  * activation rows x 32 weight rows of accumulators (24 registers); per
  * step of k, two weight vectors and 12 broadcast activations, one fma each
- * into its accumulator (the reference's order).
+ * into its accumulator (the reference's order); the bias, if any, is
+ * added to the finished sum.
  */
 #include <immintrin.h>
 
@@ -13,7 +14,8 @@
 
 /* T activation rows (T <= TB, a constant after inlining) against one packed panel of nr rows. */
 static inline __attribute__((always_inline)) void
-tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, int64_t ys, const int T)
+tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, int64_t ys, const float *bias,
+	 const int T)
 {
 	__m512		a0[TB],
 				a1[TB];
@@ -37,6 +39,18 @@ tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, in
 			a1[t] = _mm512_fmadd_ps(w1, x, a1[t]);
 		}
 	}
+	if (bias)
+	{
+		__m512		b0 = _mm512_maskz_loadu_ps(m0, bias),
+					b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+
+#pragma GCC unroll 16
+		for (int t = 0; t < T; t++)
+		{
+			a0[t] = _mm512_add_ps(a0[t], b0);
+			a1[t] = _mm512_add_ps(a1[t], b1);
+		}
+	}
 #pragma GCC unroll 16
 	for (int t = 0; t < T; t++)
 	{
@@ -48,15 +62,15 @@ tile(const float *P, int64_t k, int nr, const float *X, int64_t xs, float *Y, in
 /* One packed panel against n activation rows. */
 void
 lm_gemm_f32_panel_avx512(const float *P, int64_t k, int nr, const float *X, int64_t x_stride, int n,
-						 float *Y, int64_t y_stride)
+						 float *Y, int64_t y_stride, const float *bias)
 {
 	int			t = 0;
 
 	for (; t + TB <= n; t += TB)
-		tile(P, k, nr, X + (size_t) t * x_stride, x_stride, Y + (size_t) t * y_stride, y_stride, TB);
+		tile(P, k, nr, X + (size_t) t * x_stride, x_stride, Y + (size_t) t * y_stride, y_stride, bias, TB);
 	switch (n - t)
 	{
-#define REST(c) case c: tile(P, k, nr, X + (size_t) t * x_stride, x_stride, Y + (size_t) t * y_stride, y_stride, c); break;
+#define REST(c) case c: tile(P, k, nr, X + (size_t) t * x_stride, x_stride, Y + (size_t) t * y_stride, y_stride, bias, c); break;
 			REST(1) REST(2) REST(3) REST(4) REST(5) REST(6) REST(7) REST(8) REST(9) REST(10) REST(11)
 #undef REST
 		default:

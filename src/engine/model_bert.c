@@ -27,9 +27,10 @@
  * alone or packed with others.  There is no KV cache: nothing is kept
  * between forward passes.
  *
- * LayerNorm sums in double; biases are added to a product before the
- * residual, in PyTorch's order; softmax subtracts the row maximum and sums
- * in double.
+ * LayerNorm sums in double; biases are added to a finished product (in
+ * the GEMM's store) before the residual, in PyTorch's order; softmax
+ * subtracts the row maximum and sums 16-lane float blocks in double
+ * (lm_op_softmax_sum).
  */
 #include "model_bert.h"
 
@@ -266,31 +267,9 @@ stage_embed(void *arg, int t0, int t1)
 	}
 }
 
-/* Row stage: add the Q, K, V biases. */
+/* x = LayerNorm(x + xb2) for tokens [t0, t1) (xb2 holds a product with its bias added). */
 static void
-stage_qkv_bias(void *arg, int t0, int t1)
-{
-	bert_rows  *r = arg;
-	int			E = r->ctx->model->cfg.n_embd;
-
-	for (int t = t0; t < t1; t++)
-	{
-		float	   *q = r->ctx->q + (size_t) t * E,
-				   *k = r->ctx->k + (size_t) t * E,
-				   *v = r->ctx->v + (size_t) t * E;
-
-		for (int i = 0; i < E; i++)
-		{
-			q[i] += r->L->bq[i];
-			k[i] += r->L->bk[i];
-			v[i] += r->L->bv[i];
-		}
-	}
-}
-
-/* x = LayerNorm(x + (xb2 + bias)) for tokens [t0, t1). */
-static void
-residual_norm(bert_rows *r, int t0, int t1, const float *bias, const float *w, const float *wb)
+residual_norm(bert_rows *r, int t0, int t1, const float *w, const float *wb)
 {
 	int			E = r->ctx->model->cfg.n_embd;
 
@@ -300,21 +279,21 @@ residual_norm(bert_rows *r, int t0, int t1, const float *bias, const float *w, c
 		const float *d = r->ctx->xb2 + (size_t) t * E;
 
 		for (int i = 0; i < E; i++)
-			x[i] = x[i] + (d[i] + bias[i]);
+			x[i] = x[i] + d[i];
 		layer_norm(x, x, w, wb, E, r->ctx->model->cfg.norm_eps);
 	}
 }
 
-/* Row stage: x = LayerNorm(x + attention output + bo). */
+/* Row stage: x = LayerNorm(x + (attention output Wo + bo)). */
 static void
 stage_attn_residual(void *arg, int t0, int t1)
 {
 	bert_rows  *r = arg;
 
-	residual_norm(r, t0, t1, r->L->bo, r->L->attn_out_norm, r->L->attn_out_norm_b);
+	residual_norm(r, t0, t1, r->L->attn_out_norm, r->L->attn_out_norm_b);
 }
 
-/* Row stage: hb = gelu(hb + b1), the erf form (bert_ops.h). */
+/* Row stage: hb = gelu(hb) (hb = x W1 + b1), the erf form (bert_ops.h). */
 static void
 stage_gelu(void *arg, int t0, int t1)
 {
@@ -322,16 +301,16 @@ stage_gelu(void *arg, int t0, int t1)
 	int			F = r->ctx->model->cfg.n_ff;
 
 	for (int t = t0; t < t1; t++)
-		lm_bert_gelu_row(r->ctx->hb + (size_t) t * F, r->L->ffn_up_b, F);
+		lm_bert_gelu_row(r->ctx->hb + (size_t) t * F, F);
 }
 
-/* Row stage: x = LayerNorm(x + FFN output + b2). */
+/* Row stage: x = LayerNorm(x + (FFN output W2 + b2)). */
 static void
 stage_ffn_residual(void *arg, int t0, int t1)
 {
 	bert_rows  *r = arg;
 
-	residual_norm(r, t0, t1, r->L->ffn_down_b, r->L->out_norm, r->L->out_norm_b);
+	residual_norm(r, t0, t1, r->L->out_norm, r->L->out_norm_b);
 }
 
 /* One attention job: the step's texts (ctx->out_rows holds their first rows, n_texts + 1 entries). */
@@ -383,24 +362,17 @@ attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, flo
 		int			nr = len - j0 < GEMM_F32_PANEL ? len - j0 : GEMM_F32_PANEL;
 
 		lm_gemm_f32_pack(k, E, hd, j0, nr, panel);
-		lm_gemm_f32_panel(panel, hd, nr, q, E, nq, sc + j0, len);
+		lm_gemm_f32_panel(panel, hd, nr, q, E, nq, sc + j0, len, NULL);
 	}
 
-	/* softmax of each query's scores (max subtracted, sum in double), in place */
+	/* softmax of each query's scores (max subtracted; 16-lane float blocks summed in double), in place */
 	for (int i = 0; i < nq; i++)
 	{
 		float	   *srow = sc + (size_t) i * len;
-		float		max = -INFINITY;
-		double		sum = 0.0;
 
 		lm_op_scale(srow, scale, len);
-		for (int j = 0; j < len; j++)
-			if (srow[j] > max)
-				max = srow[j];
-		lm_op_exp_sub(srow, max, len);
-		for (int j = 0; j < len; j++)
-			sum += srow[j];
-		lm_op_scale(srow, (float) (1.0 / sum), len);
+		lm_op_exp_sub(srow, lm_bert_max_row(srow, len), len);
+		lm_op_scale(srow, (float) (1.0 / lm_op_softmax_sum(srow, 0, len)), len);
 	}
 
 	/* out[i][d] = sum over j of p_i[j] v_j[d], 32 head columns per panel */
@@ -412,7 +384,8 @@ attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, flo
 			memset(panel, 0, sizeof(float) * GEMM_F32_SCRATCH(len));
 		for (int j = 0; j < len; j++)
 			memcpy(panel + (size_t) j * GEMM_F32_PANEL, v + (size_t) j * E + d0, sizeof(float) * nr);
-		lm_gemm_f32_panel(panel, len, nr, sc, len, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd + d0, E);
+		lm_gemm_f32_panel(panel, len, nr, sc, len, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd + d0, E,
+						  NULL);
 	}
 }
 
@@ -453,6 +426,7 @@ typedef struct bert_mm
 	lm_context *ctx;			/* context (per-task scratch in ctx->scores) */
 	int			n_mm;			/* matrices */
 	const lm_weight *w[3];		/* weights */
+	const float *b[3];			/* biases (w->n_rows floats) */
 	float	   *y[3];			/* outputs, (n, w->n_rows) */
 	const float *x;				/* (n, n_cols) input */
 	int			n;				/* activation rows */
@@ -480,30 +454,37 @@ mm_worker(void *arg, int ith, int nth)
 		if (p0 < p1)
 			lm_gemm_f32_rows(w->data, w->n_cols, p0 * GEMM_F32_PANEL,
 							 p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows,
-							 j->x, w->n_cols, j->n, j->y[m], w->n_rows, scratch);
+							 j->x, w->n_cols, j->n, j->y[m], w->n_rows, j->b[m], scratch);
 		base += np;
 	}
 }
 
 /*
- * Y_j = W_j x for up to 3 matrices sharing one input: F32 weights (the
- * converted files) through the outer-product GEMM, panels split across
- * the pool; other types through lm_ctx_matmul.  A model's weights have one
- * type per matrix, so every text always takes the same path.
+ * Y_j = W_j x + b_j for up to 3 matrices sharing one input: F32 weights
+ * (the converted files) through the outer-product GEMM, panels split
+ * across the pool, the bias added to each finished sum; other types
+ * through lm_ctx_matmul, then the bias.  A model's weights have one type
+ * per matrix, so every text always takes the same path.
  */
 static void
-bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, float *const *y)
+bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, const float *const *b,
+			float *const *y)
 {
-	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, x, n, 0};
+	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, {NULL}, x, n, 0};
 
 	for (int m = 0; m < n_mm; m++)
 	{
 		if (w[m]->type != LM_TYPE_F32)
 		{
 			lm_ctx_matmul(ctx, n, x, n_mm, w, y);
+			for (int mm = 0; mm < n_mm; mm++)
+				for (int t = 0; t < n; t++)
+					for (int i = 0; i < w[mm]->n_rows; i++)
+						y[mm][(size_t) t * w[mm]->n_rows + i] += b[mm][i];
 			return;
 		}
 		j.w[m] = w[m];
+		j.b[m] = b[m];
 		j.y[m] = y[m];
 		j.panels += (w[m]->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL;
 	}
@@ -543,14 +524,14 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 		const lm_layer_weights *L = &m->layers[l];
 
 		r.L = L;
-		/* Q, K, V projections and biases */
+		/* Q, K, V projections with their biases */
 		{
 			const lm_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+			const float *bias[3] = {L->bq, L->bk, L->bv};
 			float	   *y[3] = {ctx->q, ctx->k, ctx->v};
 
-			bert_matmul(ctx, n, ctx->x, 3, w, y);
+			bert_matmul(ctx, n, ctx->x, 3, w, bias, y);
 		}
-		lm_op_for_rows(ctx, n, stage_qkv_bias, &r);
 
 		/* bidirectional attention within each text */
 		lm_ctx_run(ctx, att_worker, &aj);
@@ -558,25 +539,28 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 		/* output projection, bias, residual, LayerNorm */
 		{
 			const lm_weight *w[1] = {&L->wo};
+			const float *bias[1] = {L->bo};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->att, 1, w, y);
+			bert_matmul(ctx, n, ctx->att, 1, w, bias, y);
 		}
 		lm_op_for_rows(ctx, n, stage_attn_residual, &r);
 
 		/* feed-forward: up, GELU, down, residual, LayerNorm */
 		{
 			const lm_weight *w[1] = {&L->ffn_up};
+			const float *bias[1] = {L->ffn_up_b};
 			float	   *y[1] = {ctx->hb};
 
-			bert_matmul(ctx, n, ctx->x, 1, w, y);
+			bert_matmul(ctx, n, ctx->x, 1, w, bias, y);
 		}
 		lm_op_for_rows(ctx, n, stage_gelu, &r);
 		{
 			const lm_weight *w[1] = {&L->ffn_down};
+			const float *bias[1] = {L->ffn_down_b};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->hb, 1, w, y);
+			bert_matmul(ctx, n, ctx->hb, 1, w, bias, y);
 		}
 		lm_op_for_rows(ctx, n, stage_ffn_residual, &r);
 	}
