@@ -9,6 +9,12 @@
  * x < 0 (no cancellation on the negative side).  The polynomial is a
  * Horner chain of fmas, the 16th power four squarings, then one division:
  * every path computes exactly these operations in this order.
+ *
+ * LayerNorm sums in double over 16 lanes (lane l takes elements l, l + 16,
+ * l + 32, ... in order; a last partial block adds 0.0 to its empty
+ * lanes), the lanes then added 0, 1, ..., 15: once for the mean, once for
+ * the squared deviations; each output is (float) ((x - mean) * inv) * w + b
+ * with inv = 1 / sqrt(var + eps) in double.
  */
 #ifndef LM_BERT_OPS_H
 #define LM_BERT_OPS_H
@@ -46,7 +52,23 @@ extern void lm_bert_gelu_row(float *h, int n);
 /* The largest of x[0..n) (n >= 1; exact, so the same on every path). */
 extern float lm_bert_max_row(const float *x, int n);
 
+/* x = LayerNorm(x + d) * w + b for one row of n floats (d may be NULL: x alone). */
+extern void lm_bert_add_norm_row(float *x, const float *d, const float *w, const float *b, int n, float eps);
+
+/* Sum of 16 double lanes, lane 0 first. */
+static inline double
+lm_bert_lanes16(const double *lane)
+{
+	double		s = 0.0;
+
+	for (int l = 0; l < 16; l++)
+		s += lane[l];
+	return s;
+}
+
 /* Per-ISA bodies (bert_ops_avx2.c, bert_ops_avx512.c). */
+extern void lm_bert_add_norm_row_avx2(float *x, const float *d, const float *w, const float *b, int n, float eps);
+extern void lm_bert_add_norm_row_avx512(float *x, const float *d, const float *w, const float *b, int n, float eps);
 extern void lm_bert_gelu_row_avx2(float *h, int n);
 extern void lm_bert_gelu_row_avx512(float *h, int n);
 extern float lm_bert_max_row_avx512(const float *x, int n);

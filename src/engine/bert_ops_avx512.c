@@ -4,6 +4,7 @@
  * only after a CPUID check.
  */
 #include <immintrin.h>
+#include <math.h>
 
 #include "bert_ops.h"
 
@@ -61,4 +62,64 @@ lm_bert_max_row_avx512(const float *x, int n)
 		m = _mm512_max_ps(m, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), (__mmask16) ((1u << (n - i)) - 1),
 												  x + i));
 	return _mm512_reduce_max_ps(m);
+}
+
+/* x = LayerNorm(x + d) * w + b: 16 double lanes in two registers, the last block masked. */
+void
+lm_bert_add_norm_row_avx512(float *x, const float *d, const float *w, const float *b, int n, float eps)
+{
+	__m512d		lo = _mm512_setzero_pd(),
+				hi = _mm512_setzero_pd(),
+				vmean,
+				vinv;
+	double		lane[16],
+				mean,
+				inv;
+
+	for (int i = 0; i < n; i += 16)
+	{
+		__mmask16	m = n - i >= 16 ? 0xFFFF : (__mmask16) ((1u << (n - i)) - 1);
+		__m512		v = _mm512_maskz_loadu_ps(m, x + i);
+
+		if (d)
+		{
+			v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, d + i));
+			_mm512_mask_storeu_ps(x + i, m, v);
+		}
+		lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+		hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+	}
+	_mm512_storeu_pd(lane, lo);
+	_mm512_storeu_pd(lane + 8, hi);
+	mean = lm_bert_lanes16(lane) / n;
+	vmean = _mm512_set1_pd(mean);
+	lo = hi = _mm512_setzero_pd();
+	for (int i = 0; i < n; i += 16)
+	{
+		__mmask16	m = n - i >= 16 ? 0xFFFF : (__mmask16) ((1u << (n - i)) - 1);
+		__m512		v = _mm512_maskz_loadu_ps(m, x + i);
+		__m512d		t0 = _mm512_maskz_sub_pd((__mmask8) m, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), vmean),
+					t1 = _mm512_maskz_sub_pd((__mmask8) (m >> 8),
+											 _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))),
+											 vmean);
+
+		lo = _mm512_add_pd(lo, _mm512_mul_pd(t0, t0));
+		hi = _mm512_add_pd(hi, _mm512_mul_pd(t1, t1));
+	}
+	_mm512_storeu_pd(lane, lo);
+	_mm512_storeu_pd(lane + 8, hi);
+	inv = 1.0 / sqrt(lm_bert_lanes16(lane) / n + eps);
+	vinv = _mm512_set1_pd(inv);
+	for (int i = 0; i < n; i += 16)
+	{
+		__mmask16	m = n - i >= 16 ? 0xFFFF : (__mmask16) ((1u << (n - i)) - 1);
+		__m512		v = _mm512_maskz_loadu_ps(m, x + i);
+		__m256		y0 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), vmean), vinv)),
+					y1 = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))),
+																  vmean), vinv));
+		__m512		y = _mm512_insertf32x8(_mm512_castps256_ps512(y0), y1, 1);
+
+		y = _mm512_add_ps(_mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, w + i)), _mm512_maskz_loadu_ps(m, b + i));
+		_mm512_mask_storeu_ps(x + i, m, y);
+	}
 }

@@ -27,7 +27,7 @@
  * alone or packed with others.  There is no KV cache: nothing is kept
  * between forward passes.
  *
- * LayerNorm sums in double; biases are added to a finished product (in
+ * LayerNorm sums in double over 16 lanes (bert_ops.h); biases are added to a finished product (in
  * the GEMM's store) before the residual, in PyTorch's order; softmax
  * subtracts the row maximum and sums 16-lane float blocks in double
  * (lm_op_softmax_sum).
@@ -211,29 +211,6 @@ lm_bert_check_batch(const lm_context *ctx, const lm_batch *b, int *n_out, char *
 	return true;
 }
 
-/* out = LayerNorm(x) * w + bias for one row of n floats (sums in double; out may equal x). */
-static void
-layer_norm(float *out, const float *x, const float *w, const float *bias, int n, float eps)
-{
-	double		mean = 0.0,
-				var = 0.0,
-				inv;
-
-	for (int i = 0; i < n; i++)
-		mean += x[i];
-	mean /= n;
-	for (int i = 0; i < n; i++)
-	{
-		double		d = x[i] - mean;
-
-		var += d * d;
-	}
-	var /= n;
-	inv = 1.0 / sqrt(var + eps);
-	for (int i = 0; i < n; i++)
-		out[i] = (float) ((x[i] - mean) * inv) * w[i] + bias[i];
-}
-
 /* What the row stages of one layer need. */
 typedef struct bert_rows
 {
@@ -263,7 +240,7 @@ stage_embed(void *arg, int t0, int t1)
 						  x, E);
 		for (int i = 0; i < E; i++)
 			x[i] = (x[i] + pe[i]) + type0[i];
-		layer_norm(x, x, m->embd_norm, m->embd_norm_b, E, m->cfg.norm_eps);
+		lm_bert_add_norm_row(x, NULL, m->embd_norm, m->embd_norm_b, E, m->cfg.norm_eps);
 	}
 }
 
@@ -274,14 +251,8 @@ residual_norm(bert_rows *r, int t0, int t1, const float *w, const float *wb)
 	int			E = r->ctx->model->cfg.n_embd;
 
 	for (int t = t0; t < t1; t++)
-	{
-		float	   *x = r->ctx->x + (size_t) t * E;
-		const float *d = r->ctx->xb2 + (size_t) t * E;
-
-		for (int i = 0; i < E; i++)
-			x[i] = x[i] + d[i];
-		layer_norm(x, x, w, wb, E, r->ctx->model->cfg.norm_eps);
-	}
+		lm_bert_add_norm_row(r->ctx->x + (size_t) t * E, r->ctx->xb2 + (size_t) t * E, w, wb, E,
+							 r->ctx->model->cfg.norm_eps);
 }
 
 /* Row stage: x = LayerNorm(x + (attention output Wo + bo)). */
