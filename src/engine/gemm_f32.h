@@ -55,7 +55,7 @@ extern void lm_gemm_f32_panel_avx2(const float *P, int64_t k, int nr, const floa
 extern void lm_gemm_f32_panel_avx512(const float *P, int64_t k, int nr, const float *X, int64_t x_stride,
 									 int n, float *Y, int64_t y_stride, const float *bias);
 
-/* AVX-512 packing of 32 whole rows of W (the first at W), by gathers; indices must fit int32. */
+/* AVX-512 packing of 32 whole rows of W (the first at W): register transposes, gathers for the last k % 16 (indices must fit int32). */
 extern void lm_gemm_f32_pack_avx512(const float *W, int64_t w_stride, int64_t k, float *P);
 
 #endif							/* LM_GEMM_F32_H */

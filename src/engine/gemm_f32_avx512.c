@@ -78,15 +78,69 @@ lm_gemm_f32_panel_avx512(const float *P, int64_t k, int nr, const float *X, int6
 	}
 }
 
-/* Pack 32 rows of W k-major: one gather of 16 rows' column i per half panel. */
+/* Transpose 16 rows of 16 floats: o[c] gets column c of r[0..15] (unpacks, then 128-bit lane shuffles). */
+static inline void
+transpose16(const __m512 r[16], __m512 o[16])
+{
+	__m512		t[16],
+				u[16];
+
+	for (int i = 0; i < 8; i++)
+	{
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	/* u[4g + m], 128-bit lane L: column 4L + m of rows 4g .. 4g + 3 */
+	for (int g = 0; g < 4; g++)
+	{
+		__m512d		t0 = _mm512_castps_pd(t[4 * g]),
+					t1 = _mm512_castps_pd(t[4 * g + 1]),
+					t2 = _mm512_castps_pd(t[4 * g + 2]),
+					t3 = _mm512_castps_pd(t[4 * g + 3]);
+
+		u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+		u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+		u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+		u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+	}
+	for (int m = 0; m < 4; m++)
+	{
+		__m512		v = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88),
+					w = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88),
+					v2 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd),
+					w2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+
+		o[m] = _mm512_shuffle_f32x4(v, w, 0x88);
+		o[8 + m] = _mm512_shuffle_f32x4(v, w, 0xdd);
+		o[4 + m] = _mm512_shuffle_f32x4(v2, w2, 0x88);
+		o[12 + m] = _mm512_shuffle_f32x4(v2, w2, 0xdd);
+	}
+}
+
+/* Pack 32 rows of W k-major: 16 x 16 blocks transposed in registers, the last k % 16 columns by gathers. */
 void
 lm_gemm_f32_pack_avx512(const float *W, int64_t w_stride, int64_t k, float *P)
 {
 	__m512i		idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
 										 _mm512_set1_epi32((int) w_stride));
 	const float *W16 = W + (size_t) 16 * w_stride;
+	int64_t		i = 0;
 
-	for (int64_t i = 0; i < k; i++)
+	for (; i + 16 <= k; i += 16)
+		for (int h = 0; h < 2; h++)
+		{
+			__m512		r[16],
+						o[16];
+
+#pragma GCC unroll 16
+			for (int j = 0; j < 16; j++)
+				r[j] = _mm512_loadu_ps(W + (size_t) (16 * h + j) * w_stride + i);
+			transpose16(r, o);
+#pragma GCC unroll 16
+			for (int c = 0; c < 16; c++)
+				_mm512_storeu_ps(P + (size_t) (i + c) * GEMM_F32_PANEL + 16 * h, o[c]);
+		}
+	for (; i < k; i++)
 	{
 		_mm512_storeu_ps(P + (size_t) i * GEMM_F32_PANEL, _mm512_i32gather_ps(idx, W + i, 4));
 		_mm512_storeu_ps(P + (size_t) i * GEMM_F32_PANEL + 16, _mm512_i32gather_ps(idx, W16 + i, 4));
