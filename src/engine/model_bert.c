@@ -402,6 +402,7 @@ typedef struct bert_mm
 	const float *x;				/* (n, n_cols) input */
 	int			n;				/* activation rows */
 	int64_t		panels;			/* panels of all matrices */
+	bool		gelu;			/* apply GELU to the outputs (one matrix only) */
 } bert_mm;
 
 /* Task ith of nth: a contiguous range of the matrices' 32-row panels. */
@@ -423,9 +424,15 @@ mm_worker(void *arg, int ith, int nth)
 					p1 = hi - base < np ? hi - base : np;
 
 		if (p0 < p1)
-			lm_gemm_f32_rows(w->data, w->n_cols, p0 * GEMM_F32_PANEL,
-							 p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows,
-							 j->x, w->n_cols, j->n, j->y[m], w->n_rows, j->b[m], scratch);
+		{
+			int64_t		r0 = p0 * GEMM_F32_PANEL,
+						r1 = p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows;
+
+			lm_gemm_f32_rows(w->data, w->n_cols, r0, r1, j->x, w->n_cols, j->n, j->y[m], w->n_rows, j->b[m], scratch);
+			/* GELU on this task's own columns while they are still in cache */
+			for (int t = 0; j->gelu && t < j->n; t++)
+				lm_bert_gelu_row(j->y[m] + (size_t) t * w->n_rows + r0, (int) (r1 - r0));
+		}
 		base += np;
 	}
 }
@@ -433,15 +440,17 @@ mm_worker(void *arg, int ith, int nth)
 /*
  * Y_j = W_j x + b_j for up to 3 matrices sharing one input: F32 weights
  * (the converted files) through the outer-product GEMM, panels split
- * across the pool, the bias added to each finished sum; other types
- * through lm_ctx_matmul, then the bias.  A model's weights have one type
- * per matrix, so every text always takes the same path.
+ * across the pool, the bias added to each finished sum, and with gelu
+ * (one matrix) GELU applied by each task to the columns it computed;
+ * other types through lm_ctx_matmul, then the bias.  Returns whether the
+ * GELU was applied.  A model's weights have one type per matrix, so every
+ * text always takes the same path.
  */
-static void
+static bool
 bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, const float *const *b,
-			float *const *y)
+			float *const *y, bool gelu)
 {
-	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, {NULL}, x, n, 0};
+	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, {NULL}, x, n, 0, gelu && n_mm == 1};
 
 	for (int m = 0; m < n_mm; m++)
 	{
@@ -452,7 +461,7 @@ bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *c
 				for (int t = 0; t < n; t++)
 					for (int i = 0; i < w[mm]->n_rows; i++)
 						y[mm][(size_t) t * w[mm]->n_rows + i] += b[mm][i];
-			return;
+			return false;
 		}
 		j.w[m] = w[m];
 		j.b[m] = b[m];
@@ -460,6 +469,7 @@ bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *c
 		j.panels += (w[m]->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL;
 	}
 	lm_ctx_run(ctx, mm_worker, &j);
+	return j.gelu;
 }
 
 /* Run the bert forward pass for one step of whole texts. */
@@ -501,7 +511,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const float *bias[3] = {L->bq, L->bk, L->bv};
 			float	   *y[3] = {ctx->q, ctx->k, ctx->v};
 
-			bert_matmul(ctx, n, ctx->x, 3, w, bias, y);
+			bert_matmul(ctx, n, ctx->x, 3, w, bias, y, false);
 		}
 
 		/* bidirectional attention within each text */
@@ -513,25 +523,25 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const float *bias[1] = {L->bo};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->att, 1, w, bias, y);
+			bert_matmul(ctx, n, ctx->att, 1, w, bias, y, false);
 		}
 		lm_op_for_rows(ctx, n, stage_attn_residual, &r);
 
-		/* feed-forward: up, GELU, down, residual, LayerNorm */
+		/* feed-forward: up and GELU (fused on F32 weights), down, residual, LayerNorm */
 		{
 			const lm_weight *w[1] = {&L->ffn_up};
 			const float *bias[1] = {L->ffn_up_b};
 			float	   *y[1] = {ctx->hb};
 
-			bert_matmul(ctx, n, ctx->x, 1, w, bias, y);
+			if (!bert_matmul(ctx, n, ctx->x, 1, w, bias, y, true))
+				lm_op_for_rows(ctx, n, stage_gelu, &r);
 		}
-		lm_op_for_rows(ctx, n, stage_gelu, &r);
 		{
 			const lm_weight *w[1] = {&L->ffn_down};
 			const float *bias[1] = {L->ffn_down_b};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->hb, 1, w, bias, y);
+			bert_matmul(ctx, n, ctx->hb, 1, w, bias, y, false);
 		}
 		lm_op_for_rows(ctx, n, stage_ffn_residual, &r);
 	}
