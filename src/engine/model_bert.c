@@ -27,10 +27,11 @@
  * alone or packed with others.  There is no KV cache: nothing is kept
  * between forward passes.
  *
- * LayerNorm sums in double over 16 lanes (bert_ops.h); biases are added to a finished product (in
- * the GEMM's store) before the residual, in PyTorch's order; softmax
- * subtracts the row maximum and sums 16-lane float blocks in double
- * (lm_op_softmax_sum).
+ * LayerNorm sums in double over 16 lanes (bert_ops.h); biases are added
+ * to a finished product (in the GEMM's store) before the residual, in
+ * PyTorch's order; softmax subtracts the row maximum and sums 16-lane
+ * float blocks in double (lm_op_softmax_sum).  Every element-wise step is
+ * vectorised with the same floats on the scalar, AVX2 and AVX-512 paths.
  */
 #include "model_bert.h"
 
