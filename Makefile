@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-quality
+.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-encoder bench-quality
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -116,6 +116,16 @@ installcheck-models: fixtures
 # not a test: it prints figures; test/bench/README.md).
 bench-embed:
 	test/bench/bench_embed.py --temp $(BENCH_EMBED_ARGS)
+
+# The engine's sentence-embedding throughput without a server
+# (test/bench/bench_encoder.c: rows/s of lm_bert_embed on the Debian
+# descriptions, batches of 1, 8, 32 texts at 1 and 2 threads).
+# BENCH_ENCODER_ARGS: [rows] [threads,...] [batch,...] [reps].
+BENCH_ENCODER_MODEL ?= $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf
+test/bench/bench_encoder: test/bench/bench_encoder.c test/bench/bench_clock.h $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -o $@ $< $(ENGINE_OBJS) -lpthread -lm
+bench-encoder: test/bench/bench_encoder
+	test/bench/bench_encoder $(BENCH_ENCODER_MODEL) $(LMGEN_SHARED)/data/debian_packages_test.csv $(BENCH_ENCODER_ARGS)
 
 # Output-quality figures of summarize() and classify() in a throwaway cluster
 # (test/bench/quality.py; a program that prints numbers, not a test).

@@ -23,18 +23,39 @@
 
 /*
  * Y[t * y_stride + r] = sum over i < k of W[r * k + i] * X[t * x_stride + i]
- * (fma in order of i, from 0), for weight rows r in [r0, r1) and activation
- * rows t in [0, n).  scratch holds GEMM_F32_SCRATCH(k) floats.  Uses the
+ * (fma in order of i, from 0), plus bias[r] when bias is not NULL (added
+ * to the finished sum), for weight rows r in [r0, r1) and activation rows
+ * t in [0, n).  scratch holds GEMM_F32_SCRATCH(k) floats.  Uses the
  * kernel path lm_kernels_isa() selects.
  */
 extern void lm_gemm_f32_rows(const float *W, int64_t k, int64_t r0, int64_t r1,
 							 const float *X, int64_t x_stride, int n,
-							 float *Y, int64_t y_stride, float *scratch);
+							 float *Y, int64_t y_stride, const float *bias, float *scratch);
+
+/*
+ * Pack rows [r, r + nr) (nr <= 32) of W, whose rows are w_stride floats
+ * apart, k-major into P (GEMM_F32_SCRATCH(k) floats): P[i * 32 + j] =
+ * W[(r + j) * w_stride + i], zero for j >= nr.
+ */
+extern void lm_gemm_f32_pack(const float *W, int64_t w_stride, int64_t k, int64_t r, int nr, float *P);
+
+/*
+ * Y[t * y_stride + j] = sum over i < k of P[i * 32 + j] * X[t * x_stride + i]
+ * (fma in order of i, from 0), plus bias[j] when bias is not NULL, for
+ * j < nr and t < n: one packed panel (as
+ * lm_gemm_f32_pack makes it, or any k-major panel) on the kernel path
+ * lm_kernels_isa() selects.
+ */
+extern void lm_gemm_f32_panel(const float *P, int64_t k, int nr, const float *X, int64_t x_stride, int n,
+							  float *Y, int64_t y_stride, const float *bias);
 
 /* Per-ISA panel products (gemm_f32_avx2.c, gemm_f32_avx512.c): one packed panel of nr <= 32 rows. */
 extern void lm_gemm_f32_panel_avx2(const float *P, int64_t k, int nr, const float *X, int64_t x_stride,
-								   int n, float *Y, int64_t y_stride);
+								   int n, float *Y, int64_t y_stride, const float *bias);
 extern void lm_gemm_f32_panel_avx512(const float *P, int64_t k, int nr, const float *X, int64_t x_stride,
-									 int n, float *Y, int64_t y_stride);
+									 int n, float *Y, int64_t y_stride, const float *bias);
+
+/* AVX-512 packing of 32 whole rows of W (the first at W): register transposes, gathers for the last k % 16 (indices must fit int32). */
+extern void lm_gemm_f32_pack_avx512(const float *W, int64_t w_stride, int64_t k, float *P);
 
 #endif							/* LM_GEMM_F32_H */

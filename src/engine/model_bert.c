@@ -11,23 +11,27 @@
  *                                               of the same text (no mask
  *                                               beyond the text: bidirectional)
  *     x = LayerNorm(x + (a Wo + bo))
- *     x = LayerNorm(x + (gelu(x W1 + b1) W2 + b2))      gelu = exact erf form
+ *     x = LayerNorm(x + (gelu(x W1 + b1) W2 + b2))      gelu = erf form
+ *                                               (erf to 3e-7: bert_ops.h)
  * then, for an embedding, the mean of the text's final rows ([CLS] and
  * [SEP] included; or the first row for CLS pooling), L2-normalised.
  *
  * Batching: a forward pass holds whole texts one after another (position 0
  * starts a text), so every matrix product is one GEMM over all their tokens
  * (F32 weights: gemm_f32.h's outer-product kernel, 32-row panels split
- * across the pool; other types: lm_ctx_matmul), and attention runs per (text, head, 64-query chunk) on the pool, itself
- * as two small products on the same F32 kernel (scores = K Q^T, then
- * out = V^T P, heads and positions zero-padded to its 64-float step).
+ * across the pool; other types: lm_ctx_matmul), and attention runs per
+ * (text, head, 64-query chunk) on the pool, itself as two small products
+ * on the same outer-product kernel (scores = Q K^T, then out = P V; see
+ * attend), with no padding beyond the text's own tokens.
  * A text's rows depend only on its own tokens, so its embedding is the same
  * alone or packed with others.  There is no KV cache: nothing is kept
  * between forward passes.
  *
- * LayerNorm sums in double; biases are added to a product before the
- * residual, in PyTorch's order; softmax subtracts the row maximum and sums
- * in double.
+ * LayerNorm sums in double over 16 lanes (bert_ops.h); biases are added
+ * to a finished product (in the GEMM's store) before the residual, in
+ * PyTorch's order; softmax subtracts the row maximum and sums 16-lane
+ * float blocks in double (lm_op_softmax_sum).  Every element-wise step is
+ * vectorised with the same floats on the scalar, AVX2 and AVX-512 paths.
  */
 #include "model_bert.h"
 
@@ -36,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bert_ops.h"
 #include "context_impl.h"
 #include "gemm_f32.h"
 #include "kernels.h"
@@ -207,29 +212,6 @@ lm_bert_check_batch(const lm_context *ctx, const lm_batch *b, int *n_out, char *
 	return true;
 }
 
-/* out = LayerNorm(x) * w + bias for one row of n floats (sums in double; out may equal x). */
-static void
-layer_norm(float *out, const float *x, const float *w, const float *bias, int n, float eps)
-{
-	double		mean = 0.0,
-				var = 0.0,
-				inv;
-
-	for (int i = 0; i < n; i++)
-		mean += x[i];
-	mean /= n;
-	for (int i = 0; i < n; i++)
-	{
-		double		d = x[i] - mean;
-
-		var += d * d;
-	}
-	var /= n;
-	inv = 1.0 / sqrt(var + eps);
-	for (int i = 0; i < n; i++)
-		out[i] = (float) ((x[i] - mean) * inv) * w[i] + bias[i];
-}
-
 /* What the row stages of one layer need. */
 typedef struct bert_rows
 {
@@ -259,59 +241,31 @@ stage_embed(void *arg, int t0, int t1)
 						  x, E);
 		for (int i = 0; i < E; i++)
 			x[i] = (x[i] + pe[i]) + type0[i];
-		layer_norm(x, x, m->embd_norm, m->embd_norm_b, E, m->cfg.norm_eps);
+		lm_bert_add_norm_row(x, NULL, m->embd_norm, m->embd_norm_b, E, m->cfg.norm_eps);
 	}
 }
 
-/* Row stage: add the Q, K, V biases. */
+/* x = LayerNorm(x + xb2) for tokens [t0, t1) (xb2 holds a product with its bias added). */
 static void
-stage_qkv_bias(void *arg, int t0, int t1)
-{
-	bert_rows  *r = arg;
-	int			E = r->ctx->model->cfg.n_embd;
-
-	for (int t = t0; t < t1; t++)
-	{
-		float	   *q = r->ctx->q + (size_t) t * E,
-				   *k = r->ctx->k + (size_t) t * E,
-				   *v = r->ctx->v + (size_t) t * E;
-
-		for (int i = 0; i < E; i++)
-		{
-			q[i] += r->L->bq[i];
-			k[i] += r->L->bk[i];
-			v[i] += r->L->bv[i];
-		}
-	}
-}
-
-/* x = LayerNorm(x + (xb2 + bias)) for tokens [t0, t1). */
-static void
-residual_norm(bert_rows *r, int t0, int t1, const float *bias, const float *w, const float *wb)
+residual_norm(bert_rows *r, int t0, int t1, const float *w, const float *wb)
 {
 	int			E = r->ctx->model->cfg.n_embd;
 
 	for (int t = t0; t < t1; t++)
-	{
-		float	   *x = r->ctx->x + (size_t) t * E;
-		const float *d = r->ctx->xb2 + (size_t) t * E;
-
-		for (int i = 0; i < E; i++)
-			x[i] = x[i] + (d[i] + bias[i]);
-		layer_norm(x, x, w, wb, E, r->ctx->model->cfg.norm_eps);
-	}
+		lm_bert_add_norm_row(r->ctx->x + (size_t) t * E, r->ctx->xb2 + (size_t) t * E, w, wb, E,
+							 r->ctx->model->cfg.norm_eps);
 }
 
-/* Row stage: x = LayerNorm(x + attention output + bo). */
+/* Row stage: x = LayerNorm(x + (attention output Wo + bo)). */
 static void
 stage_attn_residual(void *arg, int t0, int t1)
 {
 	bert_rows  *r = arg;
 
-	residual_norm(r, t0, t1, r->L->bo, r->L->attn_out_norm, r->L->attn_out_norm_b);
+	residual_norm(r, t0, t1, r->L->attn_out_norm, r->L->attn_out_norm_b);
 }
 
-/* Row stage: hb = gelu(hb + b1), the exact erf form. */
+/* Row stage: hb = gelu(hb) (hb = x W1 + b1), the erf form (bert_ops.h). */
 static void
 stage_gelu(void *arg, int t0, int t1)
 {
@@ -319,25 +273,16 @@ stage_gelu(void *arg, int t0, int t1)
 	int			F = r->ctx->model->cfg.n_ff;
 
 	for (int t = t0; t < t1; t++)
-	{
-		float	   *h = r->ctx->hb + (size_t) t * F;
-
-		for (int i = 0; i < F; i++)
-		{
-			float		u = h[i] + r->L->ffn_up_b[i];
-
-			h[i] = 0.5f * u * (1.0f + erff(u * (float) M_SQRT1_2));
-		}
-	}
+		lm_bert_gelu_row(r->ctx->hb + (size_t) t * F, F);
 }
 
-/* Row stage: x = LayerNorm(x + FFN output + b2). */
+/* Row stage: x = LayerNorm(x + (FFN output W2 + b2)). */
 static void
 stage_ffn_residual(void *arg, int t0, int t1)
 {
 	bert_rows  *r = arg;
 
-	residual_norm(r, t0, t1, r->L->ffn_down_b, r->L->out_norm, r->L->out_norm_b);
+	residual_norm(r, t0, t1, r->L->out_norm, r->L->out_norm_b);
 }
 
 /* One attention job: the step's texts (ctx->out_rows holds their first rows, n_texts + 1 entries). */
@@ -349,34 +294,26 @@ typedef struct bert_att
 	float		scale;			/* 1 / sqrt(head_dim) */
 } bert_att;
 
-/* Padded width of a head's rows and of a text's key positions (the F32 kernel's step). */
-#define BERT_PAD 64
-
-/* n rounded up to a multiple of BERT_PAD. */
-static inline int
-pad64(int n)
-{
-	return (n + BERT_PAD - 1) / BERT_PAD * BERT_PAD;
-}
-
 /* Floats of scratch one task needs: attention of texts of up to n_ctx tokens, or a GEMM panel. */
 size_t
 lm_bert_attention_scratch(const lm_model_config *c, int n_ctx)
 {
-	size_t		L = (size_t) pad64(n_ctx),
+	size_t		panel = GEMM_F32_SCRATCH(n_ctx > c->head_dim_k ? n_ctx : c->head_dim_k),
+				att = (size_t) BERT_ATT_CHUNK * n_ctx + panel,
 				gemm = GEMM_F32_SCRATCH(c->n_ff > c->n_embd ? c->n_ff : c->n_embd);
 
-	/* keys (L x 64), queries (chunk x 64), scores and weights (chunk x L each), values^T (hd x L) */
-	L = L * BERT_PAD + BERT_ATT_CHUNK * BERT_PAD + 2 * BERT_ATT_CHUNK * L + (size_t) c->head_dim_k * L;
-	return L > gemm ? L : gemm;
+	/* scores and weights (chunk x n_ctx), then one packed panel of keys or values */
+	return att > gemm ? att : gemm;
 }
 
 /*
  * Attention of queries [q0, q1) of text rows [s0, s0 + len), head h, into
- * ctx->att, as two products on the F32 matmul kernel: scores = K Q^T with
- * head rows zero-padded to 64 floats, then out = V^T P with positions
- * zero-padded to a multiple of 64.  Each output element depends only on its
- * own query and the text's keys and values, whatever the chunk.
+ * ctx->att, as two products on the outer-product F32 kernel (gemm_f32.h):
+ * scores = Q K^T, 32 keys per packed panel, the queries read in place;
+ * then out = P V, whose panels are the values themselves (a k-major panel
+ * of V^T is V's rows: 32 head columns each).  Each output element is an
+ * fma chain over its own query's head dimensions, then over the text's
+ * keys in order, whatever the chunk or the batch.
  */
 static void
 attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, float *scratch)
@@ -384,56 +321,44 @@ attend(lm_context *ctx, int s0, int len, int h, int q0, int q1, float scale, flo
 	const lm_model_config *c = &ctx->model->cfg;
 	int			E = c->n_embd,
 				hd = c->head_dim_k,
-				L = pad64(len),
 				nq = q1 - q0;
-	float	   *kp = scratch,	/* (L, 64) keys, padded */
-			   *qp = kp + (size_t) L * BERT_PAD,	/* (chunk, 64) queries, padded */
-			   *sc = qp + (size_t) BERT_ATT_CHUNK * BERT_PAD,	/* (chunk, len) scores */
-			   *pw = sc + (size_t) BERT_ATT_CHUNK * L,	/* (chunk, L) weights, padded */
-			   *vt = pw + (size_t) BERT_ATT_CHUNK * L;	/* (hd, L) values transposed, padded */
+	float	   *sc = scratch,	/* (chunk, len) scores, then weights */
+			   *panel = sc + (size_t) BERT_ATT_CHUNK * ctx->n_ctx;	/* one packed panel */
+	const float *q = ctx->q + (size_t) (s0 + q0) * E + (size_t) h * hd,
+			   *k = ctx->k + (size_t) s0 * E + (size_t) h * hd,
+			   *v = ctx->v + (size_t) s0 * E + (size_t) h * hd;
 
-	memset(kp, 0, sizeof(float) * (size_t) len * BERT_PAD);
-	memset(vt, 0, sizeof(float) * (size_t) hd * L);
-	for (int j = 0; j < len; j++)
+	/* scores: sc[i * len + j] = dot(q_i, k_j) */
+	for (int j0 = 0; j0 < len; j0 += GEMM_F32_PANEL)
 	{
-		const float *k = ctx->k + (size_t) (s0 + j) * E + (size_t) h * hd;
-		const float *v = ctx->v + (size_t) (s0 + j) * E + (size_t) h * hd;
+		int			nr = len - j0 < GEMM_F32_PANEL ? len - j0 : GEMM_F32_PANEL;
 
-		memcpy(kp + (size_t) j * BERT_PAD, k, sizeof(float) * hd);
-		for (int d = 0; d < hd; d++)
-			vt[(size_t) d * L + j] = v[d];
+		lm_gemm_f32_pack(k, E, hd, j0, nr, panel);
+		lm_gemm_f32_panel(panel, hd, nr, q, E, nq, sc + j0, len, NULL);
 	}
-	memset(qp, 0, sizeof(float) * (size_t) nq * BERT_PAD);
-	for (int i = 0; i < nq; i++)
-		memcpy(qp + (size_t) i * BERT_PAD, ctx->q + (size_t) (s0 + q0 + i) * E + (size_t) h * hd, sizeof(float) * hd);
 
-	/* scores: sc[i * len + j] = dot(k_j, q_i) */
-	lm_matmul_rows(LM_TYPE_F32, kp, sizeof(float) * BERT_PAD, BERT_PAD, 0, len,
-				   qp, sizeof(float) * BERT_PAD, nq, sc, len);
-
-	/* softmax of each query's scores (max subtracted, sum in double) into padded weights */
+	/* softmax of each query's scores (max subtracted; 16-lane float blocks summed in double), in place */
 	for (int i = 0; i < nq; i++)
 	{
-		float	   *srow = sc + (size_t) i * len,
-				   *prow = pw + (size_t) i * L;
-		float		max = -INFINITY;
-		double		sum = 0.0;
+		float	   *srow = sc + (size_t) i * len;
 
 		lm_op_scale(srow, scale, len);
-		for (int j = 0; j < len; j++)
-			if (srow[j] > max)
-				max = srow[j];
-		lm_op_exp_sub(srow, max, len);
-		for (int j = 0; j < len; j++)
-			sum += srow[j];
-		memcpy(prow, srow, sizeof(float) * len);
-		lm_op_scale(prow, (float) (1.0 / sum), len);
-		memset(prow + len, 0, sizeof(float) * (L - len));
+		lm_op_exp_sub(srow, lm_bert_max_row(srow, len), len);
+		lm_op_scale(srow, (float) (1.0 / lm_op_softmax_sum(srow, 0, len)), len);
 	}
 
-	/* out[i][d] = dot(v^T_d, p_i), straight into the attention rows */
-	lm_matmul_rows(LM_TYPE_F32, vt, sizeof(float) * L, L, 0, hd,
-				   pw, sizeof(float) * L, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd, E);
+	/* out[i][d] = sum over j of p_i[j] v_j[d], 32 head columns per panel */
+	for (int d0 = 0; d0 < hd; d0 += GEMM_F32_PANEL)
+	{
+		int			nr = hd - d0 < GEMM_F32_PANEL ? hd - d0 : GEMM_F32_PANEL;
+
+		if (nr < GEMM_F32_PANEL)
+			memset(panel, 0, sizeof(float) * GEMM_F32_SCRATCH(len));
+		for (int j = 0; j < len; j++)
+			memcpy(panel + (size_t) j * GEMM_F32_PANEL, v + (size_t) j * E + d0, sizeof(float) * nr);
+		lm_gemm_f32_panel(panel, len, nr, sc, len, nq, ctx->att + (size_t) (s0 + q0) * E + (size_t) h * hd + d0, E,
+						  NULL);
+	}
 }
 
 /* Task ith of nth: a contiguous range of (text, head, chunk) items. */
@@ -473,10 +398,12 @@ typedef struct bert_mm
 	lm_context *ctx;			/* context (per-task scratch in ctx->scores) */
 	int			n_mm;			/* matrices */
 	const lm_weight *w[3];		/* weights */
+	const float *b[3];			/* biases (w->n_rows floats) */
 	float	   *y[3];			/* outputs, (n, w->n_rows) */
 	const float *x;				/* (n, n_cols) input */
 	int			n;				/* activation rows */
 	int64_t		panels;			/* panels of all matrices */
+	bool		gelu;			/* apply GELU to the outputs (one matrix only) */
 } bert_mm;
 
 /* Task ith of nth: a contiguous range of the matrices' 32-row panels. */
@@ -498,36 +425,52 @@ mm_worker(void *arg, int ith, int nth)
 					p1 = hi - base < np ? hi - base : np;
 
 		if (p0 < p1)
-			lm_gemm_f32_rows(w->data, w->n_cols, p0 * GEMM_F32_PANEL,
-							 p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows,
-							 j->x, w->n_cols, j->n, j->y[m], w->n_rows, scratch);
+		{
+			int64_t		r0 = p0 * GEMM_F32_PANEL,
+						r1 = p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows;
+
+			lm_gemm_f32_rows(w->data, w->n_cols, r0, r1, j->x, w->n_cols, j->n, j->y[m], w->n_rows, j->b[m], scratch);
+			/* GELU on this task's own columns while they are still in cache */
+			for (int t = 0; j->gelu && t < j->n; t++)
+				lm_bert_gelu_row(j->y[m] + (size_t) t * w->n_rows + r0, (int) (r1 - r0));
+		}
 		base += np;
 	}
 }
 
 /*
- * Y_j = W_j x for up to 3 matrices sharing one input: F32 weights (the
- * converted files) through the outer-product GEMM, panels split across
- * the pool; other types through lm_ctx_matmul.  A model's weights have one
- * type per matrix, so every text always takes the same path.
+ * Y_j = W_j x + b_j for up to 3 matrices sharing one input: F32 weights
+ * (the converted files) through the outer-product GEMM, panels split
+ * across the pool, the bias added to each finished sum, and with gelu
+ * (one matrix) GELU applied by each task to the columns it computed;
+ * other types through lm_ctx_matmul, then the bias.  Returns whether the
+ * GELU was applied.  A model's weights have one type per matrix, so every
+ * text always takes the same path.
  */
-static void
-bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, float *const *y)
+static bool
+bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, const float *const *b,
+			float *const *y, bool gelu)
 {
-	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, x, n, 0};
+	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, {NULL}, x, n, 0, gelu && n_mm == 1};
 
 	for (int m = 0; m < n_mm; m++)
 	{
 		if (w[m]->type != LM_TYPE_F32)
 		{
 			lm_ctx_matmul(ctx, n, x, n_mm, w, y);
-			return;
+			for (int mm = 0; mm < n_mm; mm++)
+				for (int t = 0; t < n; t++)
+					for (int i = 0; i < w[mm]->n_rows; i++)
+						y[mm][(size_t) t * w[mm]->n_rows + i] += b[mm][i];
+			return false;
 		}
 		j.w[m] = w[m];
+		j.b[m] = b[m];
 		j.y[m] = y[m];
 		j.panels += (w[m]->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL;
 	}
 	lm_ctx_run(ctx, mm_worker, &j);
+	return j.gelu;
 }
 
 /* Run the bert forward pass for one step of whole texts. */
@@ -563,14 +506,14 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 		const lm_layer_weights *L = &m->layers[l];
 
 		r.L = L;
-		/* Q, K, V projections and biases */
+		/* Q, K, V projections with their biases */
 		{
 			const lm_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+			const float *bias[3] = {L->bq, L->bk, L->bv};
 			float	   *y[3] = {ctx->q, ctx->k, ctx->v};
 
-			bert_matmul(ctx, n, ctx->x, 3, w, y);
+			bert_matmul(ctx, n, ctx->x, 3, w, bias, y, false);
 		}
-		lm_op_for_rows(ctx, n, stage_qkv_bias, &r);
 
 		/* bidirectional attention within each text */
 		lm_ctx_run(ctx, att_worker, &aj);
@@ -578,25 +521,28 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 		/* output projection, bias, residual, LayerNorm */
 		{
 			const lm_weight *w[1] = {&L->wo};
+			const float *bias[1] = {L->bo};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->att, 1, w, y);
+			bert_matmul(ctx, n, ctx->att, 1, w, bias, y, false);
 		}
 		lm_op_for_rows(ctx, n, stage_attn_residual, &r);
 
-		/* feed-forward: up, GELU, down, residual, LayerNorm */
+		/* feed-forward: up and GELU (fused on F32 weights), down, residual, LayerNorm */
 		{
 			const lm_weight *w[1] = {&L->ffn_up};
+			const float *bias[1] = {L->ffn_up_b};
 			float	   *y[1] = {ctx->hb};
 
-			bert_matmul(ctx, n, ctx->x, 1, w, y);
+			if (!bert_matmul(ctx, n, ctx->x, 1, w, bias, y, true))
+				lm_op_for_rows(ctx, n, stage_gelu, &r);
 		}
-		lm_op_for_rows(ctx, n, stage_gelu, &r);
 		{
 			const lm_weight *w[1] = {&L->ffn_down};
+			const float *bias[1] = {L->ffn_down_b};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->hb, 1, w, y);
+			bert_matmul(ctx, n, ctx->hb, 1, w, bias, y, false);
 		}
 		lm_op_for_rows(ctx, n, stage_ffn_residual, &r);
 	}
