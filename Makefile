@@ -104,7 +104,7 @@ installcheck: fixtures
 # sql/summaries.sql, and sql/embed_minilm.sql when the embedding model is
 # installed), in an
 # instance whose lmgen.model_dir is the installed model directory.
-MODELS_REGRESS = models summaries
+MODELS_REGRESS = models summaries batch_calls
 ifneq ($(wildcard $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf),)
 MODELS_REGRESS += embed_minilm
 endif
