@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-quality
+.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-quality bench-batch
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -116,6 +116,11 @@ installcheck-models: fixtures
 # not a test: it prints figures; test/bench/README.md).
 bench-embed:
 	test/bench/bench_embed.py --temp $(BENCH_EMBED_ARGS)
+
+# rows/s of summarize, classify and embed per row against their array forms,
+# local and worker mode (test/bench/bench_batch.sh; a program that prints numbers).
+bench-batch:
+	test/bench/bench_batch.sh
 
 # Output-quality figures of summarize() and classify() in a throwaway cluster
 # (test/bench/quality.py; a program that prints numbers, not a test).

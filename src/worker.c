@@ -337,9 +337,17 @@ PrepareCall(WorkerRequest *r)
 	lmgen_context_overflow = c->context_overflow;
 	lmgen_max_kv_memory = c->max_kv_memory;
 	m = ModelByFile(c->model_name, c->model_path);
+	if (m->model->cfg.encoder && c->kind == LMGEN_CALL_EMBED)
+	{
+		r->encoder = m;			/* runs with this round's other embed calls of m */
+		return;
+	}
 	if (m->model->cfg.encoder)
 	{
-		r->encoder = m;
+		/* no scheduler: run it whole (an encoder gives no text: this raises local mode's error) */
+		ResultBeginOk(&r->result);
+		CallExecute(m, c, &r->result);
+		r->ready = true;
 		return;
 	}
 	r->wm = WorkerModelFor(m);
