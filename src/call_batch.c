@@ -222,7 +222,7 @@ RunLocalScheduler(LocalBatch *b, LmgenModel *m, int *idx, int g)
 	char		err[512];
 
 	/* the context is kept for LOCAL_BATCH_SEQS sequences, so batches of any size reuse it */
-	call = RuntimeBegin(m, LOCAL_BATCH_SEQS, 0, "this batch");
+	call = RuntimeBeginSteps(m, LOCAL_BATCH_SEQS, LOCAL_STEP_TOKENS, 0, "this batch");
 	sp.max_seqs = Min(g, LOCAL_BATCH_SEQS);
 	sp.step_tokens = LOCAL_STEP_TOKENS;
 	ls.sched = lm_sched_create(call.ctx, m->tok, &sp, err, sizeof(err));

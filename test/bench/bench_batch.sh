@@ -42,7 +42,7 @@ fi
 # One query, unaligned output.
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$conn" -c "$1"; }
 
-q "DROP TABLE IF EXISTS bench_batch_src, bench_batch"
+q "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_batch_src, bench_batch"
 q "CREATE TABLE bench_batch_src (package text, section text, synopsis text, description text)"
 psql -X -q -v ON_ERROR_STOP=1 -d "$conn" -c "\\copy bench_batch_src FROM '$csv' CSV HEADER"
 q "CREATE TABLE bench_batch AS SELECT row_number() OVER (ORDER BY package) AS i, description FROM bench_batch_src"
