@@ -318,7 +318,7 @@ HandOver(WorkerBatch *wb)
 
 	while (wb->next < wb->limit)
 	{
-		InFlight   *x = &wb->fly[wb->n_fly];
+		InFlight   *x;
 		uint64		id;
 		int			i;
 
@@ -327,6 +327,7 @@ HandOver(WorkerBatch *wb)
 		i = TryTakeSlot(dsm_segment_handle(wb->spare), &id);
 		if (i < 0)
 			return any;
+		x = &wb->fly[wb->n_fly];
 		x->call = wb->next++;
 		x->slot = i;
 		x->id = id;

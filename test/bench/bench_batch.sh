@@ -15,7 +15,7 @@
 #   Without CONNINFO it starts a throwaway cluster (bench_cluster.sh) with
 #   lmgen.threads = lmgen.worker_threads = BENCH_THREADS; with CONNINFO it
 #   uses that server (preloaded, extension created, both settings as set).
-# Env: BENCH_ROWS (default "32 64"), BENCH_SUMMARY_ROWS (default 32),
+# Env: BENCH_ROWS (default "32 64"), BENCH_SUMMARY_ROWS (default "32 64"),
 #   BENCH_THREADS (default 2), BENCH_MODES (default "local worker"),
 #   LMGEN_SHARED (default ../shared next to the worktree).
 # Needs the extension installed (make install) and the real models (make
@@ -23,7 +23,7 @@
 # noisy, so it prints the load average with them.
 set -euo pipefail
 rows=${BENCH_ROWS:-32 64}
-summary_rows=${BENCH_SUMMARY_ROWS:-32}
+summary_rows=${BENCH_SUMMARY_ROWS:-32 64}
 threads=${BENCH_THREADS:-2}
 modes=${BENCH_MODES:-local worker}
 shared=${LMGEN_SHARED:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
@@ -80,10 +80,11 @@ compare() {
 for mode in $modes; do
 	# warm-up: open the models in this mode
 	q "SET lmgen.execution = '$mode'; SELECT length(summarize('warm up', 4)), classify('warm up', $labels), cardinality(embed('warm up'))" >/dev/null
-	n=$summary_rows
-	compare summarize "$n" "$mode" \
-		"SELECT array_agg(s ORDER BY i) FROM (SELECT i, summarize(description) AS s FROM bench_batch WHERE i <= $n) t" \
-		"SELECT summarize(array_agg(description ORDER BY i)) FROM bench_batch WHERE i <= $n"
+	for n in $summary_rows; do
+		compare summarize "$n" "$mode" \
+			"SELECT array_agg(s ORDER BY i) FROM (SELECT i, summarize(description) AS s FROM bench_batch WHERE i <= $n) t" \
+			"SELECT summarize(array_agg(description ORDER BY i)) FROM bench_batch WHERE i <= $n"
+	done
 	for n in $rows; do
 		compare classify "$n" "$mode" \
 			"SELECT array_agg(c ORDER BY i) FROM (SELECT i, classify(description, $labels) AS c FROM bench_batch WHERE i <= $n) t" \
