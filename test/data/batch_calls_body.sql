@@ -22,6 +22,15 @@ SELECT embed((SELECT array_agg(body ORDER BY i) FROM bt))
 SELECT embed((SELECT array_agg(body ORDER BY i) FROM bt), 'smollm2')
      = (SELECT array_agg(embed(body, 'smollm2') ORDER BY i) FROM bt) AS same_decoder_embeddings;
 
+-- a KV budget that holds only some of the batch at once: the others wait
+SET lmgen.max_kv_memory = '20MB';
+SELECT summarize((SELECT array_agg(body ORDER BY i) FROM bt), 24)
+     = (SELECT array_agg(summarize(body, 24) ORDER BY i) FROM bt) AS same_summaries_small_kv;
+SET lmgen.max_kv_memory = '4MB';
+SELECT summarize((SELECT body FROM bt WHERE i = 1), 24);
+SELECT summarize((SELECT array_agg(body ORDER BY i) FROM bt), 24);
+RESET lmgen.max_kv_memory;
+
 -- NULL elements: NULL results (embed: a row of NULLs), the others unchanged
 SELECT s[1] IS NULL AS first_null, s[2] = summarize((SELECT body FROM bt WHERE i = 1), 24) AS second_same,
        cardinality(s) AS n
