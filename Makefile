@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-encoder bench-quality
+.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-encoder bench-quality bench-batch
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -104,7 +104,7 @@ installcheck: fixtures
 # sql/summaries.sql, and sql/embed_minilm.sql when the embedding model is
 # installed), in an
 # instance whose lmgen.model_dir is the installed model directory.
-MODELS_REGRESS = models summaries
+MODELS_REGRESS = models summaries batch_calls
 ifneq ($(wildcard $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf),)
 MODELS_REGRESS += embed_minilm
 endif
@@ -126,6 +126,11 @@ test/bench/bench_encoder: test/bench/bench_encoder.c test/bench/bench_clock.h $(
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 bench-encoder: test/bench/bench_encoder
 	test/bench/bench_encoder $(BENCH_ENCODER_MODEL) $(LMGEN_SHARED)/data/debian_packages_test.csv $(BENCH_ENCODER_ARGS)
+
+# rows/s of summarize, classify and embed per row against their array forms,
+# local and worker mode (test/bench/bench_batch.sh; a program that prints numbers).
+bench-batch:
+	test/bench/bench_batch.sh
 
 # Output-quality figures of summarize() and classify() in a throwaway cluster
 # (test/bench/quality.py; a program that prints numbers, not a test).

@@ -176,6 +176,36 @@ RETURNS real[]
 AS 'MODULE_PATHNAME', 'lmgen_embed'
 LANGUAGE C STABLE PARALLEL SAFE COST 50000;
 
+-- Array forms: many texts in one call, run together (one batch of the
+-- engine or the worker); results in input order, each exactly what the
+-- per-row call gives its element.  A NULL element gives NULL (embed: a row of
+-- NULLs).  See README, "Array forms".
+CREATE FUNCTION generate(prompts text[], max_tokens integer DEFAULT 128,
+                         temperature real DEFAULT 0, top_p real DEFAULT 1,
+                         top_k integer DEFAULT 0, seed bigint DEFAULT NULL,
+                         stop text[] DEFAULT NULL, model text DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'lmgen_generate_array'
+LANGUAGE C VOLATILE PARALLEL SAFE COST 1000000;
+
+CREATE FUNCTION summarize(bodies text[], max_tokens integer DEFAULT 128, model text DEFAULT NULL,
+                          max_words integer DEFAULT 20, style text DEFAULT 'sentence')
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'lmgen_summarize_array'
+LANGUAGE C STABLE PARALLEL SAFE COST 1000000;
+
+CREATE FUNCTION classify(bodies text[], labels text[], model text DEFAULT NULL,
+                         descriptions text[] DEFAULT NULL, examples text DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'lmgen_classify_array'
+LANGUAGE C STABLE PARALLEL SAFE COST 1000000;
+
+-- Two-dimensional: one row of the model's width per text.
+CREATE FUNCTION embed(bodies text[], model text DEFAULT NULL)
+RETURNS real[]
+AS 'MODULE_PATHNAME', 'lmgen_embed_array'
+LANGUAGE C STABLE PARALLEL SAFE COST 500000;
+
 -- Cosine similarity of two embeddings (plain-SQL semantic search).
 CREATE FUNCTION lmgen.cosine_similarity(a real[], b real[])
 RETURNS double precision

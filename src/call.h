@@ -128,6 +128,7 @@ extern void SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text,
 extern void ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern ClassifyScoring *ClassifyScoringOf(LmgenModel *m, const LmgenCall *c);
 extern void ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out);
+extern void ClassifyBaselineScored(ClassifyScoring *cs, const double *score);
 extern void EmbedExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern LmgenPrompt EmbedPromptOf(LmgenModel *m, const char *s, size_t len);
 
@@ -136,5 +137,8 @@ extern volatile bool *lmgen_call_cancel;
 
 /* Run a call in the background worker (request.c). */
 extern void RequestRun(const LmgenCall *c, StringInfo out);
+
+/* Run n calls in the background worker at once; ERROR of the first failing call in array order (request.c). */
+extern void RequestRunBatch(const LmgenCall *calls, int n, StringInfo *out);
 
 #endif							/* LMGEN_CALL_H */

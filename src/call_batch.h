@@ -39,4 +39,19 @@ extern const LmgenBatchable *BatchableFunction(PGFunction fn);
  */
 extern void CallRunBatch(LmgenCall *calls, int n, StringInfo *out);
 
+/*
+ * The array form of a model function: each element of array argument 0
+ * parsed into a call by the per-row parser args (as if it were argument 0
+ * of the per-row function, the other arguments as given), the calls run
+ * together (CallRunBatch).  Returns the element count n; *calls, *out and
+ * *isnull (n each) hold each element's call, result bytes, and whether its
+ * result is NULL (a NULL element, or args said so).  ERROR for a
+ * multi-dimensional array; argument errors are raised before any call runs.
+ */
+extern int	CallArrayRun(FunctionCallInfo fcinfo, CallArgsFn args, LmgenCall **calls, StringInfo **out,
+						 bool **isnull);
+
+/* The array form returning a text[] of result(call, bytes) in input order (NULL where isnull). */
+extern Datum CallArrayFunction(FunctionCallInfo fcinfo, CallArgsFn args, CallResultFn result);
+
 #endif							/* LMGEN_CALL_BATCH_H */

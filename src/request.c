@@ -2,17 +2,27 @@
  * request.c — the backend side of worker mode: hand a call to lmgen's
  * background worker and wait for its result.
  *
- * The call is serialized into a DSM segment of its own (so a prompt of any
+ * Each call is serialized into a DSM segment of its own (so a prompt of any
  * size fits) together with a shm_mq for the result (so a result of any size
  * comes back, in pieces if need be), and a request slot in shared memory
- * points the worker at the segment (protocol: shmem.c).  The backend then
- * waits on its latch: the queue sets it as the result arrives, the worker
- * when the slot fails.  Every wakeup, and at least every
+ * points the worker at the segment (protocol: shmem.c).  A batch of calls
+ * (RequestRunBatch; one call is a batch of one) hands over as many calls as
+ * there are free slots before waiting, then waits on its latch: the queue
+ * sets it as a result arrives, the worker when a slot fails, and any
+ * backend that frees a slot (this backend is on the slot_freed wait list
+ * while calls wait for slots).  Each result read frees its slot for the
+ * next call, so a batch larger than lmgen.max_requests, or one that meets
+ * other backends' calls, goes through in turns and never deadlocks: the
+ * worker never waits for a backend, and a backend waiting for a slot
+ * still reads its own results.  Every wakeup, and at least every
  * REQUEST_POLL_MS, runs CHECK_FOR_INTERRUPTS(), so a cancel or
  * statement_timeout ends the wait at once; the wait shows in
  * pg_stat_activity as wait_event_type "Extension".  Whatever ends the wait
- * (result, ERROR, cancel), the slot is let go on the way out: a request the
- * worker is running is marked cancelled and dropped at its next step.
+ * (results, ERROR, cancel, backend exit), every slot is let go on the way
+ * out: a request the worker is running is marked cancelled and dropped at
+ * its next step.  The calls after a failed one are dropped the same way
+ * as soon as its failure arrives: only the first failing call's error is
+ * raised, as running the calls one by one would.
  */
 #include "postgres.h"
 
@@ -22,6 +32,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "call.h"
@@ -34,10 +45,11 @@
 /* Seconds a request waits for a worker that is not running before it fails. */
 #define REQUEST_NO_WORKER_S 10
 
-/* The slot this backend waits on (index, request id), for the exit callback; -1 when none. */
-static int	waiting_slot = -1;
+/* The slots this backend holds (index, request id), for the exit callback. */
+static int *held_slot = NULL;
+static uint64 *held_id = NULL;
+static int	n_held = 0;
 static bool exit_callback_registered = false;
-static uint64 waiting_id = 0;
 
 /* Set the worker's latch, if a worker runs. */
 static void
@@ -52,36 +64,33 @@ WakeWorker(void)
 		SetLatch(latch);
 }
 
-/* Take a free slot for the request in segment h (waiting for one), mark it QUEUED; its index. */
+/* Take a free slot for the request in segment h and mark it QUEUED; its index, or -1 when all are taken. */
 static int
-TakeSlot(dsm_handle h, uint64 *id)
+TryTakeSlot(dsm_handle h, uint64 *id)
 {
-	for (;;)
+	LWLockAcquire(lmgen_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
 	{
-		LWLockAcquire(lmgen_shared->lock, LW_EXCLUSIVE);
-		for (int i = 0; i < lmgen_shared->n_slots; i++)
-		{
-			LmgenSlot  *s = &lmgen_shared->slots[i];
+		LmgenSlot  *s = &lmgen_shared->slots[i];
 
-			if (s->state != LMGEN_SLOT_FREE)
-				continue;
-			s->backend_pid = MyProcPid;
-			s->backend_latch = MyLatch;
-			s->handle = h;
-			s->queued_at = GetCurrentTimestamp();
-			s->cancel = false;
-			s->errmsg[0] = '\0';
-			s->request_id = *id = lmgen_shared->next_request_id++;
-			s->state = LMGEN_SLOT_QUEUED;
-			LWLockRelease(lmgen_shared->lock);
-			ConditionVariableCancelSleep();
-			WakeWorker();
-			return i;
-		}
+		if (s->state != LMGEN_SLOT_FREE)
+			continue;
+		s->backend_pid = MyProcPid;
+		s->backend_latch = MyLatch;
+		s->handle = h;
+		s->queued_at = GetCurrentTimestamp();
+		s->cancel = false;
+		s->errmsg[0] = '\0';
+		s->request_id = *id = lmgen_shared->next_request_id++;
+		s->state = LMGEN_SLOT_QUEUED;
 		LWLockRelease(lmgen_shared->lock);
-		/* every slot is taken: wait for one (checks for interrupts) */
-		ConditionVariableSleep(&lmgen_shared->slot_freed, PG_WAIT_EXTENSION);
+		held_slot[n_held] = i;
+		held_id[n_held++] = *id;
+		WakeWorker();
+		return i;
 	}
+	LWLockRelease(lmgen_shared->lock);
+	return -1;
 }
 
 /* Let go of the slot (see shmem.c): free it now, or mark it cancelled for the worker. */
@@ -110,15 +119,31 @@ ReleaseSlot(int i, uint64 id)
 		WakeWorker();
 }
 
-/* Exit callback: a backend that exits while waiting (FATAL skips PG_FINALLY) lets go of its slot. */
+/* Let go of held slot h (index into held_slot). */
+static void
+ReleaseHeld(int h)
+{
+	ReleaseSlot(held_slot[h], held_id[h]);
+	held_slot[h] = held_slot[--n_held];
+	held_id[h] = held_id[n_held];
+}
+
+/* Let go of every slot this backend holds. */
+static void
+ReleaseAllHeld(void)
+{
+	while (n_held > 0)
+		ReleaseHeld(n_held - 1);
+}
+
+/* Exit callback: a backend that exits while waiting (FATAL skips PG_FINALLY) lets go of its slots. */
 static void
 ReleaseSlotAtExit(int code, Datum arg)
 {
-	if (waiting_slot >= 0 && lmgen_shared != NULL)
+	if (n_held > 0 && lmgen_shared != NULL)
 	{
 		LWLockReleaseAll();
-		ReleaseSlot(waiting_slot, waiting_id);
-		waiting_slot = -1;
+		ReleaseAllHeld();
 	}
 }
 
@@ -152,36 +177,6 @@ CheckRequestAlive(int i, uint64 id, TimestampTz *no_worker_since)
 				 errmsg("lmgen background worker is not running"),
 				 errdetail("No worker took the call within %d seconds.", REQUEST_NO_WORKER_S),
 				 errhint("Check the server log, or SET lmgen.execution = 'local' to run calls in this session.")));
-}
-
-/* Wait for the result message; copies it into msg. */
-static void
-WaitResult(int i, uint64 id, shm_mq_handle *mqh, StringInfo msg)
-{
-	TimestampTz no_worker_since = 0;
-
-	for (;;)
-	{
-		Size		len;
-		void	   *data;
-		shm_mq_result r = shm_mq_receive(mqh, &len, &data, true);
-
-		if (r == SHM_MQ_SUCCESS)
-		{
-			appendBinaryStringInfo(msg, data, len);
-			return;
-		}
-		CheckRequestAlive(i, id, &no_worker_since);
-		if (r == SHM_MQ_DETACHED)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("lmgen background worker stopped before it sent the result"),
-					 errhint("The worker is restarted automatically; run the call again.")));
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 REQUEST_POLL_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
 }
 
 /* A length-prefixed string from a result message (NULL for -1); ERROR when short. */
@@ -239,18 +234,25 @@ DecodeResult(const StringInfo msg, StringInfo out)
 			 hint ? errhint("%s", hint) : 0));
 }
 
-/* Run a call in the background worker; result bytes in out. */
-void
-RequestRun(const LmgenCall *c, StringInfo out)
+/* One call of a batch handed to the worker. */
+typedef struct InFlight
+{
+	int			call;			/* its index in the batch */
+	int			slot;			/* its slot */
+	uint64		id;				/* its request id */
+	dsm_segment *seg;			/* its segment */
+	shm_mq_handle *mqh;			/* its result queue, as receiver */
+	TimestampTz no_worker_since;	/* since when no worker runs (0: one runs) */
+} InFlight;
+
+/* A call's segment: the serialized call and an empty result queue this backend receives from. */
+static dsm_segment *
+RequestSegment(const LmgenCall *c, shm_mq_handle **mqh)
 {
 	StringInfoData req;
-	StringInfoData msg;
 	dsm_segment *seg;
 	char	   *base;
 	shm_mq	   *mq;
-	shm_mq_handle *mqh;
-	uint64		id;
-	int			i;
 
 	initStringInfo(&req);
 	CallSerialize(c, &req);
@@ -262,29 +264,204 @@ RequestRun(const LmgenCall *c, StringInfo out)
 	mq = shm_mq_create(base + REQUEST_QUEUE_OFFSET(((RequestHeader *) base)->payload_len),
 					   LMGEN_RESULT_QUEUE_SIZE);
 	shm_mq_set_receiver(mq, MyProc);
-	mqh = shm_mq_attach(mq, seg, NULL);
+	*mqh = shm_mq_attach(mq, seg, NULL);
+	return seg;
+}
 
-	initStringInfo(&msg);
+/* True when a result message says the call failed. */
+static bool
+ResultFailed(const StringInfo msg)
+{
+	int32		status;
+
+	if (msg->len < (int) sizeof(status))
+		return true;			/* malformed: DecodeResult raises it */
+	memcpy(&status, msg->data, sizeof(status));
+	return status != 0;
+}
+
+/* A batch being run in the worker. */
+typedef struct WorkerBatch
+{
+	const LmgenCall *calls;		/* the calls */
+	int			n;				/* count */
+	StringInfo *msg;			/* (n) each call's result message, once in (NULL before) */
+	InFlight   *fly;			/* the calls handed over and not answered */
+	int			n_fly;
+	int			next;			/* the next call to hand over */
+	int			limit;			/* calls from here on need not run (the first failed call + 1) */
+	dsm_segment *spare;			/* the next call's segment, made while no slot was free */
+	shm_mq_handle *spare_mqh;
+} WorkerBatch;
+
+/* Stop waiting for in-flight call f: let go of its slot (the worker drops it) and its segment. */
+static void
+DropInFlight(WorkerBatch *wb, int f)
+{
+	InFlight   *x = &wb->fly[f];
+
+	for (int h = 0; h < n_held; h++)
+		if (held_slot[h] == x->slot && held_id[h] == x->id)
+		{
+			ReleaseHeld(h);
+			break;
+		}
+	dsm_detach(x->seg);
+	wb->fly[f] = wb->fly[--wb->n_fly];
+}
+
+/* Hand calls to the worker while slots are free; true when one was handed over. */
+static bool
+HandOver(WorkerBatch *wb)
+{
+	bool		any = false;
+
+	while (wb->next < wb->limit)
+	{
+		InFlight   *x;
+		uint64		id;
+		int			i;
+
+		if (wb->spare == NULL)
+			wb->spare = RequestSegment(&wb->calls[wb->next], &wb->spare_mqh);
+		i = TryTakeSlot(dsm_segment_handle(wb->spare), &id);
+		if (i < 0)
+			return any;
+		x = &wb->fly[wb->n_fly];
+		x->call = wb->next++;
+		x->slot = i;
+		x->id = id;
+		x->seg = wb->spare;
+		x->mqh = wb->spare_mqh;
+		x->no_worker_since = 0;
+		wb->spare = NULL;
+		wb->n_fly++;
+		any = true;
+	}
+	return any;
+}
+
+/* Read the results that are in; true when one came. */
+static bool
+ReadResults(WorkerBatch *wb)
+{
+	bool		any = false;
+
+	for (int f = 0; f < wb->n_fly;)
+	{
+		InFlight   *x = &wb->fly[f];
+		Size		len;
+		void	   *data;
+		shm_mq_result r = shm_mq_receive(x->mqh, &len, &data, true);
+		int			call = x->call;
+
+		if (r == SHM_MQ_SUCCESS)
+		{
+			wb->msg[call] = makeStringInfo();
+			appendBinaryStringInfo(wb->msg[call], data, len);
+			DropInFlight(wb, f);
+			any = true;
+			if (ResultFailed(wb->msg[call]) && call < wb->limit)
+			{
+				/* the calls after a failed one need not run: stop them */
+				wb->limit = call + 1;
+				for (int g = 0; g < wb->n_fly;)
+					if (wb->fly[g].call > call)
+						DropInFlight(wb, g);
+					else
+						g++;
+				f = 0;
+			}
+			continue;
+		}
+		CheckRequestAlive(x->slot, x->id, &x->no_worker_since);
+		if (r == SHM_MQ_DETACHED)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("lmgen background worker stopped before it sent the result"),
+					 errhint("The worker is restarted automatically; run the call again.")));
+		f++;
+	}
+	return any;
+}
+
+/*
+ * Hand the calls to the worker and wait for their results: as many at once
+ * as there are free slots (each call has a segment and a slot of its own),
+ * the rest as slots come free, ours or others'; while waiting for a slot
+ * this backend is on the slot_freed condition variable's wait list, so a
+ * slot freed anywhere sets its latch, as a result does.  Whatever ends the
+ * wait, every slot is let go on the way out.
+ */
+static void
+RunInWorker(WorkerBatch *wb)
+{
+	for (;;)
+	{
+		bool		progress;
+
+		/* on the wait list before looking for slots, so that no free slot is missed */
+		if (wb->next < wb->limit)
+			ConditionVariablePrepareToSleep(&lmgen_shared->slot_freed);
+		progress = HandOver(wb);
+		progress |= ReadResults(wb);
+		if (wb->n_fly == 0 && wb->next >= wb->limit)
+			break;
+		if (progress)
+			continue;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 REQUEST_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Run n calls in the background worker; call i's result bytes in out[i], or the first failing call's ERROR. */
+void
+RequestRunBatch(const LmgenCall *calls, int n, StringInfo *out)
+{
+	WorkerBatch wb;
+
+	memset(&wb, 0, sizeof(wb));
+	wb.calls = calls;
+	wb.n = n;
+	wb.msg = palloc0(sizeof(StringInfo) * n);
+	wb.fly = palloc(sizeof(InFlight) * Min(n, lmgen_shared->n_slots));
+	wb.limit = n;
+	if (held_slot == NULL)
+	{
+		held_slot = MemoryContextAlloc(TopMemoryContext, sizeof(int) * lmgen_shared->n_slots);
+		held_id = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * lmgen_shared->n_slots);
+	}
 	if (!exit_callback_registered)
 	{
 		before_shmem_exit(ReleaseSlotAtExit, (Datum) 0);
 		exit_callback_registered = true;
 	}
-	i = TakeSlot(dsm_segment_handle(seg), &id);
-	waiting_slot = i;
-	waiting_id = id;
 	PG_TRY();
 	{
-		WaitResult(i, id, mqh, &msg);
+		RunInWorker(&wb);
 	}
 	PG_FINALLY();
 	{
-		waiting_slot = -1;
-		ReleaseSlot(i, id);
+		ConditionVariableCancelSleep();
+		while (wb.n_fly > 0)
+			DropInFlight(&wb, wb.n_fly - 1);
+		ReleaseAllHeld();
 	}
 	PG_END_TRY();
-	dsm_detach(seg);
-	DecodeResult(&msg, out);
+	if (wb.spare)
+		dsm_detach(wb.spare);
+	/* results in call order: the first failed call raises its error */
+	for (int i = 0; i < wb.limit; i++)
+		DecodeResult(wb.msg[i], out[i]);
+}
+
+/* Run a call in the background worker; result bytes in out. */
+void
+RequestRun(const LmgenCall *c, StringInfo out)
+{
+	RequestRunBatch(c, 1, &out);
 }
 
 /* Start a success message. */

@@ -3,7 +3,9 @@
  *
  * Engine state that outlives one call (the lm_context with its thread pool
  * and its KV block pool) hangs off the cached LmgenModel and is reused; it
- * is made again when a call needs more sequences or lmgen.threads changed.
+ * is made again when a call needs more sequences or bigger internal steps
+ * (a batch's, RuntimeBeginSteps: it then keeps them) or lmgen.threads
+ * changed.
  * Memory follows the call: a call states the KV memory it needs at most
  * (checked against lmgen.max_kv_memory, which also caps the engine's block
  * pool), blocks are taken as the forward passes need them, and when the
@@ -17,8 +19,8 @@
  * (the engine's threads are idle then).  Inside one forward pass the
  * context's abort check looks at QueryCancelPending / ProcDiePending before
  * every job the engine hands its threads (a few per layer; internal steps
- * hold at most LMGEN_STEP_TOKENS tokens and fewer at long contexts, so no
- * job runs long) and makes the engine return early; the caller then raises
+ * hold at most LMGEN_STEP_TOKENS tokens, a batch's step size once the
+ * backend ran a batch, and fewer at long contexts, so no job runs long) and makes the engine return early; the caller then raises
  * the pending interrupt.  The check runs on the calling thread only; no
  * Postgres code runs on engine threads, and no ERROR longjmps through
  * engine frames.
@@ -44,23 +46,33 @@
 /* KV cache bytes a backend keeps between calls (blocks for a short prompt). */
 #define LMGEN_KV_KEEP ((size_t) 4 << 20)
 
-/* The model's context for n_seq sequences and lmgen.threads threads. */
+/*
+ * The model's context for n_seq sequences, internal steps of at least
+ * n_batch tokens and lmgen.threads threads: the kept one when it is big
+ * enough, else a new one.
+ */
 static lm_context *
-RuntimeContext(LmgenModel *m, int n_seq)
+RuntimeContext(LmgenModel *m, int n_seq, int n_batch)
 {
 	char		err[512];
 	lm_context_params p;
 
-	if (m->ctx && lm_context_n_seq_max(m->ctx) >= n_seq && lm_context_n_threads(m->ctx) == lmgen_threads)
+	if (m->ctx && lm_context_n_seq_max(m->ctx) >= n_seq && lm_context_n_batch(m->ctx) >= n_batch &&
+		lm_context_n_threads(m->ctx) == lmgen_threads)
 		return m->ctx;
-	lm_context_free(m->ctx);
-	m->ctx = NULL;
-
 	p = lm_context_default_params();
 	p.n_ctx = m->model->cfg.n_ctx_train;	/* a bound only: blocks are taken as needed */
 	p.n_seq_max = Max(n_seq, 1);
-	p.n_batch = LMGEN_STEP_TOKENS;
+	p.n_batch = n_batch;
 	p.n_threads = lmgen_threads;
+	if (m->ctx && lm_context_n_threads(m->ctx) == lmgen_threads)
+	{
+		/* never smaller than the kept one, so calls and batches in turn do not remake it */
+		p.n_seq_max = Max(p.n_seq_max, lm_context_n_seq_max(m->ctx));
+		p.n_batch = Max(p.n_batch, lm_context_n_batch(m->ctx));
+	}
+	lm_context_free(m->ctx);
+	m->ctx = NULL;
 	m->ctx = lm_context_create(m->model, &p, err, sizeof(err));
 	if (m->ctx == NULL)
 		ereport(ERROR,
@@ -119,10 +131,17 @@ CheckKvMemory(size_t kv_bytes, const char *what)
 RuntimeCall
 RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what)
 {
+	return RuntimeBeginSteps(m, n_seq, LMGEN_STEP_TOKENS, kv_bytes, what);
+}
+
+/* RuntimeBegin with internal steps of at least step_tokens tokens (batches). */
+RuntimeCall
+RuntimeBeginSteps(LmgenModel *m, int n_seq, int step_tokens, size_t kv_bytes, const char *what)
+{
 	RuntimeCall call;
 
 	CheckKvMemory(kv_bytes, what);
-	call.ctx = RuntimeContext(m, n_seq);
+	call.ctx = RuntimeContext(m, n_seq, step_tokens);
 	lm_context_set_kv_budget(call.ctx, MaxKvBytes());
 	lm_kv_clear(lm_context_kv(call.ctx));
 	call.release = TrackEngineResource(m, ReleaseCallMemory);

@@ -35,6 +35,15 @@ typedef struct RuntimeCall
 	EngineResource *release;	/* gives the call's memory back */
 } RuntimeCall;
 extern RuntimeCall RuntimeBegin(LmgenModel *m, int n_seq, size_t kv_bytes, const char *what);
+
+/*
+ * RuntimeBegin for a batch of many sequences: internal steps of at least
+ * step_tokens tokens (a call's are LMGEN_STEP_TOKENS, runtime.c), so a
+ * step's prompt chunks read the weights once.  The kept context only
+ * grows (sequences, step size), so calls and batches in turn reuse it.
+ */
+extern RuntimeCall RuntimeBeginSteps(LmgenModel *m, int n_seq, int step_tokens, size_t kv_bytes,
+									 const char *what);
 extern void RuntimeEnd(RuntimeCall *call);
 
 /* ERROR when a call needs more KV memory than lmgen.max_kv_memory (what names the call). */

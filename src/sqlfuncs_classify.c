@@ -37,12 +37,14 @@
 #include "utils/builtins.h"
 
 #include "call.h"
+#include "call_batch.h"
 #include "classify_prompt.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
 PG_FUNCTION_INFO_V1(lmgen_classify);
 PG_FUNCTION_INFO_V1(lmgen_classify_scores);
+PG_FUNCTION_INFO_V1(lmgen_classify_array);
 
 #define MAX_LABELS 1000			/* labels per call */
 #define MAX_LABEL_TOKENS 64		/* tokens per label */
@@ -760,6 +762,14 @@ ClassifyScoringOf(LmgenModel *m, const LmgenCall *c)
 	return cs;
 }
 
+/* Keep a classify call's baseline scores (its first prompt's, when it has two) for the next calls. */
+void
+ClassifyBaselineScored(ClassifyScoring *cs, const double *score)
+{
+	if (cs->n_prompts == 2)
+		BaselineKeep(cs->key, score, cs->n_labels);
+}
+
 /* Finish a classify call from its prompts' label scores (in plan order): calibrate, cache the baseline, append. */
 void
 ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out)
@@ -830,6 +840,16 @@ Datum
 lmgen_classify(PG_FUNCTION_ARGS)
 {
 	return CallFunction(fcinfo, ClassifyCallOf, ClassifyResult);
+}
+
+/*
+ * classify(bodies text[], labels text[], ...same optional arguments...)
+ * RETURNS text[]: the most likely label of each text, the texts run together.
+ */
+Datum
+lmgen_classify_array(PG_FUNCTION_ARGS)
+{
+	return CallArrayFunction(fcinfo, ClassifyCallOf, ClassifyResult);
 }
 
 /*

@@ -20,10 +20,12 @@
 #include "embed_encoder.h"
 #include "lmgen.h"
 #include "call.h"
+#include "call_batch.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
 PG_FUNCTION_INFO_V1(lmgen_embed);
+PG_FUNCTION_INFO_V1(lmgen_embed_array);
 
 /* Build the embedding input: the text's tokens with BOS as the model wants. */
 static LmgenPrompt
@@ -121,4 +123,54 @@ EmbedResult(const LmgenCall *c, StringInfo res)
 		out[e] = Float4GetDatum(v);
 	}
 	return PointerGetDatum(construct_array(out, E, FLOAT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * embed(bodies text[], model text) RETURNS real[]: the embeddings of the
+ * texts, computed together, as a two-dimensional array with one row per
+ * text in input order.  A NULL text gives a row of NULLs; an array with no
+ * text that is not NULL gives NULL (the width is the model's).
+ */
+Datum
+lmgen_embed_array(PG_FUNCTION_ARGS)
+{
+	LmgenCall  *calls;
+	StringInfo *out;
+	bool	   *isnull;
+	Datum	   *values;
+	bool	   *nulls;
+	int			n,
+				E = -1,
+				dims[2],
+				lbs[2] = {1, 1};
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	n = CallArrayRun(fcinfo, EmbedCallOf, &calls, &out, &isnull);
+	if (n == 0)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(FLOAT4OID));
+	for (int i = 0; i < n; i++)
+		if (!isnull[i])
+		{
+			if (E >= 0 && out[i]->len != (int) (sizeof(float) * E))
+				elog(ERROR, "embeddings of %d and %d floats in one batch", E, out[i]->len / (int) sizeof(float));
+			E = out[i]->len / sizeof(float);
+		}
+	if (E < 0)
+		PG_RETURN_NULL();
+	values = palloc_extended(sizeof(Datum) * n * Max(E, 1), MCXT_ALLOC_HUGE);
+	nulls = palloc_extended(sizeof(bool) * n * Max(E, 1), MCXT_ALLOC_HUGE);
+	for (int i = 0; i < n; i++)
+		for (int e = 0; e < E; e++)
+		{
+			float		v = 0.0f;
+
+			if (!isnull[i])
+				memcpy(&v, out[i]->data + sizeof(float) * e, sizeof(float));
+			values[(size_t) i * E + e] = Float4GetDatum(v);
+			nulls[(size_t) i * E + e] = isnull[i];
+		}
+	dims[0] = n;
+	dims[1] = E;
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(values, nulls, 2, dims, lbs, FLOAT4OID, 4, true, TYPALIGN_INT));
 }

@@ -18,12 +18,15 @@
 
 #include "lmgen.h"
 #include "call.h"
+#include "call_batch.h"
 #include "runtime.h"
 #include "summary.h"
 #include "sqlfuncs_common.h"
 
 PG_FUNCTION_INFO_V1(lmgen_generate);
 PG_FUNCTION_INFO_V1(lmgen_summarize);
+PG_FUNCTION_INFO_V1(lmgen_generate_array);
+PG_FUNCTION_INFO_V1(lmgen_summarize_array);
 
 /* Build a generate() prompt: arg points at a bool "use the chat template". */
 static LmgenPrompt
@@ -56,6 +59,13 @@ Datum
 lmgen_generate(PG_FUNCTION_ARGS)
 {
 	return CallFunction(fcinfo, GenerateCallOf, TextResult);
+}
+
+/* generate(prompts text[], ...same optional arguments...) RETURNS text[]: the prompts run together. */
+Datum
+lmgen_generate_array(PG_FUNCTION_ARGS)
+{
+	return CallArrayFunction(fcinfo, GenerateCallOf, TextResult);
 }
 
 /* A generate() call from its arguments; false for a NULL prompt (NULL result). */
@@ -122,6 +132,13 @@ Datum
 lmgen_summarize(PG_FUNCTION_ARGS)
 {
 	return CallFunction(fcinfo, SummarizeCallOf, TextResult);
+}
+
+/* summarize(bodies text[], ...same optional arguments...) RETURNS text[]: the bodies run together. */
+Datum
+lmgen_summarize_array(PG_FUNCTION_ARGS)
+{
+	return CallArrayFunction(fcinfo, SummarizeCallOf, TextResult);
 }
 
 /* A summarize() call from its arguments; false for a NULL body (NULL result). */

@@ -10,13 +10,14 @@
  *
  * The loop (continuous batching):
  *   1. admit: take every QUEUED request slot (protocol in shmem.c), read
- *      the call from its DSM segment (call.c), open the model, build the
- *      prompt with the same code as local mode and submit it to the
- *      model's scheduler (engine scheduler.h).  A classify call is one
- *      score request per prompt (its text's, and the content-free
- *      baseline's when not cached), finished when all are scored.  Calls
- *      of a sentence encoder (its own batches) run right here, whole, with
- *      local mode's code;
+ *      the call from its DSM segment (call.c), open the model and submit
+ *      the call to the model's scheduler (engine scheduler.h) with the
+ *      code local-mode batches use (call_sched.c: prompts built as in
+ *      local mode; a classify call is one score request per prompt,
+ *      finished when all are scored, and waits while another call scores
+ *      the same baseline).  The embed calls of a sentence encoder (no
+ *      scheduler: it has its own batches) that arrive in one round run
+ *      right after it as one EncoderEmbedTexts batch;
  *   2. drop the requests whose backend stopped waiting (cancel, timeout,
  *      exit): the scheduler frees their KV blocks at once;
  *   3. step: one forward pass per model with work, over every running
@@ -55,6 +56,7 @@
 
 #include "lmgen.h"
 #include "call.h"
+#include "call_sched.h"
 #include "request.h"
 #include "shmem.h"
 #include "scheduler.h"
@@ -222,18 +224,15 @@ typedef struct WorkerRequest
 	shm_mq_handle *mqh;			/* the result queue, as sender */
 	LmgenCall	call;			/* the call */
 	WorkerModel *wm;			/* scheduler it runs in, or NULL */
-	int64		sched_id;		/* its id there (classify: the body's scores), or -1 */
-	int64		base_id;		/* classify: the baseline's score request there, or -1 */
-	ClassifyScoring *classify;	/* classify: the planned scoring, or NULL */
-	double	   *scores[2];		/* classify: label scores of each prompt, in plan order, once taken */
+	SchedCall	sc;				/* the call there */
+	LmgenModel *encoder;		/* an encoder's embed call waiting for this round's batch, or NULL */
+	double		busy_s;			/* seconds of work outside a scheduler (encoder batches: its share) */
 	StringInfoData result;		/* the result message, once ready */
 	bool		ready;			/* result holds the whole message */
 	bool		failed;			/* the call ended with an ERROR */
 	TimestampTz queued_at;		/* when the backend submitted it */
 	TimestampTz started;		/* when the worker took it */
 	double		queue_s;		/* seconds before it ran (the scheduler's queue included) */
-	int64		prompt_tokens;	/* prompt tokens */
-	int64		generated_tokens;	/* generated tokens */
 } WorkerRequest;
 
 static WorkerRequest *requests;	/* lmgen_shared->n_slots of them */
@@ -272,11 +271,10 @@ DropWorkerModel(LmgenModel *m)
 			if (requests[i].used && requests[i].wm == wm && !requests[i].ready)
 			{
 				requests[i].wm = NULL;
-				requests[i].sched_id = -1;
-				requests[i].base_id = -1;
 				FailRequest(&requests[i], ERRCODE_DATA_CORRUPTED,
 							psprintf("model file of model \"%s\" changed on disk during the call", m->name));
 			}
+		SchedCallsForget(wm->sched);
 		lm_sched_free(wm->sched);
 		lm_context_free(wm->ctx);
 		*link = wm->next;
@@ -325,71 +323,75 @@ WorkerModelFor(LmgenModel *m)
 	return wm;
 }
 
-/* Prepare a call: batched kinds go to the model's scheduler, others run now (ERROR fails the call). */
+/*
+ * Prepare a call: submit it to its model's scheduler, or, for an encoder,
+ * queue it for this round's batch (ERROR fails the call).
+ */
 static void
 PrepareCall(WorkerRequest *r)
 {
 	LmgenCall  *c = &r->call;
 	LmgenModel *m;
-	LmgenPrompt prompt;
-	char		err[256];
 
 	/* the caller's settings that shape the call */
 	lmgen_context_overflow = c->context_overflow;
 	lmgen_max_kv_memory = c->max_kv_memory;
 	m = ModelByFile(c->model_name, c->model_path);
+	if (m->model->cfg.encoder && c->kind == LMGEN_CALL_EMBED)
+	{
+		r->encoder = m;			/* runs with this round's other embed calls of m */
+		return;
+	}
 	if (m->model->cfg.encoder)
 	{
-		/* not batched (a sentence encoder's own batches): run it whole, as local mode does */
-		TimestampTz t0 = GetCurrentTimestamp();
-
+		/* no scheduler: run it whole (an encoder gives no text: this raises local mode's error) */
 		ResultBeginOk(&r->result);
 		CallExecute(m, c, &r->result);
 		r->ready = true;
-		r->queue_s = (double) (t0 - r->queued_at) / 1e6;
 		return;
 	}
 	r->wm = WorkerModelFor(m);
-	if (c->kind == LMGEN_CALL_CLASSIFY)
-	{
-		ClassifyScoring *cs = r->classify = ClassifyScoringOf(m, c);
+	(void) SchedCallSubmit(&r->sc, c, m, r->wm->sched, (size_t) lmgen_kv_cache_size << 20,
+						   "lmgen.kv_cache_size");
+}
 
-		for (int t = 0; t < cs->n_prompts; t++)
-		{
-			if (t > 0)
-				r->base_id = r->sched_id;
-			r->sched_id = lm_sched_submit_score(r->wm->sched, cs->prompt[t].ids, cs->prompt[t].n,
-												(const int32 *const *) cs->label_ids, cs->label_n_ids,
-												cs->n_labels, err, sizeof(err));
-			if (r->sched_id < 0)
-				break;
-		}
-	}
-	else if (c->kind == LMGEN_CALL_EMBED)
-	{
-		prompt = EmbedPromptOf(m, c->body, c->body_len);
-		CheckKvMemory(lm_kv_bytes(m->model, prompt.n, 1), "this embedding");
-		r->sched_id = lm_sched_submit_embed(r->wm->sched, prompt.ids, prompt.n, err, sizeof(err));
-	}
-	else
-	{
-		lm_gen_params p;
+/* Put the error being handled into a held request's result (in a PG_CATCH block). */
+static void
+FailWithCurrentError(WorkerRequest *r)
+{
+	ErrorData  *edata;
 
-		prompt = CallPrompt(m, c);
-		p = CallDecoding(m, c);
-		CheckKvMemory(GenerationKvBytes(m, &prompt, &p), "this generation");
-		if (GenerationKvBytes(m, &prompt, &p) > ((size_t) lmgen_kv_cache_size << 20))
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("this generation needs more KV memory than lmgen.kv_cache_size (%d MB)",
-							lmgen_kv_cache_size),
-					 errhint("Shorten the text or ask for fewer tokens, or raise lmgen.kv_cache_size.")));
-		r->sched_id = lm_sched_submit_generate(r->wm->sched, prompt.ids, prompt.n, &p, err, sizeof(err));
+	MemoryContextSwitchTo(r->cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	resetStringInfo(&r->result);
+	ResultError(&r->result, edata);
+	r->ready = true;
+	r->failed = true;
+}
+
+/* Read (when deserialize) and prepare slot i's call; an ERROR fails only this call. */
+static void
+PrepareCaught(int i, bool deserialize)
+{
+	WorkerRequest *r = &requests[i];
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	char	   *base = dsm_segment_address(r->seg);
+
+	lmgen_call_cancel = &lmgen_shared->slots[i].cancel;
+	PG_TRY();
+	{
+		if (deserialize)
+			r->call = CallDeserialize(base + REQUEST_PAYLOAD_OFFSET, ((RequestHeader *) base)->payload_len);
+		PrepareCall(r);
 	}
-	if (r->sched_id < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not run model \"%s\": %s", m->name, err)));
+	PG_CATCH();
+	{
+		FailWithCurrentError(r);
+	}
+	PG_END_TRY();
+	lmgen_call_cancel = NULL;
+	MemoryContextSwitchTo(old);
 }
 
 /* Take a QUEUED slot's request: attach its segment, read and prepare the call. */
@@ -403,8 +405,8 @@ AdmitRequest(int i, uint64 id, dsm_handle h, TimestampTz queued_at)
 
 	memset(r, 0, sizeof(*r));
 	r->id = id;
-	r->sched_id = -1;
-	r->base_id = -1;
+	r->sc.sched_id = -1;
+	r->sc.base_id = -1;
 	r->queued_at = queued_at;
 	r->started = GetCurrentTimestamp();
 	r->seg = dsm_attach(h);
@@ -423,27 +425,83 @@ AdmitRequest(int i, uint64 id, dsm_handle h, TimestampTz queued_at)
 	shm_mq_set_sender(mq, MyProc);
 	r->mqh = shm_mq_attach(mq, r->seg, NULL);
 	initStringInfo(&r->result);
-	lmgen_call_cancel = &lmgen_shared->slots[i].cancel;
-	PG_TRY();
-	{
-		r->call = CallDeserialize(base + REQUEST_PAYLOAD_OFFSET, ((RequestHeader *) base)->payload_len);
-		PrepareCall(r);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(r->cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		resetStringInfo(&r->result);
-		ResultError(&r->result, edata);
-		r->ready = true;
-		r->failed = true;
-	}
-	PG_END_TRY();
-	lmgen_call_cancel = NULL;
 	MemoryContextSwitchTo(old);
+	PrepareCaught(i, true);
+}
+
+/* Submit again the calls deferred while another call scores their baseline. */
+static void
+RetryDeferred(void)
+{
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+		if (requests[i].used && !requests[i].ready && SchedCallMayResubmit(&requests[i].sc))
+			PrepareCaught(i, false);
+}
+
+/*
+ * Run this round's embed calls of encoder models: those of one model in
+ * one batch (each call's result, or its error, as it would be alone).
+ */
+static void
+RunEncoderCalls(void)
+{
+	int			n_slots = lmgen_shared->n_slots;
+	const LmgenCall **calls = palloc(sizeof(LmgenCall *) * n_slots);
+	StringInfo *out = palloc(sizeof(StringInfo) * n_slots);
+	ErrorData **errors = palloc(sizeof(ErrorData *) * n_slots);
+	int		   *which = palloc(sizeof(int) * n_slots);
+
+	for (int i = 0; i < n_slots; i++)
+	{
+		LmgenModel *m = requests[i].used ? requests[i].encoder : NULL;
+		TimestampTz t0 = GetCurrentTimestamp();
+		int			n = 0;
+
+		if (m == NULL || requests[i].ready)
+			continue;
+		for (int j = i; j < n_slots; j++)
+			if (requests[j].used && requests[j].encoder == m && !requests[j].ready)
+			{
+				WorkerRequest *r = &requests[j];
+
+				r->encoder = NULL;
+				r->queue_s = (double) (t0 - r->queued_at) / 1e6;
+				ResultBeginOk(&r->result);
+				calls[n] = &r->call;
+				out[n] = &r->result;
+				which[n++] = j;
+			}
+		PG_TRY();
+		{
+			EncoderEmbedCalls(m, calls, n, out, errors);
+		}
+		PG_CATCH();
+		{
+			/* not a call's own error (they are in errors[]): every call of the batch gets it */
+			ErrorData  *edata = CopyErrorData();
+
+			FlushErrorState();
+			for (int k = 0; k < n; k++)
+				errors[k] = edata;
+		}
+		PG_END_TRY();
+		for (int k = 0; k < n; k++)
+		{
+			WorkerRequest *r = &requests[which[k]];
+
+			r->busy_s = SecondsSince(t0) / n;
+			if (errors[k])
+			{
+				MemoryContext old = MemoryContextSwitchTo(r->cxt);
+
+				resetStringInfo(&r->result);
+				ResultError(&r->result, errors[k]);
+				r->failed = true;
+				MemoryContextSwitchTo(old);
+			}
+			r->ready = true;
+		}
+	}
 }
 
 /* Admit every QUEUED slot, oldest first. */
@@ -460,6 +518,7 @@ AdmitQueued(void)
 		CHECK_FOR_INTERRUPTS();
 		AdmitRequest(i, id, h, queued_at);
 	}
+	RunEncoderCalls();
 }
 
 /* Let go of a held request (delivered: its whole result was sent): detach, free or mark the slot, count it. */
@@ -469,15 +528,14 @@ FinishRequest(int i, bool delivered)
 	WorkerRequest *r = &requests[i];
 	bool		cancelled = !delivered;
 
-	if (r->wm && r->sched_id >= 0 && !r->ready)
-		lm_sched_cancel(r->wm->sched, r->sched_id);
-	if (r->wm && r->base_id >= 0)
-		lm_sched_cancel(r->wm->sched, r->base_id);	/* ignored once finished */
+	if (r->wm)
+		SchedCallCancel(&r->sc);	/* finished requests are ignored */
 	dsm_detach(r->seg);
 	(void) LetGo(i, r->id);
 	CountCall(r->call.model_path ? r->call.model_path : "", r->call.model_name ? r->call.model_name : "",
-			  r->failed, cancelled, r->queue_s, r->wm ? 0.0 : SecondsSince(r->started),
-			  r->prompt_tokens, r->generated_tokens);
+			  r->failed, cancelled, r->queue_s,
+			  r->wm ? 0.0 : r->busy_s > 0 ? r->busy_s : SecondsSince(r->started),
+			  r->sc.prompt_tokens, r->sc.generated_tokens);
 	MemoryContextDelete(r->cxt);
 	r->used = false;
 }
@@ -502,49 +560,33 @@ static WorkerRequest *
 RequestOf(WorkerModel *wm, int64 id)
 {
 	for (int i = 0; i < lmgen_shared->n_slots; i++)
-		if (requests[i].used && requests[i].wm == wm &&
-			(requests[i].sched_id == id || requests[i].base_id == id))
+		if (requests[i].used && requests[i].wm == wm && SchedCallOwns(&requests[i].sc, id))
 			return &requests[i];
 	return NULL;
 }
 
-/* A generated text's result (a summary is shaped) or a classify call's; an ERROR fails only this request. */
+/* Hand a finished scheduler result to its call; an ERROR fails only this request. */
 static void
-FinishResult(WorkerModel *wm, WorkerRequest *r, const lm_sched_result *res)
+TakeResult(WorkerRequest *r, const lm_sched_result *res)
 {
-	MemoryContext old = CurrentMemoryContext;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
 	PG_TRY();
 	{
-		if (r->classify)
-			ClassifyFinish(r->classify, r->scores, &r->result);
+		resetStringInfo(&r->result);
+		ResultBeginOk(&r->result);
+		if (SchedCallTake(&r->sc, res, &r->result))
+			r->ready = true;
 		else
-			CallFinishText(wm->m, &r->call, res->text, res->len, &r->result);
+			resetStringInfo(&r->result);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(old);
-		edata = CopyErrorData();
-		FlushErrorState();
-		resetStringInfo(&r->result);
-		ResultError(&r->result, edata);
-		r->failed = true;
+		FailWithCurrentError(r);
 	}
 	PG_END_TRY();
-}
-
-/* Keep a classify prompt's label scores; true when every prompt of the call is scored. */
-static bool
-TakeScores(WorkerRequest *r, const lm_sched_result *res)
-{
-	int			last = r->classify->n_prompts - 1;
-	int			t = res->id == r->sched_id ? last : 0;
-
-	r->scores[t] = palloc(sizeof(double) * res->n_scores);
-	memcpy(r->scores[t], res->scores, sizeof(double) * res->n_scores);
-	return r->scores[0] != NULL && r->scores[last] != NULL;
+	r->queue_s = (double) (r->started - r->queued_at) / 1e6 + r->sc.queue_s;
+	MemoryContextSwitchTo(old);
 }
 
 /* Turn the scheduler's finished requests into result messages. */
@@ -558,28 +600,7 @@ CollectFinished(WorkerModel *wm)
 		WorkerRequest *r = RequestOf(wm, res.id);
 
 		if (r && !r->ready)
-		{
-			MemoryContext old = MemoryContextSwitchTo(r->cxt);
-
-			r->prompt_tokens += res.n_prompt;
-			r->generated_tokens = res.n_tokens;
-			r->queue_s = (double) (r->started - r->queued_at) / 1e6 + res.queue_s;
-			resetStringInfo(&r->result);
-			if (res.status != LM_SCHED_OK)
-				FailRequest(r, ERRCODE_INTERNAL_ERROR,
-							psprintf("could not run model \"%s\": %s", wm->m->name,
-									 res.status == LM_SCHED_CANCELLED ? "cancelled" : res.err));
-			else if (res.kind != LM_SCHED_SCORE || TakeScores(r, &res))
-			{
-				ResultBeginOk(&r->result);
-				if (res.kind == LM_SCHED_EMBED)
-					appendBinaryStringInfo(&r->result, (const char *) res.embedding, sizeof(float) * res.n_embd);
-				else
-					FinishResult(wm, r, &res);
-				r->ready = true;
-			}
-			MemoryContextSwitchTo(old);
-		}
+			TakeResult(r, &res);
 		lm_sched_release(wm->sched, res.id);
 	}
 }
@@ -772,6 +793,7 @@ LmgenWorkerMain(Datum arg)
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(call_cxt);
 		AdmitQueued();
+		RetryDeferred();
 		DropCancelled();
 		ran = RunSteps();
 		unsent = SendResults();

@@ -205,6 +205,13 @@ lm_context_n_threads(const lm_context *ctx)
 	return ctx->n_threads;
 }
 
+/* Tokens per internal step. */
+int
+lm_context_n_batch(const lm_context *ctx)
+{
+	return ctx->n_batch;
+}
+
 /* Install or clear the abort check. */
 void
 lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg)

@@ -91,12 +91,13 @@ extern void lm_context_free(lm_context *ctx);
  */
 extern void lm_context_stop_threads(lm_context *ctx);
 
-/* The model, cache and resolved sizes of a context. */
+/* The model, cache and resolved sizes of a context (n_batch: tokens per internal step). */
 extern const lm_model *lm_context_model(const lm_context *ctx);
 extern lm_kv *lm_context_kv(lm_context *ctx);
 extern int	lm_context_n_ctx(const lm_context *ctx);
 extern int	lm_context_n_seq_max(const lm_context *ctx);
 extern int	lm_context_n_threads(const lm_context *ctx);
+extern int	lm_context_n_batch(const lm_context *ctx);
 
 /*
  * Install (or clear with NULL) an abort check: lm_model_forward runs it on

@@ -53,7 +53,11 @@ for my $call (
 	"SELECT classify('a short text', ARRAY['yes', 'no', 'maybe'], model => 'tiny') IS NOT NULL",
 	"SELECT array_length(embed('a short text', model => 'tiny'), 1) > 0",
 	"SELECT count(*) > 0 FROM classify_scores('a text', ARRAY['a', 'b'], model => 'tiny')",
-	"SELECT count(embed('row ' || i, model => 'tiny')) = 20 FROM generate_series(1, 20) i")
+	"SELECT count(embed('row ' || i, model => 'tiny')) = 20 FROM generate_series(1, 20) i",
+	# array forms: a batch through the backend's engine scheduler
+	"SELECT cardinality(generate(ARRAY['Once upon a time', 'The cat'], 8, model => 'tiny')) = 2",
+	"SELECT cardinality(classify(ARRAY['a short text', 'another'], ARRAY['yes', 'no'], model => 'tiny')) = 2",
+	"SELECT array_length(embed(ARRAY['a short text', 'another'], model => 'tiny'), 1) = 2")
 {
 	is($s->query_safe($call), 't', "runs: $call");
 	is($s->query_safe('SELECT backend_threads()'), '1', "one thread once it returned: $call");

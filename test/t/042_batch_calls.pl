@@ -1,0 +1,138 @@
+# Batches of model calls (the array forms, CallRunBatch) in worker mode
+# with few request slots, and their cancellation in both modes:
+#   - lmgen.max_requests = 4, smaller than the batch: the batch goes
+#     through in turns and gives exactly the per-row results;
+#   - two sessions batching at once over the same 4 slots both finish, with
+#     the per-row results (no deadlock when other backends hold slots);
+#   - statement_timeout during a batch of 32 summaries ends it fast (57014),
+#     in worker and in local mode; the worker drops the calls (nothing
+#     active or queued afterwards) and every slot is free again: a batch
+#     larger than lmgen.max_requests still completes in the same session;
+#   - pg_terminate_backend of a backend waiting on a batch frees its slots.
+# Runs on a copy of the installed SmolLM2 (the default model); skipped when
+# `make model` has not installed it.  Latencies are printed (diag), not
+# asserted beyond "ended long before the batch would have finished".
+use strict;
+use warnings;
+use File::Copy;
+use FindBin;
+use IPC::Run;
+use lib "$FindBin::RealBin/../lib";
+use LmgenNode;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $sharedir = `pg_config --sharedir`;
+chomp $sharedir;
+my $real = "$sharedir/lmgen/models/default.gguf";
+plan skip_all => "the default model is not installed (make model)" unless -f $real;
+
+my $dir = PostgreSQL::Test::Utils::tempdir('batch_models');
+copy($real, "$dir/smol.gguf") or die "copy: $!";
+
+my $node = lmgen_node('batch', [ smol => 'smol.gguf' ],
+	model_dir => $dir,
+	execution => 'worker',
+	conf => "lmgen.max_requests = 4\n");
+
+$node->safe_psql('postgres', q{
+	CREATE TABLE t AS
+	SELECT g AS i,
+	       format('Package %s is a small command-line tool that converts %s files and prints a short report about each of them.',
+	              g, (ARRAY['image', 'audio', 'text', 'video'])[1 + g % 4]) AS body
+	FROM generate_series(1, 32) g;
+});
+
+# Start psql in the background on $sql; a handle for finish_psql.
+sub start_psql
+{
+	my ($sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
+		'>', \$out, '2>', \$err);
+	return [ $h, \$out, \$err, time ];
+}
+
+# Wait for a background psql; (exit code, stdout, stderr, seconds since it was started).
+sub finish_psql
+{
+	my ($c) = @_;
+	$c->[0]->finish;
+	return ($c->[0]->result(0), ${ $c->[1] }, ${ $c->[2] }, time - $c->[3]);
+}
+
+# Poll until the worker has nothing running or queued; true when it got there.
+sub worker_idle
+{
+	for (1 .. 200)
+	{
+		return 1 if $node->safe_psql('postgres',
+			'SELECT active_requests = 0 AND queued_requests = 0 FROM lmgen.status()') eq 't';
+		usleep(50_000);
+	}
+	return 0;
+}
+
+# The array form of rows $lo..$hi against their per-row calls, as one boolean.
+sub same_sql
+{
+	my ($lo, $hi, $tokens) = @_;
+	return "SELECT summarize((SELECT array_agg(body ORDER BY i) FROM t WHERE i BETWEEN $lo AND $hi), $tokens)"
+	  . " = (SELECT array_agg(summarize(body, $tokens) ORDER BY i) FROM t WHERE i BETWEEN $lo AND $hi)";
+}
+
+# --- a batch larger than lmgen.max_requests -------------------------------
+is($node->safe_psql('postgres', 'SELECT max_requests FROM lmgen.status()'), '4', 'the worker has 4 request slots');
+is($node->safe_psql('postgres', same_sql(1, 10, 16)), 't',
+	'a batch of 10 through 4 slots gives exactly the per-row summaries');
+
+# --- two sessions batching over the same slots ----------------------------
+my @both = map { start_psql("SET statement_timeout = '300s'; " . same_sql($_, $_ + 7, 16)) } (11, 21);
+for my $c (@both)
+{
+	my ($rc, $out, $err, $s) = finish_psql($c);
+	chomp $out;
+	is($rc . $out, '0t', 'two sessions batching over 4 slots at once both get the per-row summaries')
+	  or diag($err);
+	diag(sprintf('concurrent batch of 8: %.1f s', $s));
+}
+
+# --- statement_timeout during a batch of 32, worker then local ------------
+for my $mode ('worker', 'local')
+{
+	my $t0 = time;
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SET lmgen.execution = '$mode'; SET statement_timeout = '1500ms'; "
+		  . 'SELECT summarize(array_agg(body ORDER BY i), 128) FROM t');
+	my $s = time - $t0;
+	like($err, qr/canceling statement due to statement timeout/, "$mode: statement_timeout ends a batch of 32 summaries");
+	diag(sprintf('%s: batch of 32 ended %.2f s after it started (timeout 1.5 s)', $mode, $s));
+	cmp_ok($s, '<', 20, "$mode: the batch ended long before 32 summaries would have");
+	ok(worker_idle(), "$mode: afterwards the worker runs and queues nothing") if $mode eq 'worker';
+	# every slot is free again: a batch larger than the slots completes
+	is($node->safe_psql('postgres',
+			"SET lmgen.execution = '$mode'; SET statement_timeout = '300s'; " . same_sql(1, 6, 8)),
+		't', "$mode: the session batches again afterwards, with the per-row results");
+}
+
+# --- a backend terminated while it waits on a batch ----------------------
+my $victim = start_psql("SELECT summarize(array_agg(body || ' terminate_marker' ORDER BY i), 128) FROM t");
+my $vpid = '';
+for (1 .. 600)
+{
+	$vpid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE query LIKE '%terminate_marker%' AND wait_event_type = 'Extension' AND pid <> pg_backend_pid() LIMIT 1");
+	last if $vpid ne '';
+	usleep(50_000);
+}
+isnt($vpid, '', 'the batching backend waits on the worker');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($vpid)");
+finish_psql($victim);
+ok(worker_idle(), 'after the backend was terminated the worker runs and queues nothing');
+is($node->safe_psql('postgres', "SET statement_timeout = '300s'; " . same_sql(1, 6, 8)), 't',
+	'all 4 slots are free again: a batch of 6 completes');
+
+$node->stop;
+done_testing();
