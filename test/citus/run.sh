@@ -288,6 +288,8 @@ in_block() {
 dist=$(in_block "${g//TABLE/articles}")
 local=$(in_block "${g//TABLE/articles_local}")
 same "SET LOCAL lmgen.default_model reaches the workers (citus.propagate_set_commands = 'local')" "$dist" "$local"
+both "SELECT id, generate(left(body, 60), max_tokens => 8, model => 'stories') FROM TABLE ORDER BY id"
+same "an explicit model argument travels with the pushed-down query" "$dist" "$local"
 plain=$(q c -c "SET lmgen.default_model = 'stories'; ${g//TABLE/articles}")
 if [ "$plain" = "$local" ]; then
 	echo "# a session-level SET lmgen.default_model also reached the workers"
