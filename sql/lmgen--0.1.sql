@@ -216,7 +216,7 @@ LANGUAGE C STABLE PARALLEL SAFE COST 500;
 CREATE FUNCTION lmgen._fill_batch_sql(rel text, column_name name, expression text,
                                      batch_size integer, condition text, after tid)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 SELECT format(
     'WITH batch AS MATERIALIZED ('

@@ -12,7 +12,9 @@
  * and sha256 as recorded on the coordinator at registration — and then
  * replaces its registry with those rows.  A worker whose file is missing or
  * differs fails the call with an ERROR naming the node and the file, and
- * the coordinator's change rolls back.  The workers' changes commit on
+ * the coordinator's change rolls back.  Changes on the coordinator take
+ * a self-conflicting lock on its registry first, so they reach the workers
+ * in the order they commit.  The workers' changes commit on
  * their own (run_command_on_workers is not part of the coordinator's
  * transaction), so a worker may keep a newer registry after such an error;
  * lmgen.sync_models() sends the coordinator's registry again (also the way
@@ -106,6 +108,21 @@ CitusCoordinatorWithWorkers(void)
 }
 
 /*
+ * On a Citus coordinator with workers, take the registry's lock that
+ * registry changes take in turn (inside an SPI connection): each sends the
+ * registry after the one before it committed, so the workers end with the
+ * registry the coordinator ends with.
+ */
+void
+LockRegistryForCluster(void)
+{
+	if (!CitusCoordinatorWithWorkers())
+		return;
+	if (SPI_execute("LOCK TABLE lmgen.model_registry IN SHARE ROW EXCLUSIVE MODE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not lock the lmgen model registry");
+}
+
+/*
  * On a Citus coordinator with workers, make every worker's registry equal to
  * this node's (inside an SPI connection); ERROR naming the first node that
  * refused.  Returns the number of workers updated (0 without Citus).
@@ -122,6 +139,7 @@ PropagateRegistry(void)
 
 	if (!CitusCoordinatorWithWorkers())
 		return 0;
+	LockRegistryForCluster();
 	/* not read-only: the rows this statement just wrote must be seen */
 	rc = SPI_execute("SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.name), '[]')::text"
 					 " FROM lmgen.model_registry r", false, 1);

@@ -9,6 +9,9 @@
 /* The size and hex sha256 of a model file (full_path; path names it in errors). */
 extern char *ModelFileSha256(const char *full_path, const char *path, int64 *size);
 
+/* On a Citus coordinator, serialize registry changes (inside SPI). */
+extern void LockRegistryForCluster(void);
+
 /* Send this coordinator's registry to every Citus worker; 0 without Citus (inside SPI). */
 extern int	PropagateRegistry(void);
 

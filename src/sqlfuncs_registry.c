@@ -161,6 +161,7 @@ lmgen_load_model(PG_FUNCTION_ARGS)
 	CheckRegistryAdmin();
 	CheckModelName(name);
 	SPI_connect();
+	LockRegistryForCluster();
 	if (ModelRegistered(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -181,6 +182,7 @@ lmgen_unload_model(PG_FUNCTION_ARGS)
 
 	CheckRegistryAdmin();
 	SPI_connect();
+	LockRegistryForCluster();
 	if (RegistryExec("DELETE FROM lmgen.model_registry WHERE name = $1", 1, &name) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -199,6 +201,7 @@ lmgen_set_default_model(PG_FUNCTION_ARGS)
 
 	CheckRegistryAdmin();
 	SPI_connect();
+	LockRegistryForCluster();
 	if (!ModelRegistered(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

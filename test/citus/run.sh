@@ -11,8 +11,9 @@
 #     the coordinator reach the workers (with the file's sha256), and a model
 #     file missing or different on a worker is an ERROR naming the node and
 #     the file, the coordinator's registry unchanged;
-#   - the card's query, classify, embed, INSERT ... SELECT into a co-located
-#     table, lmgen.fill and a trigger that writes with generate give on the
+#   - the card's query, classify, classify_scores, tokenize, embed,
+#     generate, INSERT ... SELECT into a co-located table, lmgen.fill and a
+#     trigger that writes with generate give on the
 #     distributed table exactly the results of the local table, and the
 #     model calls are pushed down to the workers (EXPLAIN);
 #   - lmgen.default_model set with SET LOCAL reaches the workers with
@@ -236,6 +237,10 @@ same "the card's query (summarize) equals the local table's" "$dist" "$local"
 summaries=$local
 both "SELECT id, classify(body, ARRAY['games', 'libs', 'net', 'science', 'text']) FROM TABLE ORDER BY id"
 same "classify equals the local table's" "$dist" "$local"
+both "SELECT id, label, probability FROM (SELECT id, (classify_scores(body, ARRAY['games', 'libs', 'net'])).* FROM TABLE) s ORDER BY id, label"
+same "classify_scores equals the local table's" "$dist" "$local"
+both "SELECT id, lmgen.count_tokens(body), md5(lmgen.tokenize(body)::text) FROM TABLE ORDER BY id"
+same "count_tokens and tokenize equal the local table's" "$dist" "$local"
 both "SELECT id, md5(embed(body)::text) FROM TABLE ORDER BY id"
 same "embed equals the local table's (bit for bit)" "$dist" "$local"
 both "SELECT id, generate('Write a product slogan for: ' || left(body, 80), max_tokens => 12) FROM TABLE ORDER BY id"
