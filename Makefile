@@ -41,7 +41,7 @@ SHLIB_LINK = $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
-REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train
+REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train fill jit_cost
 # Tests on the real stories260K model run when ../shared (or $LMGEN_SHARED) has it.
 LMGEN_SHARED ?= ../shared
 ifneq ($(wildcard $(LMGEN_SHARED)/models/stories260K.gguf),)
@@ -90,7 +90,7 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
 
-.PHONY: unit check-all fixtures tap model installcheck-models bench-embed bench-encoder bench-quality bench-batch
+.PHONY: unit check-all fixtures tap model installcheck-models installcheck-citus bench-embed bench-encoder bench-quality bench-batch
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
 model:
 	.ci/fetch-models
@@ -111,6 +111,11 @@ endif
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \
 		--load-extension=lmgen $(MODELS_REGRESS)
+
+# lmgen on a Citus cluster (coordinator and two workers) against a local
+# copy of the table; prints "SKIP: citus not installed" where Citus is absent.
+installcheck-citus:
+	LMGEN_SHARED=$(LMGEN_SHARED) test/citus/run.sh
 
 # embed() throughput and retrieval quality on ../shared/data (a benchmark,
 # not a test: it prints figures; test/bench/README.md).

@@ -45,6 +45,8 @@ CREATE TABLE lmgen.model_registry (
     quantization   text,
     context_length bigint,
     is_default     boolean NOT NULL DEFAULT false,
+    file_size      bigint,      -- bytes, at registration
+    sha256         text,        -- of the file, at registration (Citus workers must match)
     registered_by  name NOT NULL DEFAULT current_user,
     registered_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -99,6 +101,24 @@ SELECT r.name, r.path, r.architecture, r.parameters, r.quantization, r.context_l
 FROM lmgen.model_registry r;
 GRANT SELECT ON lmgen.models TO PUBLIC;
 
+-- Citus: replace this node's registry with the coordinator's rows after
+-- checking that every model file is here with the recorded size and sha256
+-- (sent by the coordinator; src/registry_cluster.c).
+CREATE FUNCTION lmgen._apply_registry(rows jsonb)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'lmgen_apply_registry'
+LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION lmgen._apply_registry(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lmgen._apply_registry(jsonb) TO lmgen_admin;
+
+-- Citus: send this coordinator's registry to every worker (after adding a
+-- node, or after an error left one behind); the number of workers, 0
+-- without Citus.
+CREATE FUNCTION lmgen.sync_models()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'lmgen_sync_models'
+LANGUAGE C VOLATILE;
+
 -- Models that `make model` installs are registered at CREATE EXTENSION when present.
 CREATE FUNCTION lmgen._register_installed_models()
 RETURNS void
@@ -131,6 +151,11 @@ LANGUAGE C STABLE PARALLEL SAFE COST 1000;
 -- Generation ---------------------------------------------------------------
 -- These live in the extension's schema (normally public) so that the card's
 -- query works as written: SELECT summarize(body) FROM articles.
+-- COST 1000 (500 for embed): far above ordinary functions (so they are
+-- evaluated last among quals) and worth parallel plans on large tables,
+-- but a statement reaches jit_above_cost only from some 40,000 rows: JIT
+-- compiles the expressions around the calls (3 to 130 ms a query, and a
+-- Citus statement is one query per shard) and cannot make a model faster.
 
 -- Continue a prompt (through the model's chat template when it has one).
 -- Greedy when temperature = 0; the same seed gives the same text.
@@ -140,7 +165,7 @@ CREATE FUNCTION generate(prompt text, max_tokens integer DEFAULT 128,
                          stop text[] DEFAULT NULL, model text DEFAULT NULL)
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_generate'
-LANGUAGE C VOLATILE PARALLEL SAFE COST 100000;
+LANGUAGE C VOLATILE PARALLEL SAFE COST 1000;
 
 -- A short factual summary through the model's chat format (greedy), of at
 -- most max_words words, ending at a complete phrase; style 'sentence',
@@ -149,7 +174,7 @@ CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text 
                           max_words integer DEFAULT 20, style text DEFAULT 'sentence')
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_summarize'
-LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+LANGUAGE C STABLE PARALLEL SAFE COST 1000;
 
 -- Zero-shot classification: the label whose tokens the model finds most
 -- likely as the answer (log-likelihood after one shared prompt).  Optional:
@@ -159,7 +184,7 @@ CREATE FUNCTION classify(body text, labels text[], model text DEFAULT NULL,
                          descriptions text[] DEFAULT NULL, examples text DEFAULT NULL)
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_classify'
-LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+LANGUAGE C STABLE PARALLEL SAFE COST 1000;
 
 -- Every label with its probability (softmax of the label log-likelihoods).
 CREATE FUNCTION classify_scores(body text, labels text[], model text DEFAULT NULL,
@@ -167,14 +192,146 @@ CREATE FUNCTION classify_scores(body text, labels text[], model text DEFAULT NUL
                                 OUT label text, OUT probability real)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lmgen_classify_scores'
-LANGUAGE C STABLE PARALLEL SAFE COST 100000 ROWS 10;
+LANGUAGE C STABLE PARALLEL SAFE COST 1000 ROWS 10;
 
 -- Sentence embedding: mean-pooled final hidden states, L2-normalised; a NULL
 -- model means lmgen.default_embedding_model (all-MiniLM-L6-v2 once installed).
 CREATE FUNCTION embed(body text, model text DEFAULT NULL)
 RETURNS real[]
 AS 'MODULE_PATHNAME', 'lmgen_embed'
-LANGUAGE C STABLE PARALLEL SAFE COST 50000;
+LANGUAGE C STABLE PARALLEL SAFE COST 500;
+
+-- Filling a column ------------------------------------------------------------
+-- UPDATE t SET col = summarize(body) in batches that each commit, so that a
+-- long fill keeps what it did after an error or a cancel and a second call
+-- continues where it stopped.  On a Citus distributed table (whose UPDATE
+-- refuses STABLE and VOLATILE functions of the row) every shard is filled
+-- on its own worker, one batch per shard in parallel at a time.
+
+-- One batch of a fill on the table named rel (a table or a shard): at most
+-- batch_size rows whose column is NULL, after the row at ctid `after`, in
+-- ctid order, get the expression's value; rows where it is NULL are left
+-- (and passed, so they are not tried again).  The statement returns one
+-- text: "rows_tried rows_filled last_ctid".
+CREATE FUNCTION lmgen._fill_batch_sql(rel text, column_name name, expression text,
+                                     batch_size integer, condition text, after tid)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT format(
+    'WITH batch AS MATERIALIZED ('
+    '  SELECT ctid AS lmgen_ctid FROM %1$s'
+    '  WHERE %2$I IS NULL AND ctid > %3$L::tid AND (%4$s) ORDER BY ctid LIMIT %5$s),'
+    ' computed AS MATERIALIZED ('
+    '  SELECT ctid AS lmgen_ctid, (%6$s) AS lmgen_value FROM %1$s'
+    '  WHERE ctid = ANY (ARRAY(SELECT lmgen_ctid FROM batch))),'
+    ' filled AS ('
+    '  UPDATE %1$s SET %2$I = computed.lmgen_value FROM computed'
+    '  WHERE %1$s.ctid = computed.lmgen_ctid AND computed.lmgen_value IS NOT NULL'
+    '  RETURNING 1)'
+    ' SELECT format(''%%s %%s %%s'', (SELECT count(*) FROM batch), (SELECT count(*) FROM filled),'
+    '  coalesce((SELECT max(lmgen_ctid) FROM batch), %3$L::tid))',
+    rel, column_name, after, coalesce(condition, 'true'), batch_size, expression)
+$$;
+
+-- Fill column_name of target with expression (SQL over the row's columns,
+-- e.g. 'summarize(body)') where it is NULL (and condition holds), in
+-- batches of batch_size rows, each committed.  CALL it outside a
+-- transaction block.  rows_filled: rows given a value.
+CREATE PROCEDURE lmgen.fill(target regclass, column_name name, expression text,
+                            batch_size integer DEFAULT 100, condition text DEFAULT NULL,
+                            INOUT rows_filled bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    citus_table boolean := false;
+    reference_table boolean := false;
+    shard_rel text[];
+    shard_node text[];
+    shard_port integer[];
+    shard_after tid[];
+    shard_done boolean[];
+    todo integer[];
+    commands text[];
+    r record;
+    outcome text;
+    parts text[];
+    after tid := '(0,0)';
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'lmgen.fill: batch_size must be at least 1';
+    END IF;
+    IF target IS NULL OR column_name IS NULL OR expression IS NULL THEN
+        RAISE EXCEPTION 'lmgen.fill: target, column_name and expression must not be NULL';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = target AND a.attname = column_name
+                     AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'lmgen.fill: column "%" of % does not exist', column_name, target;
+    END IF;
+    rows_filled := 0;
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT count(*) > 0, coalesce(bool_or(repmodel = ''t''), false)
+                 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
+            INTO citus_table, reference_table USING target;
+    END IF;
+    IF reference_table THEN
+        RAISE EXCEPTION 'lmgen.fill does not fill Citus reference tables'
+            USING HINT = 'Fill a distributed or a local table.';
+    END IF;
+
+    IF NOT citus_table THEN
+        LOOP
+            EXECUTE lmgen._fill_batch_sql(target::text, column_name, expression,
+                                         batch_size, condition, after) INTO outcome;
+            parts := string_to_array(outcome, ' ');
+            EXIT WHEN parts[1]::bigint = 0;
+            rows_filled := rows_filled + parts[2]::bigint;
+            after := parts[3]::tid;
+            COMMIT;
+        END LOOP;
+        RETURN;
+    END IF;
+
+    -- Citus: every shard placement on its worker, one batch each per round
+    EXECUTE 'SELECT array_agg(pg_catalog.shard_name(s.logicalrelid, s.shardid) ORDER BY s.shardid),
+                    array_agg(p.nodename ORDER BY s.shardid), array_agg(p.nodeport::int ORDER BY s.shardid)
+             FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_shard_placement p USING (shardid)
+             WHERE s.logicalrelid = $1 AND p.shardstate = 1'
+        INTO shard_rel, shard_node, shard_port USING target;
+    IF shard_rel IS NULL THEN
+        RETURN;
+    END IF;
+    shard_after := array_fill('(0,0)'::tid, ARRAY[cardinality(shard_rel)]);
+    shard_done := array_fill(false, ARRAY[cardinality(shard_rel)]);
+    LOOP
+        todo := ARRAY(SELECT i FROM generate_subscripts(shard_rel, 1) i WHERE NOT shard_done[i] ORDER BY i);
+        EXIT WHEN cardinality(todo) = 0;
+        commands := ARRAY(SELECT lmgen._fill_batch_sql(shard_rel[i], column_name, expression,
+                                                       batch_size, condition, shard_after[i])
+                          FROM unnest(todo) WITH ORDINALITY AS t(i, o) ORDER BY o);
+        FOR r IN EXECUTE 'SELECT o, w.success, w.result, w.node_name, w.node_port
+                          FROM pg_catalog.master_run_on_worker($1, $2, $3, true) WITH ORDINALITY AS w(node_name, node_port, success, result, o)'
+            USING ARRAY(SELECT shard_node[i] FROM unnest(todo) WITH ORDINALITY AS t(i, o) ORDER BY o),
+                  ARRAY(SELECT shard_port[i] FROM unnest(todo) WITH ORDINALITY AS t(i, o) ORDER BY o),
+                  commands
+        LOOP
+            IF NOT r.success THEN
+                RAISE EXCEPTION 'lmgen.fill: shard % on node %:% failed: %',
+                    shard_rel[todo[r.o]], r.node_name, r.node_port, r.result
+                    USING HINT = 'Rows filled so far are kept; call lmgen.fill again to continue.';
+            END IF;
+            parts := string_to_array(r.result, ' ');
+            IF parts[1]::bigint = 0 THEN
+                shard_done[todo[r.o]] := true;
+            ELSE
+                rows_filled := rows_filled + parts[2]::bigint;
+                shard_after[todo[r.o]] := parts[3]::tid;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
 
 -- Array forms: many texts in one call, run together (one batch of the
 -- engine or the worker); results in input order, each exactly what the

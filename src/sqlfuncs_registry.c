@@ -10,7 +10,9 @@
  * registered: the path must lie inside lmgen.model_dir (for superusers too)
  * and the file must be a valid GGUF file.  A statement trigger on the table
  * (lmgen_registry_changed) invalidates the backends' cached lookups
- * (model_cache.c) after every change, however it was made.
+ * (model_cache.c) after every change, however it was made.  The file's
+ * size and sha256 are recorded at registration, and on a Citus coordinator
+ * every change is sent on to the workers (registry_cluster.c).
  */
 #include "postgres.h"
 
@@ -28,6 +30,7 @@
 #include "lmgen.h"
 #include "gguf.h"
 #include "model_info.h"
+#include "registry_cluster.h"
 
 PG_FUNCTION_INFO_V1(lmgen_load_model);
 PG_FUNCTION_INFO_V1(lmgen_unload_model);
@@ -36,7 +39,7 @@ PG_FUNCTION_INFO_V1(lmgen_register_installed_models);
 PG_FUNCTION_INFO_V1(lmgen_registry_changed);
 
 /* ERROR unless the caller is a superuser or a member of lmgen_admin. */
-static void
+void
 CheckRegistryAdmin(void)
 {
 	Oid			admin = get_role_oid("lmgen_admin", true);
@@ -100,9 +103,11 @@ RegisterModel(const char *name, const char *path, bool make_default)
 	char		err[512];
 	lm_gguf    *g = lm_gguf_open(resolved, err, sizeof(err));
 	lm_model_info info;
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID, BOOLOID};
-	Datum		values[8];
-	char		nulls[8] = "       ";
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID, BOOLOID, INT8OID, TEXTOID};
+	Datum		values[9];
+	char		nulls[10] = "         ";
+	int64		file_size;
+	char	   *sha256;
 	int			rc;
 
 	if (g == NULL)
@@ -120,6 +125,7 @@ RegisterModel(const char *name, const char *path, bool make_default)
 				 errdetail("%s.", err)));
 	}
 	lm_gguf_close(g);
+	sha256 = ModelFileSha256(resolved, path, &file_size);
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(path);
@@ -128,6 +134,8 @@ RegisterModel(const char *name, const char *path, bool make_default)
 	values[4] = CStringGetTextDatum(info.quantization);
 	values[5] = Int64GetDatum(info.context_length);
 	values[6] = BoolGetDatum(make_default);
+	values[7] = Int64GetDatum(file_size);
+	values[8] = CStringGetTextDatum(sha256);
 	if (info.architecture[0] == '\0')
 		nulls[2] = 'n';
 	if (info.quantization[0] == '\0')
@@ -135,9 +143,9 @@ RegisterModel(const char *name, const char *path, bool make_default)
 	if (info.context_length < 0)
 		nulls[5] = 'n';
 	rc = SPI_execute_with_args("INSERT INTO lmgen.model_registry "
-							   "(name, path, architecture, parameters, quantization, context_length, is_default) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-							   7, types, values, nulls, false, 0);
+							   "(name, path, architecture, parameters, quantization, context_length, is_default, "
+							   "file_size, sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							   9, types, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "lmgen registry insert failed: %s", SPI_result_code_string(rc));
 }
@@ -153,6 +161,7 @@ lmgen_load_model(PG_FUNCTION_ARGS)
 	CheckRegistryAdmin();
 	CheckModelName(name);
 	SPI_connect();
+	LockRegistryForCluster();
 	if (ModelRegistered(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -160,6 +169,7 @@ lmgen_load_model(PG_FUNCTION_ARGS)
 				 errhint("Call lmgen.unload_model('%s') first, or choose another name.", name)));
 	first = RegistryExec("SELECT 1 FROM lmgen.model_registry WHERE is_default", 0, NULL) == 0;
 	RegisterModel(name, path, first);
+	PropagateRegistry();
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -172,11 +182,13 @@ lmgen_unload_model(PG_FUNCTION_ARGS)
 
 	CheckRegistryAdmin();
 	SPI_connect();
+	LockRegistryForCluster();
 	if (RegistryExec("DELETE FROM lmgen.model_registry WHERE name = $1", 1, &name) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" is not registered", name),
 				 errhint("SELECT name FROM lmgen.models lists the registered models.")));
+	PropagateRegistry();
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -189,6 +201,7 @@ lmgen_set_default_model(PG_FUNCTION_ARGS)
 
 	CheckRegistryAdmin();
 	SPI_connect();
+	LockRegistryForCluster();
 	if (!ModelRegistered(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -197,6 +210,7 @@ lmgen_set_default_model(PG_FUNCTION_ARGS)
 	/* clear first: the partial unique index allows one default at a time */
 	RegistryExec("UPDATE lmgen.model_registry SET is_default = false WHERE is_default AND name <> $1", 1, &name);
 	RegistryExec("UPDATE lmgen.model_registry SET is_default = true WHERE name = $1", 1, &name);
+	PropagateRegistry();
 	SPI_finish();
 	PG_RETURN_VOID();
 }

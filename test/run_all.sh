@@ -5,7 +5,8 @@
 #   3. pg_regress (sql/, expected/) on a temporary instance with
 #      shared_preload_libraries = 'lmgen', and again on the real models when
 #      `make model` has installed them (sql/models.sql);
-#   4. TAP tests (test/t/, PostgreSQL::Test::Cluster).
+#   4. TAP tests (test/t/, PostgreSQL::Test::Cluster);
+#   5. lmgen on a Citus cluster (test/citus/run.sh), skipped without Citus.
 # A skipped test (a missing model, a missing tool) is counted as skipped,
 # never as passed, and says why.
 # Works as written for root and for a user with sudo rights: only what needs
@@ -90,6 +91,9 @@ server_tests() {
 	if printf '%s\n' "$out" | grep -q 'Result: FAIL' && [ "$tf" -eq 0 ]; then tf=1; fi
 	if ! printf '%s\n' "$out" | grep -q '^Result: '; then tf=$((tf + 1)); fi
 	echo "tap: $tp passed, $tf failed, $ts skipped"
+
+	# lmgen on a Citus cluster; "SKIP: citus not installed" where it is absent
+	make -s installcheck-citus 2>&1
 }
 
 # Internal: the unprivileged half, started by the root half below.
@@ -137,7 +141,7 @@ else
 	out=$(server_tests 2>&1)
 fi
 echo "$out"
-for layer in regress models tap; do
+for layer in regress models tap citus; do
 	count $(layer_counts "$layer" "$out") "$layer"
 done
 
