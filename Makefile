@@ -41,7 +41,7 @@ SHLIB_LINK = $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
-REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train
+REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train batching
 # Tests on the real stories260K model run when ../shared (or $LMGEN_SHARED) has it.
 LMGEN_SHARED ?= ../shared
 ifneq ($(wildcard $(LMGEN_SHARED)/models/stories260K.gguf),)

@@ -20,6 +20,8 @@ int			lmgen_execution = LMGEN_EXECUTION_WORKER;
 int			lmgen_max_requests = LMGEN_DEFAULT_MAX_REQUESTS;
 int			lmgen_worker_threads = 0;
 int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
+bool		lmgen_enable_batching = true;
+int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
@@ -155,6 +157,25 @@ GucInit(void)
 							LMGEN_DEFAULT_KV_CACHE_SIZE, 1, LMGEN_MAX_MAX_KV_MEMORY,
 							PGC_POSTMASTER,
 							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	/* read at plan time, like the planner's enable_* settings */
+	DefineCustomBoolVariable("lmgen.enable_batching",
+							 "Evaluates the model calls of many rows together (the LMBatch plan node).",
+							 "Queries planned while it is off call the model functions row by row.",
+							 &lmgen_enable_batching,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.batch_rows",
+							"Rows whose model calls are evaluated together.",
+							"The most rows one LMBatch batch takes; 1 turns batching off.",
+							&lmgen_batch_rows,
+							LMGEN_DEFAULT_BATCH_ROWS, 1, LMGEN_MAX_BATCH_ROWS,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("lmgen");
