@@ -123,6 +123,12 @@ bench-embed:
 bench-quality:
 	test/bench/quality.py --temp --data $(or $(LMGEN_SHARED),../shared)/data $(QUALITY_ARGS)
 
+# Row batching on and off (test/bench/bench_batching.sh; a benchmark that
+# prints rows/s): BENCH_SHORT=1 for 16 rows instead of 200.
+.PHONY: bench-batching
+bench-batching:
+	test/bench/bench_batching.sh
+
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures
 	$(prove_installcheck)

@@ -190,7 +190,7 @@ BatchBegin(CustomScanState *node, EState *estate, int eflags)
 	state->next_size = 1;
 
 	/* what the Limit above would have told a Sort below, had the node not been there */
-	if (state->row_limit >= 0)
+	if (state->row_limit > 0)
 		ExecSetTupleBound(state->row_limit, state->child);
 }
 
