@@ -228,3 +228,6 @@ DROP TABLE bt, bt2, bgroup, articles;
 DROP SEQUENCE bseq;
 DROP FUNCTION batch_check(text, text);
 DROP FUNCTION fetch_walk(refcursor);
+-- leave the registry as it was (the first model registered becomes the default)
+SELECT lmgen.unload_model('bw');
+SELECT lmgen.unload_model('bc');
