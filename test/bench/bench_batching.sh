@@ -105,14 +105,14 @@ for mode in $modes; do
 	q "SET lmgen.execution = '$mode'; SELECT generate('warm up', 2, model => $m), embed('warm up', $em)" >/dev/null
 done
 # The smaller of two numbers.
-min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? a : b }'; }
 
 printf '%-10s %-7s %8s %12s %12s %8s\n' kind mode threads off_rows/s on_rows/s on/off
 for kind in $kinds; do
 	for mode in $modes; do
 		# off and on alternate, BENCH_REPEAT times; the fastest run of each counts
-		off=1e9
-		on=1e9
+		off=999999
+		on=999999
 		for _ in $(seq 1 "$repeat"); do
 			off=$(min "$off" "$(timed "$kind" "$mode" off)")
 			on=$(min "$on" "$(timed "$kind" "$mode" on)")
