@@ -68,6 +68,13 @@ SELECT * FROM batch_check('SELECT id, embed(body, ''bw'') FROM bt');
 -- NULL in other arguments (labels, max_tokens meaning the default)
 SELECT * FROM batch_check($q$SELECT id, classify(body, CASE WHEN id % 3 = 0 THEN NULL ELSE ARRAY['a', 'b'] END, 'bw'),
                                  generate(body, CASE WHEN id % 2 = 0 THEN NULL ELSE 3 END, model => 'bw') FROM bt$q$);
+-- classify with descriptions and an examples query (read once per call site, in fn_extra)
+CREATE TABLE blabelled (body text, label text);
+INSERT INTO blabelled VALUES ('the team won the cup', 'sports'), ('rain and wind all day', 'weather'),
+  ('the dog ran home', 'animals'), ('a late goal won the match', 'sports');
+SELECT * FROM batch_check($q$SELECT id, classify(body, ARRAY['sports', 'weather', 'animals'], 'bc',
+                                 descriptions => ARRAY['games and teams', 'rain and sun', 'pets'],
+                                 examples => 'SELECT body, label FROM blabelled') FROM bt$q$);
 -- sampling with a seed per row
 SELECT * FROM batch_check('SELECT id, generate(body, 4, temperature => 0.9, seed => id, model => ''bw'') FROM bt');
 -- several calls in one row, and other columns
@@ -224,7 +231,7 @@ EXPLAIN (COSTS OFF) SELECT summarize(body) FROM articles;
 RESET lmgen.enable_batching;
 SET lmgen.batch_rows = 0;
 
-DROP TABLE bt, bt2, bgroup, articles;
+DROP TABLE bt, bt2, bgroup, articles, blabelled;
 DROP SEQUENCE bseq;
 DROP FUNCTION batch_check(text, text);
 DROP FUNCTION fetch_walk(refcursor);
