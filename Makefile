@@ -41,7 +41,7 @@ SHLIB_LINK = $(CUDA_LIBS) -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
-REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train fill jit_cost
+REGRESS = gguf model_dir registry tokenize path_confinement generate_text model_functions output_options train fill jit_cost batching
 # Tests on the real stories260K model run when ../shared (or $LMGEN_SHARED) has it.
 LMGEN_SHARED ?= ../shared
 ifneq ($(wildcard $(LMGEN_SHARED)/models/stories260K.gguf),)
@@ -142,6 +142,12 @@ bench-batch:
 # Options through QUALITY_ARGS, e.g. QUALITY_ARGS='--limit 40 --styles headline'.
 bench-quality:
 	test/bench/quality.py --temp --data $(or $(LMGEN_SHARED),../shared)/data $(QUALITY_ARGS)
+
+# Row batching on and off (test/bench/bench_batching.sh; a benchmark that
+# prints rows/s): BENCH_SHORT=1 for 16 rows instead of 200.
+.PHONY: bench-batching
+bench-batching:
+	test/bench/bench_batching.sh
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures

@@ -20,6 +20,8 @@ int			lmgen_execution = LMGEN_EXECUTION_WORKER;
 int			lmgen_max_requests = LMGEN_DEFAULT_MAX_REQUESTS;
 int			lmgen_worker_threads = 0;
 int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
+bool		lmgen_enable_batching = true;
+int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
@@ -129,32 +131,59 @@ GucInit(void)
 							 0,
 							 NULL, NULL, NULL);
 
-	DefineCustomIntVariable("lmgen.max_requests",
-							"Calls that may be handed to the background worker at once.",
-							"Each is a slot in shared memory; more callers wait for a free slot.",
-							&lmgen_max_requests,
-							LMGEN_DEFAULT_MAX_REQUESTS, 1, LMGEN_MAX_MAX_REQUESTS,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+	/*
+	 * Settings of the background worker and its shared memory: they exist
+	 * only when preloaded (Postgres refuses PGC_POSTMASTER settings from a
+	 * library loaded later, and without preload there is no worker).
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("lmgen.max_requests",
+								"Calls that may be handed to the background worker at once.",
+								"Each is a slot in shared memory; more callers wait for a free slot.",
+								&lmgen_max_requests,
+								LMGEN_DEFAULT_MAX_REQUESTS, 1, LMGEN_MAX_MAX_REQUESTS,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 
-	DefineCustomIntVariable("lmgen.worker_threads",
-							"CPU threads of the background worker's engine.",
-							"0 means one per CPU core of the machine.",
-							&lmgen_worker_threads,
-							0, 0, LMGEN_MAX_THREADS,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+		DefineCustomIntVariable("lmgen.worker_threads",
+								"CPU threads of the background worker's engine.",
+								"0 means one per CPU core of the machine.",
+								&lmgen_worker_threads,
+								0, 0, LMGEN_MAX_THREADS,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 
-	DefineCustomIntVariable("lmgen.kv_cache_size",
-							"KV cache pool of the background worker, per model.",
-							"The sequences the worker batches take fixed-size blocks from this pool; "
-							"calls that do not fit wait until running ones finish.",
-							&lmgen_kv_cache_size,
-							LMGEN_DEFAULT_KV_CACHE_SIZE, 1, LMGEN_MAX_MAX_KV_MEMORY,
-							PGC_POSTMASTER,
-							GUC_UNIT_MB,
+		DefineCustomIntVariable("lmgen.kv_cache_size",
+								"KV cache pool of the background worker, per model.",
+								"The sequences the worker batches take fixed-size blocks from this pool; "
+								"calls that do not fit wait until running ones finish.",
+								&lmgen_kv_cache_size,
+								LMGEN_DEFAULT_KV_CACHE_SIZE, 1, LMGEN_MAX_MAX_KV_MEMORY,
+								PGC_POSTMASTER,
+								GUC_UNIT_MB,
+								NULL, NULL, NULL);
+	}
+
+	/* read at plan time, like the planner's enable_* settings */
+	DefineCustomBoolVariable("lmgen.enable_batching",
+							 "Evaluates the model calls of many rows together (the LMBatch plan node).",
+							 "Queries planned while it is off call the model functions row by row.",
+							 &lmgen_enable_batching,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.batch_rows",
+							"Rows whose model calls are evaluated together.",
+							"The most rows one LMBatch batch takes; 1 turns batching off.",
+							&lmgen_batch_rows,
+							LMGEN_DEFAULT_BATCH_ROWS, 1, LMGEN_MAX_BATCH_ROWS,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("lmgen");

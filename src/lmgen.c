@@ -19,4 +19,5 @@ _PG_init(void)
 	ShmemInit();
 	WorkerInit();
 	TrainInit();
+	BatchInit();
 }

@@ -13,6 +13,8 @@
 #define LMGEN_DEFAULT_MAX_KV_MEMORY 1024	/* MB */
 #define LMGEN_MAX_MAX_KV_MEMORY (1024 * 1024)	/* MB: 1 TB */
 #define LMGEN_DEFAULT_KV_CACHE_SIZE 1024	/* MB */
+#define LMGEN_DEFAULT_BATCH_ROWS 32
+#define LMGEN_MAX_BATCH_ROWS 4096
 
 /* Values of lmgen.context_overflow. */
 typedef enum LmgenOverflow
@@ -40,6 +42,8 @@ extern int	lmgen_execution;	/* lmgen.execution */
 extern int	lmgen_max_requests; /* lmgen.max_requests */
 extern int	lmgen_worker_threads;	/* lmgen.worker_threads (0: the machine's cores) */
 extern int	lmgen_kv_cache_size;	/* lmgen.kv_cache_size, MB: the worker's KV pool per model */
+extern bool lmgen_enable_batching;	/* lmgen.enable_batching */
+extern int	lmgen_batch_rows;	/* lmgen.batch_rows */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);
@@ -52,6 +56,9 @@ extern void WorkerInit(void);
 
 /* Reserve the shared training-progress array when preloaded (train_progress.c). */
 extern void TrainInit(void);
+
+/* Register the row-batching planner hook and plan node (batch_plan.c). */
+extern void BatchInit(void);
 
 /*
  * Resolve a user-given model path inside lmgen.model_dir and return the
