@@ -10,9 +10,11 @@ package LmgenNode;
 use strict;
 use warnings;
 use Exporter 'import';
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
+use Time::HiRes qw(time);
 
-our @EXPORT = qw(lmgen_node);
+our @EXPORT = qw(lmgen_node start_psql finish_psql);
 
 # Start a node named $name with models [registry name => file, ...],
 # registered in that order (the first becomes the default model), from $opts{model_dir} (default: the generated test models),
@@ -39,6 +41,26 @@ sub lmgen_node
 	}
 	$node->safe_psql('postgres', $sql);
 	return $node;
+}
+
+# Start psql running $sql on $node's postgres database in the background
+# (stopping at the first error): [harness, \stdout, \stderr, start time].
+sub start_psql
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
+		'>', \$out, '2>', \$err);
+	return [ $h, \$out, \$err, time ];
+}
+
+# Wait for a background psql; (exit code, stdout, stderr, seconds since it was started).
+sub finish_psql
+{
+	my ($c) = @_;
+	$c->[0]->finish;
+	return ($c->[0]->result(0), ${ $c->[1] }, ${ $c->[2] }, time - $c->[3]);
 }
 
 1;

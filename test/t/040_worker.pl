@@ -60,24 +60,7 @@ sub worker_pid
 	die "the lmgen worker did not start";
 }
 
-# Start psql running $sql in the background: [harness, \stdout, \stderr, start time].
-sub start_psql
-{
-	my ($sql) = @_;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
-		'>', \$out, '2>', \$err);
-	return [ $h, \$out, \$err, time ];
-}
 
-# Wait for a background psql; (exit code, stdout, stderr, seconds since it was started).
-sub finish_psql
-{
-	my ($c) = @_;
-	$c->[0]->finish;
-	return ($c->[0]->result(0), ${ $c->[1] }, ${ $c->[2] }, time - $c->[3]);
-}
 
 # Poll until a session whose query contains $marker waits on the worker; its pid.
 sub waiting_pid
@@ -121,7 +104,7 @@ for my $i (1 .. $clients)
 }
 $node->safe_psql('postgres', 'SELECT lmgen.stats_reset()');
 
-my @running = map { start_psql(join(";\n", client_sql($_)) . ';') } 1 .. $clients;
+my @running = map { start_psql($node, join(";\n", client_sql($_)) . ';') } 1 .. $clients;
 my $seen_wait = waiting_pid('Name one animal');
 ok($seen_wait, 'a client waiting for the worker shows wait_event_type Extension');
 my $same = 0;
@@ -157,7 +140,7 @@ my %classify_local = map {
 	$_ => $node->safe_psql('postgres', "SET lmgen.execution = 'local';\n" . classify_sql($_) . ';')
 } 1 .. 4;
 $node->safe_psql('postgres', 'SELECT lmgen.stats_reset()');
-my @classifying = map { start_psql(classify_sql($_)) } 1 .. 4;
+my @classifying = map { start_psql($node, classify_sql($_)) } 1 .. 4;
 my $classify_same = 0;
 for my $i (1 .. 4)
 {
@@ -174,8 +157,8 @@ is($requests, 4, 'lmgen.stats counted every classify call');
 cmp_ok($max_batch, '>', 1, "classify calls share the scheduler's batches (max batch $max_batch, mean $mean_batch)");
 
 # beside generations, a classify call's scores are still local mode's
-@running = map { start_psql("SELECT generate('Tell a story about the number $_.', 40, model => 'smol')") } 1 .. 3;
-my $beside = start_psql(classify_sql(5));
+@running = map { start_psql($node, "SELECT generate('Tell a story about the number $_.', 40, model => 'smol')") } 1 .. 3;
+my $beside = start_psql($node, classify_sql(5));
 my $beside_local = $node->safe_psql('postgres', "SET lmgen.execution = 'local';\n" . classify_sql(5) . ';');
 my ($beside_rc, $beside_out) = finish_psql($beside);
 chomp $beside_out;
@@ -183,8 +166,8 @@ finish_psql($_) for @running;
 is($beside_out, $beside_local, "a classify_scores call among generate calls gets exactly local mode's scores");
 
 # --- cancel under load -------------------------------------------------
-my @load = map { start_psql("SELECT generate('Once upon a time $_', 3000, model => 'slow')") } 1 .. 3;
-my $victim = start_psql("SELECT generate('cancel_marker story', 3000, model => 'slow')");
+my @load = map { start_psql($node, "SELECT generate('Once upon a time $_', 3000, model => 'slow')") } 1 .. 3;
+my $victim = start_psql($node, "SELECT generate('cancel_marker story', 3000, model => 'slow')");
 my $vpid = waiting_pid('cancel_marker');
 usleep(300_000);
 my $t0 = time;
@@ -196,13 +179,13 @@ diag(sprintf('cancel latency under load: %.3f s', $cancel_s));
 cmp_ok($cancel_s, '<', 10, 'the cancelled call ended long before its 3000 tokens');
 
 # statement_timeout under the same load
-my $to = start_psql("SET statement_timeout = '500ms'; SELECT generate('timeout_marker', 3000, model => 'slow')");
+my $to = start_psql($node, "SET statement_timeout = '500ms'; SELECT generate('timeout_marker', 3000, model => 'slow')");
 ($rc, $out, $err) = finish_psql($to);
 like($err, qr/canceling statement due to statement timeout/, 'statement_timeout ends a call waiting on the worker');
 
 # --- pg_terminate_backend of the worker during generation ---------------
 my $bystander = $node->background_psql('postgres');
-my @victims = map { start_psql("SELECT generate('terminate_marker $_', 3000, model => 'slow')") } 1 .. 2;
+my @victims = map { start_psql($node, "SELECT generate('terminate_marker $_', 3000, model => 'slow')") } 1 .. 2;
 waiting_pid('terminate_marker');
 usleep(300_000);
 $t0 = time;
@@ -222,7 +205,7 @@ my $first = $1;
 is($node->safe_psql('postgres', (client_sql(1))[0]), $first, 'calls work again after the restart, with the same answer');
 
 # --- kill -9 of the worker ------------------------------------------------
-my $k = start_psql("SELECT generate('kill_marker', 3000, model => 'slow')");
+my $k = start_psql($node, "SELECT generate('kill_marker', 3000, model => 'slow')");
 waiting_pid('kill_marker');
 kill 'KILL', $new_wpid;
 ($rc, $out, $err) = finish_psql($k);
@@ -239,7 +222,7 @@ worker_pid();
 is($node->safe_psql('postgres', (client_sql(1))[0]), $first, 'calls work after the crash recovery, with the same answer');
 
 # --- fast shutdown with calls in flight -----------------------------------
-my @inflight = map { start_psql("SELECT generate('shutdown_marker $_', 3000, model => 'slow')") } 1 .. 3;
+my @inflight = map { start_psql($node, "SELECT generate('shutdown_marker $_', 3000, model => 'slow')") } 1 .. 3;
 waiting_pid('shutdown_marker');
 my $log_offset = -s $node->logfile;
 $node->stop('fast');
@@ -255,7 +238,7 @@ $node->append_conf('postgresql.conf', "lmgen.kv_cache_size = 3\n");
 $node->start;
 my @prompts = map { "SELECT generate('Pool request $_', 150, model => 'slow')" } 1 .. 4;
 my @expect = map { $node->safe_psql('postgres', "SET lmgen.execution = 'local'; $_") } @prompts;
-my @pool = map { start_psql($_) } @prompts;
+my @pool = map { start_psql($node, $_) } @prompts;
 my $max_queued = 0;
 for (1 .. 50)
 {

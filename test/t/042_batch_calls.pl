@@ -44,24 +44,7 @@ $node->safe_psql('postgres', q{
 	FROM generate_series(1, 32) g;
 });
 
-# Start psql in the background on $sql; a handle for finish_psql.
-sub start_psql
-{
-	my ($sql) = @_;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
-		'>', \$out, '2>', \$err);
-	return [ $h, \$out, \$err, time ];
-}
 
-# Wait for a background psql; (exit code, stdout, stderr, seconds since it was started).
-sub finish_psql
-{
-	my ($c) = @_;
-	$c->[0]->finish;
-	return ($c->[0]->result(0), ${ $c->[1] }, ${ $c->[2] }, time - $c->[3]);
-}
 
 # Poll until the worker has nothing running or queued; true when it got there.
 sub worker_idle
@@ -89,7 +72,7 @@ is($node->safe_psql('postgres', same_sql(1, 10, 16)), 't',
 	'a batch of 10 through 4 slots gives exactly the per-row summaries');
 
 # --- two sessions batching over the same slots ----------------------------
-my @both = map { start_psql("SET statement_timeout = '300s'; " . same_sql($_, $_ + 7, 16)) } (11, 21);
+my @both = map { start_psql($node, "SET statement_timeout = '300s'; " . same_sql($_, $_ + 7, 16)) } (11, 21);
 for my $c (@both)
 {
 	my ($rc, $out, $err, $s) = finish_psql($c);
@@ -118,7 +101,7 @@ for my $mode ('worker', 'local')
 }
 
 # --- a backend terminated while it waits on a batch ----------------------
-my $victim = start_psql("SELECT summarize(array_agg(body || ' terminate_marker' ORDER BY i), 128) FROM t");
+my $victim = start_psql($node, "SELECT summarize(array_agg(body || ' terminate_marker' ORDER BY i), 128) FROM t");
 my $vpid = '';
 for (1 .. 600)
 {
