@@ -451,7 +451,8 @@ GRANT SELECT ON lmgen.training_progress TO PUBLIC;
 -- Statistics per model file, kept by the worker since the last reset.
 CREATE FUNCTION lmgen.stats_rows(
     OUT model text, OUT path text, OUT requests bigint, OUT errors bigint, OUT cancelled bigint,
-    OUT prompt_tokens bigint, OUT generated_tokens bigint, OUT busy_seconds double precision,
+    OUT prompt_tokens bigint, OUT prompt_tokens_reused bigint, OUT generated_tokens bigint,
+    OUT busy_seconds double precision,
     OUT tokens_per_second double precision, OUT steps bigint, OUT mean_batch double precision,
     OUT max_batch integer, OUT queue_wait_seconds double precision,
     OUT mean_queue_wait_seconds double precision, OUT stats_reset timestamptz)

@@ -52,7 +52,8 @@ typedef struct LmgenModelStats
 	int64		requests;		/* calls finished (ok, failed or cancelled) */
 	int64		errors;			/* calls that ended with an ERROR */
 	int64		cancelled;		/* calls dropped because their backend stopped waiting */
-	int64		prompt_tokens;	/* prompt tokens evaluated */
+	int64		prompt_tokens;	/* prompt tokens of the calls */
+	int64		prompt_tokens_reused;	/* of which shared from a prefix another call had computed */
 	int64		generated_tokens;	/* tokens generated */
 	double		busy_s;			/* seconds the worker spent in this model's steps */
 	double		queue_s;		/* sum of the seconds calls waited before they started */

@@ -114,8 +114,8 @@ lmgen_stats_rows(PG_FUNCTION_ARGS)
 	for (int i = 0; i < LMGEN_STATS_MODELS; i++)
 	{
 		LmgenModelStats *s = &copy[i];
-		Datum		values[15];
-		bool		nulls[15] = {0};
+		Datum		values[16];
+		bool		nulls[16] = {0};
 
 		if (!s->used)
 			continue;
@@ -125,15 +125,16 @@ lmgen_stats_rows(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(s->errors);
 		values[4] = Int64GetDatum(s->cancelled);
 		values[5] = Int64GetDatum(s->prompt_tokens);
-		values[6] = Int64GetDatum(s->generated_tokens);
-		values[7] = Float8GetDatum(s->busy_s);
-		values[8] = Float8GetDatum(s->busy_s > 0 ? s->generated_tokens / s->busy_s : 0.0);
-		values[9] = Int64GetDatum(s->steps);
-		values[10] = Float8GetDatum(s->steps > 0 ? (double) s->batch_seqs / s->steps : 0.0);
-		values[11] = Int32GetDatum(s->max_batch);
-		values[12] = Float8GetDatum(s->queue_s);
-		values[13] = Float8GetDatum(s->requests > 0 ? s->queue_s / s->requests : 0.0);
-		values[14] = TimestampTzGetDatum(reset);
+		values[6] = Int64GetDatum(s->prompt_tokens_reused);
+		values[7] = Int64GetDatum(s->generated_tokens);
+		values[8] = Float8GetDatum(s->busy_s);
+		values[9] = Float8GetDatum(s->busy_s > 0 ? s->generated_tokens / s->busy_s : 0.0);
+		values[10] = Int64GetDatum(s->steps);
+		values[11] = Float8GetDatum(s->steps > 0 ? (double) s->batch_seqs / s->steps : 0.0);
+		values[12] = Int32GetDatum(s->max_batch);
+		values[13] = Float8GetDatum(s->queue_s);
+		values[14] = Float8GetDatum(s->requests > 0 ? s->queue_s / s->requests : 0.0);
+		values[15] = TimestampTzGetDatum(reset);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

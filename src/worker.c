@@ -619,6 +619,7 @@ CountSteps(WorkerModel *wm, double busy_s)
 	{
 		st->busy_s += busy_s;
 		st->steps += now.steps - wm->seen.steps;
+		st->prompt_tokens_reused += now.prompt_tokens_reused - wm->seen.prompt_tokens_reused;
 		st->batch_seqs += now.seqs_sum - wm->seen.seqs_sum;
 		if (now.steps > wm->seen.steps)
 			st->max_batch = Max(st->max_batch, now.seqs_max);

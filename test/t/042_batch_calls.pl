@@ -8,7 +8,8 @@
 #     in worker and in local mode; the worker drops the calls (nothing
 #     active or queued afterwards) and every slot is free again: a batch
 #     larger than lmgen.max_requests still completes in the same session;
-#   - pg_terminate_backend of a backend waiting on a batch frees its slots.
+#   - pg_terminate_backend of a backend waiting on a batch frees its slots;
+#   - lmgen.stats counts the prompt tokens shared from a common prefix.
 # Runs on a copy of the installed SmolLM2 (the default model); skipped when
 # `make model` has not installed it.  Latencies are printed (diag), not
 # asserted beyond "ended long before the batch would have finished".
@@ -68,8 +69,12 @@ sub same_sql
 
 # --- a batch larger than lmgen.max_requests -------------------------------
 is($node->safe_psql('postgres', 'SELECT max_requests FROM lmgen.status()'), '4', 'the worker has 4 request slots');
+$node->safe_psql('postgres', 'SELECT lmgen.stats_reset()');
 is($node->safe_psql('postgres', same_sql(1, 10, 16)), 't',
 	'a batch of 10 through 4 slots gives exactly the per-row summaries');
+is($node->safe_psql('postgres',
+		"SELECT prompt_tokens_reused > 0 AND prompt_tokens_reused < prompt_tokens FROM lmgen.stats WHERE model = 'smol'"),
+	't', 'lmgen.stats counts the prompt tokens the summaries shared (their common chat prefix)');
 
 # --- two sessions batching over the same slots ----------------------------
 my @both = map { start_psql($node, "SET statement_timeout = '300s'; " . same_sql($_, $_ + 7, 16)) } (11, 21);
