@@ -20,6 +20,7 @@ int			lmgen_execution = LMGEN_EXECUTION_WORKER;
 int			lmgen_max_requests = LMGEN_DEFAULT_MAX_REQUESTS;
 int			lmgen_worker_threads = 0;
 int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
+bool		lmgen_worker_share_prefixes = true;
 bool		lmgen_enable_batching = true;
 int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 
@@ -165,6 +166,16 @@ GucInit(void)
 								PGC_POSTMASTER,
 								GUC_UNIT_MB,
 								NULL, NULL, NULL);
+
+		DefineCustomBoolVariable("lmgen.worker_share_prefixes",
+								 "Lets the background worker's calls start from a prompt prefix another call computed.",
+								 "Calls of every session share it, so a prompt that begins like a recent one "
+								 "runs faster; off evaluates every prompt whole (same answers).",
+								 &lmgen_worker_share_prefixes,
+								 true,
+								 PGC_POSTMASTER,
+								 0,
+								 NULL, NULL, NULL);
 	}
 
 	/* read at plan time, like the planner's enable_* settings */

@@ -309,6 +309,7 @@ WorkerModelFor(LmgenModel *m)
 	lm_context_set_abort(wm->ctx, QueryAbortPending, NULL);
 	lm_context_set_kv_budget(wm->ctx, (size_t) lmgen_kv_cache_size << 20);
 	sp.max_seqs = cp.n_seq_max;
+	sp.share_prefixes = lmgen_worker_share_prefixes;
 	sp.step_tokens = WORKER_STEP_TOKENS;
 	wm->sched = lm_sched_create(wm->ctx, m->tok, &sp, err, sizeof(err));
 	if (wm->sched == NULL)

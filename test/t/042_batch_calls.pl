@@ -9,7 +9,8 @@
 #     active or queued afterwards) and every slot is free again: a batch
 #     larger than lmgen.max_requests still completes in the same session;
 #   - pg_terminate_backend of a backend waiting on a batch frees its slots;
-#   - lmgen.stats counts the prompt tokens shared from a common prefix.
+#   - lmgen.stats counts the prompt tokens shared from a common prefix, and
+#     none with lmgen.worker_share_prefixes = off (same answers).
 # Runs on a copy of the installed SmolLM2 (the default model); skipped when
 # `make model` has not installed it.  Latencies are printed (diag), not
 # asserted beyond "ended long before the batch would have finished".
@@ -75,6 +76,26 @@ is($node->safe_psql('postgres', same_sql(1, 10, 16)), 't',
 is($node->safe_psql('postgres',
 		"SELECT prompt_tokens_reused > 0 AND prompt_tokens_reused < prompt_tokens FROM lmgen.stats WHERE model = 'smol'"),
 	't', 'lmgen.stats counts the prompt tokens the summaries shared (their common chat prefix)');
+
+# --- lmgen.worker_share_prefixes = off: every prompt whole, same answers ---
+my $whole = lmgen_node('batch_whole', [ smol => 'smol.gguf' ],
+	model_dir => $dir,
+	execution => 'worker',
+	conf => "lmgen.worker_share_prefixes = off\n");
+$whole->safe_psql('postgres', q{
+	CREATE TABLE t AS
+	SELECT g AS i,
+	       format('Package %s is a small command-line tool that converts %s files and prints a short report about each of them.',
+	              g, (ARRAY['image', 'audio', 'text', 'video'])[1 + g % 4]) AS body
+	FROM generate_series(1, 32) g;
+});
+my $batch_sql = "SELECT summarize(array_agg(body ORDER BY i), 16)::text FROM t WHERE i BETWEEN 1 AND 6";
+is($whole->safe_psql('postgres', $batch_sql), $node->safe_psql('postgres', $batch_sql),
+	'with lmgen.worker_share_prefixes off the batch gives the same summaries');
+is($whole->safe_psql('postgres',
+		"SELECT prompt_tokens > 0 AND prompt_tokens_reused = 0 FROM lmgen.stats WHERE model = 'smol'"),
+	't', 'with lmgen.worker_share_prefixes off no prompt token is shared');
+$whole->stop;
 
 # --- two sessions batching over the same slots ----------------------------
 my @both = map { start_psql($node, "SET statement_timeout = '300s'; " . same_sql($_, $_ + 7, 16)) } (11, 21);
