@@ -91,23 +91,6 @@ KeepError(LocalBatch *b, int i, ErrorData *e)
 	b->first_error = Min(b->first_error, i);
 }
 
-/* What running one call alone needs (CatchCallError's argument). */
-typedef struct OneCall
-{
-	LmgenModel *m;
-	LmgenCall  *call;
-	StringInfo	out;
-} OneCall;
-
-/* Run one call alone with its model open. */
-static void
-RunOneCall(void *arg)
-{
-	OneCall    *one = arg;
-
-	CallExecute(one->m, one->call, one->out);
-}
-
 /* A local scheduler for a batch: the scheduler, and what is being done with it. */
 typedef struct LocalSched
 {
@@ -286,8 +269,8 @@ RunLocalEncoder(LocalBatch *b, LmgenModel *m, int *idx, int g)
 		}
 		else if (i < b->first_error)
 		{
-			OneCall		one = {m, &b->calls[i], b->out[i]};
-			ErrorData  *e = CatchCallError(RunOneCall, &one, true);
+			CallAlone	one = {m, &b->calls[i], b->out[i]};
+			ErrorData  *e = CatchCallError(RunCallAlone, &one, true);
 
 			if (e)
 				KeepError(b, i, e);
@@ -331,8 +314,8 @@ RunLocal(LocalBatch *b)
 		m = ModelAcquire(b->calls[i].model_name);
 		if (g == 1)
 		{
-			OneCall		one = {m, &b->calls[i], b->out[i]};
-			ErrorData  *e = CatchCallError(RunOneCall, &one, true);
+			CallAlone	one = {m, &b->calls[i], b->out[i]};
+			ErrorData  *e = CatchCallError(RunCallAlone, &one, true);
 
 			if (e)
 				KeepError(b, i, e);

@@ -285,19 +285,11 @@ CatchCallError(void (*fn) (void *arg), void *arg, bool scratch)
 	return edata;
 }
 
-/* What one encoder call run alone needs. */
-typedef struct EncoderOne
+/* Run one call alone with its model open (CatchCallError's fn; arg is a CallAlone). */
+void
+RunCallAlone(void *arg)
 {
-	LmgenModel *m;
-	const LmgenCall *call;
-	StringInfo	out;
-} EncoderOne;
-
-/* Run one embed call alone (CatchCallError's fn). */
-static void
-EncoderRunOne(void *arg)
-{
-	EncoderOne *one = arg;
+	CallAlone  *one = arg;
 
 	CallExecute(one->m, one->call, one->out);
 }
@@ -344,10 +336,10 @@ EncoderEmbedCalls(LmgenModel *m, const LmgenCall *const *calls, int n, StringInf
 		else
 		{
 			/* one by one, so each call gets its own error */
-			EncoderOne	one = {m, calls[i], out[i]};
+			CallAlone	one = {m, calls[i], out[i]};
 
 			CHECK_FOR_INTERRUPTS();
-			errors[i] = CatchCallError(EncoderRunOne, &one, true);
+			errors[i] = CatchCallError(RunCallAlone, &one, true);
 		}
 	}
 	pfree(b.texts);

@@ -91,4 +91,15 @@ extern void EncoderEmbedCalls(LmgenModel *m, const LmgenCall *const *calls, int 
  */
 extern ErrorData *CatchCallError(void (*fn) (void *arg), void *arg, bool scratch);
 
+/* One call to run alone with its model open (RunCallAlone's argument). */
+typedef struct CallAlone
+{
+	LmgenModel *m;
+	const LmgenCall *call;
+	StringInfo	out;
+} CallAlone;
+
+/* Run one call alone with its model open (CatchCallError's fn; arg is a CallAlone). */
+extern void RunCallAlone(void *arg);
+
 #endif							/* LMGEN_CALL_SCHED_H */
