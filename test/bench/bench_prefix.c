@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "bench_clock.h"
+#include "bench_sched_run.h"
 #include "chat_tokenize.h"
 #include "context.h"
 #include "generate.h"
@@ -179,6 +180,33 @@ make_prompts(const lm_model *m, const lm_tokenizer *tok, const char *csv, int n,
 	return true;
 }
 
+/* Where keep_output puts the generated ids: the prompts and which run (sharing off or on). */
+typedef struct kept_output
+{
+	const int64_t *ids;			/* request id of each prompt */
+	bench_prompt *bp;
+	int			n;
+	int			share;
+} kept_output;
+
+/* Keep a finished request's generated ids with its prompt (bench_sched_drain's callback). */
+static void
+keep_output(const lm_sched_result *res, void *arg)
+{
+	kept_output *ko = arg;
+
+	for (int i = 0; i < ko->n; i++)
+		if (ko->ids[i] == res->id)
+		{
+			bench_prompt *p = &ko->bp[i];
+
+			free(p->out[ko->share]);
+			p->out[ko->share] = malloc(sizeof(int32_t) * (res->n_tokens + 1));
+			memcpy(p->out[ko->share], res->tokens, sizeof(int32_t) * res->n_tokens);
+			p->n_out[ko->share] = res->n_tokens;
+		}
+}
+
 /* Run the n prompts as one batch with sharing off or on; seconds and counters; false with a message. */
 static bool
 run_batch(lm_context *ctx, const lm_tokenizer *tok, bench_prompt *bp, int n, int max_tokens, bool share,
@@ -188,9 +216,8 @@ run_batch(lm_context *ctx, const lm_tokenizer *tok, bench_prompt *bp, int n, int
 	lm_sched_params sp = lm_sched_default_params();
 	lm_gen_params gp = lm_gen_default_params();
 	lm_sched   *s;
-	lm_sched_result res;
 	int64_t		ids[MAX_N];
-	int			left = n;
+	kept_output ko = {ids, bp, n, share};
 	double		w0,
 				c0;
 
@@ -212,27 +239,10 @@ run_batch(lm_context *ctx, const lm_tokenizer *tok, bench_prompt *bp, int n, int
 			lm_sched_free(s);
 			return false;
 		}
-	while (left > 0)
+	if (!bench_sched_drain(s, n, keep_output, &ko))
 	{
-		if (lm_sched_step(s, err, sizeof(err)) < 0)
-		{
-			fprintf(stderr, "step: %s\n", err);
-			lm_sched_free(s);
-			return false;
-		}
-		while (lm_sched_take_finished(s, &res))
-		{
-			for (int i = 0; i < n; i++)
-				if (ids[i] == res.id)
-				{
-					free(bp[i].out[share]);
-					bp[i].out[share] = malloc(sizeof(int32_t) * (res.n_tokens + 1));
-					memcpy(bp[i].out[share], res.tokens, sizeof(int32_t) * res.n_tokens);
-					bp[i].n_out[share] = res.n_tokens;
-				}
-			lm_sched_release(s, res.id);
-			left--;
-		}
+		lm_sched_free(s);
+		return false;
 	}
 	*wall = bench_wall_s() - w0;
 	*cpu = bench_cpu_s() - c0;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "bench_clock.h"
+#include "bench_sched_run.h"
 #include "context.h"
 #include "generate.h"
 #include "model.h"
@@ -70,9 +71,7 @@ time_sched(lm_context *ctx, const lm_tokenizer *tok, int n, int tokens, double *
 	lm_sched_params sp = lm_sched_default_params();
 	lm_sched   *s;
 	lm_gen_params gp = lm_gen_default_params();
-	lm_sched_result res;
 	lm_sched_stats st;
-	int			left = n;
 	double		w0,
 				c0;
 
@@ -99,19 +98,10 @@ time_sched(lm_context *ctx, const lm_tokenizer *tok, int n, int tokens, double *
 			return false;
 		}
 	}
-	while (left > 0)
+	if (!bench_sched_drain(s, n, NULL, NULL))
 	{
-		if (lm_sched_step(s, err, sizeof(err)) < 0)
-		{
-			fprintf(stderr, "step: %s\n", err);
-			lm_sched_free(s);
-			return false;
-		}
-		while (lm_sched_take_finished(s, &res))
-		{
-			lm_sched_release(s, res.id);
-			left--;
-		}
+		lm_sched_free(s);
+		return false;
 	}
 	*wall = bench_wall_s() - w0;
 	*cpu = bench_cpu_s() - c0;

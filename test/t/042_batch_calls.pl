@@ -33,18 +33,21 @@ plan skip_all => "the default model is not installed (make model)" unless -f $re
 my $dir = PostgreSQL::Test::Utils::tempdir('batch_models');
 copy($real, "$dir/smol.gguf") or die "copy: $!";
 
-my $node = lmgen_node('batch', [ smol => 'smol.gguf' ],
-	model_dir => $dir,
-	execution => 'worker',
-	conf => "lmgen.max_requests = 4\n");
-
-$node->safe_psql('postgres', q{
+# The rows every node summarizes.
+my $table_sql = q{
 	CREATE TABLE t AS
 	SELECT g AS i,
 	       format('Package %s is a small command-line tool that converts %s files and prints a short report about each of them.',
 	              g, (ARRAY['image', 'audio', 'text', 'video'])[1 + g % 4]) AS body
 	FROM generate_series(1, 32) g;
-});
+};
+
+my $node = lmgen_node('batch', [ smol => 'smol.gguf' ],
+	model_dir => $dir,
+	execution => 'worker',
+	conf => "lmgen.max_requests = 4\n");
+
+$node->safe_psql('postgres', $table_sql);
 
 
 
@@ -82,13 +85,7 @@ my $whole = lmgen_node('batch_whole', [ smol => 'smol.gguf' ],
 	model_dir => $dir,
 	execution => 'worker',
 	conf => "lmgen.worker_share_prefixes = off\n");
-$whole->safe_psql('postgres', q{
-	CREATE TABLE t AS
-	SELECT g AS i,
-	       format('Package %s is a small command-line tool that converts %s files and prints a short report about each of them.',
-	              g, (ARRAY['image', 'audio', 'text', 'video'])[1 + g % 4]) AS body
-	FROM generate_series(1, 32) g;
-});
+$whole->safe_psql('postgres', $table_sql);
 my $batch_sql = "SELECT summarize(array_agg(body ORDER BY i), 16)::text FROM t WHERE i BETWEEN 1 AND 6";
 is($whole->safe_psql('postgres', $batch_sql), $node->safe_psql('postgres', $batch_sql),
 	'with lmgen.worker_share_prefixes off the batch gives the same summaries');
