@@ -101,12 +101,12 @@ fixtures:
 installcheck: fixtures
 
 # pg_regress on the real models `make model` installs (sql/models.sql,
-# sql/summaries.sql, and sql/embed_minilm.sql when the embedding model is
-# installed), in an
+# sql/summaries.sql, and sql/embed_minilm.sql and sql/classify_retrieval.sql
+# when the embedding model is installed), in an
 # instance whose lmgen.model_dir is the installed model directory.
 MODELS_REGRESS = models summaries batch_calls
 ifneq ($(wildcard $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf),)
-MODELS_REGRESS += embed_minilm
+MODELS_REGRESS += embed_minilm classify_retrieval
 endif
 installcheck-models: fixtures
 	$(pg_regress_installcheck) --temp-instance=tmp_check_models --temp-config=test/tmp/regress_models.conf \

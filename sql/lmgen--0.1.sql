@@ -179,7 +179,8 @@ LANGUAGE C STABLE PARALLEL SAFE COST 1000;
 -- Zero-shot classification: the label whose tokens the model finds most
 -- likely as the answer (log-likelihood after one shared prompt).  Optional:
 -- a description per label, and a query of (text, label) rows from which the
--- 4 most similar (word overlap) are shown as examples, read as the caller.
+-- 4 most similar (by embedding, else word overlap) are shown as examples,
+-- read as the caller.
 CREATE FUNCTION classify(body text, labels text[], model text DEFAULT NULL,
                          descriptions text[] DEFAULT NULL, examples text DEFAULT NULL)
 RETURNS text
@@ -193,6 +194,16 @@ CREATE FUNCTION classify_scores(body text, labels text[], model text DEFAULT NUL
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lmgen_classify_scores'
 LANGUAGE C STABLE PARALLEL SAFE COST 1000 ROWS 10;
+
+-- The examples classify(body, labels, examples => ...) shows the model for
+-- body: the 4 rows of the query most similar to it (by embedding or word
+-- overlap, as lmgen.classify_retrieval says), most similar first.
+CREATE FUNCTION lmgen.classify_examples(body text, labels text[], examples text,
+                                        OUT rank int, OUT text text, OUT label text,
+                                        OUT similarity float8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lmgen_classify_examples'
+LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100 ROWS 4;
 
 -- Sentence embedding: mean-pooled final hidden states, L2-normalised; a NULL
 -- model means lmgen.default_embedding_model (all-MiniLM-L6-v2 once installed).

@@ -8,14 +8,18 @@
  * begins with the answer prefix, after which each label is scored.  A
  * model without a chat format gets the same parts as plain text.
  *
- * Examples are retrieved per row by word overlap: each text is reduced to
- * the set of hashes of its lowercased words of three letters or more, and
- * the examples with the highest Jaccard similarity to the row's set are
- * written in (ties go to the earlier row of the query, so the choice is
- * deterministic).  Example texts are cut to CLASSIFY_EXAMPLE_WORDS words to
- * keep the prompt short.
+ * Examples are retrieved per row by embedding when the pool has
+ * embeddings (classify_embed.c: the highest cosine between the row's
+ * embedding and each example's), else by word overlap: each text is
+ * reduced to the set of hashes of its lowercased words of three letters or
+ * more, and the examples with the highest Jaccard similarity to the row's
+ * set are written in.  Either way ties go to the earlier row of the query,
+ * so the choice is deterministic.  Example texts are cut to
+ * CLASSIFY_EXAMPLE_WORDS words to keep the prompt short.
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -176,8 +180,12 @@ AddExample(void *arg, const char *text, size_t len, int cls)
 			ex->label = repalloc_huge(ex->label, sizeof(int) * r->cap);
 			ex->words = repalloc_huge(ex->words, sizeof(uint32 *) * r->cap);
 			ex->n_words = repalloc_huge(ex->n_words, sizeof(int) * r->cap);
+			ex->source = repalloc_huge(ex->source, sizeof(char *) * r->cap);
+			ex->source_len = repalloc_huge(ex->source_len, sizeof(size_t) * r->cap);
 		}
 		ex->text[ex->n] = FirstWords(text, len, CLASSIFY_EXAMPLE_WORDS);
+		ex->source[ex->n] = pnstrdup(text, len);
+		ex->source_len[ex->n] = len;
 		ex->label[ex->n] = r->label_of[cls];
 		ex->words[ex->n] = WordSet(text, len, &ex->n_words[ex->n]);
 		ex->n++;
@@ -199,6 +207,8 @@ ClassifyReadExamples(const char *query, int n_labels, char **labels)
 	r.ex->label = palloc(sizeof(int) * r.cap);
 	r.ex->words = palloc(sizeof(uint32 *) * r.cap);
 	r.ex->n_words = palloc(sizeof(int) * r.cap);
+	r.ex->source = palloc(sizeof(char *) * r.cap);
+	r.ex->source_len = palloc(sizeof(size_t) * r.cap);
 	r.label_of = palloc(sizeof(int));
 	r.n_classes = 0;
 	LabelSetInit(&classes, PG_INT32_MAX);
@@ -217,38 +227,73 @@ ClassifyReadExamples(const char *query, int n_labels, char **labels)
 	return r.ex;
 }
 
+/* Offer example i of similarity sim to the sorted top k in spec->shots (scores in spec->shot_sim). */
+static void
+KeepIfBest(ClassifyPromptSpec *spec, int i, double sim)
+{
+	double	   *best = spec->shot_sim;
+
+	int			at = spec->n_shots;
+
+	/* an equal score keeps the earlier row first */
+	while (at > 0 && sim > best[at - 1])
+		at--;
+	if (at >= CLASSIFY_EXAMPLES_K)
+		return;
+	for (int j = Min(spec->n_shots, CLASSIFY_EXAMPLES_K - 1); j > at; j--)
+	{
+		best[j] = best[j - 1];
+		spec->shots[j] = spec->shots[j - 1];
+	}
+	best[at] = sim;
+	spec->shots[at] = i;
+	spec->n_shots = Min(spec->n_shots + 1, CLASSIFY_EXAMPLES_K);
+}
+
 /* Choose the examples most similar to the text. */
 void
 ClassifyChooseShots(ClassifyPromptSpec *spec, const char *text, size_t len)
 {
 	const ClassifyExamples *ex = spec->pool;
-	double		best[CLASSIFY_EXAMPLES_K];
-	int			n_words;
-	uint32	   *words = WordSet(text, len, &n_words);
 
 	spec->n_shots = 0;
-	for (int i = 0; i < ex->n; i++)
+	if (ex->emb)
 	{
-		int			o = Overlap(words, n_words, ex->words[i], ex->n_words[i]);
-		int			uni = n_words + ex->n_words[i] - o;
-		double		sim = uni > 0 ? (double) o / uni : 0.0;
-		int			at = spec->n_shots;
+		float	   *v = ClassifyEmbedText(ex->model, text, len, ex->dim);
+		double		vv = 0.0;
 
-		/* insertion into the sorted top k; an equal score keeps the earlier row first */
-		while (at > 0 && sim > best[at - 1])
-			at--;
-		if (at >= CLASSIFY_EXAMPLES_K)
-			continue;
-		for (int j = Min(spec->n_shots, CLASSIFY_EXAMPLES_K - 1); j > at; j--)
+		for (int e = 0; e < ex->dim; e++)
+			vv += (double) v[e] * v[e];
+		for (int i = 0; i < ex->n; i++)
 		{
-			best[j] = best[j - 1];
-			spec->shots[j] = spec->shots[j - 1];
+			const float *x = ex->emb + (size_t) i * ex->dim;
+			double		dot = 0.0,
+						xx = 0.0;
+
+			/* cosine, summed in a fixed order: the same choice in every process */
+			for (int e = 0; e < ex->dim; e++)
+			{
+				dot += (double) v[e] * x[e];
+				xx += (double) x[e] * x[e];
+			}
+			KeepIfBest(spec, i, vv > 0 && xx > 0 ? dot / sqrt(vv * xx) : 0.0);
 		}
-		best[at] = sim;
-		spec->shots[at] = i;
-		spec->n_shots = Min(spec->n_shots + 1, CLASSIFY_EXAMPLES_K);
+		pfree(v);
 	}
-	pfree(words);
+	else
+	{
+		int			n_words;
+		uint32	   *words = WordSet(text, len, &n_words);
+
+		for (int i = 0; i < ex->n; i++)
+		{
+			int			o = Overlap(words, n_words, ex->words[i], ex->n_words[i]);
+			int			uni = n_words + ex->n_words[i] - o;
+
+			KeepIfBest(spec, i, uni > 0 ? (double) o / uni : 0.0);
+		}
+		pfree(words);
+	}
 }
 
 /* The classification prompt around a text. */

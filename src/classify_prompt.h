@@ -1,7 +1,8 @@
 /*
  * classify_prompt.h — what classify() tells the model: the instruction with
  * the label list (and a description per label when given), few-shot
- * examples retrieved per row from a query by word overlap, and the text.
+ * examples retrieved per row from a query (by embedding, classify_embed.c,
+ * or by word overlap), and the text.
  */
 #ifndef LMGEN_CLASSIFY_PROMPT_H
 #define LMGEN_CLASSIFY_PROMPT_H
@@ -9,15 +10,16 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/array.h"
 #include "runtime.h"
 
-/* Examples per row (the k most similar by word overlap). */
+/* Examples per row (the k most similar). */
 #define CLASSIFY_EXAMPLES_K 4
 
 /* Words of an example's text written into the prompt, at most. */
 #define CLASSIFY_EXAMPLE_WORDS 40
 
-/* Labelled examples read from the examples query, with their word sets. */
+/* Labelled examples read from the examples query, with their word sets or embeddings. */
 typedef struct ClassifyExamples
 {
 	int			n;				/* examples */
@@ -25,6 +27,11 @@ typedef struct ClassifyExamples
 	int		   *label;			/* index into the call's labels */
 	uint32	  **words;			/* sorted distinct word hashes of each text */
 	int		   *n_words;		/* counts */
+	char	  **source;			/* whole UTF-8 text of each example (what is embedded) */
+	size_t	   *source_len;		/* byte lengths */
+	const char *model;			/* embedding model retrieving them, NULL: word overlap */
+	int			dim;			/* its embedding width */
+	float	   *emb;			/* n x dim embeddings of the whole texts (NULL: word overlap) */
 } ClassifyExamples;
 
 /* Everything the prompt says besides the text. */
@@ -37,6 +44,7 @@ typedef struct ClassifyPromptSpec
 	const char *answer_prefix;	/* the text the label is scored after */
 	const ClassifyExamples *pool;	/* examples to choose from, or NULL */
 	int			shots[CLASSIFY_EXAMPLES_K]; /* examples chosen for the current text */
+	double		shot_sim[CLASSIFY_EXAMPLES_K];	/* their similarity to it, highest first */
 	int			n_shots;		/* count */
 } ClassifyPromptSpec;
 
@@ -53,8 +61,34 @@ extern char **ClassifyDescriptions(ArrayType *arr, int n_labels);
  */
 extern ClassifyExamples *ClassifyReadExamples(const char *query, int n_labels, char **labels);
 
-/* Choose the CLASSIFY_EXAMPLES_K examples most similar to the text into spec->shots. */
+/*
+ * Choose the CLASSIFY_EXAMPLES_K examples most similar to the text into
+ * spec->shots: by cosine of embeddings when the pool has them, else by word
+ * overlap; equal similarity goes to the earlier row of the query.
+ */
 extern void ClassifyChooseShots(ClassifyPromptSpec *spec, const char *text, size_t len);
+
+/* Examples a pool embedded by retrieval may hold, at most (memory: 1.5 kB each with minilm). */
+#define CLASSIFY_MAX_EMBEDDED_EXAMPLES 100000
+
+/*
+ * The registry name of the model that examples are retrieved with
+ * (lmgen.classify_retrieval, lmgen.default_embedding_model), or NULL for
+ * word overlap; ERROR when the setting asks for embeddings and no
+ * embedding model is registered (classify_embed.c).
+ */
+extern const char *ClassifyRetrievalModel(void);
+
+/*
+ * Embed the pool's whole texts with model into ex->emb (ex->model, ex->dim
+ * set), through the model calls (this backend or the worker, as
+ * lmgen.execution says); texts this backend embedded with the same model
+ * file for the last pool are not embedded again (classify_embed.c).
+ */
+extern void ClassifyEmbedExamples(ClassifyExamples *ex, const char *model);
+
+/* The embedding (dim floats, palloc'd) of a text with model (classify_embed.c). */
+extern float *ClassifyEmbedText(const char *model, const char *text, size_t len, int dim);
 
 /* The classification prompt around a text (the answer prefix last). */
 extern LmgenPrompt ClassifyPromptBuild(LmgenModel *m, const ClassifyPromptSpec *spec, const char *text,

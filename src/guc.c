@@ -23,6 +23,7 @@ int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
 bool		lmgen_worker_share_prefixes = true;
 bool		lmgen_enable_batching = true;
 int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
+int			lmgen_classify_retrieval = LMGEN_RETRIEVAL_AUTO;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
@@ -33,6 +34,13 @@ static const struct config_enum_entry context_overflow_options[] = {
 static const struct config_enum_entry execution_options[] = {
 	{"worker", LMGEN_EXECUTION_WORKER, false},
 	{"local", LMGEN_EXECUTION_LOCAL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry classify_retrieval_options[] = {
+	{"auto", LMGEN_RETRIEVAL_AUTO, false},
+	{"embedding", LMGEN_RETRIEVAL_EMBEDDING, false},
+	{"overlap", LMGEN_RETRIEVAL_OVERLAP, false},
 	{NULL, 0, false}
 };
 
@@ -128,6 +136,18 @@ GucInit(void)
 							 &lmgen_execution,
 							 LMGEN_EXECUTION_WORKER,
 							 execution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("lmgen.classify_retrieval",
+							 "How classify() picks the examples of each row from its examples query.",
+							 "\"embedding\" takes the examples whose embeddings (lmgen.default_embedding_model) are "
+							 "nearest the text's; \"overlap\" those sharing the most words; \"auto\" embedding when "
+							 "that model is registered, else overlap.",
+							 &lmgen_classify_retrieval,
+							 LMGEN_RETRIEVAL_AUTO,
+							 classify_retrieval_options,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -30,6 +30,14 @@ typedef enum LmgenExecution
 	LMGEN_EXECUTION_LOCAL		/* calls run in the calling backend */
 } LmgenExecution;
 
+/* Values of lmgen.classify_retrieval: how classify() picks its examples. */
+typedef enum LmgenClassifyRetrieval
+{
+	LMGEN_RETRIEVAL_AUTO,		/* by embedding when an embedding model is registered, else word overlap */
+	LMGEN_RETRIEVAL_EMBEDDING,	/* by embedding; ERROR without an embedding model */
+	LMGEN_RETRIEVAL_OVERLAP		/* by word overlap */
+} LmgenClassifyRetrieval;
+
 /* GUCs (guc.c); each C variable is named after its parameter. */
 extern char *lmgen_model_dir;	/* lmgen.model_dir */
 extern char *lmgen_default_model;	/* lmgen.default_model */
@@ -45,6 +53,7 @@ extern bool lmgen_worker_share_prefixes;	/* lmgen.worker_share_prefixes */
 extern int	lmgen_kv_cache_size;	/* lmgen.kv_cache_size, MB: the worker's KV pool per model */
 extern bool lmgen_enable_batching;	/* lmgen.enable_batching */
 extern int	lmgen_batch_rows;	/* lmgen.batch_rows */
+extern int	lmgen_classify_retrieval;	/* lmgen.classify_retrieval */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);

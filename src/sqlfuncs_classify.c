@@ -39,12 +39,14 @@
 #include "call.h"
 #include "call_batch.h"
 #include "classify_prompt.h"
+#include "lmgen.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
 PG_FUNCTION_INFO_V1(lmgen_classify);
 PG_FUNCTION_INFO_V1(lmgen_classify_scores);
 PG_FUNCTION_INFO_V1(lmgen_classify_array);
+PG_FUNCTION_INFO_V1(lmgen_classify_examples);
 
 #define MAX_LABELS 1000			/* labels per call */
 #define MAX_LABEL_TOKENS 64		/* tokens per label */
@@ -566,7 +568,7 @@ typedef struct BaselineCache
 /* The examples query's rows, read once per query (fn_extra of the calling function). */
 typedef struct ExamplesCache
 {
-	char	   *key;			/* examples query and labels the pool was read for */
+	char	   *key;			/* examples query, labels and retrieval model the pool was read for */
 	size_t		key_len;
 	ClassifyExamples *pool;		/* its rows */
 } ExamplesCache;
@@ -578,37 +580,26 @@ static BaselineCache baseline;
 #define CONTENT_FREE_TEXT "N/A"
 
 /*
- * The optional arguments into the call: descriptions (a text[], one per
- * label) and, from the examples query (its rows read once per query and
- * kept in fn_extra), the examples most like this text.
+ * The examples of the query in argument examples_arg (its rows read, and
+ * embedded when retrieval is by embedding, once per query and kept in
+ * fn_extra) most like the call's text, chosen into spec.
  */
-static void
-ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCall *c)
+static ClassifyPromptSpec
+ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, const LmgenCall *c)
 {
 	ExamplesCache *cache;
+	ClassifyExamples *pool;
 	ClassifyPromptSpec spec = {0};
 	StringInfoData key;
-	char	  **desc = NULL;
-	char	   *query;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(examples_arg));
+	const char *model = ClassifyRetrievalModel();
 	int			n = c->n_strings;
 
-	c->extra = palloc(sizeof(char *) * (n + CLASSIFY_EXAMPLES_K + 1));
-	c->extra_lens = palloc(sizeof(size_t) * (n + CLASSIFY_EXAMPLES_K + 1));
-	if (!PG_ARGISNULL(desc_arg))
-	{
-		desc = ClassifyDescriptions(PG_GETARG_ARRAYTYPE_P(desc_arg), n);
-		for (int k = 0; k < n; k++)
-		{
-			c->extra[c->n_extra] = desc[k];
-			c->extra_lens[c->n_extra++] = strlen(desc[k]);
-		}
-		c->opt[LMGEN_OPT_DESCRIPTIONS] = 1;
-	}
-	if (PG_ARGISNULL(examples_arg))
-		return;
-	query = text_to_cstring(PG_GETARG_TEXT_PP(examples_arg));
 	initStringInfo(&key);
 	appendStringInfoString(&key, query);
+	appendStringInfoChar(&key, '\0');
+	if (model)
+		appendStringInfoString(&key, model);
 	for (int k = 0; k < n; k++)
 	{
 		appendStringInfoChar(&key, '\0');
@@ -622,7 +613,11 @@ ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCa
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 
 		/* a query's examples are read once; the earlier pool stays until the query ends */
-		cache->pool = ClassifyReadExamples(query, n, c->strings);
+		cache->pool = NULL;
+		pool = ClassifyReadExamples(query, n, c->strings);
+		if (model)
+			ClassifyEmbedExamples(pool, model);
+		cache->pool = pool;
 		cache->key = palloc(key.len);
 		memcpy(cache->key, key.data, key.len);
 		cache->key_len = key.len;
@@ -632,6 +627,35 @@ ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCa
 	spec.labels = c->strings;
 	spec.pool = cache->pool;
 	ClassifyChooseShots(&spec, c->body, c->body_len);
+	return spec;
+}
+
+/*
+ * The optional arguments into the call: descriptions (a text[], one per
+ * label) and the examples most like this text (ChooseExamples).
+ */
+static void
+ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCall *c)
+{
+	ClassifyPromptSpec spec;
+	int			n = c->n_strings;
+
+	c->extra = palloc(sizeof(char *) * (n + CLASSIFY_EXAMPLES_K + 1));
+	c->extra_lens = palloc(sizeof(size_t) * (n + CLASSIFY_EXAMPLES_K + 1));
+	if (!PG_ARGISNULL(desc_arg))
+	{
+		char	  **desc = ClassifyDescriptions(PG_GETARG_ARRAYTYPE_P(desc_arg), n);
+
+		for (int k = 0; k < n; k++)
+		{
+			c->extra[c->n_extra] = desc[k];
+			c->extra_lens[c->n_extra++] = strlen(desc[k]);
+		}
+		c->opt[LMGEN_OPT_DESCRIPTIONS] = 1;
+	}
+	if (PG_ARGISNULL(examples_arg))
+		return;
+	spec = ChooseExamples(fcinfo, examples_arg, c);
 	StaticAssertStmt(LMGEN_OPT_SHOT_LABEL + CLASSIFY_EXAMPLES_K <= LMGEN_CALL_OPTS, "room for the shots' labels");
 	for (int i = 0; i < spec.n_shots; i++)
 	{
@@ -885,6 +909,46 @@ lmgen_classify_scores(PG_FUNCTION_ARGS)
 
 		values[0] = PointerGetDatum(Utf8ToText(c.strings[k], c.string_lens[k]));
 		values[1] = Float4GetDatum((float4) (exp(score[k] - mx) / sum));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * lmgen.classify_examples(body text, labels text[], examples text)
+ * RETURNS TABLE(rank int, text text, label text, similarity float8): the
+ * examples classify() writes into the prompt for body, most similar first,
+ * as the prompt has them (cut to CLASSIFY_EXAMPLE_WORDS words), with the
+ * similarity they were chosen by (cosine, or Jaccard for word overlap).
+ */
+Datum
+lmgen_classify_examples(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	LmgenCall	c;
+	ClassifyPromptSpec spec;
+
+	InitMaterializedSRF(fcinfo, 0);
+	c = CallInit(LMGEN_CALL_CLASSIFY, NULL);
+	c.strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(1), "label", true, &c.n_strings, &c.string_lens);
+	if (c.n_strings == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("labels must not be empty"),
+				 errhint("Pass the candidate classes, for example ARRAY['positive', 'negative'].")));
+	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
+	spec = ChooseExamples(fcinfo, 2, &c);
+	for (int i = 0; i < spec.n_shots; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		const char *text = spec.pool->text[spec.shots[i]];
+		int			k = spec.pool->label[spec.shots[i]];
+
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = PointerGetDatum(Utf8ToText(text, strlen(text)));
+		values[2] = PointerGetDatum(Utf8ToText(c.strings[k], c.string_lens[k]));
+		values[3] = Float8GetDatum(spec.shot_sim[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -322,11 +322,11 @@ def sql_array(items):
 
 
 # Milliseconds from the last "Time: N ms" line psql's \timing printed.
-def parse_psql_timing(stdout):
+def parse_psql_timing(stdout, which=-1):
     found = re.findall(r"^Time: ([0-9]+(?:\.[0-9]+)?) ms", stdout, re.M)
-    if not found:
+    if len(found) < -which:
         raise BenchError("psql printed no \\timing line; output was: %r" % stdout[-500:])
-    return float(found[-1])
+    return float(found[which])
 
 
 # ----------------------------------------------------------------- server --
@@ -560,9 +560,9 @@ def run_task(server, args, info, table, rows, expr, warmup_expr, tag):
     script += " (id integer PRIMARY KEY, name text, description text, reference text, label text);\n"
     script += "\\copy %s FROM %s WITH (FORMAT csv)\n" % (qt, sql_literal(incsv))
     script += "ANALYZE %s;\n" % qt
+    script += "\\timing on\n"
     if warmup_expr and not args.no_warmup:
         script += "SELECT %s AS warmup \\g /dev/null\n" % warmup_expr
-    script += "\\timing on\n"
     script += "SELECT id, %s AS result FROM %s \\g (format=csv) %s\n" % (expr, qt, sql_literal(outcsv))
     script += "\\timing off\n"
     if not args.keep_tables and info["own_schema"]:
@@ -573,6 +573,10 @@ def run_task(server, args, info, table, rows, expr, warmup_expr, tag):
     wall = time.monotonic() - t0
     try:
         secs = parse_psql_timing(out) / 1000.0
+        if warmup_expr and not args.no_warmup:
+            print("  warm-up call (model load%s): %.2f s"
+                  % (", examples read and embedded" if "examples =>" in warmup_expr else "",
+                     parse_psql_timing(out, -2) / 1000.0))
     except BenchError:
         secs = wall
     with open(outcsv, newline="", encoding="utf-8") as f:
@@ -640,8 +644,7 @@ def task_summarize(server, args, info):
 
 # The zero-shot classification task for one label style: returns a dict of figures.
 def task_classify(server, args, info, style, mode="zero"):
-    path = os.path.join(args.data, CLASSIFY_FILE)
-    all_rows = read_dataset(path, need_label=True)
+    path, all_rows = classify_rows(args)
     sections = sorted({r["label"] for r in all_rows})
     rows = stratified(all_rows, args.limit) if args.sample == "stratified" else all_rows[: args.limit]
     texts = [label_text(s, style) for s in sections]
@@ -657,12 +660,18 @@ def task_classify(server, args, info, style, mode="zero"):
     extra = ""
     if mode == "descriptions":
         extra = ", descriptions => %s" % sql_array([SECTION_DESCRIPTIONS.get(s, s) for s in sections])
-    elif mode == "examples":
-        extra = ", examples => %s" % sql_literal(load_examples(server, args, info, sections, style))
+    elif mode.startswith("examples"):
+        extra = ", examples => %s" % sql_literal(load_examples(server, args, info, sections, style, rows))
     print("  mode: %s" % mode)
     expr = classify_expr("description", labels_sql, args, extra)
     warm = classify_expr(sql_literal("A game about racing penguins."), labels_sql, args, extra)
-    results, secs = run_task(server, args, info, "packages", rows, expr, warm, "classify_" + style)
+    saved_set = args.set
+    if mode in ("examples-overlap", "examples-embedding"):
+        args.set = (args.set or []) + ["lmgen.classify_retrieval=" + mode.split("-")[1]]
+    try:
+        results, secs = run_task(server, args, info, "packages", rows, expr, warm, "classify_" + style)
+    finally:
+        args.set = saved_set
     gold = [r["label"] for r in rows]
     pred = [back.get(results.get(r["id"], ""), "(other: %s)" % shorten(results.get(r["id"], ""), 20))
             for r in rows]
@@ -688,12 +697,24 @@ def task_classify(server, args, info, style, mode="zero"):
             "seconds": secs, "invalid": invalid, "confusions": conf, "sections": sections}
 
 
-# Load a stratified sample of the training file (--examples-pool rows) as the
-# examples table; returns the examples query.
-def load_examples(server, args, info, sections, style):
+# The rows classification is measured on: the test file, or (--classify-set dev)
+# the training file, whose first rows per section (the stratified sample) are
+# then the development subset and are left out of the examples.
+def classify_rows(args):
+    path = os.path.join(args.data, TRAIN_FILE if args.classify_set == "dev" else CLASSIFY_FILE)
+    return path, read_dataset(path, need_label=True)
+
+
+# Load a stratified sample of the training file (--examples-pool rows, 0: all)
+# as the examples table, without the rows being classified; returns the
+# examples query.
+def load_examples(server, args, info, sections, style, measured):
     path = os.path.join(args.data, TRAIN_FILE)
     rows = [r for r in read_dataset(path, need_label=True) if r["label"] in sections]
-    rows = stratified(rows, args.examples_pool)
+    if args.classify_set == "dev":
+        held = {r["id"] for r in measured}
+        rows = [r for r in rows if r["id"] not in held]
+    rows = stratified(rows, args.examples_pool or None)
     for r in rows:
         r["label"] = label_text(r["label"], style)
     incsv = os.path.join(server.workdir, "examples_in.csv")
@@ -876,10 +897,15 @@ def parse_args(argv):
                     "table compares them (default: --model or the default model)")
     ap.add_argument("--classify-modes", default="zero",
                     help="comma-separated: zero (labels only), descriptions (one per label), "
-                    "examples (4 retrieved from the training file) (default: %(default)s)")
+                    "examples (4 retrieved from the training file, lmgen.classify_retrieval as set), "
+                    "examples-overlap, examples-embedding (the same, retrieval by word overlap or by "
+                    "embedding) (default: %(default)s)")
+    ap.add_argument("--classify-set", choices=("test", "dev"), default="test",
+                    help="rows classified: the test file, or a development subset of the training "
+                    "file (left out of the examples) for tuning (default: %(default)s)")
     ap.add_argument("--classify-limit", type=int, help="rows for classification (default: --limit)")
     ap.add_argument("--examples-pool", type=int, default=1600,
-                    help="training rows loaded as the examples table (stratified; default: %(default)s)")
+                    help="training rows loaded as the examples table (stratified; 0: all; default: %(default)s)")
     ap.add_argument("--show-examples", type=int, default=0, help="print the first N summaries beside their sources")
     ap.add_argument("--data", default=DEFAULT_DATA, help="directory of the CSV files (default: %(default)s)")
     ap.add_argument("--task", choices=("all", "summarize", "classify"), default="all")

@@ -1,0 +1,120 @@
+-- classify()'s examples retrieved by embedding (all-MiniLM-L6-v2, minilm)
+-- and by word overlap, on the real models that `make model` installs; run
+-- by `make installcheck-models` when minilm is installed.  What must hold
+-- whatever the model's wording: the examples are the nearest by cosine,
+-- the same in worker and local mode and from one statement to the next
+-- (also after the examples change), word overlap without the embedding
+-- model, and clear errors.
+\set VERBOSITY terse
+
+SHOW lmgen.classify_retrieval;
+
+CREATE TABLE labelled (id int PRIMARY KEY, body text, label text);
+INSERT INTO labelled VALUES
+  (1, 'The striker scored a late goal and the team won the cup.', 'sports'),
+  (2, 'Parliament passed the new election law after a long vote.', 'politics'),
+  (3, 'The coach praised the players after the match.', 'sports'),
+  (4, 'The minister resigned after the vote.', 'politics'),
+  (5, 'Knead the dough and bake the bread for forty minutes.', 'cooking'),
+  (6, 'Simmer the tomato sauce with garlic and basil.', 'cooking'),
+  (7, 'The senate will debate the budget next week.', 'politics'),
+  (8, 'Whisk the eggs with sugar until pale.', 'cooking'),
+  (9, 'The goalkeeper was injured in the second half.', 'sports'),
+  (10, NULL, 'sports');
+CREATE TABLE queries (q text);
+INSERT INTO queries VALUES ('Fry the onions in butter.'), ('The referee showed a red card.'),
+  ('Voters elect a new president.');
+
+-- with minilm registered, 'auto' retrieves by embedding: the examples shown
+-- for each text, most similar first
+SELECT q, rank, label, round(similarity::numeric, 3) AS cosine, text
+FROM queries, lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+                                      'SELECT body, label FROM labelled ORDER BY id')
+ORDER BY q, rank;
+
+-- they are the 4 nearest by the cosine of embed() vectors, computed in plain SQL
+SELECT q, (SELECT array_agg(text ORDER BY rank)
+           FROM lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+                                        'SELECT body, label FROM labelled ORDER BY id'))
+        = (SELECT array_agg(body ORDER BY s DESC, id)
+           FROM (SELECT body, id, lmgen.cosine_similarity(embed(body), embed(q)) AS s
+                 FROM labelled WHERE body IS NOT NULL ORDER BY s DESC, id LIMIT 4) n) AS nearest_by_cosine
+FROM queries ORDER BY q;
+
+-- the label set filters the examples: only rows labelled with one of the labels
+SELECT string_agg(label, ',' ORDER BY rank) AS labels_shown
+FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics'],
+                             'SELECT body, label FROM labelled ORDER BY id');
+
+-- with the examples the model answers as they say (Gemma 3), calibration off
+SELECT q, classify(q, ARRAY['sports', 'politics', 'cooking'], 'gemma3',
+                   examples => 'SELECT body, label FROM labelled ORDER BY id') AS label
+FROM queries ORDER BY q;
+
+-- the same examples and scores in worker and local mode
+CREATE TABLE by_mode (mode text, q text, examples text[], sims float8[], probs real[]);
+INSERT INTO by_mode
+SELECT 'worker', q,
+       (SELECT array_agg(text ORDER BY rank) FROM lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+            'SELECT body, label FROM labelled ORDER BY id')),
+       (SELECT array_agg(similarity ORDER BY rank) FROM lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+            'SELECT body, label FROM labelled ORDER BY id')),
+       (SELECT array_agg(probability ORDER BY label) FROM classify_scores(q, ARRAY['sports', 'politics', 'cooking'],
+            'gemma3', examples => 'SELECT body, label FROM labelled ORDER BY id'))
+FROM queries;
+-- (a new session: local mode embeds the examples itself, not from the memo)
+\c
+SET lmgen.execution = local;
+INSERT INTO by_mode
+SELECT 'local', q,
+       (SELECT array_agg(text ORDER BY rank) FROM lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+            'SELECT body, label FROM labelled ORDER BY id')),
+       (SELECT array_agg(similarity ORDER BY rank) FROM lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+            'SELECT body, label FROM labelled ORDER BY id')),
+       (SELECT array_agg(probability ORDER BY label) FROM classify_scores(q, ARRAY['sports', 'politics', 'cooking'],
+            'gemma3', examples => 'SELECT body, label FROM labelled ORDER BY id'))
+FROM queries;
+RESET lmgen.execution;
+SELECT w.q, w.examples = l.examples AS same_examples, w.sims = l.sims AS same_similarities,
+       w.probs = l.probs AS same_scores
+FROM by_mode w JOIN by_mode l ON w.q = l.q AND w.mode = 'worker' AND l.mode = 'local' ORDER BY w.q;
+
+-- the backend keeps the examples' embeddings between statements, by text:
+-- a changed row is embedded again (row 8 now about frying, nearest to the first text)
+SELECT text FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                         'SELECT body, label FROM labelled ORDER BY id') WHERE rank = 1;
+UPDATE labelled SET body = 'Fry the sliced onions in a little butter.' WHERE id = 8;
+SELECT text FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                         'SELECT body, label FROM labelled ORDER BY id') WHERE rank = 1;
+
+-- word overlap: by setting, and as the fallback without an embedding model
+-- (no shared word: the earliest rows; Jaccard similarity)
+SET lmgen.classify_retrieval = overlap;
+SELECT rank, label, round(similarity::numeric, 3) AS jaccard, text
+FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                             'SELECT body, label FROM labelled ORDER BY id') ORDER BY rank;
+RESET lmgen.classify_retrieval;
+SET lmgen.default_embedding_model = '';
+SELECT rank, label, round(similarity::numeric, 3) AS jaccard, text
+FROM lmgen.classify_examples('The referee showed a red card after the goal.', ARRAY['sports', 'politics', 'cooking'],
+                             'SELECT body, label FROM labelled ORDER BY id') ORDER BY rank;
+SELECT classify('The referee showed a red card.', ARRAY['sports', 'politics', 'cooking'], 'gemma3',
+                examples => 'SELECT body, label FROM labelled ORDER BY id') IN ('sports', 'politics', 'cooking') AS a_label;
+-- 'embedding' without an embedding model is an error
+SET lmgen.classify_retrieval = embedding;
+SELECT classify('x', ARRAY['sports', 'politics'], 'gemma3', examples => 'SELECT body, label FROM labelled');
+SET lmgen.default_embedding_model = 'no_such_model';
+SELECT classify('x', ARRAY['sports', 'politics'], 'gemma3', examples => 'SELECT body, label FROM labelled');
+RESET lmgen.default_embedding_model;
+
+-- bad example queries, retrieving by embedding
+SELECT classify('x', ARRAY['sports', 'politics'], 'gemma3', examples => 'SELECT body, label FROM labelled WHERE false');
+SELECT classify('x', ARRAY['weather', 'music'], 'gemma3', examples => 'SELECT body, label FROM labelled');
+SELECT classify('x', ARRAY['sports', 'politics'], 'gemma3', examples => 'SELECT body FROM labelled');
+SELECT classify('x', ARRAY['sports', 'politics'], 'gemma3', examples => 'DELETE FROM labelled');
+SELECT classify('x', ARRAY['sports', 'politics'], 'gemma3', examples => 'SELECT nonsense FROM labelled');
+SELECT * FROM lmgen.classify_examples('x', ARRAY[]::text[], 'SELECT body, label FROM labelled');
+SELECT count(*) AS rows_kept FROM labelled;
+RESET lmgen.classify_retrieval;
+
+DROP TABLE labelled, queries, by_mode;
