@@ -81,9 +81,9 @@ extern const char *ClassifyRetrievalModel(void);
 
 /*
  * Embed the pool's whole texts with model into ex->emb (ex->model, ex->dim
- * set), through the model calls (this backend or the worker, as
- * lmgen.execution says); texts this backend embedded with the same model
- * file for the last pool are not embedded again (classify_embed.c).
+ * set): an encoder in this backend, another model through embed calls;
+ * texts this backend embedded with the same model file for the last pool
+ * are not embedded again (classify_embed.c).
  */
 extern void ClassifyEmbedExamples(ClassifyExamples *ex, const char *model);
 
