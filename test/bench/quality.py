@@ -575,7 +575,7 @@ def run_task(server, args, info, table, rows, expr, warmup_expr, tag):
         secs = parse_psql_timing(out) / 1000.0
         if warmup_expr and not args.no_warmup:
             print("  warm-up call (model load%s): %.2f s"
-                  % (", examples read and embedded" if "examples =>" in warmup_expr else "",
+                  % (", examples read, and embedded by embedding retrieval" if "examples =>" in warmup_expr else "",
                      parse_psql_timing(out, -2) / 1000.0))
     except BenchError:
         secs = wall
