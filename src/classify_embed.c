@@ -52,7 +52,7 @@
 #include "lmgen.h"
 #include "model_cache.h"
 
-/* Texts embedded per CallRunBatch (bounds the calls and results in flight). */
+/* Texts per encoder batch or CallRunBatch (bounds the memory in flight; a cancel is seen between them). */
 #define EMBED_CHUNK 256
 
 /* The last pool's embeddings in this backend. */
@@ -68,7 +68,7 @@ typedef struct EmbeddingMemo
 	float	   *emb;			/* n x dim */
 } EmbeddingMemo;
 
-static EmbeddingMemo *memo = NULL;
+static EmbeddingMemo *memo = NULL;	/* NULL until a pool is embedded */
 
 /* The embedding model for retrieval, or NULL for word overlap. */
 const char *

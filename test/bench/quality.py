@@ -20,7 +20,11 @@ driver), so what it measures is exactly what a user's query gets:
   3. Summaries are scored with ROUGE-L F1 (longest common subsequence over
      lowercased word tokens, beta = 1) against the reference synopsis,
      averaged over rows.  Classification is scored with accuracy, macro-F1
-     over the label set and the most frequent confusions.
+     over the label set and the most frequent confusions; its modes are
+     zero-shot, descriptions, and 4 examples from the training file
+     (retrieved as lmgen.classify_retrieval says, or forced to word overlap
+     or embedding), on the test file or, for tuning, on a development subset
+     of the training file (--classify-set dev) left out of the examples.
 
 --dry-run replaces the model calls with stub SQL (left(description, 60) as
 the summary, the first label as the class) so that every other part can be
