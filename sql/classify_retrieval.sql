@@ -87,6 +87,17 @@ UPDATE labelled SET body = 'Fry the sliced onions in a little butter.' WHERE id 
 SELECT text FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
                                          'SELECT body, label FROM labelled ORDER BY id') WHERE rank = 1;
 
+-- a chat model as the embedding model: its embed() vectors, through embed calls
+SET lmgen.default_embedding_model = 'smollm2';
+SELECT q, (SELECT array_agg(text ORDER BY rank)
+           FROM lmgen.classify_examples(q, ARRAY['sports', 'politics', 'cooking'],
+                                        'SELECT body, label FROM labelled ORDER BY id'))
+        = (SELECT array_agg(body ORDER BY s DESC, id)
+           FROM (SELECT body, id, lmgen.cosine_similarity(embed(body, 'smollm2'), embed(q, 'smollm2')) AS s
+                 FROM labelled WHERE body IS NOT NULL ORDER BY s DESC, id LIMIT 4) n) AS nearest_by_smollm2
+FROM queries ORDER BY q;
+RESET lmgen.default_embedding_model;
+
 -- word overlap: by setting, and as the fallback without an embedding model
 -- (no shared word: the earliest rows; Jaccard similarity)
 SET lmgen.classify_retrieval = overlap;
