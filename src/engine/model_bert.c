@@ -43,6 +43,7 @@
 #include "bert_ops.h"
 #include "context_impl.h"
 #include "gemm_f32.h"
+#include "gemm_i16.h"
 #include "kernels.h"
 #include "model_ops.h"
 #include "quant.h"
@@ -99,6 +100,60 @@ lm_bert_read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errl
 	{
 		snprintf(err, errlen, "bert model must have n_embd = heads x head size and no grouped keys");
 		return false;
+	}
+	return true;
+}
+
+/* The layer's products in the order of lm_model.bert_i16 (q, k, v, o, up, down). */
+#define BERT_N_MM 6
+_Static_assert(GEMM_I16_PANEL == GEMM_F32_PANEL, "one panel split serves both products");
+static const lm_weight *
+layer_matrix(const lm_layer_weights *L, int i)
+{
+	const lm_weight *w[BERT_N_MM] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_up, &L->ffn_down};
+
+	return w[i];
+}
+
+/* The integer form of the layer's product w (one of layer_matrix's), or NULL. */
+static const lm_gemm_i16_weight *
+layer_i16(const lm_model *m, int l, const lm_weight *w)
+{
+	if (m->bert_i16 == NULL)
+		return NULL;
+	for (int i = 0; i < BERT_N_MM; i++)
+		if (layer_matrix(&m->layers[l], i) == w)
+			return &m->bert_i16[l * BERT_N_MM + i];
+	return NULL;
+}
+
+/* Quantize every layer product once, when all are F32 (other types keep lm_ctx_matmul). */
+static bool
+make_i16(lm_model *m, char *err, size_t errlen)
+{
+	int			n = m->cfg.n_layer * BERT_N_MM;
+
+	if (n <= 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (layer_matrix(&m->layers[i / BERT_N_MM], i % BERT_N_MM)->type != LM_TYPE_F32)
+			return true;
+	m->bert_i16 = calloc((size_t) n, sizeof(lm_gemm_i16_weight));
+	if (m->bert_i16 == NULL)
+	{
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const lm_weight *w = layer_matrix(&m->layers[i / BERT_N_MM], i % BERT_N_MM);
+
+		if (!lm_gemm_i16_weight_make(w->data, w->n_rows, w->n_cols, &m->bert_i16[i]))
+		{
+			lm_bert_free(m);
+			snprintf(err, errlen, "out of memory quantizing the layer weights");
+			return false;
+		}
 	}
 	return true;
 }
@@ -160,7 +215,26 @@ lm_bert_bind(lm_model *m, char *err, size_t errlen)
 			return false;
 #undef NAME
 	}
-	return true;
+	return make_i16(m, err, errlen);
+}
+
+/* Free the integer forms of the layer products. */
+void
+lm_bert_free(lm_model *m)
+{
+	if (m->bert_i16 == NULL)
+		return;
+	for (int i = 0; i < m->cfg.n_layer * BERT_N_MM; i++)
+		lm_gemm_i16_weight_free(&m->bert_i16[i]);
+	free(m->bert_i16);
+	m->bert_i16 = NULL;
+}
+
+/* Choose F32 or 13-bit integer layer products for ctx. */
+void
+lm_bert_set_f32(lm_context *ctx, bool f32)
+{
+	ctx->bert_f32 = f32;
 }
 
 /* Check an encoder batch. */
@@ -404,7 +478,20 @@ typedef struct bert_mm
 	int			n;				/* activation rows */
 	int64_t		panels;			/* panels of all matrices */
 	bool		gelu;			/* apply GELU to the outputs (one matrix only) */
+	const lm_gemm_i16_weight *q[3];	/* integer forms of w, or NULL: F32 */
+	int16_t    *xq;				/* (n, xq_stride) x quantized, when q[0] is set */
+	int64_t		xq_stride;		/* int16 per quantized row */
+	float	   *xq_scale;		/* (n) their scales */
 } bert_mm;
+
+/* Row stage: quantize the product's input rows (gemm_i16.h). */
+static void
+stage_quantize(void *arg, int t0, int t1)
+{
+	bert_mm    *j = arg;
+
+	lm_gemm_i16_quantize_rows(j->x, j->w[0]->n_cols, j->w[0]->n_cols, t0, t1, j->xq, j->xq_stride, j->xq_scale);
+}
 
 /* Task ith of nth: a contiguous range of the matrices' 32-row panels. */
 static void
@@ -429,7 +516,12 @@ mm_worker(void *arg, int ith, int nth)
 			int64_t		r0 = p0 * GEMM_F32_PANEL,
 						r1 = p1 * GEMM_F32_PANEL < w->n_rows ? p1 * GEMM_F32_PANEL : w->n_rows;
 
-			lm_gemm_f32_rows(w->data, w->n_cols, r0, r1, j->x, w->n_cols, j->n, j->y[m], w->n_rows, j->b[m], scratch);
+			if (j->q[m])
+				lm_gemm_i16_rows(j->q[m], r0, r1, j->xq, j->xq_stride, j->xq_scale, j->n, j->y[m], w->n_rows,
+								 j->b[m]);
+			else
+				lm_gemm_f32_rows(w->data, w->n_cols, r0, r1, j->x, w->n_cols, j->n, j->y[m], w->n_rows, j->b[m],
+								 scratch);
 			/* GELU on this task's own columns while they are still in cache */
 			for (int t = 0; j->gelu && t < j->n; t++)
 				lm_bert_gelu_row(j->y[m] + (size_t) t * w->n_rows + r0, (int) (r1 - r0));
@@ -448,10 +540,13 @@ mm_worker(void *arg, int ith, int nth)
  * text always takes the same path.
  */
 static bool
-bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *const *w, const float *const *b,
-			float *const *y, bool gelu)
+bert_matmul(lm_context *ctx, int l, int n, const float *x, int n_mm, const lm_weight *const *w,
+			const float *const *b, float *const *y, bool gelu)
 {
-	bert_mm		j = {ctx, n_mm, {NULL}, {NULL}, {NULL}, x, n, 0, gelu && n_mm == 1};
+	bert_mm		j = {.ctx = ctx, .n_mm = n_mm, .x = x, .n = n, .gelu = gelu && n_mm == 1};
+	int64_t		kp = GEMM_I16_KPAD(w[0]->n_cols);
+	bool		i16 = !ctx->bert_f32 && ctx->model->bert_i16 != NULL &&
+		(size_t) kp * sizeof(int16_t) * n <= ctx->xq_bytes && sizeof(float) * n <= ctx->xq_bytes;
 
 	for (int m = 0; m < n_mm; m++)
 	{
@@ -467,7 +562,16 @@ bert_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight *c
 		j.w[m] = w[m];
 		j.b[m] = b[m];
 		j.y[m] = y[m];
+		j.q[m] = i16 ? layer_i16(ctx->model, l, w[m]) : NULL;
 		j.panels += (w[m]->n_rows + GEMM_F32_PANEL - 1) / GEMM_F32_PANEL;
+	}
+	if (j.q[0])
+	{
+		/* the input quantized once for all the matrices (scratch: the unused activation buffers) */
+		j.xq = ctx->xq[0];
+		j.xq_stride = kp;
+		j.xq_scale = ctx->xq[1];
+		lm_op_for_rows(ctx, n, stage_quantize, &j);
 	}
 	lm_ctx_run(ctx, mm_worker, &j);
 	return j.gelu;
@@ -512,7 +616,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const float *bias[3] = {L->bq, L->bk, L->bv};
 			float	   *y[3] = {ctx->q, ctx->k, ctx->v};
 
-			bert_matmul(ctx, n, ctx->x, 3, w, bias, y, false);
+			bert_matmul(ctx, l, n, ctx->x, 3, w, bias, y, false);
 		}
 
 		/* bidirectional attention within each text */
@@ -524,7 +628,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const float *bias[1] = {L->bo};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->att, 1, w, bias, y, false);
+			bert_matmul(ctx, l, n, ctx->att, 1, w, bias, y, false);
 		}
 		lm_op_for_rows(ctx, n, stage_attn_residual, &r);
 
@@ -534,7 +638,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const float *bias[1] = {L->ffn_up_b};
 			float	   *y[1] = {ctx->hb};
 
-			if (!bert_matmul(ctx, n, ctx->x, 1, w, bias, y, true))
+			if (!bert_matmul(ctx, l, n, ctx->x, 1, w, bias, y, true))
 				lm_op_for_rows(ctx, n, stage_gelu, &r);
 		}
 		{
@@ -542,7 +646,7 @@ lm_bert_forward_step(lm_context *ctx, const lm_step *st)
 			const float *bias[1] = {L->ffn_down_b};
 			float	   *y[1] = {ctx->xb2};
 
-			bert_matmul(ctx, n, ctx->hb, 1, w, bias, y, false);
+			bert_matmul(ctx, l, n, ctx->hb, 1, w, bias, y, false);
 		}
 		lm_op_for_rows(ctx, n, stage_ffn_residual, &r);
 	}
