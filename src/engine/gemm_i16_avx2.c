@@ -1,19 +1,20 @@
 /*
- * gemm_i16_avx2.c — the AVX2 bodies of gemm_i16.h: a tile of 3 activation
- * rows x 16 weight rows (half a panel) keeps 6 int32 accumulators
- * (vpmaddwd multiplies the broadcast activation pair by the pair of 8 rows
- * and adds both products, exactly: |q| <= 4095) and 6 float sums they are
- * added to at the end of every block; then the two scales and the bias,
- * as the scalar reference does.  Also a row's amax and its quantization.
+ * gemm_i16_avx2.c — the AVX2 bodies of gemm_i16.h: a tile of 4 activation
+ * rows x 16 weight rows (half a panel) keeps 8 int32 accumulators over
+ * one block (vpmaddwd multiplies the broadcast activation pair by the pair
+ * of 8 rows and adds both products, exactly: |q| <= 4095); the block's
+ * sums are added to the float sums in the output, and after the last
+ * block come the two scales and the bias, as the scalar reference does.  Also a row's amax and its quantization.
  * Called only after a CPUID check.
  */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "gemm_i16.h"
 
 /* Activation rows per tile. */
-#define TB 3
+#define TB 4
 
 /* Lane mask of the first n (0..8) of 8 int32 lanes. */
 static inline __m256i
@@ -22,90 +23,118 @@ lanes8(int n)
 	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* T activation rows against rows [16h, 16h + 16) of one panel of nr rows. */
+/*
+ * Pairs [b0, b1) (one block) of T activation rows (T <= TB, a constant
+ * after inlining) against rows [16h, 16h + 16) of one panel of nr rows:
+ * the block's exact sums added to the float sums kept in Y (stored by the
+ * first block), and after the last block the scales and the bias.
+ */
 static inline __attribute__((always_inline)) void
-tile(const int16_t *P, int64_t k, int nr, int h, const float *w_scale, const int16_t *Q, int64_t qs,
-	 const float *x_scale, float *Y, int64_t ys, const float *bias, const int T)
+tile(const int16_t *P, int64_t b0, int64_t b1, bool first, bool last, int nr, int h, const float *w_scale,
+	 const int16_t *Q, int64_t qs, const float *x_scale, float *Y, int64_t ys, const float *bias, const int T)
 {
-	int64_t		kp2 = GEMM_I16_KPAD(k) / 2;
 	int			n0 = nr - 16 * h > 8 ? 8 : nr - 16 * h,
 				n1 = nr - 16 * h - 8 > 8 ? 8 : nr - 16 * h - 8 < 0 ? 0 : nr - 16 * h - 8;
 	__m256i		m0 = lanes8(n0),
-				m1 = lanes8(n1);
-	__m256		f0[TB],
-				f1[TB],
-				s0 = _mm256_maskload_ps(w_scale + 16 * h, m0),
-				s1 = _mm256_maskload_ps(w_scale + 16 * h + 8, m1);
+				m1 = lanes8(n1),
+				a0[TB],
+				a1[TB];
+	__m256		s0 = _mm256_setzero_ps(),
+				s1 = _mm256_setzero_ps(),
+				c0 = _mm256_setzero_ps(),
+				c1 = _mm256_setzero_ps();
 
+#pragma GCC unroll 8
 	for (int t = 0; t < T; t++)
-		f0[t] = f1[t] = _mm256_setzero_ps();
-	for (int64_t b0 = 0; b0 < kp2; b0 += GEMM_I16_BLOCK / 2)
+		a0[t] = a1[t] = _mm256_setzero_si256();
+	for (int64_t kk = b0; kk < b1; kk++)
 	{
-		int64_t		b1 = b0 + GEMM_I16_BLOCK / 2 < kp2 ? b0 + GEMM_I16_BLOCK / 2 : kp2;
-		__m256i		a0[TB],
-					a1[TB];
+		const int16_t *p = P + (size_t) kk * 2 * GEMM_I16_PANEL + 32 * h;
+		__m256i		w0 = _mm256_loadu_si256((const __m256i *) p),
+					w1 = _mm256_loadu_si256((const __m256i *) (p + 16));
 
-		for (int t = 0; t < T; t++)
-			a0[t] = a1[t] = _mm256_setzero_si256();
-		for (int64_t kk = b0; kk < b1; kk++)
-		{
-			const int16_t *p = P + (size_t) kk * 2 * GEMM_I16_PANEL + 32 * h;
-			__m256i		w0 = _mm256_loadu_si256((const __m256i *) p),
-						w1 = _mm256_loadu_si256((const __m256i *) (p + 16));
-
-			for (int t = 0; t < T; t++)
-			{
-				int32_t		pair;
-				__m256i		x;
-
-				memcpy(&pair, Q + (size_t) t * qs + 2 * kk, sizeof(pair));
-				x = _mm256_set1_epi32(pair);
-				a0[t] = _mm256_add_epi32(a0[t], _mm256_madd_epi16(x, w0));
-				a1[t] = _mm256_add_epi32(a1[t], _mm256_madd_epi16(x, w1));
-			}
-		}
+#pragma GCC unroll 8
 		for (int t = 0; t < T; t++)
 		{
-			f0[t] = _mm256_add_ps(f0[t], _mm256_cvtepi32_ps(a0[t]));
-			f1[t] = _mm256_add_ps(f1[t], _mm256_cvtepi32_ps(a1[t]));
+			int32_t		pair;
+			__m256i		x;
+
+			memcpy(&pair, Q + (size_t) t * qs + 2 * kk, sizeof(pair));
+			x = _mm256_set1_epi32(pair);
+			a0[t] = _mm256_add_epi32(a0[t], _mm256_madd_epi16(x, w0));
+			a1[t] = _mm256_add_epi32(a1[t], _mm256_madd_epi16(x, w1));
 		}
 	}
-	for (int t = 0; t < T; t++)
+	if (last)
 	{
-		__m256		xs = _mm256_set1_ps(x_scale[t]),
-					y0 = _mm256_mul_ps(_mm256_mul_ps(f0[t], s0), xs),
-					y1 = _mm256_mul_ps(_mm256_mul_ps(f1[t], s1), xs);
-		float	   *y = Y + (size_t) t * ys + 16 * h;
-
+		s0 = _mm256_maskload_ps(w_scale + 16 * h, m0);
+		s1 = _mm256_maskload_ps(w_scale + 16 * h + 8, m1);
 		if (bias)
 		{
-			y0 = _mm256_add_ps(y0, _mm256_maskload_ps(bias + 16 * h, m0));
-			y1 = _mm256_add_ps(y1, _mm256_maskload_ps(bias + 16 * h + 8, m1));
+			c0 = _mm256_maskload_ps(bias + 16 * h, m0);
+			c1 = _mm256_maskload_ps(bias + 16 * h + 8, m1);
 		}
-		_mm256_maskstore_ps(y, m0, y0);
-		_mm256_maskstore_ps(y + 8, m1, y1);
+	}
+#pragma GCC unroll 8
+	for (int t = 0; t < T; t++)
+	{
+		float	   *y = Y + (size_t) t * ys + 16 * h;
+		__m256		f0 = _mm256_cvtepi32_ps(a0[t]),
+					f1 = _mm256_cvtepi32_ps(a1[t]);
+
+		if (!first)
+		{
+			f0 = _mm256_add_ps(_mm256_maskload_ps(y, m0), f0);
+			f1 = _mm256_add_ps(_mm256_maskload_ps(y + 8, m1), f1);
+		}
+		if (last)
+		{
+			__m256		xs = _mm256_set1_ps(x_scale[t]);
+
+			f0 = _mm256_mul_ps(_mm256_mul_ps(f0, s0), xs);
+			f1 = _mm256_mul_ps(_mm256_mul_ps(f1, s1), xs);
+			if (bias)
+			{
+				f0 = _mm256_add_ps(f0, c0);
+				f1 = _mm256_add_ps(f1, c1);
+			}
+		}
+		_mm256_maskstore_ps(y, m0, f0);
+		_mm256_maskstore_ps(y + 8, m1, f1);
 	}
 }
 
-/* One panel against n activation rows, half a panel at a time. */
+/* One panel against n activation rows, block by block and half a panel at a time, the float sums kept in Y. */
 void
 lm_gemm_i16_panel_avx2(const int16_t *P, int64_t k, int nr, const float *w_scale, const int16_t *Q,
 					   int64_t q_stride, const float *x_scale, int n, float *Y, int64_t y_stride,
 					   const float *bias)
 {
-	for (int h = 0; h < 2 && 16 * h < nr; h++)
-	{
-		int			t = 0;
+	int64_t		kp2 = GEMM_I16_KPAD(k) / 2;
 
-		for (; t + TB <= n; t += TB)
-			tile(P, k, nr, h, w_scale, Q + (size_t) t * q_stride, q_stride, x_scale + t,
-				 Y + (size_t) t * y_stride, y_stride, bias, TB);
-		if (n - t == 2)
-			tile(P, k, nr, h, w_scale, Q + (size_t) t * q_stride, q_stride, x_scale + t,
-				 Y + (size_t) t * y_stride, y_stride, bias, 2);
-		else if (n - t == 1)
-			tile(P, k, nr, h, w_scale, Q + (size_t) t * q_stride, q_stride, x_scale + t,
-				 Y + (size_t) t * y_stride, y_stride, bias, 1);
+	for (int64_t b0 = 0; b0 < kp2; b0 += GEMM_I16_BLOCK / 2)
+	{
+		int64_t		b1 = b0 + GEMM_I16_BLOCK / 2 < kp2 ? b0 + GEMM_I16_BLOCK / 2 : kp2;
+		bool		first = b0 == 0,
+					last = b1 == kp2;
+
+		for (int h = 0; h < 2 && 16 * h < nr; h++)
+		{
+			int			t = 0;
+
+			for (; t + TB <= n; t += TB)
+				tile(P, b0, b1, first, last, nr, h, w_scale, Q + (size_t) t * q_stride, q_stride, x_scale + t,
+					 Y + (size_t) t * y_stride, y_stride, bias, TB);
+			switch (n - t)
+			{
+#define REST(c) case c: tile(P, b0, b1, first, last, nr, h, w_scale, Q + (size_t) t * q_stride, q_stride, \
+							 x_scale + t, Y + (size_t) t * y_stride, y_stride, bias, c); break;
+					REST(1) REST(2) REST(3)
+#undef REST
+				default:
+					break;
+			}
+		}
 	}
 }
 
