@@ -57,7 +57,7 @@ lm_gemm_i16_weight_make(const float *W, int64_t n_rows, int64_t k, lm_gemm_i16_w
 					inv;
 
 		for (int64_t i = 0; i < k; i++)
-			amax = fmaxf(amax, fabsf(w[i]));
+			amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
 		inv = quant_inv(amax);
 		q->scale[r] = amax / (float) GEMM_I16_QMAX;
 		for (int64_t i = 0; i < k; i++)
@@ -96,7 +96,7 @@ lm_gemm_i16_quantize_rows(const float *X, int64_t x_stride, int64_t k, int t0, i
 			amax = lm_gemm_i16_amax_avx2(x, k);
 		else
 			for (int64_t i = 0; i < k; i++)
-				amax = fmaxf(amax, fabsf(x[i]));
+				amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
 		inv = quant_inv(amax);
 		scale[t] = amax / (float) GEMM_I16_QMAX;
 		if (isa >= LM_ISA_AVX512)
