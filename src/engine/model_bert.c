@@ -119,9 +119,11 @@ lm_bert_read_config(const lm_gguf *g, lm_model_config *c, char *err, size_t errl
 	return true;
 }
 
-/* The layer's products in the order of lm_model.bert_i16 (q, k, v, o, up, down). */
+/* Layer products per layer in lm_model.bert_i16. */
 #define BERT_N_MM 6
 _Static_assert(GEMM_I16_PANEL == GEMM_F32_PANEL, "one panel split serves both products");
+
+/* Layer product i of L in the order of lm_model.bert_i16 (q, k, v, o, up, down). */
 static const lm_weight *
 layer_matrix(const lm_layer_weights *L, int i)
 {
