@@ -125,7 +125,7 @@ bench-embed:
 # The engine's sentence-embedding throughput without a server
 # (test/bench/bench_encoder.c: rows/s of lm_bert_embed on the Debian
 # descriptions, batches of 1, 8, 32 texts at 1 and 2 threads).
-# BENCH_ENCODER_ARGS: [rows] [threads,...] [batch,...] [reps].
+# BENCH_ENCODER_ARGS: [rows] [threads,...] [batch,...] [reps] [int16,f32].
 BENCH_ENCODER_MODEL ?= $(shell $(PG_CONFIG) --sharedir)/lmgen/models/all-MiniLM-L6-v2.F32.gguf
 test/bench/bench_encoder: test/bench/bench_encoder.c test/bench/bench_clock.h $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -o $@ $< $(ENGINE_OBJS) -lpthread -lm

@@ -12,7 +12,8 @@ SELECT cardinality(embed('hello world')) AS dims,
        round((SELECT sqrt(sum(x::float8 * x)) FROM unnest(embed('hello world')) x)::numeric, 5) AS norm;
 SELECT embed('hello world') = embed('hello world', 'minilm') AS null_model_is_minilm;
 
--- the reference embedding of "A man is eating food." (first values, 4 digits)
+-- the reference embedding of "A man is eating food." begins {0.0332,0.0044,-0.0063,0.0484}
+-- (4 digits): the default int16 products give it within 1e-4, F32 exactly (below)
 SELECT (SELECT array_agg(round(x::numeric, 4)) FROM unnest(embed('A man is eating food.')) WITH ORDINALITY u(x, i)
         WHERE i <= 4) AS first_four;
 
@@ -43,6 +44,21 @@ CREATE TEMP TABLE one_thread AS SELECT embed('A man is eating food.') AS e;
 SET lmgen.threads = 2;
 SELECT embed('A man is eating food.') = (SELECT e FROM one_thread) AS same_on_two_threads;
 RESET lmgen.threads;
+
+-- the layer products: 13-bit integers by default; F32 on request (in this
+-- backend: local execution), a slightly different vector at cosine >= 0.9999
+SHOW lmgen.embedding_precision;
+SET lmgen.execution = local;
+CREATE TEMP TABLE int16_vec AS SELECT embed('A man is eating food.') AS e;
+SET lmgen.embedding_precision = f32;
+SELECT (SELECT array_agg(round(x::numeric, 4)) FROM unnest(embed('A man is eating food.')) WITH ORDINALITY u(x, i)
+        WHERE i <= 4) AS f32_first_four,
+       embed('A man is eating food.') <> (SELECT e FROM int16_vec) AS f32_differs,
+       lmgen.cosine_similarity(embed('A man is eating food.'), (SELECT e FROM int16_vec)) >= 0.9999 AS f32_close;
+SET lmgen.embedding_precision = int16;
+SELECT embed('A man is eating food.') = (SELECT e FROM int16_vec) AS int16_again;
+RESET lmgen.embedding_precision;
+RESET lmgen.execution;
 
 -- chat models stay available by name; the setting picks another embedding model
 SELECT cardinality(embed('hello world', model => 'smollm2')) AS smollm2_dims;

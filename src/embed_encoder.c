@@ -1,13 +1,15 @@
 /*
  * embed_encoder.c — sentence embeddings with an encoder model from a
- * backend: tokenize, run lm_bert_embed in the model's reusable context,
- * raise the engine's error or a pending cancel.
+ * backend: tokenize, run lm_bert_embed in the model's reusable context
+ * with the layer products lmgen.embedding_precision names, raise the
+ * engine's error or a pending cancel.
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
 
 #include "embed_encoder.h"
+#include "lmgen.h"
 #include "model_bert.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
@@ -29,6 +31,7 @@ EncoderEmbedTexts(LmgenModel *m, const char *const *texts, const size_t *lens, i
 	}
 	/* no KV cache: an encoder keeps nothing between forward passes */
 	call = RuntimeBegin(m, 1, 0, "this embedding");
+	lm_bert_set_f32(call.ctx, lmgen_embedding_precision == LMGEN_EMBEDDING_F32);
 	if (lm_bert_embed(call.ctx, (const int32_t *const *) ids, n_ids, n, out, err, sizeof(err)) != 0)
 		EngineError(psprintf("could not run model \"%s\"", m->name), err);
 	RuntimeEnd(&call);

@@ -38,6 +38,13 @@ typedef enum LmgenClassifyRetrieval
 	LMGEN_RETRIEVAL_OVERLAP		/* by word overlap */
 } LmgenClassifyRetrieval;
 
+/* Values of lmgen.embedding_precision. */
+typedef enum LmgenEmbeddingPrecision
+{
+	LMGEN_EMBEDDING_INT16,		/* an encoder's layer products in 13-bit integers (gemm_i16.h) */
+	LMGEN_EMBEDDING_F32			/* in F32 */
+} LmgenEmbeddingPrecision;
+
 /* GUCs (guc.c); each C variable is named after its parameter. */
 extern char *lmgen_model_dir;	/* lmgen.model_dir */
 extern char *lmgen_default_model;	/* lmgen.default_model */
@@ -54,6 +61,7 @@ extern int	lmgen_kv_cache_size;	/* lmgen.kv_cache_size, MB: the worker's KV pool
 extern bool lmgen_enable_batching;	/* lmgen.enable_batching */
 extern int	lmgen_batch_rows;	/* lmgen.batch_rows */
 extern int	lmgen_classify_retrieval;	/* lmgen.classify_retrieval */
+extern int	lmgen_embedding_precision;	/* lmgen.embedding_precision */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);

@@ -23,6 +23,7 @@ struct lm_context
 	lm_abort_fn abort_fn;		/* checked before every pool job, may be NULL */
 	void	   *abort_arg;		/* its argument */
 	bool		aborted;		/* abort_fn said stop: the step's remaining jobs are skipped */
+	bool		bert_f32;		/* an encoder's products in F32 instead of 13-bit integers (lm_bert_set_f32) */
 
 	/* scratch of one step (row-major, one row per token) */
 	float	   *x;				/* (n_batch, n_embd) residual stream */

@@ -456,6 +456,7 @@ lm_model_free(lm_model *m)
 		return;
 	if (m->owns_gguf)
 		lm_gguf_close(m->gguf);
+	lm_bert_free(m);
 	free(m->layers);
 	free(m);
 }

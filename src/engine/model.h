@@ -126,6 +126,8 @@ typedef struct lm_model
 	lm_weight	type_embd;		/* (n_token_types, n_embd) token-type embeddings (type 0 used) */
 	const float *embd_norm;		/* (n_embd) LayerNorm of the embeddings: weight */
 	const float *embd_norm_b;	/* (n_embd) and bias */
+	struct lm_gemm_i16_weight *bert_i16;	/* (n_layer x 6: q, k, v, o, up, down) their 13-bit
+										 * integer forms (model_bert.c), made at load; NULL if none */
 } lm_model;
 
 /*

@@ -20,6 +20,17 @@ extern bool lm_bert_read_config(const lm_gguf *g, lm_model_config *c, char *err,
 /* Bind every bert tensor (token_embd is bound already). */
 extern bool lm_bert_bind(lm_model *m, char *err, size_t errlen);
 
+/* Free the integer forms of the layer products (lm_model_free calls it for every model). */
+extern void lm_bert_free(lm_model *m);
+
+/*
+ * Whether ctx runs an encoder's layer products in F32 (true) or, the
+ * default, in 13-bit integers (gemm_i16.h; cosine >= 0.99998 to the F32
+ * result on all-MiniLM-L6-v2, about twice as fast).  Models whose weights
+ * are not F32 always take lm_ctx_matmul.
+ */
+extern void lm_bert_set_f32(lm_context *ctx, bool f32);
+
 /* Floats of scratch one task needs: attention of texts of up to n_ctx tokens, or a GEMM panel. */
 extern size_t lm_bert_attention_scratch(const lm_model_config *c, int n_ctx);
 

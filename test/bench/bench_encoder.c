@@ -2,7 +2,7 @@
  * bench_encoder.c — sentence-embedding throughput of the engine's bert
  * encoder (lm_bert_embed), without a server.
  *
- *   bench_encoder MODEL.gguf CSV [rows] [threads] [batches] [reps]
+ *   bench_encoder MODEL.gguf CSV [rows] [threads] [batches] [reps] [products]
  *
  * Reads the `description` column of CSV (the first `rows`, default 1000;
  * ../shared/data/debian_packages_test.csv is the usual file), tokenizes
@@ -13,7 +13,9 @@
  * and prints rows/s (the best of `reps` passes, default 3), the CPU seconds
  * per wall second, rows per CPU second (steadier on a busy machine), the tokens per row (after the cut to max_seq_len) and
  * the GFLOP/s of the weight products and attention.  The load average is
- * printed before and after: the machine is shared.
+ * printed before and after: the machine is shared.  products (comma list,
+ * default int16,f32) runs each row with the layer products in 13-bit
+ * integers (the default, gemm_i16.h) and in F32 (lm_bert_set_f32).
  *
  * Built by `make bench-encoder`, which also runs it on the installed
  * all-MiniLM-L6-v2 file (BENCH_ENCODER_ARGS passes rows, threads, batches,
@@ -182,6 +184,9 @@ main(int argc, char **argv)
 				batches[8],
 				n_threads = int_list(argc > 4 ? argv[4] : "1,2", threads, 8),
 				n_batches = int_list(argc > 5 ? argv[5] : "1,8,32", batches, 8);
+	const char *products = argc > 7 ? argv[7] : "int16,f32";
+	bool		run_f32[2];
+	int			n_products = 0;
 	char	  **texts;
 	lm_model   *m;
 	lm_tokenizer *tok;
@@ -193,9 +198,21 @@ main(int argc, char **argv)
 				tok_s,
 				flop = 0.0;
 
-	if (argc < 3 || rows < 1 || reps < 1 || n_threads < 1 || n_batches < 1)
+	for (const char *p = products; *p && n_products < 2;)
 	{
-		fprintf(stderr, "usage: %s MODEL.gguf CSV [rows] [threads,...] [batch,...] [reps]\n", argv[0]);
+		size_t		len = strcspn(p, ",");
+
+		if (len == 5 && strncmp(p, "int16", 5) == 0)
+			run_f32[n_products++] = false;
+		else if (len == 3 && strncmp(p, "f32", 3) == 0)
+			run_f32[n_products++] = true;
+		else
+			n_products = -100;
+		p += len + (p[len] == ',');
+	}
+	if (argc < 3 || rows < 1 || n_products < 1 || reps < 1 || n_threads < 1 || n_batches < 1)
+	{
+		fprintf(stderr, "usage: %s MODEL.gguf CSV [rows] [threads,...] [batch,...] [reps] [int16,f32]\n", argv[0]);
 		return 2;
 	}
 	rows = read_column(argv[2], "description", rows, &texts);
@@ -251,7 +268,7 @@ main(int argc, char **argv)
 	printf("# tokenize: %.3f s (%.0f rows/s); %.1f tokens/row after the cut to %d; %.2f GFLOP/row\n",
 		   tok_s, rows / tok_s, (double) tokens / rows, m->cfg.max_seq_len, flop / rows * 1e-9);
 	print_load("before");
-	printf("%7s %5s %10s %8s %12s %10s %9s\n", "threads", "batch", "rows/s", "cpu/wall", "rows/cpu-s", "tokens/s", "GFLOP/s");
+	printf("%7s %8s %5s %10s %8s %12s %10s %9s\n", "threads", "products", "batch", "rows/s", "cpu/wall", "rows/cpu-s", "tokens/s", "GFLOP/s");
 	for (int ti = 0; ti < n_threads; ti++)
 	{
 		lm_context_params p = lm_context_default_params();
@@ -265,11 +282,13 @@ main(int argc, char **argv)
 			fprintf(stderr, "context: %s\n", err);
 			return 1;
 		}
+		for (int pi = 0; pi < n_products; pi++)
 		for (int bi = 0; bi < n_batches; bi++)
 		{
 			double		best = 1e30,
 						cpu_best = 0.0;
 
+			lm_bert_set_f32(ctx, run_f32[pi]);
 			for (int r = 0; r < reps; r++)
 			{
 				double		w0 = bench_wall_s(),
@@ -294,7 +313,8 @@ main(int argc, char **argv)
 					cpu_best = (bench_cpu_s() - c0) / w;
 				}
 			}
-			printf("%7d %5d %10.1f %8.2f %12.1f %10.0f %9.1f\n", threads[ti], batches[bi], rows / best, cpu_best,
+			printf("%7d %8s %5d %10.1f %8.2f %12.1f %10.0f %9.1f\n", threads[ti], run_f32[pi] ? "f32" : "int16",
+				   batches[bi], rows / best, cpu_best,
 				   rows / (best * cpu_best), tokens / best, flop / best * 1e-9);
 			fflush(stdout);
 		}

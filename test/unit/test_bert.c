@@ -12,7 +12,8 @@
  *
  * With ../shared/golden/minilm and the installed all-MiniLM-L6-v2 file
  * ($LMGEN_MINILM, or LMGEN_MODEL_DIR's copy): token ids identical to the
- * reference and cosine >= 0.9999 with its embedding on every golden text.
+ * reference and cosine >= 0.9999 with its embedding on every golden text,
+ * with the default 13-bit integer layer products and with F32 ones.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -285,6 +286,7 @@ test_tiny_model(const char *gguf, const char *ref)
 	int			n[3];
 	float	   *e1,
 			   *e3,
+			   *e3f,
 			   *e2t;
 	int			E;
 	double		want[64];
@@ -311,6 +313,7 @@ test_tiny_model(const char *gguf, const char *ref)
 	e1 = calloc(E, sizeof(float));
 	e3 = calloc(3 * (size_t) E, sizeof(float));
 	e2t = calloc(3 * (size_t) E, sizeof(float));
+	e3f = calloc(3 * (size_t) E, sizeof(float));
 
 	/* each reference text: ids and embedding as the float64 Python forward pass gives them */
 	json = slurp(ref);
@@ -379,6 +382,19 @@ test_tiny_model(const char *gguf, const char *ref)
 			lm_kernels_force_isa(prev);
 			CHECK(same, "embeddings are bit-identical on the scalar%s paths", best >= LM_ISA_AVX512 ? ", AVX2 and AVX-512" :
 				  best >= LM_ISA_AVX2 ? " and AVX2" : "");
+			/* the same with F32 layer products */
+			same = true;
+			lm_bert_set_f32(c2, true);
+			for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+			{
+				lm_kernels_force_isa((lm_isa) isa);
+				if (lm_bert_embed(c2, all, n, 3, isa == LM_ISA_SCALAR ? e3f : e2t, err, sizeof(err)) != 0 ||
+					(isa > LM_ISA_SCALAR && memcmp(e3f, e2t, sizeof(float) * 3 * E) != 0))
+					same = false;
+			}
+			lm_kernels_force_isa(prev);
+			lm_bert_set_f32(c2, false);
+			CHECK(same, "with F32 products too, embeddings are bit-identical on every path");
 		}
 		{
 			double		norm = 0;
@@ -436,6 +452,7 @@ test_tiny_model(const char *gguf, const char *ref)
 	}
 	free(e1);
 	free(e3);
+	free(e3f);
 	free(e2t);
 	lm_context_free(c1);
 	lm_context_free(c2);
@@ -456,9 +473,11 @@ test_golden(const char *model_path, const char *golden)
 	lm_context *ctx;
 	char	   *json = slurp(golden);
 	const char *s = json;
-	float		e[384];
+	float		e[384],
+				e16[384];
 	double		want[400];
 	int			nt = 0;
+	bool		differ = false;
 
 	if (json == NULL)
 	{
@@ -495,18 +514,31 @@ test_golden(const char *model_path, const char *golden)
 		for (int i = 0; ids_ok && i < nc; i++)
 			ids_ok = (int) wid[i] == (i == nc - 1 ? got[ng - 1] : got[i]);
 		CHECK(ids_ok, "golden %d \"%.30s\": token ids identical (%d of %d untruncated)", nt, text, nc, ng);
-		double		dmax = 0.0;
+		/* the default 13-bit integer products, then F32 (whose floats stay within 1e-5) */
+		for (int f32 = 0; f32 < 2; f32++)
+		{
+			double		dmax = 0.0,
+						dlim = f32 ? 1e-5 : 2e-3;
 
-		cs = (ne == 384 && embed_one(ctx, got, ng, e) == 0) ? cosine(e, want, 384) : -2.0;
-		for (int i = 0; i < 384 && cs > -2.0; i++)
-			dmax = fmax(dmax, fabs(e[i] - want[i]));
-		CHECK(cs >= 0.9999 && dmax <= 1e-5, "golden %d: cosine %.9f >= 0.9999, max |delta| %.2g <= 1e-5 with the reference embedding",
-			  nt, cs, dmax);
+			lm_bert_set_f32(ctx, f32);
+			cs = (ne == 384 && embed_one(ctx, got, ng, e) == 0) ? cosine(e, want, 384) : -2.0;
+			for (int i = 0; i < 384 && cs > -2.0; i++)
+				dmax = fmax(dmax, fabs(e[i] - want[i]));
+			if (f32)
+				differ |= memcmp(e, e16, sizeof(e)) != 0;
+			else
+				memcpy(e16, e, sizeof(e));
+			CHECK(cs >= 0.9999 && dmax <= dlim,
+				  "golden %d, %s products: cosine %.9f >= 0.9999, max |delta| %.2g <= %.0e with the reference embedding",
+				  nt, f32 ? "F32" : "int16", cs, dmax, dlim);
+		}
+		lm_bert_set_f32(ctx, false);
 		free(text);
 		s = q;
 		nt++;
 	}
 	CHECK(nt >= 12, "%d golden texts checked", nt);
+	CHECK(differ, "the int16 and F32 products give different floats (lm_bert_set_f32 takes effect)");
 	lm_context_free(ctx);
 	lm_tokenizer_free(t);
 	lm_model_free(m);
