@@ -317,7 +317,19 @@ lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int 
 
 	j.tile = att_tile_tokens(c);
 	j.n_tiles = (st->n + j.tile - 1) / j.tile;
-	/* whole KV-head groups share their key/value reads; single heads when items would be too few */
+	/*
+	 * Whole KV-head groups share their key/value reads: when the items
+	 * would be too few to keep the threads busy, smaller tiles first (a
+	 * decode step's tokens are one-token runs of distinct sequences
+	 * anyway), single heads only when a token per tile is not enough.
+	 */
+	if ((int64_t) j.n_tiles * c->n_head_kv < 2 * ctx->n_tasks && st->n > j.n_tiles)
+	{
+		int			want = (2 * ctx->n_tasks + c->n_head_kv - 1) / c->n_head_kv;
+
+		j.tile = st->n / want > 1 ? st->n / want : 1;
+		j.n_tiles = (st->n + j.tile - 1) / j.tile;
+	}
 	j.hpi = (int64_t) j.n_tiles * c->n_head_kv >= 2 * ctx->n_tasks ? att_heads_max(c) : 1;
 	j.n_items = j.n_tiles * (c->n_head / j.hpi);
 	lm_ctx_run(ctx, att_worker, &j);
