@@ -12,8 +12,8 @@
  *
  *   items    the query rows of a tile of up to `tile` consecutive tokens of
  *            one sequence and the heads of one KV head (all of them, or one
- *            when a step has too few tokens to keep the threads busy) form
- *            an item.  Its key blocks are read once for all its rows (not
+ *            when a step has too few tokens to keep the threads busy; a
+ *            decode step first tries tiles of fewer tokens) form an item.  Its key blocks are read once for all its rows (not
  *            once per row) and its value blocks stay in cache from one row
  *            to the next.  Vectors run across positions or value columns,
  *            never along one sum, so every instruction set gives the
@@ -308,6 +308,18 @@ att_worker(void *arg, int ith, int nth)
 	}
 }
 
+/* Whether no two neighbouring tokens of the step belong to one sequence (a decode step). */
+static bool
+att_one_token_runs(const lm_step *st)
+{
+	const lm_batch *b = st->batch;
+
+	for (int t = 1; t < st->n; t++)
+		if (b->seq_id[st->i0 + t] == b->seq_id[st->i0 + t - 1])
+			return false;
+	return true;
+}
+
 /* Attention of one layer for the whole step. */
 void
 lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa)
@@ -318,12 +330,13 @@ lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int 
 	j.tile = att_tile_tokens(c);
 	j.n_tiles = (st->n + j.tile - 1) / j.tile;
 	/*
-	 * Whole KV-head groups share their key/value reads: when the items
-	 * would be too few to keep the threads busy, smaller tiles first (a
-	 * decode step's tokens are one-token runs of distinct sequences
-	 * anyway), single heads only when a token per tile is not enough.
+	 * Whole KV-head groups share their key/value reads.  When the items
+	 * would be too few to keep the threads busy: in a step of one-token
+	 * runs (decoding: a tile shares nothing between its tokens) smaller
+	 * tiles first; single heads when that is not enough, or for prompts.
 	 */
-	if ((int64_t) j.n_tiles * c->n_head_kv < 2 * ctx->n_tasks && st->n > j.n_tiles)
+	if ((int64_t) j.n_tiles * c->n_head_kv < 2 * ctx->n_tasks && st->n > j.n_tiles &&
+		att_one_token_runs(st))
 	{
 		int			want = (2 * ctx->n_tasks + c->n_head_kv - 1) / c->n_head_kv;
 
