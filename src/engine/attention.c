@@ -12,8 +12,8 @@
  *
  *   items    the query rows of a tile of up to `tile` consecutive tokens of
  *            one sequence and the heads of one KV head (all of them, or one
- *            when a step has too few tokens to keep the threads busy) form
- *            an item.  Its key blocks are read once for all its rows (not
+ *            when a step has too few tokens to keep the threads busy; a
+ *            decode step first tries tiles of fewer tokens) form an item.  Its key blocks are read once for all its rows (not
  *            once per row) and its value blocks stay in cache from one row
  *            to the next.  Vectors run across positions or value columns,
  *            never along one sum, so every instruction set gives the
@@ -163,27 +163,41 @@ att_split(const att_job *j, int ith, int nth)
 	return j->n_items;
 }
 
-/* out[d] = row r's lanes combined: ((0 + 2) + (1 + 3)) by groups of 16 when nl = 64, then the 16-lane tree. */
+/* The lane combination of att_reduce for one column or a vector of columns (x: lane 0's). */
+#define ATT_REDUCE_COLUMNS(T, LD, x, hdv, nl, res) \
+	do { \
+		size_t		l16_ = (size_t) 16 * (hdv); \
+		T			a_[16], \
+					t_[8]; \
+		\
+		for (int l_ = 0; l_ < 16; l_++) \
+		{ \
+			const float *c_ = (x) + (size_t) l_ * (hdv); \
+			\
+			a_[l_] = (nl) == 64 ? (LD(c_) + LD(c_ + 2 * l16_)) + (LD(c_ + l16_) + LD(c_ + 3 * l16_)) : LD(c_); \
+		} \
+		for (int l_ = 0; l_ < 8; l_++) \
+			t_[l_] = a_[8 + l_] + a_[l_]; \
+		(res) = ((t_[4] + t_[0]) + (t_[6] + t_[2])) + ((t_[5] + t_[1]) + (t_[7] + t_[3])); \
+	} while (0)
+
+#define ATT_LD1(p) (*(p))
+#define ATT_LD4(p) (*(const att_v4 *) (p))
+
+/*
+ * out[d] = row r's lanes combined: ((0 + 2) + (1 + 3)) by groups of 16 when
+ * nl = 64, then the 16-lane tree; four columns at a time (the same adds per
+ * column, so the same floats), the rest one by one.
+ */
 static void
 att_reduce(float *out, const float *acc, int hdv, int nl)
 {
-	for (int d = 0; d < hdv; d++)
-	{
-		const float *c = acc + d;
-		size_t		l16 = (size_t) 16 * hdv;
-		float		a[16],
-					t[8];
+	int			d = 0;
 
-		for (int l = 0; l < 16; l++)
-		{
-			const float *x = c + (size_t) l * hdv;
-
-			a[l] = nl == 64 ? (x[0] + x[2 * l16]) + (x[l16] + x[3 * l16]) : x[0];
-		}
-		for (int l = 0; l < 8; l++)
-			t[l] = a[8 + l] + a[l];
-		out[d] = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
-	}
+	for (; d + 4 <= hdv; d += 4)
+		ATT_REDUCE_COLUMNS(att_v4, ATT_LD4, acc + d, hdv, nl, *(att_v4 *) (out + d));
+	for (; d < hdv; d++)
+		ATT_REDUCE_COLUMNS(float, ATT_LD1, acc + d, hdv, nl, out[d]);
 }
 
 /* Run one item's passes on the selected instruction set and write its rows' outputs. */
@@ -294,6 +308,18 @@ att_worker(void *arg, int ith, int nth)
 	}
 }
 
+/* Whether no two neighbouring tokens of the step belong to one sequence (a decode step). */
+static bool
+att_one_token_runs(const lm_step *st)
+{
+	const lm_batch *b = st->batch;
+
+	for (int t = 1; t < st->n; t++)
+		if (b->seq_id[st->i0 + t] == b->seq_id[st->i0 + t - 1])
+			return false;
+	return true;
+}
+
 /* Attention of one layer for the whole step. */
 void
 lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int n_swa)
@@ -303,7 +329,20 @@ lm_op_attention(lm_context *ctx, const lm_step *st, int layer, float scale, int 
 
 	j.tile = att_tile_tokens(c);
 	j.n_tiles = (st->n + j.tile - 1) / j.tile;
-	/* whole KV-head groups share their key/value reads; single heads when items would be too few */
+	/*
+	 * Whole KV-head groups share their key/value reads.  When the items
+	 * would be too few to keep the threads busy: in a step of one-token
+	 * runs (decoding: a tile shares nothing between its tokens) smaller
+	 * tiles first; single heads when that is not enough, or for prompts.
+	 */
+	if ((int64_t) j.n_tiles * c->n_head_kv < 2 * ctx->n_tasks && st->n > j.n_tiles &&
+		att_one_token_runs(st))
+	{
+		int			want = (2 * ctx->n_tasks + c->n_head_kv - 1) / c->n_head_kv;
+
+		j.tile = st->n / want > 1 ? st->n / want : 1;
+		j.n_tiles = (st->n + j.tile - 1) / j.tile;
+	}
 	j.hpi = (int64_t) j.n_tiles * c->n_head_kv >= 2 * ctx->n_tasks ? att_heads_max(c) : 1;
 	j.n_items = j.n_tiles * (c->n_head / j.hpi);
 	lm_ctx_run(ctx, att_worker, &j);

@@ -16,6 +16,9 @@
 #define CTX_MAX_BATCH 65536
 #define CTX_MAX_SEQ 4096
 
+/* Activation floats a matmul quantizes on the calling thread rather than on the pool (16 rows of 1024). */
+#define CTX_XQ_INLINE_FLOATS (16 * 1024)
+
 /* Cached positions the attention of one step may read (32 tokens at 4096 positions). */
 #define CTX_STEP_POSITIONS (32 * 4096)
 
@@ -684,10 +687,13 @@ lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm, const lm_weight 
 		}
 		j.total += w[m]->n_rows;
 	}
-	/* quantize the activations, rows split across the pool when there are several */
+	/*
+	 * Quantize the activations: rows split across the pool when there are
+	 * many; a few (a decode step's) on this thread, cheaper than a barrier.
+	 */
 	if (q.n_fmt > 0)
 	{
-		if (n <= 1)
+		if ((int64_t) n * n_cols * q.n_fmt <= CTX_XQ_INLINE_FLOATS || ctx->n_tasks <= 1)
 			xq_worker(&q, 0, 1);
 		else
 			lm_ctx_run(ctx, xq_worker, &q);

@@ -82,11 +82,21 @@ lm_op_rope_angles(float *cs, const lm_step *st, int n_rot, float base, float fre
 	}
 }
 
-/* Rotate the first n_rot dimensions of each head. */
+/* Rotate the first n_rot dimensions of each head (adjacent pairs, n_rot a multiple of 16, in vectors where the CPU allows). */
 void
 lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope_type type, const float *cs)
 {
 	int			half = n_rot / 2;
+	lm_isa		isa = lm_kernels_isa();
+
+	if (type == LM_ROPE_NORM && n_rot % 16 == 0 && isa >= LM_ISA_AVX2)
+	{
+		if (isa == LM_ISA_AVX512)
+			lm_op_rope_norm_avx512(vec, n_heads, hd, n_rot, cs);
+		else
+			lm_op_rope_norm_avx2(vec, n_heads, hd, n_rot, cs);
+		return;
+	}
 
 	for (int h = 0; h < n_heads; h++)
 	{

@@ -28,6 +28,10 @@ extern double lm_op_softmax_sum_avx512(const float *e, int p0, int n);
 extern void lm_op_swiglu_avx2(float *g, const float *u, int n16);
 extern void lm_op_swiglu_avx512(float *g, const float *u, int n16);
 
+/* RoPE of adjacent pairs (LM_ROPE_NORM) over the first n_rot (a multiple of 16) dimensions of n_heads heads. */
+extern void lm_op_rope_norm_avx2(float *vec, int n_heads, int hd, int n_rot, const float *cs);
+extern void lm_op_rope_norm_avx512(float *vec, int n_heads, int hd, int n_rot, const float *cs);
+
 #endif							/* LM_MODEL_OPS_SIMD_H */
 
 #ifdef OPS_VW
@@ -155,6 +159,43 @@ OPS_CAT(lm_op_swiglu_, OPS_SUFFIX) (float *g, const float *u, int n16)
 		ops_vf		x = *(const ops_vf *) (g + i);
 
 		*(ops_vf *) (g + i) = (x / (1.0f + ops_exp(-x))) * *(const ops_vf *) (u + i);
+	}
+}
+
+/*
+ * Adjacent-pair RoPE, OPS_VW dimensions at a time (n_rot a multiple of
+ * 16): lane 2i gets fma(x0, c, -(x1 * s)) and lane 2i+1 fma(x0, s, x1 * c),
+ * as the scalar code, written as fma(x0 in both lanes, cs, (x1 in both
+ * lanes) * (s, c) with lane 2i's product negated by its sign bit, as the
+ * scalar negation does, NaN included).
+ */
+void
+OPS_CAT(lm_op_rope_norm_, OPS_SUFFIX) (float *vec, int n_heads, int hd, int n_rot, const float *cs)
+{
+	ops_vi		dup_even,
+				dup_odd,
+				swap;
+	ops_vu		neg_even;
+
+	for (int l = 0; l < OPS_VW; l++)
+	{
+		dup_even[l] = l & ~1;
+		dup_odd[l] = l | 1;
+		swap[l] = l ^ 1;
+		neg_even[l] = (l & 1) ? 0u : 0x80000000u;
+	}
+	for (int h = 0; h < n_heads; h++)
+	{
+		float	   *v = vec + (size_t) h * hd;
+
+		for (int i = 0; i < n_rot; i += OPS_VW)
+		{
+			ops_vf		x = *(const ops_vf *) (v + i),
+						c = *(const ops_vf *) (cs + i),
+						p = __builtin_shuffle(x, dup_odd) * __builtin_shuffle(c, swap);
+
+			*(ops_vf *) (v + i) = OPS_FMA(__builtin_shuffle(x, dup_even), c, (ops_vf) ((ops_vu) p ^ neg_even));
+		}
 	}
 }
 

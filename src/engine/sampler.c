@@ -188,16 +188,59 @@ lm_sampler_accept(lm_sampler *s, int32_t token)
 		s->hist_n++;
 }
 
-/* Index of the largest value, lowest index on ties. */
+/* 16 floats, and 16 ints for their comparison masks; aligned(4) reads any address. */
+typedef float smp_vf __attribute__((vector_size(64), aligned(4)));
+typedef int32_t smp_vi __attribute__((vector_size(64), aligned(4)));
+
+/*
+ * Index of the largest value, lowest index on ties: the loop "best = i when
+ * x[i] > x[best]", computed in vectors.  That loop never leaves a NaN x[0]
+ * and never takes a NaN, and two zeros compare equal; so the answer is 0
+ * when x[0] is NaN, else the first index holding the largest of the other
+ * values (found as the lane maxima by the same ">", then the first equal).
+ */
 int32_t
 lm_argmax(const float *x, int n)
 {
-	int32_t		best = 0;
+	float		best;
+	int			i = 0;
 
-	for (int i = 1; i < n; i++)
-		if (x[i] > x[best])
-			best = i;
-	return best;
+	if (n <= 1 || isnan(x[0]))
+		return 0;
+	best = x[0];
+	if (n >= 16)
+	{
+		smp_vf		m = (smp_vf) {0} + x[0];
+
+		for (; i + 16 <= n; i += 16)
+		{
+			smp_vf		v = *(const smp_vf *) (x + i);
+			smp_vi		gt = v > m;
+
+			m = (smp_vf) (((smp_vi) v & gt) | ((smp_vi) m & ~gt));
+		}
+		for (int l = 0; l < 16; l++)
+			if (m[l] > best)
+				best = m[l];
+	}
+	for (int k = i; k < n; k++)
+		if (x[k] > best)
+			best = x[k];
+	/* the first position holding it (x[0] when best never rose above it) */
+	for (i = 0; i + 16 <= n; i += 16)
+	{
+		smp_vi		eq = *(const smp_vf *) (x + i) == ((smp_vf) {0} + best);
+		bool		any = false;
+
+		for (int l = 0; l < 16; l++)
+			any |= eq[l] != 0;
+		if (any)
+			break;
+	}
+	for (; i < n; i++)
+		if (x[i] == best)
+			return i;
+	return 0;
 }
 
 /* Order: higher logit first, then lower id (deterministic). */
@@ -212,14 +255,23 @@ cand_cmp(const void *a, const void *b)
 	return x->id - y->id;
 }
 
+/* Whether the penalties change any logit now. */
+static bool
+penalties_active(const lm_sampler *s)
+{
+	const lm_sampler_params *p = &s->p;
+
+	return s->hist_n > 0 &&
+		(p->repeat_penalty != 1.0f || p->freq_penalty != 0.0f || p->presence_penalty != 0.0f);
+}
+
 /* Apply repetition/frequency/presence penalties to s->work. */
 static void
 apply_penalties(lm_sampler *s)
 {
 	const lm_sampler_params *p = &s->p;
 
-	if (s->hist_n == 0 ||
-		(p->repeat_penalty == 1.0f && p->freq_penalty == 0.0f && p->presence_penalty == 0.0f))
+	if (!penalties_active(s))
 		return;
 	for (int i = 0; i < s->hist_n; i++)
 		s->counts[s->hist[i]]++;
@@ -291,6 +343,9 @@ lm_sampler_sample(lm_sampler *s, const float *logits)
 				acc = 0.0;
 	float		max;
 
+	/* greedy on logits nothing changes: no copy */
+	if (p->temperature <= 0.0f && s->n_copy == 0 && !penalties_active(s))
+		return lm_argmax(logits, n);
 	memcpy(s->work, logits, sizeof(float) * n);
 	for (int i = 0; i < s->n_copy; i++)
 		s->work[s->copy[i]] += p->copy_bias;

@@ -6,15 +6,20 @@
  * CLI and local SQL calls use), the same request alone through
  * lm_sched_step(), then N requests at once through the scheduler for N = 1,
  * 2, 4, 8, 16 (distinct prompts, greedy, a fixed number of tokens each), and
- * prints wall and CPU seconds and the aggregate generated tokens/s.  Each
- * line is the best of R repetitions (the machine may be shared).  Not built
- * by make.  Build and run from the repository root, after make:
+ * prints wall and CPU seconds and the aggregate generated tokens/s, then the
+ * same for the pure decode steps alone (steps that evaluated no prompt
+ * token): decode tokens/s, and CPU milliseconds per generated token, the
+ * figure least disturbed by other work on a shared machine.  Each line is
+ * the best of R repetitions (by wall time).  Not built by make.  Build and
+ * run from the repository root, after make:
  *
  *   gcc -std=gnu11 -O2 -Isrc/engine -Itest/bench -o /tmp/bench_sched test/bench/bench_sched.c \
  *       src/engine/?*.o -lpthread -lm
- *   /tmp/bench_sched MODEL.gguf [threads] [tokens] [reps]
+ *   /tmp/bench_sched MODEL.gguf [threads] [tokens] [reps] [N,N,...]
  *
- * threads defaults to 1, tokens (generated per request) to 64, reps to 3.
+ * threads defaults to 1, tokens (generated per request) to 64, reps to 3,
+ * the request counts to 1,2,4,8,16 (at most 16); a list without 1 also
+ * skips the lm_generate line (handy under perf).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +70,7 @@ time_generate(lm_context *ctx, const lm_tokenizer *tok, int tokens, double *wall
 /* Seconds (wall, cpu) of n requests of `tokens` tokens through the scheduler. */
 static bool
 time_sched(lm_context *ctx, const lm_tokenizer *tok, int n, int tokens, double *wall, double *cpu,
-		   double *mean_batch)
+		   double *mean_batch, bench_decode_time *dt)
 {
 	char		err[256];
 	lm_sched_params sp = lm_sched_default_params();
@@ -98,7 +103,8 @@ time_sched(lm_context *ctx, const lm_tokenizer *tok, int n, int tokens, double *
 			return false;
 		}
 	}
-	if (!bench_sched_drain(s, n, NULL, NULL))
+	*dt = (bench_decode_time) {0};
+	if (!bench_sched_drain_timed(s, n, NULL, NULL, dt))
 	{
 		lm_sched_free(s);
 		return false;
@@ -122,12 +128,28 @@ main(int argc, char **argv)
 	lm_tokenizer *tok;
 	lm_context *ctx;
 	lm_context_params cp = lm_context_default_params();
-	static const int ns[] = {1, 2, 4, 8, 16};
+	int			ns[16],
+				n_ns = 0;
+	bool		with_one = false;
 
 	if (argc < 2)
 	{
-		fprintf(stderr, "usage: %s MODEL.gguf [threads] [tokens] [reps]\n", argv[0]);
+		fprintf(stderr, "usage: %s MODEL.gguf [threads] [tokens] [reps] [N,N,...]\n", argv[0]);
 		return 2;
+	}
+	for (const char *p = argc > 5 ? argv[5] : "1,2,4,8,16"; *p && n_ns < 16; p += strspn(p, ","))
+	{
+		char	   *end;
+		long		v = strtol(p, &end, 10);
+
+		if (end == p || v < 1 || v > 16)
+		{
+			fprintf(stderr, "request counts: a comma-separated list of 1 to 16\n");
+			return 2;
+		}
+		ns[n_ns++] = (int) v;
+		with_one |= v == 1;
+		p = end;
 	}
 	m = lm_model_open(argv[1], err, sizeof(err));
 	tok = m ? lm_tokenizer_load(m->gguf, err, sizeof(err)) : NULL;
@@ -143,7 +165,9 @@ main(int argc, char **argv)
 	}
 	printf("# %s, %d threads, prompt %d, %d tokens per request, best of %d\n", argv[1], threads, PROMPT_LEN,
 		   tokens, reps);
-	printf("%-22s %8s %8s %10s %10s\n", "run", "wall_s", "cpu_s", "gen_tok/s", "mean_batch");
+	printf("%-22s %8s %8s %10s %10s %12s %12s\n", "run", "wall_s", "cpu_s", "gen_tok/s", "mean_batch",
+		   "dec_tok/s", "dec_cpu_ms/t");
+	if (with_one)
 	{
 		double		bw = 1e30,
 					bc = 1e30;
@@ -160,11 +184,12 @@ main(int argc, char **argv)
 		}
 		printf("%-22s %8.3f %8.3f %10.1f %10s\n", "lm_generate x1", bw, bc, tokens / bw, "-");
 	}
-	for (int k = 0; k < 5; k++)
+	for (int k = 0; k < n_ns; k++)
 	{
 		double		bw = 1e30,
 					bc = 1e30,
 					mb = 0;
+		bench_decode_time bd = {0};
 		char		name[32];
 
 		for (int r = 0; r < reps; r++)
@@ -172,14 +197,16 @@ main(int argc, char **argv)
 			double		w,
 						c,
 						b;
+			bench_decode_time d;
 
-			if (!time_sched(ctx, tok, ns[k], tokens, &w, &c, &b))
+			if (!time_sched(ctx, tok, ns[k], tokens, &w, &c, &b, &d))
 				return 1;
 			if (w < bw)
-				bw = w, bc = c, mb = b;
+				bw = w, bc = c, mb = b, bd = d;
 		}
 		snprintf(name, sizeof(name), "scheduler x%d", ns[k]);
-		printf("%-22s %8.3f %8.3f %10.1f %10.2f\n", name, bw, bc, ns[k] * tokens / bw, mb);
+		printf("%-22s %8.3f %8.3f %10.1f %10.2f %12.1f %12.3f\n", name, bw, bc, ns[k] * tokens / bw, mb,
+			   bd.wall_s > 0 ? bd.tokens / bd.wall_s : 0, bd.tokens ? 1e3 * bd.cpu_s / bd.tokens : 0);
 	}
 	lm_context_free(ctx);
 	lm_tokenizer_free(tok);

@@ -17,7 +17,11 @@
 #     reaped children, from /proc/<pid>/stat): on a machine shared with
 #     other work, wall-clock throughput also measures how much CPU the
 #     kernel gave 16 backends against one worker;
-#   - in worker mode, the worker's mean and max batch size (lmgen.stats);
+#   - in worker mode, the worker's mean and max batch size (lmgen.stats),
+#     and for the generate run the share of its wall time the worker spent
+#     in forward steps (lmgen.stats busy_seconds; the rest is time between
+#     steps: admitting calls, handing out results, waiting for clients)
+#     and the mean milliseconds per step;
 #   - before the table: the time to the first result in a brand-new
 #     connection (SELECT 1, and a one-token generate), per mode.
 #
@@ -130,20 +134,25 @@ for mode in $modes; do
 	printf 'new connection, %-6s: SELECT 1 %.1f ms; generate(1 token) %.1f ms\n' "$mode" \
 		"$(first_call "$mode" "SELECT 1")" "$(first_call "$mode" "SELECT generate('Hi', 1, model => $m)")"
 done
-printf '%-7s %7s %10s %12s %12s %10s %12s %12s %11s %10s\n' mode clients gen_tok/s gen_tok/cpu_s gen_peak_MB sum_rows/s sum_rows/cpu_s sum_peak_MB mean_batch max_batch
+printf '%-7s %7s %10s %12s %12s %10s %12s %12s %11s %10s %9s %8s\n' mode clients gen_tok/s gen_tok/cpu_s gen_peak_MB sum_rows/s sum_rows/cpu_s sum_peak_MB mean_batch max_batch gen_busy% ms/step
 for mode in $modes; do
 	for n in $clients_list; do
 		q "SELECT lmgen.stats_reset()" >/dev/null
 		read -r gs gt gp gc <<<"$(run_clients "$mode" "$n" generate)"
+		busy="- -"
+		if [ "$mode" = worker ]; then
+			busy=$(q "SELECT round((100 * busy_seconds / $gs)::numeric, 1) || ' ' || round((1000 * busy_seconds / greatest(steps, 1))::numeric, 2) FROM lmgen.stats WHERE model = $m")
+		fi
 		read -r ss sr sp sc <<<"$(run_clients "$mode" "$n" summarize)"
 		batch="- -"
 		if [ "$mode" = worker ]; then
 			batch=$(q "SELECT round(mean_batch::numeric, 2) || ' ' || max_batch FROM lmgen.stats WHERE model = $m")
 		fi
 		read -r mb xb <<<"$batch"
-		printf '%-7s %7d %10.1f %12.1f %12.0f %10.2f %12.2f %12.0f %11s %10s\n' "$mode" "$n" \
+		read -r bp ms <<<"$busy"
+		printf '%-7s %7d %10.1f %12.1f %12.0f %10.2f %12.2f %12.0f %11s %10s %9s %8s\n' "$mode" "$n" \
 			"$(echo "$gt / $gs" | bc -l)" "$(echo "$gt / $gc" | bc -l)" "$(echo "$gp / 1024" | bc -l)" \
-			"$(echo "$sr / $ss" | bc -l)" "$(echo "$sr / $sc" | bc -l)" "$(echo "$sp / 1024" | bc -l)" "$mb" "$xb"
+			"$(echo "$sr / $ss" | bc -l)" "$(echo "$sr / $sc" | bc -l)" "$(echo "$sp / 1024" | bc -l)" "$mb" "$xb" "$bp" "$ms"
 	done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

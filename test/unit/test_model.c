@@ -806,6 +806,64 @@ check_swiglu_row(void)
 	lm_kernels_force_isa(best);
 }
 
+/*
+ * RoPE (lm_op_rope_apply) on every ISA this CPU has equals the scalar pair
+ * formula, fmaf(x0, c, -(x1 * s)) and fmaf(x0, s, x1 * c), for both
+ * pairings, rotated widths that fill whole vectors or not, and odd widths
+ * (the last dimension left alone), with infinities and NaN among the inputs.
+ */
+static void
+check_rope_paths(void)
+{
+	static const int n_rots[] = {64, 256, 32, 16, 24, 6, 7};
+	lm_isa		best = lm_kernels_best_isa();
+	uint64_t	st = 11;
+
+	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+	{
+		int			nbad = 0;
+
+		lm_kernels_force_isa((lm_isa) isa);
+		for (size_t k = 0; k < sizeof(n_rots) / sizeof(n_rots[0]); k++)
+			for (int type = 0; type < 2; type++)
+				for (int it = 0; it < 10; it++)
+				{
+					int			n_rot = n_rots[k],
+								hd = 256,
+								heads = 3,
+								half = n_rot / 2;
+					lm_rope_type rt = type ? LM_ROPE_NEOX : LM_ROPE_NORM;
+					float		v[3 * 256],
+								want[3 * 256],
+								cs[256];
+
+					for (int i = 0; i < heads * hd; i++)
+						v[i] = lcg_float(&st, -8.0f, 8.0f);
+					for (int i = 0; i < n_rot; i++)
+						cs[i] = lcg_float(&st, -1.0f, 1.0f);
+					v[it % (heads * hd)] = it % 3 == 0 ? INFINITY : it % 3 == 1 ? NAN : -0.0f;
+					memcpy(want, v, sizeof(v));
+					for (int h = 0; h < heads; h++)
+						for (int i = 0; i < half; i++)
+						{
+							float	   *w = want + (size_t) h * hd;
+							int			i0 = rt == LM_ROPE_NEOX ? i : 2 * i,
+										i1 = rt == LM_ROPE_NEOX ? i + half : 2 * i + 1;
+							float		x0 = w[i0],
+										x1 = w[i1];
+
+							w[i0] = fmaf(x0, cs[2 * i], -(x1 * cs[2 * i + 1]));
+							w[i1] = fmaf(x0, cs[2 * i + 1], x1 * cs[2 * i]);
+						}
+					lm_op_rope_apply(v, heads, hd, n_rot, rt, cs);
+					nbad += memcmp(v, want, sizeof(v)) != 0;
+				}
+		CHECK(nbad == 0, "%s RoPE (both pairings, n_rot = 64, 256, 32, 16, 24, 6, 7) equals the scalar pair formula bit for bit "
+			  "(%d of 140 cases differ)", lm_isa_name((lm_isa) isa), nbad);
+	}
+	lm_kernels_force_isa(best);
+}
+
 /* lm_dot_f32's order: 4 x 16 fma lanes over 64-float blocks, ((0+2)+(1+3)), the 16-lane tree, fmaf tail. */
 static float
 ref_dot(const float *x, const float *y, int n)
@@ -1137,6 +1195,7 @@ main(void)
 
 	check_attention_ops();
 	check_swiglu_row();
+	check_rope_paths();
 	check_softmax_sum_isa();
 	check_golden(shared, "stories260K.gguf", "stories260K-F32.public.json", true);
 	check_golden(shared, "stories260K-Q8_0.gguf", "stories260K-Q8_0.public.json", false);
