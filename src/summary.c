@@ -17,14 +17,15 @@
  * without the chat template, for every model.  Measured on a fixed 70-row
  * development sample of debian_packages_train.csv (never on the public
  * file; quality.py --dev 70), with the shaping below: the instruction
- * prompt scored ROUGE-L 0.272 on SmolLM2 but only about half that on Gemma 3
- * (0.143 on the public file: it answers with prose about the text); the
- * plain three-shot prompt 0.268 on SmolLM2 and 0.284 on Gemma 3 (with a
- * copy bias of 4; three examples as chat turns: 0.243 on SmolLM2; a fourth
- * plain example: 0.213).  One prompt for both models, and the one where
- * both do their best together.  Its prefix (the examples, 230
- * tokens) is the same for every row, so the scheduler computes it once and
- * shares it (worker_share_prefixes): rows cost about what they did.  The
+ * prompt scored ROUGE-L 0.272 on SmolLM2, while on Gemma 3 it had scored
+ * about half of SmolLM2's on the public file (Gemma answers with prose about
+ * the text); the plain three-shot prompt 0.268 on SmolLM2 and 0.284 on
+ * Gemma 3 (copy bias 4; the same examples as chat turns: 0.243 on SmolLM2;
+ * a fourth plain example: 0.213).  One prompt for both models, the one where
+ * both do their best together.  Its prefix (the examples, about 175 tokens)
+ * is the same for every row, so the worker's scheduler computes it once and
+ * shares it (lmgen.worker_share_prefixes): rows cost about what they did
+ * (README, "Summaries").  The
  * headline shaping drops a leading article ("A Dutch dictionary" -> "Dutch
  * dictionary", as synopses are written) and cuts a small model's loops
  * ("package-based package-based ...").

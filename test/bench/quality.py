@@ -19,7 +19,9 @@ driver), so what it measures is exactly what a user's query gets:
      back through `\\g (format=csv) file` and are scored here.
   3. Summaries are scored with ROUGE-L F1 (longest common subsequence over
      lowercased word tokens, beta = 1) against the reference synopsis,
-     averaged over rows.  Classification is scored with accuracy, macro-F1
+     averaged over rows, beside the description's first sentence as a
+     baseline; --dev N takes a fixed sample of the training file instead of
+     the public file, to tune on.  Classification is scored with accuracy, macro-F1
      over the label set and the most frequent confusions.
 
 --dry-run replaces the model calls with stub SQL (left(description, 60) as
@@ -838,6 +840,10 @@ def self_test():
     check(ends_mid_phrase("convert .cell to various") and ends_mid_phrase("tools, libraries,")
           and ends_mid_phrase("a tool (for images") and ends_mid_phrase("A tool for"),
           "a dangling word, comma or open bracket at the end is mid-phrase")
+    check(first_sentence("Spglib is a C\nlibrary. More.") == "Spglib is a C library."
+          and first_sentence("No stop here\n .\nnext para. x") == "No stop here"
+          and first_sentence("e.g. this one. Then") == "e.g. this one.",
+          "first sentence: lines joined, ends at . after two words, else at the paragraph's end")
     check(not ends_mid_phrase("part of COIN-OR") and ends_mid_phrase("tools for (the"),
           "a hyphenated word is one word (as in summary_text.c); punctuation around a word is ignored")
     check(not ends_mid_phrase("a tool for images") and not ends_mid_phrase("It is what it is.")
