@@ -13,13 +13,14 @@ INSERT INTO sources VALUES
  (3, E'Spglib is a C library for crystal symmetry determination. Symmetry\noperations, space groups and other data can be obtained using this\nsymmetry finder.\n\nFeatures include:\n\n * Identify space-group type\n * Find symmetry operations\n * Find a primitive cell\n\nThis package contains the Ruby bindings.'),
  (4, 'The city council approved the new budget on Tuesday after a long debate about road repairs, school funding and the cost of the new library.');
 
--- whether a text ends mid-phrase: on a word that needs a continuation, on a
+-- whether a text ends mid-phrase: on a word that needs a continuation (the
+-- last word without the punctuation around it: "COIN-OR" is not "or"), on a
 -- comma, colon, semicolon, dash or slash, or with a bracket left open
 -- (the rule of test/bench/quality.py and src/engine/summary_text.c)
 CREATE FUNCTION pg_temp.mid_phrase(s text) RETURNS boolean LANGUAGE sql AS $$
   SELECT btrim(s) ~ '[,;:/&(\[–—-]$'
       OR length(s) - length(replace(s, '(', '')) > length(s) - length(replace(s, ')', ''))
-      OR (btrim(s) !~ '[.!?)]$' AND lower(substring(btrim(s) FROM '(\w+)\W*$')) = ANY (ARRAY[
+      OR (btrim(s) !~ '[.!?)]$' AND lower(regexp_replace(substring(btrim(s) FROM '(\S+)$'), '^\W+|\W+$', '', 'g')) = ANY (ARRAY[
           'a','an','the','and','or','but','nor','of','to','in','on','at','by','for','with','from',
           'into','onto','as','via','than','that','which','who','whose','whom','where','when',
           'while','if','because','so','such','this','these','those','its','their','his','her',

@@ -10,6 +10,28 @@
  * raised the share of summary words found in the source from about 0.91 to
  * 0.99 at no cost in ROUGE-L (README, "Summaries").  The answer is then
  * ended at a complete phrase (summary_text.c): never "convert X to various".
+ *
+ * Headlines are prompted differently, by example rather than by instruction:
+ * three (description, Debian synopsis) pairs from the training file, then
+ * the text, in a plain completion format ("Description: ...\nSynopsis:")
+ * without the chat template, for every model.  Measured on a fixed 70-row
+ * development sample of debian_packages_train.csv (never on the public
+ * file; quality.py --dev 70), with the shaping below: the instruction
+ * prompt scored ROUGE-L 0.272 on SmolLM2 (a tie with the prompt kept),
+ * while on Gemma 3 it had scored about half of SmolLM2's on the public
+ * file (Gemma answers with prose about the text); the plain three-shot
+ * prompt 0.268 on SmolLM2 and 0.284 on Gemma 3 (copy bias 4; the same
+ * examples as chat turns: 0.243 on SmolLM2; a fourth plain example:
+ * 0.213).  One prompt for both models, the one where both do their best
+ * together.  Its prefix (the examples, about 175 tokens)
+ * is the same for every row, so the worker's scheduler computes it once and
+ * shares it (lmgen.worker_share_prefixes): on all 200 public rows a
+ * headline row costs 3 % (SmolLM2) and 10 % (Gemma 3) more than with the
+ * instruction prompt, and ROUGE-L went from 0.243 to 0.247 (SmolLM2) and
+ * from 0.160 to 0.258 (Gemma 3), faithfulness 0.98 for both (README,
+ * "Summaries").  The headline shaping drops a leading article ("A Dutch
+ * dictionary" -> "Dutch dictionary", as synopses are written) and cuts a
+ * small model's loops ("package-based package-based ...").
  */
 #include "postgres.h"
 
@@ -23,15 +45,48 @@
 /* Logit bonus for tokens of the source (measured; README, "Summaries"). */
 #define SUMMARY_COPY_BIAS 2.0f
 
-/* Words the model is asked for in a headline (the shaping shortens it further). */
-#define HEADLINE_ASK_WORDS 12
+/*
+ * The same for headlines: on the development sample, 4 against 2 gave the
+ * same ROUGE-L on SmolLM2 (0.268) with more words from the source (0.975
+ * against 0.961), and 0.284 against 0.279 on Gemma 3.
+ */
+#define HEADLINE_COPY_BIAS 4.0f
 
 /*
  * Words a headline keeps at most (fewer when max_words is smaller), ended
- * at a complete phrase: synopses average 6 words, and on the public file a
- * cap of 10 scored higher than none (README, "Summaries").
+ * at a complete phrase: synopses average 6 words, and on the development
+ * sample a cap of 8 scored higher than 6 or 10 for both models (README,
+ * "Summaries").
  */
-#define HEADLINE_MAX_WORDS 10
+#define HEADLINE_MAX_WORDS 8
+
+/*
+ * Description -> synopsis pairs of debian_packages_train.csv that open every
+ * headline prompt, in a plain "Description: ... / Synopsis: ..." completion
+ * format (see the design note above; test/bench/quality.py --dev leaves
+ * these packages out of its sample).
+ */
+static const struct
+{
+	const char *text;			/* the description, lines joined */
+	const char *headline;		/* its Debian synopsis */
+}			headline_examples[] =
+{
+	{"Blur-effect is an offscreen image blurring utility, based on efficient Gaussian blur with linear "
+		"sampling. This package is part of DDE (Deepin Desktop Environment).",
+	"Offscreen Image Blurring utility"},
+	{"httpfs2 is a FUSE based filesystem for mounting http or https URLS as files in the filesystem. "
+		"There is no notion of listable directories in http so only a single URL can be mounted. "
+		"The server must be able to send byte ranges.",
+	"FUSE filesystem for mounting files from http servers"},
+	{"MiceAmaze is a video game that features a maze with mice and snakes. The goal is to bring the "
+		"most mice to your house by placing arrows on the maze floor. But beware the snakes that want "
+		"to eat them!",
+	"video game with mice in a maze"},
+};
+
+/* The examples go in a prompt when they take at most 1/4 of the model's context. */
+#define HEADLINE_EXAMPLES_CONTEXT_SHARE 4
 
 /* Style names, in SummaryStyle order. */
 static const char *const style_names[] = {"sentence", "headline", "bullets"};
@@ -70,26 +125,42 @@ SummarySource(const char *body, size_t len, size_t *out_len)
 	return out;
 }
 
-/* The instruction of a style for a chat model. */
+/* The instruction of a sentence or bullets for a chat model. */
 static void
 AppendInstruction(StringInfo buf, const SummaryRequest *r)
 {
-	switch (r->style)
-	{
-		case SUMMARY_SENTENCE:
-			appendStringInfo(buf, "Summarize the following text in one sentence of at most %d words. "
-							 "Reply with the summary only.", r->max_words);
-			break;
-		case SUMMARY_HEADLINE:
-			appendStringInfo(buf, "Summarize the following text in one short line of at most %d words. "
-							 "Reply with the summary only.", Min(r->max_words, HEADLINE_ASK_WORDS));
-			break;
-		case SUMMARY_BULLETS:
-			appendStringInfo(buf, "Summarize the following text in at most %d short bullet points, "
-							 "one per line, each starting with \"- \". Reply with the bullet points only.",
-							 LM_SUMMARY_MAX_BULLETS);
-			break;
-	}
+	if (r->style == SUMMARY_BULLETS)
+		appendStringInfo(buf, "Summarize the following text in at most %d short bullet points, "
+						 "one per line, each starting with \"- \". Reply with the bullet points only.",
+						 LM_SUMMARY_MAX_BULLETS);
+	else
+		appendStringInfo(buf, "Summarize the following text in one sentence of at most %d words. "
+						 "Reply with the summary only.", r->max_words);
+}
+
+/*
+ * The headline prompt: the examples, then the text (on one line) waiting
+ * for its synopsis.  A model whose context the examples would take more
+ * than a quarter of gets the text alone in the same format.
+ */
+static LmgenPrompt
+HeadlinePrompt(LmgenModel *m, const char *text, size_t len)
+{
+	StringInfoData buf;
+	int			n;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < lengthof(headline_examples); i++)
+		appendStringInfo(&buf, "Description: %s\nSynopsis: %s\n\n",
+						 headline_examples[i].text, headline_examples[i].headline);
+	pfree(TokenizeText(m, buf.data, buf.len, false, false, &n));
+	if (n > m->model->cfg.n_ctx_train / HEADLINE_EXAMPLES_CONTEXT_SHARE)
+		resetStringInfo(&buf);
+	appendStringInfoString(&buf, "Description: ");
+	for (size_t i = 0; i < len; i++)
+		appendStringInfoChar(&buf, text[i] == '\n' ? ' ' : text[i]);
+	appendStringInfoString(&buf, "\nSynopsis:");
+	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
 /* Build a summarize() prompt around the text. */
@@ -99,6 +170,8 @@ SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	const SummaryRequest *r = arg;
 	StringInfoData buf;
 
+	if (r->style == SUMMARY_HEADLINE)
+		return HeadlinePrompt(m, text, len);
 	initStringInfo(&buf);
 	if (m->chat_fallback != LM_CHAT_UNKNOWN)
 	{
@@ -110,8 +183,7 @@ SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 	/* a model without a chat format gets a plain-text cue */
 	appendStringInfoString(&buf, "Text: ");
 	appendBinaryStringInfo(&buf, text, len);
-	appendStringInfoString(&buf, r->style == SUMMARY_BULLETS ? "\n\nKey points:\n" :
-						   r->style == SUMMARY_HEADLINE ? "\n\nHeadline:" : "\n\nOne-sentence summary:");
+	appendStringInfoString(&buf, r->style == SUMMARY_BULLETS ? "\n\nKey points:\n" : "\n\nOne-sentence summary:");
 	return BuildInstructionPrompt(m, NULL, buf.data, buf.len, false);
 }
 
@@ -128,7 +200,7 @@ SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *src, size_t 
 	p->stop = r->style == SUMMARY_BULLETS ? list_stop : line_stop;
 	p->n_stop = 1;
 	p->max_words = r->max_words;
-	p->sampling.copy_bias = SUMMARY_COPY_BIAS;
+	p->sampling.copy_bias = r->style == SUMMARY_HEADLINE ? HEADLINE_COPY_BIAS : SUMMARY_COPY_BIAS;
 	p->sampling.copy_ids = TokenizeText(m, src, len, false, false, &n);
 	p->sampling.n_copy_ids = n;
 }

@@ -385,6 +385,77 @@ after_copula(const char *s, size_t a, size_t b)
 	return a;
 }
 
+/* Where s[a..b) starts after a leading article ("A tool for X" -> "tool for X"), or a. */
+static size_t
+after_article(const char *s, size_t a, size_t b)
+{
+	static const char *const articles[] = {"a", "an", "the"};
+
+	for (size_t k = 0; k < sizeof(articles) / sizeof(articles[0]); k++)
+		if (word_at(s, a, b, articles[k]))
+		{
+			size_t		rest = next_word(s, a, b);
+
+			/* keep it only if a description of two words or more follows */
+			return lm_text_count_words(s + rest, b - rest) >= 2 ? rest : a;
+		}
+	return a;
+}
+
+/* Whether the words s[a1..b1) and s[a2..b2) are the same, ignoring ASCII case and punctuation around them. */
+static bool
+same_word(const char *s, size_t a1, size_t b1, size_t a2, size_t b2)
+{
+	while (a1 < b1 && !is_alnum(s[a1]))
+		a1++;
+	while (b1 > a1 && !is_alnum(s[b1 - 1]))
+		b1--;
+	while (a2 < b2 && !is_alnum(s[a2]))
+		a2++;
+	while (b2 > a2 && !is_alnum(s[b2 - 1]))
+		b2--;
+	if (b1 - a1 != b2 - a2 || a1 == b1)
+		return false;
+	for (size_t i = 0; i < b1 - a1; i++)
+		if ((s[a1 + i] | 0x20) != (s[a2 + i] | 0x20))
+			return false;
+	return true;
+}
+
+/*
+ * End of s[a..b) before a small model's loop: the first word that repeats
+ * the word just before it ("package-based package-based ...") or that
+ * occurs for the third time; b when there is none.
+ */
+static size_t
+before_repeat(const char *s, size_t a, size_t b)
+{
+	size_t		starts[64],
+				ends[64];
+	int			n = 0;
+
+	for (size_t i = a; i < b && n < 64;)
+	{
+		int			seen = 0;
+
+		while (i < b && is_ws(s[i]))
+			i++;
+		if (i == b)
+			break;
+		starts[n] = i;
+		while (i < b && !is_ws(s[i]))
+			i++;
+		ends[n] = i;
+		for (int k = 0; k < n; k++)
+			if (same_word(s, starts[k], ends[k], starts[n], ends[n]))
+				seen++;
+		if (n > 0 && (same_word(s, starts[n - 1], ends[n - 1], starts[n], ends[n]) || seen >= 2))
+			return trim_end(s, a, starts[n]);
+		n++;
+	}
+	return b;
+}
+
 /* Reduce a one-line summary to a headline. */
 size_t
 lm_summary_headline(const char *s, size_t len, size_t *start)
@@ -402,6 +473,8 @@ lm_summary_headline(const char *s, size_t len, size_t *start)
 		b--;
 	b = trim_end(s, a, b);
 	a = after_copula(s, a, b);
+	a = after_article(s, a, b);
+	b = before_repeat(s, a, b);
 	n = lm_summary_complete(s + a, b - a, LM_TEXT_END_NATURAL, &sub);
 	*start = a + sub;
 	return n;

@@ -70,8 +70,11 @@ extern size_t lm_summary_complete(const char *s, size_t len, lm_text_end end, si
 /*
  * Reduce a one-line summary to a headline in place: its first sentence,
  * without a subject and copula in front of the description ("X is a tool
- * for Y" -> "tool for Y", "This package contains the Z" -> "Z") and
- * without a final full stop; then completed as lm_summary_complete does.
+ * for Y" -> "tool for Y", "This package contains the Z" -> "Z"), without a
+ * leading article ("A tool for Y" -> "tool for Y"), ended before a word
+ * that repeats the one before it or occurs for the third time (a small
+ * model's loop), and without a final full stop; then completed as
+ * lm_summary_complete does.
  * Returns the new length; the headline starts at s + *start.
  */
 extern size_t lm_summary_headline(const char *s, size_t len, size_t *start);

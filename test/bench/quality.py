@@ -19,9 +19,11 @@ driver), so what it measures is exactly what a user's query gets:
      back through `\\g (format=csv) file` and are scored here.
   3. Summaries are scored with ROUGE-L F1 (longest common subsequence over
      lowercased word tokens, beta = 1) against the reference synopsis,
-     averaged over rows.  Classification is scored with accuracy, macro-F1
-     over the label set and the most frequent confusions; its modes are
-     zero-shot, descriptions, and 4 examples from the training file
+     averaged over rows, beside the description's first sentence as a
+     baseline; --dev N takes a fixed sample of the training file instead of
+     the public file, to tune on.  Classification is scored with accuracy,
+     macro-F1 over the label set and the most frequent confusions; its modes
+     are zero-shot, descriptions, and 4 examples from the training file
      (retrieved as lmgen.classify_retrieval says, or forced to word overlap
      or embedding), on the test file or, for tuning, on a development subset
      of the training file (--classify-set dev) left out of the examples.
@@ -38,6 +40,7 @@ import csv
 import io
 import os
 import pwd
+import random
 import re
 import shlex
 import shutil
@@ -152,6 +155,11 @@ your my is are was were be been being has have had can could will would should m
 did various several many some each every other both either including like about over under between
 through per""".split())
 
+# Packages of debian_packages_train.csv whose (description, synopsis) pairs are
+# the headline examples of src/summary.c (HEADLINE_EXAMPLES): --dev leaves them
+# out of its sample.
+FEWSHOT_PACKAGES = ("blur-effect", "httpfs2", "miceamaze")
+
 # Function words left out of the faithfulness figure (content words only).
 STOP_WORDS = DANGLING_WORDS | set("""it they we you i he she them us not no also s""".split())
 
@@ -203,8 +211,22 @@ def ends_mid_phrase(text):
         return True
     if s[-1] in ".!?)":
         return False
-    words = re.findall(r"[A-Za-z0-9]+", s.split()[-1])
-    return bool(words) and words[-1].lower() in DANGLING_WORDS
+    # the last word without the punctuation around it ("COIN-OR" is one word, not "or")
+    word = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", s.split()[-1])
+    return word.lower() in DANGLING_WORDS
+
+
+# The description's first sentence with hard-wrapped lines joined: through the
+# first '.', '!' or '?' that follows two words or more and is followed by
+# whitespace or the end, else its first paragraph (the baseline summary; the
+# rule of lm_text_first_sentence in src/engine/summary_text.c).
+def first_sentence(text):
+    paras = [" ".join(p.split()) for p in re.split(r"\n\s*(?:\.\s*)?\n|\n\s*\.\s*(?:\n|$)", text or "")]
+    first = next((p for p in paras if p), "")
+    for m in re.finditer(r"[.!?](?=\s|$)", first):
+        if len(first[: m.start()].split()) >= 2:
+            return first[: m.end()]
+    return first
 
 
 # Share of a summary's content words (not function words) that occur in the
@@ -600,10 +622,27 @@ def shorten(text, n):
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+# The development sample of --dev: n rows drawn with a fixed seed from the
+# training file's rows whose package is not in the public file and whose
+# description is as long as the public file's (200..1300 characters), less
+# any headline example drawn.
+def dev_sample(args, n):
+    public = {r.get("name") for r in read_dataset(os.path.join(args.data, SUMMARY_FILE), need_ref=True)}
+    rows = [r for r in read_dataset(os.path.join(args.data, TRAIN_FILE), need_ref=True)
+            if r.get("name") not in public and 200 <= len(r["text"]) <= 1300]
+    rows = random.Random(13).sample(rows, min(n, len(rows)))
+    rows = [r for r in rows if r.get("name") not in FEWSHOT_PACKAGES]
+    return [dict(r, id=i) for i, r in enumerate(rows, 1)]
+
+
 # The summarization task: returns a dict of figures.
 def task_summarize(server, args, info):
-    path = os.path.join(args.data, SUMMARY_FILE)
-    rows = read_dataset(path, need_ref=True)
+    if args.dev:
+        path = "%s (--dev sample)" % os.path.join(args.data, TRAIN_FILE)
+        rows = dev_sample(args, args.dev)
+    else:
+        path = os.path.join(args.data, SUMMARY_FILE)
+        rows = read_dataset(path, need_ref=True)
     if args.limit is not None:
         rows = rows[: args.limit]
     print("\n== summarization: %s, %d rows" % (path, len(rows)), flush=True)
@@ -625,6 +664,8 @@ def task_summarize(server, args, info):
     print("  rows %d   ROUGE-L F1 %.4f   %.3f rows/s (%.2f s)   summary %.1f words (reference %.1f)   empty %d"
           % (n, mean_f1, n / secs if secs else 0.0, secs, mean_len, ref_len, empty))
     print("  faithfulness (content words found in the source) %.4f   ending mid-phrase %.4f" % (mean_faith, mid))
+    base = sum(rouge_l_f1(first_sentence(x[1]["text"]), x[1]["ref"]) for x in scored) / n if n else 0.0
+    print("  baseline: the description's first sentence scores ROUGE-L F1 %.4f on these rows" % base)
     by_score = sorted(scored, key=lambda x: (-x[0], x[1]["id"]))
     picks = []
     if by_score:
@@ -643,7 +684,7 @@ def task_summarize(server, args, info):
             print("    | %s | %s | %s |" % (shorten(r["text"], 200), r["ref"], s))
     return {"rows": n, "rouge_l_f1": mean_f1, "rows_per_s": n / secs if secs else 0.0,
             "seconds": secs, "summary_words": mean_len, "reference_words": ref_len,
-            "empty": empty, "faithfulness": mean_faith, "mid_phrase": mid}
+            "empty": empty, "faithfulness": mean_faith, "mid_phrase": mid, "first_sentence": base}
 
 
 # The zero-shot classification task for one label style: returns a dict of figures.
@@ -824,6 +865,12 @@ def self_test():
     check(ends_mid_phrase("convert .cell to various") and ends_mid_phrase("tools, libraries,")
           and ends_mid_phrase("a tool (for images") and ends_mid_phrase("A tool for"),
           "a dangling word, comma or open bracket at the end is mid-phrase")
+    check(first_sentence("Spglib is a C\nlibrary. More.") == "Spglib is a C library."
+          and first_sentence("No stop here\n .\nnext para. x") == "No stop here"
+          and first_sentence("e.g. this one. Then") == "e.g. this one.",
+          "first sentence: lines joined, ends at . after two words, else at the paragraph's end")
+    check(not ends_mid_phrase("part of COIN-OR") and ends_mid_phrase("tools for (the"),
+          "a hyphenated word is one word (as in summary_text.c); punctuation around a word is ignored")
     check(not ends_mid_phrase("a tool for images") and not ends_mid_phrase("It is what it is.")
           and not ends_mid_phrase(""), "a complete phrase, a sentence end or nothing is not mid-phrase")
     check(close(faithfulness("racing game for penguins", "a racing game with Tux"), 2 / 3),
@@ -910,6 +957,9 @@ def parse_args(argv):
     ap.add_argument("--classify-limit", type=int, help="rows for classification (default: --limit)")
     ap.add_argument("--examples-pool", type=int, default=1600,
                     help="training rows loaded as the examples table (stratified; 0: all; default: %(default)s)")
+    ap.add_argument("--dev", type=int, metavar="N",
+                    help="summarize N rows drawn (fixed seed) from the training file instead of the public file: "
+                    "the development sample, for tuning without looking at the public file")
     ap.add_argument("--show-examples", type=int, default=0, help="print the first N summaries beside their sources")
     ap.add_argument("--data", default=DEFAULT_DATA, help="directory of the CSV files (default: %(default)s)")
     ap.add_argument("--task", choices=("all", "summarize", "classify"), default="all")
@@ -1018,6 +1068,7 @@ def main(argv):
                                  % (s["summary_words"], s["reference_words"])),
                                 (tag + ": faithfulness", "%.4f" % s["faithfulness"]),
                                 (tag + ": ending mid-phrase", "%.4f" % s["mid_phrase"]),
+                                (tag + ": first-sentence baseline ROUGE-L F1", "%.4f" % s["first_sentence"]),
                                 (tag + ": empty summaries", "%d" % s["empty"])]
                     rate = "%.3f" % s["rows_per_s"]
                     table += [(mtag, "summarize %s: ROUGE-L F1 (%d rows)" % (style, s["rows"]), "%.3f" % s["rouge_l_f1"], rate),

@@ -92,6 +92,19 @@ main(void)
 	CHECK(strcmp(r, "Looping sampler for live music") == 0, "a headline is one line (got \"%s\")", r);
 	r = headline("It is a game.", buf);
 	CHECK(strcmp(r, "It is a game") == 0, "a copula is kept when too little would follow (got \"%s\")", r);
+	r = headline(" A Dutch spelling dictionary for Aspell.", buf);
+	CHECK(strcmp(r, "Dutch spelling dictionary for Aspell") == 0, "a leading article goes (got \"%s\")", r);
+	r = headline("The Times", buf);
+	CHECK(strcmp(r, "The Times") == 0, "a leading article stays when one word would follow (got \"%s\")", r);
+	r = headline(" package-based package-based package-based package-based", buf);
+	CHECK(strcmp(r, "package-based") == 0, "a headline ends before a word repeating the one before (got \"%s\")", r);
+	r = headline("mailcheck tool for mailbox-check mailbox-check mailbox-check", buf);
+	CHECK(strcmp(r, "mailcheck tool for mailbox-check") == 0, "a loop is cut at its first repeat (got \"%s\")", r);
+	r = headline("Jison-based, Bison-based, Jison-based, Jison-based, JavaScript-based", buf);
+	CHECK(strcmp(r, "Jison-based, Bison-based, Jison-based") == 0,
+		  "a headline ends before a word's third occurrence, at a complete phrase (got \"%s\")", r);
+	r = headline("IRC client for IRC in Emacs", buf);
+	CHECK(strcmp(r, "IRC client for IRC in Emacs") == 0, "a word used twice apart is kept (got \"%s\")", r);
 
 	/* bullets */
 	{
