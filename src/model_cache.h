@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "datatype/timestamp.h"
+#include "storage/dsm.h"
 
 #include "chat.h"
 #include "context.h"
@@ -16,7 +17,7 @@
 #include "model.h"
 #include "tokenizer.h"
 
-/* One open model: the mapped file and what the engine built from it. */
+/* One open model: the file's bytes (shared memory or mapped file) and what the engine built from them. */
 typedef struct LmgenModel
 {
 	char	   *name;			/* registry name (TopMemoryContext) */
@@ -25,7 +26,8 @@ typedef struct LmgenModel
 	ino_t		ino;
 	off_t		size;
 	struct timespec mtime;
-	lm_gguf    *gguf;			/* mapped, validated file (engine, malloc) */
+	lm_gguf    *gguf;			/* validated file, over weights or its own mapping (engine, malloc) */
+	dsm_segment *weights;		/* the file's bytes in shared memory, or NULL when gguf maps the file */
 	lm_tokenizer *tok;			/* its tokenizer (engine, malloc) */
 	lm_model   *model;			/* its weights and configuration (engine, malloc) */
 	lm_chat_family chat;		/* chat format from tokenizer.chat_template, UNKNOWN if none */
