@@ -429,10 +429,20 @@ ModelByFile(const char *name, const char *path)
 				(errcode_for_file_access(),
 				 errmsg("could not stat model file of model \"%s\": %m", name)));
 	for (m = file_models; m; m = m->next)
-		if (m->dev == st.st_dev && m->ino == st.st_ino)
+		if (!m->retired && m->dev == st.st_dev && m->ino == st.st_ino)
 			break;
+	if (m && m->weights && !EntryMatches(m, path, &st))
+	{
+		/* a copy in shared memory: calls in flight finish on it, new ones get the file as it is */
+		m->retired = true;
+		m = NULL;
+	}
 	if (m == NULL)
 	{
+		/* an older file at this path (replaced by a rename) serves only the calls in flight */
+		for (LmgenModel *old = file_models; old; old = old->next)
+			if (!old->retired && old->path && strcmp(old->path, path) == 0)
+				old->retired = true;
 		m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
 		m->name = MemoryContextStrdup(TopMemoryContext, name);
 		m->next = file_models;
@@ -450,6 +460,30 @@ ModelByFile(const char *name, const char *path)
 	if (m->gguf == NULL)
 		OpenModel(m);
 	return m;
+}
+
+/* Close the retired models that in_use says no call needs any more, and forget them. */
+void
+ModelsCloseRetired(bool (*in_use) (LmgenModel *m))
+{
+	LmgenModel **link = &file_models;
+
+	while (*link)
+	{
+		LmgenModel *m = *link;
+
+		if (!m->retired || in_use(m))
+		{
+			link = &m->next;
+			continue;
+		}
+		*link = m->next;
+		CloseModel(m);
+		pfree(m->name);
+		if (m->path)
+			pfree(m->path);
+		pfree(m);
+	}
 }
 
 /* Number of models the worker has open. */

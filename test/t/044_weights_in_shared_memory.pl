@@ -7,8 +7,8 @@
 #   - the answers are those of the file mapped the old way;
 #   - a model file truncated while a local-mode statement or a worker call
 #     runs on it: the call finishes with the same answer (the bytes in
-#     shared memory are not the file's), and the next statement sees the
-#     broken file (ERROR naming the model);
+#     shared memory are not the file's), while a call that starts meanwhile,
+#     and the next statement, see the broken file (ERROR naming the model);
 #   - the file restored (a new identity) is loaded into a new segment and
 #     the old one is retired;
 #   - fallbacks with the same answers: lmgen.shared_weights = off maps the
@@ -116,6 +116,8 @@ is($out, $ref{$long}, 'a file truncated during a local-mode statement: it finish
 # The worker, during one long call.
 copy($real, $victim) or die;
 is($node->safe_psql('postgres', $short), $ref{$short}, 'the restored file gives the same answer');
+my $seg_worker = $node->safe_psql('postgres',
+	"SELECT segment FROM lmgen.shared_weights WHERE path LIKE '%/smol.gguf' AND state = 'shared'");
 $c = start_psql($node, $one_long);
 for (1 .. 100)
 {
@@ -128,6 +130,9 @@ truncate($victim, 1 << 20) or die "truncate: $!";
 is($node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%lighthouse keeper%' AND wait_event_type = 'Extension'"),
 	'1', 'the worker call was still running when the file was truncated');
+my (undef, undef, $e3) = $node->psql('postgres', $short);
+like($e3, qr/invalid model file for model "smol"/,
+	'a worker call that starts meanwhile opens the file as it is now: an ERROR');
 ($rc, $out, $err) = finish_psql($c);
 chomp $out;
 is($out, $ref{$one_long}, 'a file truncated during a worker call: it finishes with the same answer')
@@ -150,6 +155,10 @@ my ($file1, $dsm1) = maps($pids[1], $seg2);
 is($dsm1, 1, 'the session maps the new segment');
 my (undef, $old1) = maps($pids[1], $seg);
 is($old1, 0, 'and no longer the old one');
+is($node->safe_psql('postgres', $short), $ref{$short}, 'the worker: same answer from the new copy');
+my (undef, $wnew) = maps($wpid, $seg2);
+my (undef, $wold) = maps($wpid, $seg_worker);
+is("$wnew$wold", '10', 'the worker maps the new copy and has let go of the one its long call ran on');
 
 # Fallback 1: lmgen.shared_weights = off maps the file, same answers.
 my $f = $node->background_psql('postgres');
