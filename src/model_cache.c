@@ -171,7 +171,7 @@ CloseModel(LmgenModel *m)
 	lm_tokenizer_free(m->tok);
 	lm_gguf_close(m->gguf);
 	if (m->weights)
-		dsm_detach(m->weights);
+		SharedWeightsRelease(m->weights);
 	m->weights = NULL;
 	m->ctx = NULL;
 	m->model = NULL;

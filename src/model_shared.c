@@ -19,7 +19,9 @@
  *
  * Who loads.  Any process that needs a model (the worker, or a backend in
  * local mode) looks its identity up under the lock:
- *   - READY: it takes the handle, releases the lock and attaches; the
+ *   - READY: it takes the handle, releases the lock and attaches (a
+ *     process maps a segment once, however many of its models — two
+ *     registry names for one file — are open over it: LocalMapping); the
  *     entry's `processes` counts it until it detaches (a dsm detach
  *     callback, which also runs when the process exits);
  *   - LOADING: another process is loading it; it sleeps on `changed` and
@@ -78,6 +80,7 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -88,6 +91,19 @@
 #define READ_CHUNK ((size_t) 8 << 20)
 
 SharedWeights *shared_weights = NULL;
+
+/*
+ * This process's mappings of weight segments, one per segment however many
+ * of its models (two registry names for one file) are open over it.
+ */
+typedef struct LocalMapping
+{
+	dsm_segment *seg;			/* mapped for the life of the process until released */
+	int			refs;			/* models opened over it */
+	struct LocalMapping *next;
+} LocalMapping;
+
+static LocalMapping *local_mappings = NULL;
 
 /* What an error-cleanup callback must undo of a load in progress. */
 typedef struct LoadState
@@ -210,6 +226,46 @@ NoteAttach(SharedWeightsEntry *e, dsm_segment *seg)
 	if (e->state == SHARED_WEIGHTS_READY && e->handle == dsm_segment_handle(seg))
 		e->processes++;
 	LWLockRelease(shared_weights->lock);
+}
+
+/* Count one more model opened over a segment this process maps. */
+static void
+HoldMapping(dsm_segment *seg)
+{
+	LocalMapping *lm;
+
+	for (lm = local_mappings; lm; lm = lm->next)
+		if (lm->seg == seg)
+		{
+			lm->refs++;
+			return;
+		}
+	lm = MemoryContextAlloc(TopMemoryContext, sizeof(LocalMapping));
+	lm->seg = seg;
+	lm->refs = 1;
+	lm->next = local_mappings;
+	local_mappings = lm;
+}
+
+/* A model opened over seg is closed: unmap the segment when it was the last one. */
+void
+SharedWeightsRelease(dsm_segment *seg)
+{
+	for (LocalMapping **link = &local_mappings; *link; link = &(*link)->next)
+	{
+		LocalMapping *lm = *link;
+
+		if (lm->seg != seg)
+			continue;
+		if (--lm->refs == 0)
+		{
+			*link = lm->next;
+			pfree(lm);
+			dsm_detach(seg);
+		}
+		return;
+	}
+	elog(WARNING, "lmgen released a weights segment it does not hold");
 }
 
 /*
@@ -414,27 +470,38 @@ LoadEntry(int entry, const char *name, const char *path, const ModelFileId *id,
 				 errdetail("File \"%s\", %lld bytes.", path, (long long) id->size)));
 	PublishEntry(entry, seg, seg ? NULL : why);
 	if (seg)
+	{
 		NoteAttach(&shared_weights->entries[entry], seg);
+		HoldMapping(seg);
+	}
 	return seg;
 }
 
-/* Attach a READY segment and open it; NULL when it went away meanwhile (look again). */
+/*
+ * Map a READY segment (or reuse this process's mapping of it) and open it;
+ * NULL when it went away meanwhile (look again).
+ */
 static dsm_segment *
 AttachEntry(int entry, dsm_handle h, uint64 size, SharedWeightsOpenFn open_fn, void *arg)
 {
-	dsm_segment *seg = dsm_attach(h);
+	dsm_segment *seg = dsm_find_mapping(h);
 
 	if (seg == NULL)
-		return NULL;
-	dsm_pin_mapping(seg);
-	NoteAttach(&shared_weights->entries[entry], seg);
+	{
+		seg = dsm_attach(h);
+		if (seg == NULL)
+			return NULL;
+		dsm_pin_mapping(seg);
+		NoteAttach(&shared_weights->entries[entry], seg);
+	}
+	HoldMapping(seg);
 	PG_TRY();
 	{
 		open_fn(dsm_segment_address(seg), size, arg);
 	}
 	PG_CATCH();
 	{
-		dsm_detach(seg);
+		SharedWeightsRelease(seg);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -85,11 +85,14 @@ typedef void (*SharedWeightsOpenFn) (const void *image, uint64 size, void *arg);
  * Open the model file at path (canonical; identity id, from stat) from
  * shared memory: attach the segment that holds it, or read and validate it
  * into a new one, and run open_fn over its bytes.  Returns the segment, mapped
- * until the caller detaches it (dsm_detach), or NULL when the file must be
+ * until the caller releases it (SharedWeightsRelease), or NULL when the file must be
  * mapped instead (no segment could be made: logged once per file).  ERROR
  * when the file cannot be read, changed while it was read, or open_fn fails.
  */
 extern dsm_segment *SharedWeightsOpen(const char *name, const char *path, const ModelFileId *id,
 									  SharedWeightsOpenFn open_fn, void *arg);
+
+/* The caller's model opened over seg is closed: the segment is unmapped when no other model uses it. */
+extern void SharedWeightsRelease(dsm_segment *seg);
 
 #endif							/* LMGEN_MODEL_SHARED_H */
