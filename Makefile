@@ -155,6 +155,13 @@ bench-quality:
 bench-batching:
 	test/bench/bench_batching.sh
 
+# The background worker beside local mode (test/bench/bench_worker.sh; a
+# benchmark that prints tokens/s, rows/s, server PSS and first-call times;
+# settings through its BENCH_* variables).
+.PHONY: bench-worker
+bench-worker:
+	test/bench/bench_worker.sh
+
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
 tap: fixtures
 	$(prove_installcheck)

@@ -489,3 +489,16 @@ CREATE FUNCTION lmgen.status(
 RETURNS record
 AS 'MODULE_PATHNAME', 'lmgen_status'
 LANGUAGE C VOLATILE;
+
+-- Model files whose weights are in shared memory (or could not be placed
+-- there): state 'shared' (bytes in shared memory, processes mapping them),
+-- 'loading', or 'file' (every process maps the file; detail says why).
+CREATE FUNCTION lmgen.shared_weights_rows(
+    OUT model text, OUT path text, OUT state text, OUT bytes bigint, OUT processes integer,
+    OUT segment bigint, OUT loaded_at timestamptz, OUT detail text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lmgen_shared_weights_rows'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW lmgen.shared_weights AS SELECT * FROM lmgen.shared_weights_rows();
+GRANT SELECT ON lmgen.shared_weights TO PUBLIC;

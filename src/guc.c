@@ -21,6 +21,7 @@ int			lmgen_max_requests = LMGEN_DEFAULT_MAX_REQUESTS;
 int			lmgen_worker_threads = 0;
 int			lmgen_kv_cache_size = LMGEN_DEFAULT_KV_CACHE_SIZE;
 bool		lmgen_worker_share_prefixes = true;
+bool		lmgen_shared_weights = true;
 bool		lmgen_enable_batching = true;
 int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 int			lmgen_classify_retrieval = LMGEN_RETRIEVAL_AUTO;
@@ -213,6 +214,17 @@ GucInit(void)
 								 &lmgen_worker_share_prefixes,
 								 true,
 								 PGC_POSTMASTER,
+								 0,
+								 NULL, NULL, NULL);
+
+		DefineCustomBoolVariable("lmgen.shared_weights",
+								 "Reads each model once into shared memory that the worker and every backend map.",
+								 "Off maps the model file in each process instead (the page cache is still shared, "
+								 "but a model file changed on disk fails the calls that use it).  Applies to models "
+								 "a process opens after the change.",
+								 &lmgen_shared_weights,
+								 true,
+								 PGC_SUSET,
 								 0,
 								 NULL, NULL, NULL);
 	}

@@ -57,6 +57,7 @@ extern int	lmgen_execution;	/* lmgen.execution */
 extern int	lmgen_max_requests; /* lmgen.max_requests */
 extern int	lmgen_worker_threads;	/* lmgen.worker_threads (0: the machine's cores) */
 extern bool lmgen_worker_share_prefixes;	/* lmgen.worker_share_prefixes */
+extern bool lmgen_shared_weights;	/* lmgen.shared_weights */
 extern int	lmgen_kv_cache_size;	/* lmgen.kv_cache_size, MB: the worker's KV pool per model */
 extern bool lmgen_enable_batching;	/* lmgen.enable_batching */
 extern int	lmgen_batch_rows;	/* lmgen.batch_rows */

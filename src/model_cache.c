@@ -3,8 +3,11 @@
  * lookups that find them.
  *
  * A model is found by its registry name (lmgen.model_registry, read through
- * SPI as the caller), its path resolved inside lmgen.model_dir, and the file
- * mapped with the engine's GGUF reader.  The mapping is MAP_SHARED and
+ * SPI as the caller), its path resolved inside lmgen.model_dir, and its
+ * bytes opened with the engine's GGUF reader.  When lmgen is preloaded (and
+ * lmgen.shared_weights is on) the bytes are a copy in shared memory that
+ * every process of the server maps (model_shared.c): a file changed on disk
+ * cannot touch them.  Otherwise the file itself is mapped, MAP_SHARED and
  * read-only, so every backend that opens the same file shares its pages; a
  * file truncated or rewritten while mapped cannot crash the backend (the
  * engine's SIGBUS guard, mapguard.h) and fails the call that saw it.
@@ -47,6 +50,7 @@
 
 #include "lmgen.h"
 #include "model_cache.h"
+#include "model_shared.h"
 #include "chat_tokenize.h"
 
 static LmgenModel *open_models = NULL;
@@ -166,6 +170,9 @@ CloseModel(LmgenModel *m)
 	lm_model_free(m->model);
 	lm_tokenizer_free(m->tok);
 	lm_gguf_close(m->gguf);
+	if (m->weights)
+		SharedWeightsRelease(m->weights);
+	m->weights = NULL;
 	m->ctx = NULL;
 	m->model = NULL;
 	m->tok = NULL;
@@ -181,23 +188,19 @@ EntryMatches(const LmgenModel *m, const char *path, const struct stat *st)
 		m->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-/* Open the entry's file (m->path) into its engine objects; ERROR on failure (the entry stays unopened). */
+/*
+ * Build the entry's engine objects over an open GGUF image g (taken over:
+ * closed on failure); ERROR when the model cannot be used.
+ */
 static void
-OpenModel(LmgenModel *m)
+OpenModelImage(LmgenModel *m, lm_gguf *g)
 {
 	const char *name = m->name;
 	char		err[512];
-	lm_gguf    *g;
 	lm_tokenizer *tok;
 	lm_model   *model;
 	bool		from_template;
 
-	g = lm_gguf_open(m->path, err, sizeof(err));
-	if (g == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("invalid model file for model \"%s\": %s", name, err),
-				 errhint("Check the file, or register another one with lmgen.load_model.")));
 	tok = lm_tokenizer_load(g, err, sizeof(err));
 	if (tok == NULL)
 	{
@@ -231,6 +234,54 @@ OpenModel(LmgenModel *m)
 	m->chat = from_template ? m->chat_fallback : LM_CHAT_UNKNOWN;
 	m->gguf = g;
 	m->tok = tok;
+}
+
+/* ERROR: the entry's file is not a valid GGUF file (err says why). */
+static void
+InvalidModelFile(LmgenModel *m, const char *err)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("invalid model file for model \"%s\": %s", m->name, err),
+			 errhint("Check the file, or register another one with lmgen.load_model.")));
+}
+
+/* SharedWeightsOpenFn: build the entry (arg) over the file's bytes in shared memory. */
+static void
+OpenSharedImage(const void *image, uint64 size, void *arg)
+{
+	LmgenModel *m = (LmgenModel *) arg;
+	char		err[512];
+	lm_gguf    *g = lm_gguf_open_buffer(image, size, err, sizeof(err));
+
+	if (g == NULL)
+		InvalidModelFile(m, err);
+	OpenModelImage(m, g);
+}
+
+/*
+ * Open the entry's file (m->path) into its engine objects: from shared
+ * memory when it can, else by mapping the file; ERROR on failure (the
+ * entry stays unopened).
+ */
+static void
+OpenModel(LmgenModel *m)
+{
+	char		err[512];
+	lm_gguf    *g;
+
+	if (SharedWeightsEnabled())
+	{
+		ModelFileId id = {m->dev, m->ino, m->size, m->mtime};
+
+		m->weights = SharedWeightsOpen(m->name, m->path, &id, OpenSharedImage, m);
+		if (m->weights)
+			return;
+	}
+	g = lm_gguf_open(m->path, err, sizeof(err));
+	if (g == NULL)
+		InvalidModelFile(m, err);
+	OpenModelImage(m, g);
 }
 
 /* Point an entry at the file at a canonical path with these stats (closing what it had open). */
@@ -378,10 +429,20 @@ ModelByFile(const char *name, const char *path)
 				(errcode_for_file_access(),
 				 errmsg("could not stat model file of model \"%s\": %m", name)));
 	for (m = file_models; m; m = m->next)
-		if (m->dev == st.st_dev && m->ino == st.st_ino)
+		if (!m->retired && m->dev == st.st_dev && m->ino == st.st_ino)
 			break;
+	if (m && m->weights && !EntryMatches(m, path, &st))
+	{
+		/* a copy in shared memory: calls in flight finish on it, new ones get the file as it is */
+		m->retired = true;
+		m = NULL;
+	}
 	if (m == NULL)
 	{
+		/* an older file at this path (replaced by a rename) serves only the calls in flight */
+		for (LmgenModel *old = file_models; old; old = old->next)
+			if (!old->retired && old->path && strcmp(old->path, path) == 0)
+				old->retired = true;
 		m = MemoryContextAllocZero(TopMemoryContext, sizeof(LmgenModel));
 		m->name = MemoryContextStrdup(TopMemoryContext, name);
 		m->next = file_models;
@@ -399,6 +460,30 @@ ModelByFile(const char *name, const char *path)
 	if (m->gguf == NULL)
 		OpenModel(m);
 	return m;
+}
+
+/* Close the retired models that in_use says no call needs any more, and forget them. */
+void
+ModelsCloseRetired(bool (*in_use) (LmgenModel *m))
+{
+	LmgenModel **link = &file_models;
+
+	while (*link)
+	{
+		LmgenModel *m = *link;
+
+		if (!m->retired || in_use(m))
+		{
+			link = &m->next;
+			continue;
+		}
+		*link = m->next;
+		CloseModel(m);
+		pfree(m->name);
+		if (m->path)
+			pfree(m->path);
+		pfree(m);
+	}
 }
 
 /* Number of models the worker has open. */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "datatype/timestamp.h"
+#include "storage/dsm.h"
 
 #include "chat.h"
 #include "context.h"
@@ -16,7 +17,7 @@
 #include "model.h"
 #include "tokenizer.h"
 
-/* One open model: the mapped file and what the engine built from it. */
+/* One open model: the file's bytes (shared memory or mapped file) and what the engine built from them. */
 typedef struct LmgenModel
 {
 	char	   *name;			/* registry name (TopMemoryContext) */
@@ -25,7 +26,8 @@ typedef struct LmgenModel
 	ino_t		ino;
 	off_t		size;
 	struct timespec mtime;
-	lm_gguf    *gguf;			/* mapped, validated file (engine, malloc) */
+	lm_gguf    *gguf;			/* validated file, over weights or its own mapping (engine, malloc) */
+	dsm_segment *weights;		/* the file's bytes in shared memory, or NULL when gguf maps the file */
 	lm_tokenizer *tok;			/* its tokenizer (engine, malloc) */
 	lm_model   *model;			/* its weights and configuration (engine, malloc) */
 	lm_chat_family chat;		/* chat format from tokenizer.chat_template, UNKNOWN if none */
@@ -37,6 +39,7 @@ typedef struct LmgenModel
 	Oid			user;			/* user it was looked up as */
 	LocalTransactionId checked_lxid;	/* transaction and statement of the last */
 	TimestampTz checked_at;		/* file check (resolve + stat) */
+	bool		retired;		/* ModelByFile: a newer file replaced it; closed once unused */
 	struct LmgenModel *next;	/* next in this backend's list */
 } LmgenModel;
 
@@ -57,12 +60,20 @@ extern LmgenModel *ModelLookup(const char *name);
 /*
  * The model in the file at a canonical path, opened on first use and kept,
  * keyed by file identity (device, inode; reopened when size or mtime
- * change); name is used in messages.  For the background worker.
+ * change, or retired when its weights are in shared memory: see
+ * ModelsCloseRetired); name is used in messages.  For the background worker.
  */
 extern LmgenModel *ModelByFile(const char *name, const char *path);
 
 /* Called before a model's engine objects are freed, if set (must not ERROR). */
 extern void (*model_close_hook) (LmgenModel *m);
+
+/*
+ * Close the models ModelByFile retired (their file was replaced on disk
+ * while calls in flight still ran on their copy in shared memory) for which
+ * in_use answers false.
+ */
+extern void ModelsCloseRetired(bool (*in_use) (LmgenModel *m));
 
 /* Number of models opened through ModelByFile. */
 extern int	ModelsOpenByFile(void);

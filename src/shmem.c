@@ -33,6 +33,9 @@
  * each waiting backend raises an ERROR at once; the postmaster starts a new
  * worker, which finds only FREE, DONE or FAILED slots.  A crash of any
  * process (kill -9) makes the postmaster reinitialise all of shared memory.
+ *
+ * The registry of model weights in shared memory is made here too, but has
+ * its own lock and protocol (model_shared.c).
  */
 #include "postgres.h"
 
@@ -42,6 +45,7 @@
 #include "utils/timestamp.h"
 
 #include "lmgen.h"
+#include "model_shared.h"
 #include "shmem.h"
 
 LmgenShared *lmgen_shared = NULL;
@@ -57,7 +61,7 @@ SharedSize(void)
 					mul_size(lmgen_max_requests, sizeof(LmgenSlot)));
 }
 
-/* shmem_request_hook: reserve the block and its lock. */
+/* shmem_request_hook: reserve the block, the weights registry and their locks. */
 static void
 SharedRequest(void)
 {
@@ -65,9 +69,11 @@ SharedRequest(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(SharedSize());
 	RequestNamedLWLockTranche("lmgen", 1);
+	RequestAddinShmemSpace(SharedWeightsShmemSize());
+	SharedWeightsRequestLock();
 }
 
-/* shmem_startup_hook: create or attach the block. */
+/* shmem_startup_hook: create or attach the block and the weights registry. */
 static void
 SharedStartup(void)
 {
@@ -86,6 +92,7 @@ SharedStartup(void)
 		lmgen_shared->next_request_id = 1;
 		lmgen_shared->stats_reset = GetCurrentTimestamp();
 	}
+	SharedWeightsShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 

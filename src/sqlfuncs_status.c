@@ -1,8 +1,10 @@
 /*
  * sqlfuncs_status.c — what the background worker is doing and has done:
- * lmgen.status(), the lmgen.stats view (lmgen.stats_rows()) and
- * lmgen.stats_reset().  Each copies the shared fields out under the shared
- * lock (shmem.c) and builds its rows after releasing it.
+ * lmgen.status(), the lmgen.stats view (lmgen.stats_rows()),
+ * lmgen.stats_reset() and the lmgen.shared_weights view
+ * (lmgen.shared_weights_rows()).  Each copies the shared fields out under
+ * the shared lock (shmem.c, model_shared.c) and builds its rows after
+ * releasing it.
  */
 #include "postgres.h"
 
@@ -12,11 +14,13 @@
 #include "utils/timestamp.h"
 
 #include "lmgen.h"
+#include "model_shared.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(lmgen_status);
 PG_FUNCTION_INFO_V1(lmgen_stats_rows);
 PG_FUNCTION_INFO_V1(lmgen_stats_reset);
+PG_FUNCTION_INFO_V1(lmgen_shared_weights_rows);
 
 /* ERROR unless lmgen was preloaded (the shared block exists). */
 static void
@@ -150,4 +154,61 @@ lmgen_stats_reset(PG_FUNCTION_ARGS)
 	lmgen_shared->stats_reset = GetCurrentTimestamp();
 	LWLockRelease(lmgen_shared->lock);
 	PG_RETURN_VOID();
+}
+
+/* Name of a weights registry state. */
+static const char *
+WeightsStateName(SharedWeightsState st)
+{
+	switch (st)
+	{
+		case SHARED_WEIGHTS_EMPTY:
+			return "empty";
+		case SHARED_WEIGHTS_LOADING:
+			return "loading";
+		case SHARED_WEIGHTS_READY:
+			return "shared";
+		case SHARED_WEIGHTS_FILE:
+			return "file";
+	}
+	return "unknown";
+}
+
+/* lmgen.shared_weights_rows(): one row per model file in the weights registry. */
+Datum
+lmgen_shared_weights_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SharedWeightsEntry *copy;
+
+	RequirePreload();
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(SharedWeightsEntry) * LMGEN_SHARED_WEIGHTS_MODELS);
+	LWLockAcquire(shared_weights->lock, LW_SHARED);
+	memcpy(copy, shared_weights->entries, sizeof(SharedWeightsEntry) * LMGEN_SHARED_WEIGHTS_MODELS);
+	LWLockRelease(shared_weights->lock);
+
+	for (int i = 0; i < LMGEN_SHARED_WEIGHTS_MODELS; i++)
+	{
+		SharedWeightsEntry *e = &copy[i];
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		if (e->state == SHARED_WEIGHTS_EMPTY)
+			continue;
+		values[0] = CStringGetTextDatum(e->model);
+		values[1] = CStringGetTextDatum(e->path);
+		values[2] = CStringGetTextDatum(WeightsStateName(e->state));
+		/* bytes held in shared memory: the whole file once it is loaded */
+		values[3] = Int64GetDatum(e->state == SHARED_WEIGHTS_READY ? (int64) e->id.size : 0);
+		values[4] = Int32GetDatum(e->processes);
+		values[5] = Int64GetDatum((int64) e->handle);
+		nulls[5] = e->state != SHARED_WEIGHTS_READY;
+		values[6] = TimestampTzGetDatum(e->loaded_at);
+		nulls[6] = e->state == SHARED_WEIGHTS_LOADING;
+		values[7] = CStringGetTextDatum(e->detail);
+		nulls[7] = e->detail[0] == '\0';
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

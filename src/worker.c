@@ -6,7 +6,11 @@
  * backends resolve model names through the registry as the calling user and
  * hand over the model's file path, and the worker keeps the models it has
  * opened keyed by file identity (model_cache.c, ModelByFile), so one copy
- * of each model serves every database.
+ * of each model serves every database.  Their weights are in shared memory
+ * (model_shared.c), mapped by the backends too; when a model's file is
+ * replaced on disk, the calls in flight finish on the old copy, new calls
+ * open the file as it is now, and the old copy is closed once no call uses
+ * it (ModelsCloseRetired).
  *
  * The loop (continuous batching):
  *   1. admit: take every QUEUED request slot (protocol in shmem.c), read
@@ -710,6 +714,16 @@ PublishState(void)
 	LWLockRelease(lmgen_shared->lock);
 }
 
+/* True when a request the worker holds runs on model m (for ModelsCloseRetired). */
+static bool
+ModelInUse(LmgenModel *m)
+{
+	for (int i = 0; i < lmgen_shared->n_slots; i++)
+		if (requests[i].used && ((requests[i].wm && requests[i].wm->m == m) || requests[i].encoder == m))
+			return true;
+	return false;
+}
+
 /* True when the worker holds any request. */
 static bool
 AnyHeld(void)
@@ -799,6 +813,7 @@ LmgenWorkerMain(Datum arg)
 		DropCancelled();
 		ran = RunSteps();
 		unsent = SendResults();
+		ModelsCloseRetired(ModelInUse);
 		PublishState();
 		if (ran)
 			continue;

@@ -23,7 +23,8 @@
 #     steps: admitting calls, handing out results, waiting for clients)
 #     and the mean milliseconds per step;
 #   - before the table: the time to the first result in a brand-new
-#     connection (SELECT 1, and a one-token generate), per mode.
+#     connection (SELECT 1; count_tokens, which opens the model and runs
+#     no forward pass; and a one-token generate), per mode.
 #
 # Usage: test/bench/bench_worker.sh
 #   Starts a throwaway cluster (initdb in a temporary directory, lmgen
@@ -35,7 +36,9 @@
 #   BENCH_TOKENS (default 32), BENCH_ROWS (default 4), BENCH_MODES
 #   (default "local worker"), BENCH_LOCAL_THREADS (lmgen.threads of each
 #   backend in local mode, default 1), BENCH_WORKER_THREADS
-#   (lmgen.worker_threads, default 0 = the machine's cores).
+#   (lmgen.worker_threads, default 0 = the machine's cores),
+#   BENCH_SHARED_WEIGHTS (lmgen.shared_weights: on, the default, reads each
+#   model once into shared memory; off maps the file in every process).
 # Needs the extension installed (make install) and the real models (make
 # model).  Timings on a shared machine are noisy: the load average is
 # printed with the figures.
@@ -47,9 +50,11 @@ rows=${BENCH_ROWS:-4}
 modes=${BENCH_MODES:-local worker}
 local_threads=${BENCH_LOCAL_THREADS:-1}
 worker_threads=${BENCH_WORKER_THREADS:-0}
+shared_weights=${BENCH_SHARED_WEIGHTS:-on}
 . "$(dirname "$0")/bench_cluster.sh"
 bench_cluster_start bench_worker.sh "lmgen.threads = $local_threads
 lmgen.worker_threads = $worker_threads
+lmgen.shared_weights = $shared_weights
 max_connections = 40"
 
 # One query, unaligned output.
@@ -115,7 +120,7 @@ run_clients() {
 
 echo "model: $model ($(q "SELECT path FROM lmgen.models WHERE name = $m"))"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "generate: $calls calls x $tokens tokens per client; summarize: $rows rows per client; local: lmgen.threads = $local_threads; worker: lmgen.worker_threads = $worker_threads (0 = cores)"
+echo "generate: $calls calls x $tokens tokens per client; summarize: $rows rows per client; local: lmgen.threads = $local_threads; worker: lmgen.worker_threads = $worker_threads (0 = cores); lmgen.shared_weights = $shared_weights"
 # warm up: the worker opens the model, and the page cache holds the file
 q "SELECT generate('warm up', 4, model => $m)" >/dev/null
 q "SET lmgen.execution = 'local'; SELECT generate('warm up', 4, model => $m)" >/dev/null
@@ -131,8 +136,9 @@ first_call() {
 	printf '%s\n' "${ts[@]}" | sort -n | sed -n 3p
 }
 for mode in $modes; do
-	printf 'new connection, %-6s: SELECT 1 %.1f ms; generate(1 token) %.1f ms\n' "$mode" \
-		"$(first_call "$mode" "SELECT 1")" "$(first_call "$mode" "SELECT generate('Hi', 1, model => $m)")"
+	printf 'new connection, %-6s: SELECT 1 %.1f ms; count_tokens %.1f ms; generate(1 token) %.1f ms\n' "$mode" \
+		"$(first_call "$mode" "SELECT 1")" "$(first_call "$mode" "SELECT lmgen.count_tokens('Hi', $m)")" \
+		"$(first_call "$mode" "SELECT generate('Hi', 1, model => $m)")"
 done
 printf '%-7s %7s %10s %12s %12s %10s %12s %12s %11s %10s %9s %8s\n' mode clients gen_tok/s gen_tok/cpu_s gen_peak_MB sum_rows/s sum_rows/cpu_s sum_peak_MB mean_batch max_batch gen_busy% ms/step
 for mode in $modes; do
@@ -155,4 +161,5 @@ for mode in $modes; do
 			"$(echo "$sr / $ss" | bc -l)" "$(echo "$sr / $sc" | bc -l)" "$(echo "$sp / 1024" | bc -l)" "$mb" "$xb" "$bp" "$ms"
 	done
 done
+q "SELECT 'weights in shared memory: ' || coalesce(string_agg(model || ' ' || state || ' ' || pg_size_pretty(bytes), ', '), 'none') FROM lmgen.shared_weights"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

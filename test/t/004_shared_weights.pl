@@ -1,7 +1,9 @@
 # Two backends using the same model share one copy of its weights: each maps
 # the file read-only and shared, so the page cache holds it once and the
 # proportional set size (PSS) of the two mappings together is about one
-# file's worth, not two.
+# file's worth, not two.  This is how backends open models without preload,
+# or with lmgen.shared_weights = off (set here); the copy in shared memory
+# that preload gives by default is tested in 044_weights_in_shared_memory.pl.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -12,7 +14,7 @@ my $models = "$ENV{TESTDIR}/test/models";
 my $node = PostgreSQL::Test::Cluster->new('shared');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$models'\nlmgen.execution = 'local'\n");
+	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$models'\nlmgen.execution = 'local'\nlmgen.shared_weights = off\n");
 $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('long', 'long-ctx.gguf')");
 my $file_kb = (-s "$models/long-ctx.gguf") / 1024;

@@ -4,7 +4,9 @@
 # live on, and the next call opens the file again.  Runs on a copy of the
 # installed SmolLM2 (the real model: 94 MiB of weights, so reads past the
 # cut happen in every forward pass); skipped when `make model` has not
-# installed it.
+# installed it.  The file is mapped as without preload (lmgen.shared_weights
+# = off): with the weights in shared memory (044_weights_in_shared_memory.pl)
+# such a call finishes with its usual answer instead.
 use strict;
 use warnings;
 use File::Copy;
@@ -26,7 +28,7 @@ my $victim = "$dir/victim.gguf";
 copy($real, $victim) or die "copy: $!";
 $node->init;
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\nrestart_after_crash = on\nlmgen.execution = 'local'\n");
+	"shared_preload_libraries = 'lmgen'\nlmgen.model_dir = '$dir'\nrestart_after_crash = on\nlmgen.execution = 'local'\nlmgen.shared_weights = off\n");
 $node->start;
 $node->safe_psql('postgres', "CREATE EXTENSION lmgen; SELECT lmgen.load_model('victim', 'victim.gguf')");
 

@@ -6,7 +6,9 @@
 # calls on it succeed again (the worker opens the file anew).  The worker's
 # counterpart of 022_model_file_changed.pl (local mode).  Runs on a copy of
 # the installed SmolLM2 (94 MiB of weights, read in every forward pass);
-# skipped when `make model` has not installed it.
+# skipped when `make model` has not installed it.  The worker maps the file
+# (lmgen.shared_weights = off); with the weights in shared memory, the default,
+# such a call finishes with its usual answer (044_weights_in_shared_memory.pl).
 use strict;
 use warnings;
 use File::Copy;
@@ -30,7 +32,7 @@ copy($real, $victim) or die "copy: $!";
 my $node = lmgen_node('worker_changed', [ victim => 'victim.gguf' ],
 	model_dir => $dir,
 	execution => 'worker',
-	conf => "restart_after_crash = on\n");
+	conf => "restart_after_crash = on\nlmgen.shared_weights = off\n");
 
 # The worker's pid, once it runs (polling lmgen.status()).
 sub worker_pid
