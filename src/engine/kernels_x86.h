@@ -27,6 +27,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define X86_INLINE static inline __attribute__((always_inline))
