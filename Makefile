@@ -137,12 +137,6 @@ bench-encoder: test/bench/bench_encoder
 bench-batch:
 	test/bench/bench_batch.sh
 
-# Worker mode beside local mode, 1 to 16 clients (test/bench/bench_worker.sh;
-# BENCH_CLIENTS, BENCH_MODES, ... as its header says; prints numbers).
-.PHONY: bench-worker
-bench-worker:
-	test/bench/bench_worker.sh
-
 # Output-quality figures of summarize() and classify() in a throwaway cluster
 # (test/bench/quality.py; a program that prints numbers, not a test).
 # Options through QUALITY_ARGS, e.g. QUALITY_ARGS='--limit 40 --styles headline'.

@@ -13,16 +13,21 @@
  *   items    the query rows of a tile of up to `tile` consecutive tokens of
  *            one sequence and the heads of one KV head (all of them, or one
  *            when a step has too few tokens to keep the threads busy; a
- *            decode step first tries tiles of fewer tokens) form an item.  Its key blocks are read once for all its rows (not
- *            once per row) and its value blocks stay in cache from one row
- *            to the next.  Vectors run across positions or value columns,
+ *            decode step first tries tiles of fewer tokens) form an item.
+ *            Its key blocks are read once for all its rows (not once per
+ *            row), and each value row once per 4 rows (a GEMM-like tile: 4
+ *            rows x 4 vectors of columns held in registers, one value load
+ *            serving the 4 heads of a token).  Vectors run
+ *            across positions or value columns,
  *            never along one sum, so every instruction set gives the
  *            reference's floats.
  *   passes   scores for every row and visible position (the rows' scratch
  *            holds them; keys copied column-major, a block at a time, and
  *            4..16 positions per vector), softmax per row, then the value
- *            rows into each row's lanes (vectors along the value columns,
- *            as the reference: subnormal lane sums then cost no more).
+ *            rows into each row's lanes, lane by lane (a lane's chain over
+ *            its positions stays in registers from start to end; vectors
+ *            along the value columns, as the reference: subnormal lane
+ *            sums then cost no more), and the lanes combined per output.
  *   threads  items are split across ctx->pool by their cost (visible
  *            positions), so early and late prompt tokens balance.  Rows
  *            never depend on the split, the tile or the other rows.
@@ -163,46 +168,9 @@ att_split(const att_job *j, int ith, int nth)
 	return j->n_items;
 }
 
-/* The lane combination of att_reduce for one column or a vector of columns (x: lane 0's). */
-#define ATT_REDUCE_COLUMNS(T, LD, x, hdv, nl, res) \
-	do { \
-		size_t		l16_ = (size_t) 16 * (hdv); \
-		T			a_[16], \
-					t_[8]; \
-		\
-		for (int l_ = 0; l_ < 16; l_++) \
-		{ \
-			const float *c_ = (x) + (size_t) l_ * (hdv); \
-			\
-			a_[l_] = (nl) == 64 ? (LD(c_) + LD(c_ + 2 * l16_)) + (LD(c_ + l16_) + LD(c_ + 3 * l16_)) : LD(c_); \
-		} \
-		for (int l_ = 0; l_ < 8; l_++) \
-			t_[l_] = a_[8 + l_] + a_[l_]; \
-		(res) = ((t_[4] + t_[0]) + (t_[6] + t_[2])) + ((t_[5] + t_[1]) + (t_[7] + t_[3])); \
-	} while (0)
-
-#define ATT_LD1(p) (*(p))
-#define ATT_LD4(p) (*(const att_v4 *) (p))
-
-/*
- * out[d] = row r's lanes combined: ((0 + 2) + (1 + 3)) by groups of 16 when
- * nl = 64, then the 16-lane tree; four columns at a time (the same adds per
- * column, so the same floats), the rest one by one.
- */
-static void
-att_reduce(float *out, const float *acc, int hdv, int nl)
-{
-	int			d = 0;
-
-	for (; d + 4 <= hdv; d += 4)
-		ATT_REDUCE_COLUMNS(att_v4, ATT_LD4, acc + d, hdv, nl, *(att_v4 *) (out + d));
-	for (; d < hdv; d++)
-		ATT_REDUCE_COLUMNS(float, ATT_LD1, acc + d, hdv, nl, out[d]);
-}
-
 /* Run one item's passes on the selected instruction set and write its rows' outputs. */
 static void
-att_run_item(lm_att_item *it, float *const *out)
+att_run_item(lm_att_item *it)
 {
 	lm_isa		isa = lm_kernels_isa();
 
@@ -221,15 +189,12 @@ att_run_item(lm_att_item *it, float *const *out)
 		lm_op_exp_sub(e, it->max[r], n);
 		lm_op_scale(e, (float) (1.0 / lm_op_softmax_sum(e, it->lo[r], n)), n);
 	}
-	memset(it->acc, 0, sizeof(float) * (size_t) it->n_rows * it->nl * it->hdv);
 	if (isa == LM_ISA_AVX512)
 		lm_att_values_avx512(it);
 	else if (isa == LM_ISA_AVX2)
 		lm_att_values_avx2(it);
 	else
 		lm_att_values_scalar(it);
-	for (int r = 0; r < it->n_rows; r++)
-		att_reduce(out[r], it->acc + (size_t) r * it->nl * it->hdv, it->hdv, it->nl);
 }
 
 /* Attention for this task's share of items. */
@@ -274,7 +239,6 @@ att_worker(void *arg, int ith, int nth)
 		{
 			int			seq = b->seq_id[j->st->i0 + t],
 						te = t;
-			float	   *out[LM_ATT_MAX_ROWS];
 
 			it.seq = seq;
 			it.g = h0 / group;
@@ -296,13 +260,13 @@ att_worker(void *arg, int ith, int nth)
 				for (int h = h0; h < h0 + j->hpi; h++)
 				{
 					it.q[it.n_rows] = ctx->q + ((size_t) te * H + h) * hdk;
-					out[it.n_rows] = ctx->att + ((size_t) te * H + h) * hdv;
+					it.out[it.n_rows] = ctx->att + ((size_t) te * H + h) * hdv;
 					it.lo[it.n_rows] = lo;
 					it.hi[it.n_rows] = pos;
 					it.n_rows++;
 				}
 			}
-			att_run_item(&it, out);
+			att_run_item(&it);
 			t = te;
 		}
 	}

@@ -54,6 +54,7 @@ att_transpose_avx512(float *t, const float *src, int n_col, size_t stride)
 }
 
 #define ATT_VW 16
+#define ATT_VC 4
 #define ATT_SUFFIX avx512
 #define ATT_FMA(a, b, c) ((att_v) _mm512_fmadd_ps((__m512) (a), (__m512) (b), (__m512) (c)))
 #define ATT_TRANSPOSE att_transpose_avx512

@@ -46,6 +46,7 @@ typedef struct lm_att_item
 	float	   *sc;				/* (n_rows, sc_stride) scores, then weights; index pos - 16*blo */
 	size_t		sc_stride;		/* floats per row of sc */
 	float	   *acc;			/* (n_rows, nl, hdv) value lanes */
+	float	   *out[LM_ATT_MAX_ROWS];	/* (hdv) output of each row */
 	float	   *tb;				/* (16, hdk) a transposed key block */
 } lm_att_item;
 
@@ -58,9 +59,9 @@ extern void lm_att_scores_avx2(lm_att_item *it);
 extern void lm_att_scores_avx512(lm_att_item *it);
 
 /*
- * Value pass: acc[r][lane][d] = fma(w, v[d], acc) over the positions row r
- * sees, in position order, where lane = pos % nl, w being sc; acc (nl lanes
- * of hdv floats per row) must be zero on entry.
+ * Value pass: acc[r][lane][d] = fma(w, v[d], acc) from zero over the
+ * positions row r sees, in position order, where lane = pos % nl, w being
+ * sc; then out[r][d] = the lanes combined (att_reduce_rows).
  */
 extern void lm_att_values_scalar(lm_att_item *it);
 extern void lm_att_values_avx2(lm_att_item *it);
@@ -80,9 +81,6 @@ extern void lm_att_values_avx512(lm_att_item *it);
 /* ATT_VW floats / ints; aligned(4) allows unaligned loads and stores through them. */
 typedef float att_v __attribute__((vector_size(ATT_VW * 4), aligned(4)));
 typedef int32_t att_vi __attribute__((vector_size(ATT_VW * 4), aligned(4)));
-
-/* Value blocks the value pass runs all rows over before moving on. */
-#define ATT_VCHUNK 8
 
 /* Halves (quarters) of a 16-position block one vector covers. */
 #define ATT_NV (LM_KV_BLOCK / ATT_VW)
@@ -253,95 +251,225 @@ ATT_CAT(lm_att_scores_, ATT_SUFFIX) (lm_att_item *it)
 	}
 }
 
+/* Value-tile columns: ATT_VC vectors (the instruction set may define it by its register count). */
+#ifndef ATT_VC
+#define ATT_VC 2
+#endif
+
+/* Value-tile rows: query rows sharing each value load (a token's heads of one KV head). */
+#define ATT_VR 4
+
 /*
- * Add row r's visible positions of blocks rb0..rb1 into its 16 lanes for
- * the ATT_VW value columns from d0: the 16 lane accumulators stay in
- * registers across the blocks (position b*16 + i always goes to lane i).
+ * One value tile: rows r0 .. r0+nr-1, lane `lane`, the nc vectors of value
+ * columns from d0.  Each row's accumulators start at zero and take
+ * fma(w[p], v[p][d], acc) for the positions p = lane (mod nl) it sees, in
+ * position order: one lane's chain, exactly as the reference, but each
+ * value row loaded once for all nr rows and held in registers across the
+ * whole range.  The sums go to acc[r][lane][d].
  */
 static inline __attribute__((always_inline)) void
-att_wsum16(lm_att_item *it, int r, int rb0, int rb1, int d0)
+att_vtile(lm_att_item *it, int r0, const int nr, int lane, int d0, const int nc)
 {
 	const lm_kv *kv = it->kv;
-	int			hdv = it->hdv,
-				lo = it->lo[r],
-				hi = it->hi[r];
-	const float *w = it->sc + (size_t) r * it->sc_stride;
-	float	   *acc = it->acc + (size_t) r * 16 * hdv + d0;
-	att_v		a[16];
+	int			nl = it->nl,
+				hdv = it->hdv,
+				ulo = it->lo[r0],
+				uhi = it->hi[r0],
+				ilo = it->lo[r0],
+				ihi = it->hi[r0],
+				p;
+	size_t		wbase = (size_t) it->blo * LM_KV_BLOCK;
+	const float *w[ATT_VR];
+	att_v		a[ATT_VR][ATT_VC];
 
-	_Pragma("GCC unroll 16")
-	for (int i = 0; i < 16; i++)
-		a[i] = *(const att_v *) (acc + (size_t) i * hdv);
-	for (int b = rb0; b <= rb1; b++)
+	_Pragma("GCC unroll 4")
+	for (int r = 0; r < nr; r++)
 	{
-		const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv + d0;
-		const float *wb = w + (size_t) (b - it->blo) * LM_KV_BLOCK;
-		int			b0 = b * LM_KV_BLOCK;
-		bool		full = lo <= b0 && hi >= b0 + LM_KV_BLOCK - 1;
+		int			lo = it->lo[r0 + r],
+					hi = it->hi[r0 + r];
 
-		_Pragma("GCC unroll 16")
-		for (int i = 0; i < 16; i++)
-			if (full || (b0 + i >= lo && b0 + i <= hi))
-				a[i] = ATT_FMA((att_v) {0} + wb[i], *(const att_v *) (vb + (size_t) i * kv->v_dim), a[i]);
+		ulo = lo < ulo ? lo : ulo;
+		uhi = hi > uhi ? hi : uhi;
+		ilo = lo > ilo ? lo : ilo;
+		ihi = hi < ihi ? hi : ihi;
+		w[r] = it->sc + (size_t) (r0 + r) * it->sc_stride - wbase;
+		_Pragma("GCC unroll 4")
+		for (int c = 0; c < nc; c++)
+			a[r][c] = (att_v) {0};
 	}
-	_Pragma("GCC unroll 16")
-	for (int i = 0; i < 16; i++)
-		*(att_v *) (acc + (size_t) i * hdv) = a[i];
+	/* first position of the lane at or after ulo */
+	p = ulo + ((lane - ulo % nl) + nl) % nl;
+	for (; p <= uhi; p += nl)
+	{
+		const float *vp = lm_kv_v(kv, it->seq, it->layer, p) + (size_t) it->g * hdv + d0;
+		att_v		v[ATT_VC];
+
+		_Pragma("GCC unroll 4")
+		for (int c = 0; c < nc; c++)
+			v[c] = *(const att_v *) (vp + c * ATT_VW);
+		if (p >= ilo && p <= ihi)
+		{
+			_Pragma("GCC unroll 4")
+			for (int r = 0; r < nr; r++)
+			{
+				att_v		wv = (att_v) {0} + w[r][p];
+
+				_Pragma("GCC unroll 4")
+				for (int c = 0; c < nc; c++)
+					a[r][c] = ATT_FMA(wv, v[c], a[r][c]);
+			}
+		}
+		else
+		{
+			_Pragma("GCC unroll 4")
+			for (int r = 0; r < nr; r++)
+				if (p >= it->lo[r0 + r] && p <= it->hi[r0 + r])
+				{
+					att_v		wv = (att_v) {0} + w[r][p];
+
+					_Pragma("GCC unroll 4")
+					for (int c = 0; c < nc; c++)
+						a[r][c] = ATT_FMA(wv, v[c], a[r][c]);
+				}
+		}
+	}
+	_Pragma("GCC unroll 4")
+	for (int r = 0; r < nr; r++)
+	{
+		float	   *dst = it->acc + ((size_t) (r0 + r) * nl + lane) * hdv + d0;
+
+		_Pragma("GCC unroll 4")
+		for (int c = 0; c < nc; c++)
+			*(att_v *) (dst + c * ATT_VW) = a[r][c];
+	}
+}
+
+/* att_vtile for nr (1 .. ATT_VR) rows, with constant row and column counts. */
+static inline __attribute__((always_inline)) void
+att_vtile_rows(lm_att_item *it, int r0, int nr, int lane, int d0, const int nc)
+{
+	switch (nr)
+	{
+		case 4:
+			att_vtile(it, r0, 4, lane, d0, nc);
+			break;
+		case 3:
+			att_vtile(it, r0, 3, lane, d0, nc);
+			break;
+		case 2:
+			att_vtile(it, r0, 2, lane, d0, nc);
+			break;
+		default:
+			att_vtile(it, r0, 1, lane, d0, nc);
+			break;
+	}
+}
+
+/* Row r's lanes of the value columns past the last whole vector, one fma chain per lane and column. */
+static void
+att_vtail(lm_att_item *it, int r, int d0)
+{
+	const lm_kv *kv = it->kv;
+	int			nl = it->nl,
+				hdv = it->hdv;
+	const float *w = it->sc + (size_t) r * it->sc_stride - (size_t) it->blo * LM_KV_BLOCK;
+
+	for (int lane = 0; lane < nl; lane++)
+	{
+		float	   *dst = it->acc + ((size_t) r * nl + lane) * hdv;
+		int			p = it->lo[r] + ((lane - it->lo[r] % nl) + nl) % nl;
+
+		for (int d = d0; d < hdv; d++)
+			dst[d] = 0.0f;
+		for (; p <= it->hi[r]; p += nl)
+		{
+			const float *vp = lm_kv_v(kv, it->seq, it->layer, p) + (size_t) it->g * hdv;
+
+			for (int d = d0; d < hdv; d++)
+				dst[d] = ATT_FMAF(w[p], vp[d], dst[d]);
+		}
+	}
 }
 
 /*
- * Weighted sum of the value blocks into each row's lanes, ATT_VCHUNK blocks
- * at a time for all rows (so those value rows stay in cache).  Vectors run
- * along the value dimension (lane-major acc, one fma per position and
- * column) rather than across positions: a lane whose sum is subnormal then
- * slows only its own instructions, as in the reference, instead of every
- * instruction of its block.  With 16 lanes the lane accumulators of ATT_VW
- * columns stay in registers (att_wsum16); otherwise, and for the columns
- * left over, they are updated in memory.
+ * out[r][d] = row r's lanes combined: with 64 lanes ((0 + 2) + (1 + 3)) by
+ * groups of 16, then the 16-lane tree ((4+0)+(6+2))+((5+1)+(7+3)) of
+ * l + (l + 8); vectors along d, so each output sees the reference's adds.
+ */
+static void
+att_reduce_rows(lm_att_item *it)
+{
+	int			hdv = it->hdv,
+				nl = it->nl;
+	size_t		l16 = (size_t) 16 * hdv;
+
+	for (int r = 0; r < it->n_rows; r++)
+	{
+		const float *acc = it->acc + (size_t) r * nl * hdv;
+		float	   *out = it->out[r];
+		int			d = 0;
+
+		for (; d + ATT_VW <= hdv; d += ATT_VW)
+		{
+			att_v		x[16],
+						t[8];
+
+			for (int l = 0; l < 16; l++)
+			{
+				const float *c = acc + (size_t) l * hdv + d;
+
+				x[l] = nl == 64 ? (*(const att_v *) c + *(const att_v *) (c + 2 * l16)) +
+					(*(const att_v *) (c + l16) + *(const att_v *) (c + 3 * l16)) : *(const att_v *) c;
+			}
+			for (int l = 0; l < 8; l++)
+				t[l] = x[8 + l] + x[l];
+			*(att_v *) (out + d) = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
+		}
+		for (; d < hdv; d++)
+		{
+			float		x[16],
+						t[8];
+
+			for (int l = 0; l < 16; l++)
+			{
+				const float *c = acc + (size_t) l * hdv + d;
+
+				x[l] = nl == 64 ? (c[0] + c[2 * l16]) + (c[l16] + c[3 * l16]) : c[0];
+			}
+			for (int l = 0; l < 8; l++)
+				t[l] = x[8 + l] + x[l];
+			out[d] = ((t[4] + t[0]) + (t[6] + t[2])) + ((t[5] + t[1]) + (t[7] + t[3]));
+		}
+	}
+}
+
+/*
+ * Value pass and output: every row's lanes in tiles of up to ATT_VR rows x
+ * ATT_VC vectors of columns, lane by lane (so a lane's value rows, read
+ * for every row group, stay in L1), then each row's lanes combined into
+ * its output.  Vectors run along the value columns, never along a sum.
  */
 void
 ATT_CAT(lm_att_values_, ATT_SUFFIX) (lm_att_item *it)
 {
-	const lm_kv *kv = it->kv;
 	int			hdv = it->hdv,
-				d_reg = it->nl == 16 ? hdv - hdv % ATT_VW : 0;	/* columns done in registers */
+				d_vec = hdv - hdv % ATT_VW;		/* columns in whole vectors */
 
-	for (int c0 = it->blo; c0 <= it->bhi; c0 += ATT_VCHUNK)
+	for (int lane = 0; lane < it->nl; lane++)
+	{
+		int			d0 = 0;
+
+		for (; d0 + ATT_VC * ATT_VW <= d_vec; d0 += ATT_VC * ATT_VW)
+			for (int r0 = 0; r0 < it->n_rows; r0 += ATT_VR)
+				att_vtile_rows(it, r0, it->n_rows - r0 < ATT_VR ? it->n_rows - r0 : ATT_VR, lane, d0, ATT_VC);
+		for (; d0 < d_vec; d0 += ATT_VW)
+			for (int r0 = 0; r0 < it->n_rows; r0 += ATT_VR)
+				att_vtile_rows(it, r0, it->n_rows - r0 < ATT_VR ? it->n_rows - r0 : ATT_VR, lane, d0, 1);
+	}
+	if (d_vec < hdv)
 		for (int r = 0; r < it->n_rows; r++)
-		{
-			const float *w = it->sc + (size_t) r * it->sc_stride;
-			float	   *acc = it->acc + (size_t) r * it->nl * hdv;
-			int			rb0 = it->lo[r] / LM_KV_BLOCK > c0 ? it->lo[r] / LM_KV_BLOCK : c0,
-						rb1 = it->hi[r] / LM_KV_BLOCK < c0 + ATT_VCHUNK - 1 ? it->hi[r] / LM_KV_BLOCK : c0 + ATT_VCHUNK - 1;
-
-			if (rb0 > rb1)
-				continue;
-			for (int d0 = 0; d0 < d_reg; d0 += ATT_VW)
-				att_wsum16(it, r, rb0, rb1, d0);
-			if (d_reg == hdv)
-				continue;
-			for (int b = rb0; b <= rb1; b++)
-			{
-				const float *vb = lm_kv_v_block(kv, it->seq, it->layer, b) + (size_t) it->g * hdv;
-				int			b0 = b * LM_KV_BLOCK,
-							i0 = it->lo[r] > b0 ? it->lo[r] - b0 : 0,
-							i1 = it->hi[r] < b0 + LM_KV_BLOCK - 1 ? it->hi[r] - b0 + 1 : LM_KV_BLOCK;
-
-				for (int i = i0; i < i1; i++)
-				{
-					const float *vp = vb + (size_t) i * kv->v_dim;
-					float		wi = w[(size_t) (b - it->blo) * LM_KV_BLOCK + i];
-					float	   *a = acc + (size_t) ((b0 + i) % it->nl) * hdv;
-					att_v		wv = (att_v) {0} + wi;
-					int			d = d_reg;
-
-					for (; d + ATT_VW <= hdv; d += ATT_VW)
-						*(att_v *) (a + d) = ATT_FMA(wv, *(const att_v *) (vp + d), *(const att_v *) (a + d));
-					for (; d < hdv; d++)
-						a[d] = ATT_FMAF(wi, vp[d], a[d]);
-				}
-			}
-		}
+			att_vtail(it, r, d_vec);
+	att_reduce_rows(it);
 }
 
 #endif							/* ATT_VW */

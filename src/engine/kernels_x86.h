@@ -27,6 +27,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define X86_INLINE static inline __attribute__((always_inline))
@@ -253,7 +254,20 @@ rows_float(int kind, const void *W, size_t w_row_bytes, int64_t n_cols, int64_t 
 #include "kernels_x86_k.h"
 #if LM_X86_VNNI
 #include "kernels_x86_q32p.h"
+#include "kernels_x86_kp.h"
 #endif
+
+/* K-quant matrix product: the paired 512-bit kernel for Q4_K/Q6_K batches (AVX-512), the 256-bit tiles otherwise. */
+X86_INLINE void
+rows_k_any(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64_t r1,
+		   const void *Xq, size_t xs, int n_batch, float *Y, int64_t y_stride)
+{
+#if LM_X86_VNNI
+	if (n_batch >= 4 && t != LM_TYPE_Q5_K && rows_kp(t, W, ws, n_cols, r0, r1, Xq, xs, n_batch, Y, y_stride))
+		return;
+#endif
+	rows_k(t, W, ws, n_cols, r0, r1, Xq, xs, n_batch, Y, y_stride);
+}
 
 /* Block-32 matrix product: the paired 512-bit kernel for batches (AVX-512), tile32 otherwise. */
 X86_INLINE void
@@ -404,9 +418,9 @@ X86_ROWS_FN(rows_q4_1, LM_TYPE_Q4_1, rows_q32_any)
 X86_ROWS_FN(rows_q5_0, LM_TYPE_Q5_0, rows_q32_any)
 X86_ROWS_FN(rows_q5_1, LM_TYPE_Q5_1, rows_q32_any)
 X86_ROWS_FN(rows_q8_0, LM_TYPE_Q8_0, rows_q32_any)
-X86_ROWS_FN(rows_q4_K, LM_TYPE_Q4_K, rows_k)
+X86_ROWS_FN(rows_q4_K, LM_TYPE_Q4_K, rows_k_any)
 X86_ROWS_FN(rows_q5_K, LM_TYPE_Q5_K, rows_k)
-X86_ROWS_FN(rows_q6_K, LM_TYPE_Q6_K, rows_k)
+X86_ROWS_FN(rows_q6_K, LM_TYPE_Q6_K, rows_k_any)
 
 /* Fill a kernel table with this file's kernels. */
 static void

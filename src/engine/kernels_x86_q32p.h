@@ -21,15 +21,19 @@
  * operations of the canonical order, block after block: bits equal the
  * scalar path's (test_kernels.c).
  *
- * Tiles: 8 weight rows (4 pairs) x 4 activation rows = 16 accumulators.
- * Activation scales are converted to float once per panel of 32
- * activation rows, weight scales once per (row tile, panel); the weights
- * of a row tile are then read from L1/L2 once per batch tile.
+ * Tiles: 8 weight rows (4 pairs) x 6 activation rows = 24 accumulators
+ * (x 4 for Q4_1/Q5_1, whose min terms need registers too).  Activations
+ * are prepared once per panel of 48 rows (q32p_panel: duplicated dwords,
+ * the offset term of Q4_0/Q5_0, scales as floats), so a tile's inner loop
+ * only loads them; weight scales are converted once per (row tile,
+ * panel); the weights of a row tile are then read from L1/L2 once per
+ * batch tile.
  */
 #ifndef LM_KERNELS_X86_Q32P_H
 #define LM_KERNELS_X86_Q32P_H
 
-#define Q32P_PANEL 32			/* activation rows per panel */
+#define Q32P_PANEL 48			/* activation rows per panel */
+#define Q32P_B 6				/* activation rows per tile at most */
 #define Q32P_MAXNB 256			/* most blocks per row (n_cols <= 8192); wider rows take tile32 */
 
 /* Decode blocks blk of weight rows a and b (ws apart: b = a + ws) into one register, dwords interleaved a, b, a, b. */
@@ -78,28 +82,26 @@ q32p_decode(lm_type t, const uint8_t *a, size_t ws, int64_t blk)
 
 /*
  * Rows [r, r+R) (R = 2, 4 or 8) against activation rows [b0, b0+B) of a
- * panel (B <= 4) over nb blocks.  dwt/mwt: weight scales/mins as floats,
- * [blk][8]; dxp/sxp: activation scales/sums, [blk][Q32P_PANEL], bo = b0's
- * column there.  Writes Y.
+ * panel (B <= Q32P_B) over nb blocks.  dwt/mwt: weight scales/mins as
+ * floats, [blk][8]; dxp/sxp: activation scales/sums, [blk][Q32P_PANEL];
+ * ydp/yip: the panel's activations as q32p_panel made them,
+ * [blk][Q32P_PANEL][64 bytes].  Writes Y.
  */
 X86_INLINE void
-tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int64_t nb,
-		const float *dwt, const float *mwt, const float *dxp, const float *sxp, int bo,
+tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *ydp, const uint8_t *yip, int64_t nb,
+		const float *dwt, const float *mwt, const float *dxp, const float *sxp,
 		int64_t r, int b0, float *Y, int64_t y_stride, x86_pf *pf, const int R, const int B)
 {
 	const int	P = R / 2;
 	const int	is1 = (t == LM_TYPE_Q4_1 || t == LM_TYPE_Q5_1);
 	const int	act_off = (t == LM_TYPE_Q4_0 ? 8 : t == LM_TYPE_Q5_0 ? 16 : 0);
 	const int	w_off = (t == LM_TYPE_Q8_0);
-	const size_t xbs = is1 ? sizeof(lm_block_q8_1) : sizeof(lm_block_q8_0);
-	const size_t xqo = is1 ? 4 : 2;
-	const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-	__m512		acc[4][4];
-	__m256		summ[4];		/* _1 types: lane r = min term of (r, b) */
-	float		sc[2][4][8] __attribute__((aligned(64)));	/* scale products [b][r], double-buffered by block */
+	__m512		acc[4][Q32P_B];
+	__m256		summ[Q32P_B];	/* _1 types: lane r = min term of (r, b) */
+	float		sc[2][Q32P_B][8] __attribute__((aligned(64)));	/* scale products [b][r], double-buffered by block */
 	float		out[4][16] __attribute__((aligned(64)));
 
-	_Pragma("GCC unroll 4")
+	_Pragma("GCC unroll 6")
 	for (int b = 0; b < B; b++)
 	{
 		summ[b] = _mm256_setzero_ps();
@@ -111,17 +113,17 @@ tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int
 #define Q32P_SCALES(blk_, buf_) \
 	do { \
 		__m256		dw8_ = _mm256_loadu_ps(dwt + (size_t) (blk_) * 8); \
-		_Pragma("GCC unroll 4") \
+		_Pragma("GCC unroll 6") \
 		for (int b = 0; b < B; b++) \
-			_mm256_store_ps(sc[buf_][b], _mm256_mul_ps(dw8_, _mm256_set1_ps(dxp[(size_t) (blk_) * Q32P_PANEL + bo + b]))); \
+			_mm256_store_ps(sc[buf_][b], _mm256_mul_ps(dw8_, _mm256_set1_ps(dxp[(size_t) (blk_) * Q32P_PANEL + b0 + b]))); \
 	} while (0)
 	if (nb > 0)
 		Q32P_SCALES(0, 0);
 	X86_IN_MEMORY(&sc);
 	for (int64_t blk = 0; blk < nb; blk++)
 	{
-		__m512i		y[4],
-					yinit[4];
+		__m512i		y[Q32P_B],
+					yinit[Q32P_B];
 		const float (*s)[8] = (const float (*)[8]) sc[blk & 1];
 
 		if (blk + 1 < nb)
@@ -129,20 +131,17 @@ tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int
 			Q32P_SCALES(blk + 1, (blk + 1) & 1);
 			X86_IN_MEMORY(&sc);
 		}
-		_Pragma("GCC unroll 4")
+		_Pragma("GCC unroll 6")
 		for (int b = 0; b < B; b++)
 		{
-			const uint8_t *xb = x + (size_t) (b0 + b) * xs + (size_t) blk * xbs + xqo;
+			size_t		yo = ((size_t) blk * Q32P_PANEL + b0 + b) * 64;
 
-			y[b] = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) xb)));
-			if (w_off)
-				y[b] = _mm512_xor_si512(y[b], _mm512_set1_epi8((char) 0x80));
+			y[b] = _mm512_load_si512((const void *) (ydp + yo));
 			if (act_off)
-				yinit[b] = _mm512_sub_epi32(_mm512_setzero_si512(),
-											_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char) act_off), y[b]));
+				yinit[b] = _mm512_load_si512((const void *) (yip + yo));
 			if (is1)
 				summ[b] = _mm256_fmadd_ps(_mm256_loadu_ps(mwt + (size_t) blk * 8),
-										  _mm256_set1_ps(sxp[(size_t) blk * Q32P_PANEL + bo + b]), summ[b]);
+										  _mm256_set1_ps(sxp[(size_t) blk * Q32P_PANEL + b0 + b]), summ[b]);
 		}
 		if (pf != NULL)
 			x86_prefetch_slice(pf, blk);
@@ -154,7 +153,7 @@ tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int
 
 			if (w_off)
 				winit = _mm512_sub_epi32(winit, _mm512_dpbusd_epi32(winit, _mm512_set1_epi8((char) 0x80), q));
-			_Pragma("GCC unroll 4")
+			_Pragma("GCC unroll 6")
 			for (int b = 0; b < B; b++)
 			{
 				__m512i		lanes;
@@ -172,7 +171,7 @@ tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int
 	}
 #undef Q32P_SCALES
 	/* lanes back to outputs, each summed in ggml's hsum_float_8 order */
-	_Pragma("GCC unroll 4")
+	_Pragma("GCC unroll 6")
 	for (int b = 0; b < B; b++)
 	{
 		float		sm[8];
@@ -193,6 +192,17 @@ tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int
 	}
 }
 
+/* Call TILE(R, b) for a batch tile of nb_ (1..Q32P_B) rows with the constant R and b that matches. */
+#define Q32P_TILE_SWITCH(TILE, R_, nb_) \
+	do { \
+		switch (nb_) \
+		{ \
+			case 6: TILE(R_, 6); break; \
+			case 5: TILE(R_, 5); break; \
+			default: X86_TILE_SWITCH(TILE, R_, nb_); break; \
+		} \
+	} while (0)
+
 /* Weight scales (and mins) of rows [r, r+R) as floats, [blk][8]. */
 X86_INLINE void
 q32p_weight_scales(lm_type t, const uint8_t *w, size_t ws, int64_t nb, float *dwt, float *mwt, int R)
@@ -210,9 +220,47 @@ q32p_weight_scales(lm_type t, const uint8_t *w, size_t ws, int64_t nb, float *dw
 }
 
 /*
+ * The pn activation rows of a panel as the tiles read them, 64 bytes per
+ * (block, row) at [blk][Q32P_PANEL]: ydp the 8 dwords of the block each
+ * duplicated (dwords 2k and 2k+1 = dword k, matching the interleaved
+ * weight pair), bytes flipped by 0x80 for Q8_0 (whose weights are the
+ * signed operand there); yip, for Q4_0/Q5_0, the lanes' offset term
+ * -off * (sum of the dword's 4 bytes), the integer lanes' starting value.
+ * Done once per panel instead of once per (row tile, block).
+ */
+X86_INLINE void
+q32p_panel(lm_type t, const uint8_t *xp, size_t xs, int pn, int64_t nb, uint8_t *ydp, uint8_t *yip)
+{
+	const int	is1 = (t == LM_TYPE_Q4_1 || t == LM_TYPE_Q5_1);
+	const int	act_off = (t == LM_TYPE_Q4_0 ? 8 : t == LM_TYPE_Q5_0 ? 16 : 0);
+	const size_t xbs = is1 ? sizeof(lm_block_q8_1) : sizeof(lm_block_q8_0);
+	const size_t xqo = is1 ? 4 : 2;
+	const __m512i dup = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+
+	for (int b = 0; b < pn; b++)
+		for (int64_t blk = 0; blk < nb; blk++)
+		{
+			const uint8_t *xb = xp + (size_t) b * xs + (size_t) blk * xbs + xqo;
+			size_t		yo = ((size_t) blk * Q32P_PANEL + b) * 64;
+			__m512i		y = _mm512_permutexvar_epi32(dup, _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) xb)));
+
+			if (t == LM_TYPE_Q8_0)
+				y = _mm512_xor_si512(y, _mm512_set1_epi8((char) 0x80));
+			_mm512_store_si512((void *) (ydp + yo), y);
+			if (act_off)
+				_mm512_store_si512((void *) (yip + yo),
+								   _mm512_sub_epi32(_mm512_setzero_si512(),
+													_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char) act_off), y)));
+		}
+}
+
+/*
  * Block-32 matrix product for n_batch >= 4 (see the header): panels of
  * activation rows, in each the row tiles of 8 (then 4, 2) rows, in each
- * the batch tiles of 4 (then 3, 2, 1); an odd last row goes through tile32.
+ * the batch tiles of 6 (4 for the _1 types; then fewer); an odd last row
+ * goes through tile32.  The panel's prepared activations and scales take
+ * nb * 6.4 KiB of heap; without it the product goes through tile32 (same
+ * results).
  */
 X86_INLINE void
 rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64_t r1,
@@ -221,12 +269,24 @@ rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64
 	const int	is1 = (t == LM_TYPE_Q4_1 || t == LM_TYPE_Q5_1);
 	const size_t xbs = is1 ? sizeof(lm_block_q8_1) : sizeof(lm_block_q8_0);
 	const int64_t nb = n_cols / 32;
-	/* sized by nb (<= Q32P_MAXNB: at most 80 KiB of stack) */
-	float		dxp[nb * Q32P_PANEL],
-				sxp[is1 ? nb * Q32P_PANEL : 1],
-				dwt[nb * 8],
+	/* the _1 types' min terms take registers: 4 activation rows per tile for them */
+	const int	bmax = is1 ? 4 : Q32P_B;
+	/* sized by nb (<= Q32P_MAXNB: at most 16 KiB of stack) */
+	float		dwt[nb * 8],
 				mwt[is1 ? nb * 8 : 1];
 	int64_t		r_even = r0 + ((r1 - r0) & ~(int64_t) 1);
+	size_t		ybytes = (size_t) nb * Q32P_PANEL * 64,
+				fbytes = (size_t) nb * Q32P_PANEL * sizeof(float);
+	uint8_t    *ydp = aligned_alloc(64, 2 * ybytes + 2 * fbytes),
+			   *yip = ydp + ybytes;
+	float	   *dxp = (float *) (yip + ybytes),
+			   *sxp = dxp + (size_t) nb * Q32P_PANEL;
+
+	if (ydp == NULL)
+	{
+		rows_q32(t, W, ws, n_cols, r0, r1, Xq, xs, n_batch, Y, y_stride);
+		return;
+	}
 
 	for (int p0 = 0; p0 < n_batch; p0 += Q32P_PANEL)
 	{
@@ -248,6 +308,7 @@ rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64
 					sxp[blk * Q32P_PANEL + b] = h2f(h);
 				}
 			}
+		q32p_panel(t, xp, xs, pn, nb, ydp, yip);
 		for (int64_t r = r0; r < r_even;)
 		{
 			const int	R = r_even - r >= 8 ? 8 : r_even - r >= 4 ? 4 : 2;
@@ -255,23 +316,24 @@ rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64
 			x86_pf		pf = x86_prefetch_init(w, (size_t) R * ws, nb);
 
 			q32p_weight_scales(t, w, ws, nb, dwt, mwt, R);
-			for (int b0 = 0; b0 < pn; b0 += 4)
+			for (int b0 = 0; b0 < pn; b0 += bmax)
 			{
-				const int	bn = pn - b0 < 4 ? pn - b0 : 4;
+				const int	bn = pn - b0 < bmax ? pn - b0 : bmax;
 				x86_pf	   *pfp = b0 == 0 ? &pf : NULL;	/* prefetch the next row tile during the first pass */
 
-#define TILEP(R_, B_) tile32p(t, w, ws, xp, xs, nb, dwt, mwt, dxp, sxp, b0, r, b0, Y + (size_t) p0 * y_stride, y_stride, pfp, R_, B_)
+#define TILEP(R_, B_) tile32p(t, w, ws, ydp, yip, nb, dwt, mwt, dxp, sxp, r, b0, Y + (size_t) p0 * y_stride, y_stride, pfp, R_, B_)
 				if (R == 8)
-					X86_TILE_SWITCH(TILEP, 8, bn);
+					Q32P_TILE_SWITCH(TILEP, 8, bn);
 				else if (R == 4)
-					X86_TILE_SWITCH(TILEP, 4, bn);
+					Q32P_TILE_SWITCH(TILEP, 4, bn);
 				else
-					X86_TILE_SWITCH(TILEP, 2, bn);
+					Q32P_TILE_SWITCH(TILEP, 2, bn);
 #undef TILEP
 			}
 			r += R;
 		}
 	}
+	free(ydp);
 	if (r_even < r1)
 		rows_q32(t, W, ws, n_cols, r_even, r1, Xq, xs, n_batch, Y, y_stride);
 }

@@ -3,7 +3,9 @@
 # lmgen-cli beside llama.cpp's llama-bench, both shipped models, 1 and 2
 # threads, in the same run: each round runs every (model, threads) cell of
 # lmgen and then of llama.cpp back to back, so both see the same machine
-# load; the table gives the median over ROUNDS rounds (and the range).
+# load; the table gives the median over ROUNDS rounds (and the range),
+# the ratio of those medians, and the median of the per-round ratios
+# (each from two runs that saw the same load: steadier on a busy machine).
 #
 # GFLOP/s counts the weight matrices only: 2 * (parameters - token
 # embedding) flops per prompt token (attention, norms and the classifier
@@ -66,8 +68,8 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| model | threads | test | lmgen tok/s | llama.cpp tok/s | lmgen / llama.cpp | lmgen GFLOP/s | llama.cpp GFLOP/s |"
-echo "|---|---:|---|---:|---:|---:|---:|---:|"
+echo "| model | threads | test | lmgen tok/s | llama.cpp tok/s | lmgen / llama.cpp | per-round ratio (median) | lmgen GFLOP/s | llama.cpp GFLOP/s |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
 for m in $MODELS; do
 	fpt=$(flops_per_token "$MDIR/$m")
 	for t in $THREADS; do
@@ -79,12 +81,14 @@ for m in $MODELS; do
 				}
 				$1 == m && $2 == t && $4 == test { if ($3 == "lmgen") L[++nl] = $5; else R[++nr] = $5 }
 				END {
-					if (nl == 0 || nr == 0) { printf "| %s | %s | %s | missing | missing | | | |\n", m, t, test; exit }
+					if (nl == 0 || nr == 0) { printf "| %s | %s | %s | missing | missing | | | | |\n", m, t, test; exit }
+					# the i-th line of each tool comes from round i: the ratio within a round saw one load
+					for (i = 1; i <= (nl < nr ? nl : nr); i++) Q[i] = L[i] / R[i]
 					lo1 = L[1]; hi1 = L[1]; for (i = 1; i <= nl; i++) { if (L[i] < lo1) lo1 = L[i]; if (L[i] > hi1) hi1 = L[i] }
 					lo2 = R[1]; hi2 = R[1]; for (i = 1; i <= nr; i++) { if (R[i] < lo2) lo2 = R[i]; if (R[i] > hi2) hi2 = R[i] }
-					a = median(L, nl); b = median(R, nr)
+					q = median(Q, nl < nr ? nl : nr); a = median(L, nl); b = median(R, nr)
 					gf = (test ~ /^pp/) ? sprintf("%.1f | %.1f", a * fpt / 1e9, b * fpt / 1e9) : " | "
-					printf "| %s | %s | %s | %.1f (%.0f-%.0f) | %.1f (%.0f-%.0f) | %.2f | %s |\n", m, t, test, a, lo1, hi1, b, lo2, hi2, a / b, gf
+					printf "| %s | %s | %s | %.1f (%.0f-%.0f) | %.1f (%.0f-%.0f) | %.2f | %.2f | %s |\n", m, t, test, a, lo1, hi1, b, lo2, hi2, a / b, q, gf
 				}' "$RAW"
 		done
 	done

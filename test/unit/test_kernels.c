@@ -231,8 +231,9 @@ check_type(lm_type t, int64_t n)
 /*
  * Batches and row ranges that are not multiples of the SIMD tiles give, on
  * every ISA, the bits of the scalar path run one output at a time: rows x
- * batch operands (13 activation rows: one panel of the AVX-512 batch
- * kernel; 37: three panels), whole and partial ranges.
+ * batch operands (13 and 37 activation rows: one panel of the AVX-512
+ * batch kernel, tiles of 6 then 1; 101: three panels of 48), whole and
+ * partial ranges.
  */
 static void
 check_tiles(lm_type t, int64_t n, int rows, int batch)
@@ -536,6 +537,7 @@ main(void)
 
 		check_tiles(t, bs == 1 ? 200 : bs == 32 ? 160 : 512, 11, 13);
 		check_tiles(t, bs == 1 ? 96 : bs == 32 ? 576 : 768, 19, 37);
+		check_tiles(t, bs == 1 ? 64 : bs == 32 ? 320 : 512, 9, 101);
 		check_tall(t, bs == 1 ? 96 : bs == 32 ? 640 : 768);
 	}
 	check_dot_f32();

@@ -936,8 +936,10 @@ ref_attention(lm_context *ctx, const lm_batch *b, int t, int h, float scale, int
  * bit: head shapes of SmolLM2 (9/3 x 64), Gemma 3 (4/1 x 256), stories260K
  * (8/4 x 8), odd widths (6/2, keys 72, values 40) and no grouping; windows
  * 0, 7 and 40; a 21-token sequence (16 value lanes, or 64 with the prefill
- * order off) beside a one-token one (64 lanes); positions across many
- * blocks; 1 and 3 threads; every ISA.
+ * order off) beside a one-token one (64 lanes) and a 10-token one from
+ * position 0 (rows that see 1..10 positions, value tiles of rows with
+ * different ranges); positions across many blocks; 1 and 3 threads; every
+ * ISA.
  */
 static void
 check_attention_blocked(const char *shared)
@@ -976,7 +978,7 @@ check_attention_blocked(const char *shared)
 			fake.cfg.head_dim_k = shapes[si][2];
 			fake.cfg.head_dim_v = shapes[si][3];
 			cp.n_ctx = 300;
-			cp.n_seq_max = 2;
+			cp.n_seq_max = 3;
 			cp.n_batch = 32;
 			cp.n_threads = nt;
 			ctx = lm_context_create(&fake, &cp, err, sizeof(err));
@@ -989,12 +991,12 @@ check_attention_blocked(const char *shared)
 			c = &ctx->model->cfg;
 			/* blocks for positions 0..299 of both sequences, written directly below */
 			{
-				lm_kv_span	spans[2] = {{0, 0, 300}, {1, 0, 300}};
+				lm_kv_span	spans[3] = {{0, 0, 300}, {1, 0, 300}, {2, 0, 300}};
 
-				CHECK(lm_kv_reserve(ctx->kv, spans, 2, err, sizeof(err)),
-					  "cache blocks for 2 x 300 positions are reserved (%s)", err);
+				CHECK(lm_kv_reserve(ctx->kv, spans, 3, err, sizeof(err)),
+					  "cache blocks for 3 x 300 positions are reserved (%s)", err);
 			}
-			for (int s = 0; s < 2; s++)
+			for (int s = 0; s < 3; s++)
 				for (int p = 0; p < 300; p++)
 				{
 					for (int i = 0; i < ctx->kv->k_dim; i++)
@@ -1002,10 +1004,12 @@ check_attention_blocked(const char *shared)
 					for (int i = 0; i < ctx->kv->v_dim; i++)
 						lm_kv_v(ctx->kv, s, 0, p)[i] = lcg_float(&st, -2.0f, 2.0f);
 				}
-			/* sequence 0: positions 250..270 (crossing blocks); sequence 1: one token at 37 */
+			/* sequence 0: positions 250..270 (crossing blocks); sequence 1: one token at 37; sequence 2: 0..9 */
 			for (int i = 0; i < 21; i++)
 				lm_batch_add(b, 1, 250 + i, 0, false);
 			lm_batch_add(b, 1, 37, 1, false);
+			for (int i = 0; i < 10; i++)
+				lm_batch_add(b, 1, i, 2, false);
 			step.n = b->n_tokens;
 			for (size_t i = 0; i < (size_t) b->n_tokens * c->n_head * c->head_dim_k; i++)
 				ctx->q[i] = lcg_float(&st, -1.0f, 1.0f);
