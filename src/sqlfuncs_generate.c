@@ -202,6 +202,6 @@ SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text, size_t len,
 	char	   *shaped;
 
 	p.max_words = r.max_words;
-	shaped = SummaryShape(m, &r, &p, copy, &len);
+	shaped = SummaryShape(m, &r, &p, c->body, c->body_len, copy, &len);
 	appendBinaryStringInfo(buf, shaped, len);
 }

@@ -217,11 +217,10 @@ SummaryEnd(LmgenModel *m, const lm_gen_params *p, const char *out, size_t len)
 	return n >= p->max_tokens - 1 ? LM_TEXT_END_TOKEN : LM_TEXT_END_NATURAL;
 }
 
-/* The answer in its style, ending at a complete phrase. */
-char *
-SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p, char *out, size_t *len)
+/* Text in a style, ending at a complete phrase; end says how its generation ended. */
+static char *
+ShapeText(const SummaryRequest *r, lm_text_end end, char *out, size_t *len)
 {
-	lm_text_end end = SummaryEnd(m, p, out, *len);
 	size_t		start = 0,
 				sub;
 	char	   *list;
@@ -250,4 +249,32 @@ SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p, cha
 			return list;
 	}
 	return out + start;
+}
+
+/*
+ * The answer in its style, ending at a complete phrase.  An answer that
+ * shapes to nothing (the model stopped at once, or said nothing but a
+ * subject and a dangling clause: Gemma 3 left 2 of the 200 public headlines
+ * empty) is replaced by the source's own beginning in the same style, so a
+ * summary of a text with words is never empty.
+ */
+char *
+SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p,
+			 const char *src, size_t src_len, char *out, size_t *len)
+{
+	char	   *shaped = ShapeText(r, SummaryEnd(m, p, out, *len), out, len);
+	char	   *copy;
+	size_t		n;
+
+	if (lm_text_count_words(shaped, *len) > 0 || lm_text_count_words(src, src_len) == 0)
+		return shaped;
+	copy = pnstrdup(src, src_len);
+	n = lm_text_first_sentence(copy, src_len);
+	if (lm_text_count_words(copy, n) <= r->max_words)
+	{
+		*len = n;
+		return ShapeText(r, LM_TEXT_END_NATURAL, copy, len);
+	}
+	*len = lm_text_first_words(copy, n, r->max_words);
+	return ShapeText(r, LM_TEXT_END_WORD, copy, len);
 }

@@ -52,9 +52,10 @@ extern void SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *
 
 /*
  * The answer in its style, ending at a complete phrase (a view into out or
- * a palloc'd copy; length in *len).
+ * a palloc'd copy; length in *len); when the answer shapes to nothing, the
+ * beginning of src (the source) in the same style instead.
  */
 extern char *SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p,
-						  char *out, size_t *len);
+						  const char *src, size_t src_len, char *out, size_t *len);
 
 #endif							/* LMGEN_SUMMARY_H */
