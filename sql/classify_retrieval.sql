@@ -87,6 +87,20 @@ UPDATE labelled SET body = 'Fry the sliced onions in a little butter.' WHERE id 
 SELECT text FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
                                          'SELECT body, label FROM labelled ORDER BY id') WHERE rank = 1;
 
+-- the kept embeddings follow lmgen.embedding_precision: after a switch to
+-- f32 the examples are embedded again, so their similarity is the f32 cosine
+\c
+SET lmgen.execution = local;
+SELECT count(*) AS examples FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                                         'SELECT body, label FROM labelled ORDER BY id');
+SET lmgen.embedding_precision = f32;
+SELECT abs(e.similarity - lmgen.cosine_similarity(embed(e.text), embed('Fry the onions in butter.'))) < 1e-6
+         AS memo_follows_precision
+FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                             'SELECT body, label FROM labelled ORDER BY id') e WHERE e.rank = 1;
+RESET lmgen.embedding_precision;
+RESET lmgen.execution;
+
 -- a chat model as the embedding model: its embed() vectors, through embed calls
 SET lmgen.default_embedding_model = 'smollm2';
 SELECT q, (SELECT array_agg(text ORDER BY rank)

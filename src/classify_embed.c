@@ -30,9 +30,10 @@
  * a minute or two of encoder time on two cores.  To spare that on every
  * statement, the backend keeps the embeddings of the last pool it
  * embedded (EmbeddingMemo), keyed by the embedding model's file (path,
- * device, inode, size, mtime) and lmgen.context_overflow, and entry by
- * entry by the example's whole text.  An embedding is a function of the
- * model file and the text alone, so reusing one for the same text is
+ * device, inode, size, mtime), lmgen.context_overflow and
+ * lmgen.embedding_precision, and entry by entry by the example's whole
+ * text.  An embedding is a function of these and the text alone, so
+ * reusing one for the same text is
  * exact whatever the query, its snapshot or the rows' order: a changed row
  * is a new text and is embedded, a replaced model file a new key.  Only
  * the last pool is kept (memory: its texts and n x 384 floats), replaced
@@ -89,15 +90,15 @@ ClassifyRetrievalModel(void)
 	return model;
 }
 
-/* The memo key of an embedding model: its file's identity and the overflow setting. */
+/* The memo key of an embedding model: its file's identity and the settings an embedding depends on. */
 static char *
 MemoKey(const char *model)
 {
 	LmgenModel *m = ModelLookup(model);
 
-	return psprintf("%s|%llu|%llu|%lld|%lld.%ld|%d", m->path, (unsigned long long) m->dev,
+	return psprintf("%s|%llu|%llu|%lld|%lld.%ld|%d|%d", m->path, (unsigned long long) m->dev,
 					(unsigned long long) m->ino, (long long) m->size, (long long) m->mtime.tv_sec,
-					(long) m->mtime.tv_nsec, lmgen_context_overflow);
+					(long) m->mtime.tv_nsec, lmgen_context_overflow, lmgen_embedding_precision);
 }
 
 /*
