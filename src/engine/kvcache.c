@@ -8,7 +8,12 @@
  * counts the blocks the spans need (new blocks past each sequence's table,
  * plus a copy of a shared block a sequence writes into) net of the blocks
  * their rewinds give back, checks the budget, and puts enough blocks on the
- * free list; only then are tables changed, which can no longer fail.
+ * free list; then the copies of shared blocks that sequences write into
+ * are made (a device's copy can fail: nothing has changed yet); only then
+ * are tables changed, which can no longer fail.
+ *
+ * Storage goes through block_alloc / block_release / block_copy: host
+ * memory unless a store is set (kvcache.h), one predictable branch each.
  */
 #include "kvcache.h"
 
@@ -27,6 +32,37 @@ fmt_bytes(char *buf, size_t len, size_t bytes)
 	else
 		snprintf(buf, len, "%zu kB", (bytes + 1023) >> 10);
 	return buf;
+}
+
+/* Storage for one block: host memory, or the store's; NULL when none. */
+static float *
+block_alloc(lm_kv *kv)
+{
+	if (kv->store.alloc)
+		return kv->store.alloc(kv->store.arg);
+	return aligned_alloc(KV_ALIGN, kv->block_bytes);
+}
+
+/* Give one block's storage back (NULL is allowed). */
+static void
+block_release(lm_kv *kv, float *p)
+{
+	if (!p)
+		return;
+	if (kv->store.alloc)
+		kv->store.free(kv->store.arg, p);
+	else
+		free(p);
+}
+
+/* Copy one whole block; false with a message (only a store's copy can fail). */
+static bool
+block_copy(lm_kv *kv, float *dst, const float *src, char *err, size_t errlen)
+{
+	if (kv->store.alloc)
+		return kv->store.copy(kv->store.arg, dst, src, err, errlen);
+	memcpy(dst, src, kv->block_bytes);
+	return true;
 }
 
 /* Blocks that hold n positions. */
@@ -106,7 +142,8 @@ lm_kv_create(const lm_model *m, int n_ctx, int n_seq_max, char *err, size_t errl
 	kv->n_table = calloc(n_seq_max, sizeof(int32_t));
 	kv->table_cap = calloc(n_seq_max, sizeof(int32_t));
 	kv->len = calloc(n_seq_max, sizeof(int32_t));
-	if (!kv->table || !kv->n_table || !kv->table_cap || !kv->len)
+	kv->cow = calloc(n_seq_max, sizeof(int32_t));
+	if (!kv->table || !kv->n_table || !kv->table_cap || !kv->len || !kv->cow)
 		goto oom;
 	return kv;
 
@@ -123,7 +160,7 @@ lm_kv_free(lm_kv *kv)
 	if (!kv)
 		return;
 	for (int32_t i = 0; i < kv->cap; i++)
-		free(kv->block[i]);
+		block_release(kv, kv->block[i]);
 	free(kv->block);
 	free(kv->ref);
 	free(kv->free_ids);
@@ -135,7 +172,21 @@ lm_kv_free(lm_kv *kv)
 	free(kv->n_table);
 	free(kv->table_cap);
 	free(kv->len);
+	free(kv->cow);
 	free(kv);
+}
+
+/* Keep blocks in a store (or host memory again); only while no block is held. */
+bool
+lm_kv_set_store(lm_kv *kv, const lm_kv_store *store)
+{
+	if (kv->n_held > 0 || (store && (!store->alloc || !store->free || !store->copy)))
+		return false;
+	if (store)
+		kv->store = *store;
+	else
+		memset(&kv->store, 0, sizeof(kv->store));
+	return true;
 }
 
 /* Cap the bytes of blocks held. */
@@ -169,7 +220,7 @@ lm_kv_trim(lm_kv *kv, size_t keep)
 	{
 		int32_t		id = kv->free_ids[--kv->n_free];
 
-		free(kv->block[id]);
+		block_release(kv, kv->block[id]);
 		kv->block[id] = NULL;
 		kv->unused_ids[kv->n_unused++] = id;
 		kv->n_held--;
@@ -305,19 +356,37 @@ ids_room(lm_kv *kv, int32_t n)
 	return true;
 }
 
-/* Give n more blocks storage and put them on the free list; false when out of memory. */
+/*
+ * Give n more blocks storage and put them on the free list; false with a
+ * message when out of memory or the store has no block left (the blocks
+ * added so far stay in the pool, free).
+ */
 static bool
-add_free_blocks(lm_kv *kv, int32_t n)
+add_free_blocks(lm_kv *kv, int32_t n, char *err, size_t errlen)
 {
 	if (!ids_room(kv, n))
+	{
+		snprintf(err, errlen, "out of memory reserving %d KV blocks", n);
 		return false;
+	}
 	for (int32_t i = 0; i < n; i++)
 	{
 		int32_t		id = kv->unused_ids[kv->n_unused - 1];
-		float	   *p = aligned_alloc(KV_ALIGN, kv->block_bytes);
+		float	   *p = block_alloc(kv);
 
 		if (!p)
+		{
+			char		a[32];
+
+			if (kv->store.alloc)
+				snprintf(err, errlen, "the %s KV pool is exhausted: the KV cache would need %s (%d blocks), the pool gave %d",
+						 kv->store.name ? kv->store.name : "device",
+						 fmt_bytes(a, sizeof(a), (size_t) (kv->n_held + n - i) * kv->block_bytes),
+						 kv->n_held + n - i, kv->n_held);
+			else
+				snprintf(err, errlen, "out of memory reserving %d KV blocks of %zu KB", n, kv->block_bytes >> 10);
 			return false;
+		}
 		kv->n_unused--;
 		kv->block[id] = p;
 		kv->free_ids[kv->n_free++] = id;
@@ -339,10 +408,11 @@ take_free(lm_kv *kv)
 /* Check the spans; count the blocks they need and those their rewinds give back. */
 static bool
 plan(const lm_kv *kv, const lm_kv_span *spans, int n_spans, int64_t *need, int64_t *back,
-	 char *err, size_t errlen)
+	 int64_t *n_cow, char *err, size_t errlen)
 {
 	*need = 0;
 	*back = 0;
+	*n_cow = 0;
 	for (int i = 0; i < n_spans; i++)
 	{
 		int32_t		s = spans[i].seq,
@@ -363,7 +433,60 @@ plan(const lm_kv *kv, const lm_kv_span *spans, int n_spans, int64_t *need, int64
 		{
 			*need += blocks_for(end) - keep;
 			if (start % LM_KV_BLOCK != 0 && kv->ref[kv->table[s][start / LM_KV_BLOCK]] > 1)
+			{
 				(*need)++;		/* copy-on-write of the shared block written into */
+				(*n_cow)++;
+			}
+		}
+	}
+	return true;
+}
+
+/* Give the copies made for the spans back to the free list (their sequences did not take them). */
+static void
+drop_copies(lm_kv *kv, const lm_kv_span *spans, int n_spans)
+{
+	for (int i = 0; i < n_spans; i++)
+	{
+		int32_t		id = kv->cow[spans[i].seq];
+
+		if (id >= 0)
+		{
+			kv->cow[spans[i].seq] = -1;
+			kv->ref[id] = 0;
+			kv->free_ids[kv->n_free++] = id;
+		}
+	}
+}
+
+/*
+ * Copy each shared block a span writes into (its sequence's block at the
+ * span's start, mid-block) into a free block, recorded in cow[seq]; false
+ * with a message when a copy fails (the copies go back to the free list).
+ */
+static bool
+copy_shared(lm_kv *kv, const lm_kv_span *spans, int n_spans, char *err, size_t errlen)
+{
+	for (int i = 0; i < n_spans; i++)
+		kv->cow[spans[i].seq] = -1;
+	for (int i = 0; i < n_spans; i++)
+	{
+		int32_t		s = spans[i].seq,
+					start = spans[i].start,
+					old,
+					id;
+
+		if (spans[i].end <= start || start % LM_KV_BLOCK == 0 || kv->cow[s] >= 0)
+			continue;
+		old = kv->table[s][start / LM_KV_BLOCK];
+		if (kv->ref[old] <= 1)
+			continue;
+		id = take_free(kv);
+		kv->cow[s] = id;
+		if (!block_copy(kv, kv->block[id], kv->block[old], err, errlen))
+		{
+			drop_copies(kv, spans, n_spans);
+			return false;
 		}
 	}
 	return true;
@@ -375,11 +498,13 @@ lm_kv_reserve(lm_kv *kv, const lm_kv_span *spans, int n_spans, char *err, size_t
 {
 	int64_t		need,
 				back,
+				n_cow,
 				add;
 
-	if (!plan(kv, spans, n_spans, &need, &back, err, errlen))
+	if (!plan(kv, spans, n_spans, &need, &back, &n_cow, err, errlen))
 		return false;
-	add = need - back - kv->n_free;
+	/* the copies are made before the rewinds give blocks back */
+	add = (need - back > n_cow ? need - back : n_cow) - kv->n_free;
 	if (add > 0 && kv->budget > 0 &&
 		(size_t) (kv->n_held + add) > kv->budget / kv->block_bytes)
 	{
@@ -393,9 +518,15 @@ lm_kv_reserve(lm_kv *kv, const lm_kv_span *spans, int n_spans, char *err, size_t
 	}
 	for (int i = 0; i < n_spans; i++)
 		if (!table_room(kv, spans[i].seq, blocks_for(spans[i].end)))
-			goto oom;
-	if (add > 0 && !add_free_blocks(kv, (int32_t) add))
-		goto oom;
+		{
+			snprintf(err, errlen, "out of memory reserving %lld KV blocks of %zu KB",
+					 (long long) need, kv->block_bytes >> 10);
+			return false;
+		}
+	if (add > 0 && !add_free_blocks(kv, (int32_t) add, err, errlen))
+		return false;
+	if (n_cow > 0 && !copy_shared(kv, spans, n_spans, err, errlen))
+		return false;
 
 	/* From here nothing can fail: rewind every sequence, then give out blocks. */
 	for (int i = 0; i < n_spans; i++)
@@ -408,28 +539,24 @@ lm_kv_reserve(lm_kv *kv, const lm_kv_span *spans, int n_spans, char *err, size_t
 
 		if (end <= start)
 			continue;
-		if (start % LM_KV_BLOCK != 0)
+		if (n_cow > 0 && start % LM_KV_BLOCK != 0)
 		{
 			int32_t		b = start / LM_KV_BLOCK,
 						old = kv->table[s][b];
 
-			if (kv->ref[old] > 1)
+			/* shared still (the rewinds only lower counts, so the copy was made) */
+			if (kv->ref[old] > 1 && kv->cow[s] >= 0)
 			{
-				int32_t		id = take_free(kv);
-
-				memcpy(kv->block[id], kv->block[old], kv->block_bytes);
 				kv->ref[old]--;
-				kv->table[s][b] = id;
+				kv->table[s][b] = kv->cow[s];
+				kv->cow[s] = -1;
 			}
 		}
 		for (int32_t b = kv->n_table[s]; b < blocks_for(end); b++)
 			kv->table[s][b] = take_free(kv);
 		kv->n_table[s] = blocks_for(end);
 	}
+	if (n_cow > 0)
+		drop_copies(kv, spans, n_spans);	/* copies the rewinds made needless */
 	return true;
-
-oom:
-	snprintf(err, errlen, "out of memory reserving %lld KV blocks of %zu KB",
-			 (long long) need, kv->block_bytes >> 10);
-	return false;
 }

@@ -24,6 +24,14 @@
  * lm_kv_trim() frees those above a keep size.  `len[s]` counts the filled
  * positions of sequence s (0..len-1); the forward pass appends and may
  * rewind it.
+ *
+ * Storage: by default blocks are host memory (aligned malloc, free,
+ * memcpy for copy-on-write).  A compute device sets a block store
+ * (lm_kv_set_store) before the cache is used: blocks are then taken from
+ * and given back to the device's pool, copy-on-write copies on the device,
+ * and block[id] holds a device address that the host never dereferences
+ * (lm_kv_k / lm_kv_v are for host caches only).  A store that runs out of
+ * blocks fails the reservation like the budget does: all or nothing.
  */
 #ifndef LM_KVCACHE_H
 #define LM_KVCACHE_H
@@ -37,6 +45,16 @@
 /* Positions per block. */
 #define LM_KV_BLOCK 16
 
+/* Where a cache's blocks live when they are not in host memory (a device's pool). */
+typedef struct lm_kv_store
+{
+	void	   *(*alloc) (void *arg);	/* one block of block_bytes; NULL when none is left */
+	void		(*free) (void *arg, void *block);	/* give a block back */
+	bool		(*copy) (void *arg, void *dst, const void *src, char *err, size_t errlen);	/* whole block */
+	void	   *arg;			/* their argument */
+	const char *name;			/* the pool in messages, e.g. "device" */
+} lm_kv_store;
+
 /* The cache of one context. */
 typedef struct lm_kv
 {
@@ -48,6 +66,7 @@ typedef struct lm_kv
 	size_t		v_off;			/* floats from a block's start to its values */
 	size_t		block_bytes;	/* bytes of one block (keys and values of all layers) */
 	size_t		budget;			/* most bytes of blocks held at once; 0 = no limit */
+	lm_kv_store store;			/* block storage; store.alloc NULL = host memory */
 
 	/* the pool; a block id indexes these */
 	float	  **block;			/* (cap) storage of each block, NULL once freed */
@@ -64,6 +83,7 @@ typedef struct lm_kv
 	int32_t    *n_table;		/* (n_seq_max) entries in use in each table */
 	int32_t    *table_cap;		/* (n_seq_max) entries allocated in each table */
 	int32_t    *len;			/* (n_seq_max) filled positions per sequence */
+	int32_t    *cow;			/* (n_seq_max) lm_kv_reserve's copy of a shared block per sequence, or -1 */
 } lm_kv;
 
 /* Create an empty cache for n_seq_max sequences of up to n_ctx positions; NULL with a message. */
@@ -77,6 +97,13 @@ extern size_t lm_kv_block_bytes(const lm_model *m);
 
 /* Bytes of blocks n_seq sequences of n_pos positions each need without sharing (0 on overflow). */
 extern size_t lm_kv_bytes(const lm_model *m, int n_pos, int n_seq);
+
+/*
+ * Keep the cache's blocks in store (NULL: host memory again); only while
+ * the cache holds no block (false otherwise).  The store must outlive the
+ * cache's blocks (lm_kv_free gives them back to it).
+ */
+extern bool lm_kv_set_store(lm_kv *kv, const lm_kv_store *store);
 
 /* Cap the bytes of blocks the pool may hold (0 = no limit); blocks held now are kept. */
 extern void lm_kv_set_budget(lm_kv *kv, size_t bytes);

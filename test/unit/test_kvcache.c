@@ -7,7 +7,10 @@
  * budget is refused with the cache unchanged.
  *
  * The pool tests need no model file: the cache only reads the sizes of a
- * model's configuration.
+ * model's configuration.  A block store (a fake device pool of a few
+ * blocks in host memory) checks that blocks come from the store and go
+ * back to it, that copy-on-write copies through it, and that an exhausted
+ * pool or a failed copy fails the reservation with nothing changed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -270,6 +273,103 @@ check_model(const char *shared)
 	lm_model_free(m);
 }
 
+/* A fake device pool: n_max blocks, counted; copies fail while fail_copy is set. */
+typedef struct fake_pool
+{
+	size_t		bytes;			/* block size */
+	int			n_max;			/* blocks it can give */
+	int			n_out;			/* blocks given and not back */
+	int			n_copies;		/* copies made */
+	bool		fail_copy;		/* the next copies fail */
+} fake_pool;
+
+/* Store alloc: a block while fewer than n_max are out. */
+static void *
+fake_alloc(void *arg)
+{
+	fake_pool  *fp = arg;
+
+	if (fp->n_out >= fp->n_max)
+		return NULL;
+	fp->n_out++;
+	return calloc(1, fp->bytes);
+}
+
+/* Store free. */
+static void
+fake_free(void *arg, void *block)
+{
+	fake_pool  *fp = arg;
+
+	fp->n_out--;
+	free(block);
+}
+
+/* Store copy: memcpy, or a failure with a message. */
+static bool
+fake_copy(void *arg, void *dst, const void *src, char *err, size_t errlen)
+{
+	fake_pool  *fp = arg;
+
+	if (fp->fail_copy)
+	{
+		snprintf(err, errlen, "fake device copy failed");
+		return false;
+	}
+	fp->n_copies++;
+	memcpy(dst, src, fp->bytes);
+	return true;
+}
+
+/* A cache whose blocks live in a store: taken from it, copied through it, given back. */
+static void
+check_store(void)
+{
+	lm_model	m = tiny_model();
+	char		err[256] = "";
+	lm_kv	   *kv = lm_kv_create(&m, 256, 4, err, sizeof(err));
+	fake_pool	fp = {lm_kv_block_bytes(&m), 4, 0, 0, false};
+	lm_kv_store st = {fake_alloc, fake_free, fake_copy, &fp, "fake device"};
+	lm_kv_span	two[2] = {{2, 0, 17}, {3, 0, 1}};
+
+	if (!kv)
+		return;
+	CHECK(lm_kv_set_store(kv, &st), "a store is set on an empty cache");
+	CHECK(write_span(kv, 0, 0, 20, 1, err, sizeof(err)) && fp.n_out == 2 && holds(kv, 0, 1, 0, 20),
+		  "blocks come from the store (2 out)");
+	CHECK(!lm_kv_set_store(kv, NULL), "the store cannot change while blocks are held");
+	CHECK(lm_kv_seq_share(kv, 0, 1, 20) && fp.n_out == 2, "sharing takes nothing from the store");
+
+	/* a failed copy-on-write copy: refused, nothing changed, the block taken for it is free */
+	fp.fail_copy = true;
+	CHECK(!write_span(kv, 1, 20, 21, 2, err, sizeof(err)) && strstr(err, "fake device copy failed") != NULL,
+		  "a failed copy fails the reservation with the store's message (%s)", err);
+	CHECK(lm_kv_seq_len(kv, 1) == 20 && kv->n_table[1] == 2 && lm_kv_k(kv, 1, 0, 17) == lm_kv_k(kv, 0, 0, 17) &&
+		  lm_kv_bytes_in_use(kv) == 2 * fp.bytes && holds(kv, 1, 1, 0, 20),
+		  "after the failed copy the sequence still shares its blocks (nothing changed)");
+	fp.fail_copy = false;
+	CHECK(write_span(kv, 1, 20, 21, 2, err, sizeof(err)) && fp.n_copies == 1 &&
+		  lm_kv_k(kv, 1, 0, 17) != lm_kv_k(kv, 0, 0, 17) && holds(kv, 1, 1, 0, 20) && holds(kv, 1, 2, 20, 21) &&
+		  holds(kv, 0, 1, 0, 20),
+		  "copy-on-write copies through the store (%s)", err);
+
+	/* the pool is exhausted: 3 blocks out of 4, two sequences want 3 more */
+	CHECK(!lm_kv_reserve(kv, two, 2, err, sizeof(err)) && strstr(err, "fake device KV pool is exhausted") != NULL,
+		  "an exhausted store fails the reservation with a clear message (%s)", err);
+	CHECK(lm_kv_seq_len(kv, 2) == 0 && kv->n_table[2] == 0 && kv->n_table[3] == 0 && holds(kv, 0, 1, 0, 20) &&
+		  lm_kv_bytes_in_use(kv) == 3 * fp.bytes,
+		  "after the exhausted store no sequence changed");
+	lm_kv_seq_clear(kv, 0);
+	CHECK(lm_kv_reserve(kv, two, 1, err, sizeof(err)) && fp.n_out == 4 && kv->n_table[2] == 2,
+		  "once a sequence is cleared its blocks serve the next reservation (%s)", err);
+	lm_kv_clear(kv);
+	lm_kv_trim(kv, 0);
+	CHECK(fp.n_out == 0, "trimming gives every free block back to the store");
+	CHECK(write_span(kv, 0, 0, 5, 4, err, sizeof(err)) && fp.n_out == 1, "blocks come from the store again");
+	lm_kv_free(kv);
+	CHECK(fp.n_out == 0, "freeing the cache gives its blocks back to the store");
+}
+
 int
 main(void)
 {
@@ -277,6 +377,7 @@ main(void)
 	char		probe[512];
 
 	check_pool();
+	check_store();
 	snprintf(probe, sizeof(probe), "%s/models/stories260K.gguf", shared);
 	if (unit_readable(probe))
 		check_model(shared);
