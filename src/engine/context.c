@@ -1,6 +1,16 @@
 /*
  * context.c — contexts, batches, batch validation, the split of a batch into
  * steps, and the threaded matrix product every forward pass uses.
+ *
+ * On a compute device (lm_context_params.device) the same validation,
+ * output rows and cache reservation run here; the cache's blocks are the
+ * device pool's (a kvcache store over kv_alloc / kv_free / kv_copy), and
+ * instead of the CPU steps each slice of n_batch tokens becomes one
+ * lm_device_batch: the slice's sequences numbered as rows in order of first
+ * appearance, each row's block table the device addresses of its blocks,
+ * output rows relative to the slice's first, and every token's value order
+ * resolved from the whole batch (as the CPU would).  The abort check runs
+ * before each device call.
  */
 #include "context_impl.h"
 
@@ -11,6 +21,7 @@
 #include "kernels.h"
 #include "model_bert.h"
 #include "model_ops.h"
+#include "sampler.h"
 
 #define CTX_DEFAULT_BATCH 512
 #define CTX_MAX_BATCH 65536
@@ -26,7 +37,7 @@
 lm_context_params
 lm_context_default_params(void)
 {
-	lm_context_params p = {0, 1, CTX_DEFAULT_BATCH, 1};
+	lm_context_params p = {.n_ctx = 0, .n_seq_max = 1, .n_batch = CTX_DEFAULT_BATCH, .n_threads = 1};
 
 	return p;
 }
@@ -64,6 +75,82 @@ alloc_f(size_t n, bool *ok)
 	return p;
 }
 
+/* Store alloc over the device pool: one block's address, NULL when the pool is exhausted. */
+static void *
+dev_kv_alloc(void *arg)
+{
+	lm_context *ctx = arg;
+
+	return (void *) (uintptr_t) ctx->dev->kv_alloc(ctx->dev_model);
+}
+
+/* Store free over the device pool. */
+static void
+dev_kv_free(void *arg, void *block)
+{
+	lm_context *ctx = arg;
+
+	ctx->dev->kv_free(ctx->dev_model, (uint64_t) (uintptr_t) block);
+}
+
+/* Store copy over the device pool (copy-on-write of a shared block). */
+static bool
+dev_kv_copy(void *arg, void *dst, const void *src, char *err, size_t errlen)
+{
+	lm_context *ctx = arg;
+
+	return ctx->dev->kv_copy(ctx->dev_model, (uint64_t) (uintptr_t) dst, (uint64_t) (uintptr_t) src, err, errlen);
+}
+
+/* Bytes of the device's KV pool. */
+static size_t
+dev_pool_bytes(const lm_context *ctx)
+{
+	int64_t		n = ctx->dev->kv_blocks(ctx->dev_model);
+
+	return n > 0 ? (size_t) n * ctx->kv->block_bytes : 0;
+}
+
+/* The device side of a context: cache blocks in the device pool, the call's arrays; false with a message. */
+static bool
+device_setup(lm_context *ctx, char *err, size_t errlen)
+{
+	lm_kv_store st = {dev_kv_alloc, dev_kv_free, dev_kv_copy, ctx, "device"};
+	size_t		nb = (size_t) ctx->n_batch,
+				blocks = (size_t) (ctx->n_ctx + LM_KV_BLOCK - 1) / LM_KV_BLOCK;
+
+	if (ctx->model->cfg.encoder)
+	{
+		snprintf(err, errlen, "the %s architecture runs on the CPU only, not on a compute device",
+				 ctx->model->cfg.arch);
+		return false;
+	}
+	if (!ctx->dev_model)
+	{
+		snprintf(err, errlen, "a device context needs the model uploaded to the device");
+		return false;
+	}
+	lm_kv_set_store(ctx->kv, &st);
+	if (dev_pool_bytes(ctx) == 0)
+	{
+		snprintf(err, errlen, "the device's KV pool holds no block");
+		return false;
+	}
+	lm_kv_set_budget(ctx->kv, dev_pool_bytes(ctx));
+	ctx->dev_row_of_seq = malloc(sizeof(int32_t) * ctx->n_seq_max);
+	ctx->dev_rows = malloc(sizeof(int32_t) * 3 * nb);
+	ctx->dev_prefill = malloc(nb);
+	ctx->dev_table = malloc(sizeof(uint64_t) * nb * blocks);
+	if (!ctx->dev_row_of_seq || !ctx->dev_rows || !ctx->dev_prefill || !ctx->dev_table)
+	{
+		snprintf(err, errlen, "out of memory for device batches of %d tokens", ctx->n_batch);
+		return false;
+	}
+	for (int s = 0; s < ctx->n_seq_max; s++)
+		ctx->dev_row_of_seq[s] = -1;
+	return true;
+}
+
 /* Create a context. */
 lm_context *
 lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, size_t errlen)
@@ -80,7 +167,7 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 		p.n_seq_max = 1;
 	if (p.n_batch <= 0)
 		p.n_batch = CTX_DEFAULT_BATCH;
-	if (p.n_threads <= 0)
+	if (p.n_threads <= 0 || p.device)
 		p.n_threads = 1;
 	/* an encoder takes whole texts per step */
 	if (c->encoder && p.n_batch < LM_BERT_MIN_BATCH)
@@ -104,6 +191,23 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	ctx->kv = lm_kv_create(m, p.n_ctx, p.n_seq_max, err, errlen);
 	if (!ctx->kv)
 		goto fail;
+	ctx->seq_next = calloc(p.n_seq_max, sizeof(int32_t));
+	ctx->spans = calloc(p.n_seq_max, sizeof(lm_kv_span));
+	if (!ctx->seq_next || !ctx->spans)
+	{
+		snprintf(err, errlen, "out of memory for a context of %d sequences", p.n_seq_max);
+		goto fail;
+	}
+	if (p.device)
+	{
+		/* the device holds the weights, the blocks and the scratch: no CPU scratch here */
+		ctx->dev = p.device;
+		ctx->dev_model = p.device_model;
+		if (!device_setup(ctx, err, errlen))
+			goto fail;
+		ctx->n_threads = ctx->n_tasks = 1;
+		return ctx;
+	}
 	ctx->pool = lm_pool_create(p.n_threads, err, errlen);
 	if (!ctx->pool)
 		goto fail;
@@ -127,10 +231,8 @@ lm_context_create(const lm_model *m, const lm_context_params *pp, char *err, siz
 	for (int i = 0; i < 3; i++)
 		if (!(ctx->xq[i] = malloc(ctx->xq_bytes ? ctx->xq_bytes : 1)))
 			ok = false;
-	ctx->seq_next = calloc(p.n_seq_max, sizeof(int32_t));
-	ctx->spans = calloc(p.n_seq_max, sizeof(lm_kv_span));
 	ctx->out_rows = calloc(nb + 1, sizeof(int32_t));
-	if (!ok || !ctx->seq_next || !ctx->spans || !ctx->out_rows)
+	if (!ok || !ctx->out_rows)
 	{
 		snprintf(err, errlen, "out of memory allocating scratch for a batch of %d tokens", p.n_batch);
 		goto fail;
@@ -170,6 +272,11 @@ lm_context_free(lm_context *ctx)
 	free(ctx->logit_idx);
 	free(ctx->logits);
 	free(ctx->hidden);
+	free(ctx->argmax);
+	free(ctx->dev_row_of_seq);
+	free(ctx->dev_rows);
+	free(ctx->dev_prefill);
+	free(ctx->dev_table);
 	free(ctx);
 }
 
@@ -223,11 +330,20 @@ lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg)
 	ctx->abort_arg = arg;
 }
 
-/* Cap the bytes of cache blocks. */
+/* Cap the bytes of cache blocks (on a device, at most its pool). */
 void
 lm_context_set_kv_budget(lm_context *ctx, size_t bytes)
 {
+	if (ctx->dev && (bytes == 0 || bytes > dev_pool_bytes(ctx)))
+		bytes = dev_pool_bytes(ctx);
 	lm_kv_set_budget(ctx->kv, bytes);
+}
+
+/* The device of a context, or NULL. */
+const lm_device_ops *
+lm_context_device(const lm_context *ctx)
+{
+	return ctx->dev;
 }
 
 /* Output rows kept by lm_context_trim: enough for one-token decoding. */
@@ -243,11 +359,13 @@ lm_context_trim(lm_context *ctx, size_t kv_keep)
 	if (ctx->out_cap > CTX_OUT_KEEP || ctx->logits_cap > CTX_OUT_KEEP || ctx->idx_cap > CTX_OUT_KEEP)
 	{
 		freed += sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
-			2 * sizeof(int32_t) * (size_t) ctx->idx_cap;
+			2 * sizeof(int32_t) * (size_t) ctx->idx_cap + (ctx->dev ? sizeof(int32_t) * ctx->logits_cap : 0);
 		free(ctx->hidden);
 		free(ctx->logits);
+		free(ctx->argmax);
 		free(ctx->out_idx);
 		free(ctx->logit_idx);
+		ctx->argmax = NULL;
 		ctx->hidden = ctx->logits = NULL;
 		ctx->out_idx = ctx->logit_idx = NULL;
 		ctx->out_cap = ctx->logits_cap = ctx->idx_cap = 0;
@@ -363,6 +481,14 @@ reserve_outputs(lm_context *ctx, int n, int n_out, int n_logits)
 		if (!l)
 			return false;
 		ctx->logits = l;
+		if (ctx->dev)
+		{
+			int32_t    *a = realloc(ctx->argmax, sizeof(int32_t) * n_logits);
+
+			if (!a)
+				return false;
+			ctx->argmax = a;
+		}
 		ctx->logits_cap = n_logits;
 	}
 	return true;
@@ -395,48 +521,18 @@ lm_context_reserve_kv(lm_context *ctx, const lm_batch *b, char *err, size_t errl
 	return lm_kv_reserve(ctx->kv, ctx->spans, n_spans, err, errlen);
 }
 
-/* Evaluate a batch. */
+/*
+ * Run the CPU steps of a validated, reserved batch: steps of at most
+ * n_batch tokens whose attention reads at most CTX_STEP_POSITIONS cached
+ * positions in all (at least one token), so a step's jobs stay short at
+ * long contexts; the abort check runs before every job (lm_ctx_run) and
+ * the cache keeps only finished steps.  0, or -2 when stopped.
+ */
 int
-lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
+lm_ctx_run_steps(lm_context *ctx, const lm_batch *b)
 {
-	int			n_out,
-				n_logits,
-				row = 0,
-				lrow = 0;
-
 	bool		encoder = ctx->model->cfg.encoder;
 
-	ctx->n_out = 0;
-	if (encoder)
-	{
-		/* whole texts, no cache, hidden states only (model_bert.c) */
-		n_logits = 0;
-		if (!lm_bert_check_batch(ctx, b, &n_out, err, errlen))
-			return -1;
-	}
-	else if (!validate_batch(ctx, b, &n_out, &n_logits, err, errlen))
-		return -1;
-	if (!reserve_outputs(ctx, b->n_tokens, n_out, n_logits))
-	{
-		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
-		return -1;
-	}
-	if (!encoder && !lm_context_reserve_kv(ctx, b, err, errlen))
-		return -1;
-	/* output rows in batch order, so each step's rows are consecutive */
-	for (int i = 0; i < b->n_tokens; i++)
-	{
-		ctx->out_idx[i] = b->out[i] != LM_OUT_NONE ? row++ : -1;
-		ctx->logit_idx[i] = b->out[i] == LM_OUT_LOGITS ? lrow++ : -1;
-	}
-	ctx->n_out = n_out;
-
-	/*
-	 * Steps of at most n_batch tokens whose attention reads at most
-	 * CTX_STEP_POSITIONS cached positions in all (at least one token), so a
-	 * step's jobs stay short at long contexts; the abort check runs before
-	 * every job (lm_ctx_run) and the cache keeps only finished steps.
-	 */
 	ctx->aborted = false;
 	for (int i0 = 0, n; i0 < b->n_tokens; i0 += n)
 	{
@@ -474,14 +570,169 @@ lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
 				break;
 		}
 		if (ctx->aborted)
-		{
-			snprintf(err, errlen, "forward pass stopped by request");
-			ctx->n_out = 0;
 			return -2;
-		}
 		for (int i = i0; i < i0 + st.n && !encoder; i++)
 			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
 				ctx->kv->len[b->seq_id[i]] = b->pos[i] + 1;
+	}
+	return 0;
+}
+
+/*
+ * Build the device call for tokens [i0, i0+n) of a validated, reserved
+ * batch (output rows assigned) in ctx->dev_batch: rows in order of first
+ * appearance, compact block tables, output rows relative to the slice's.
+ */
+static void
+device_build(lm_context *ctx, const lm_batch *b, int i0, int n)
+{
+	const lm_model_config *c = &ctx->model->cfg;
+	const lm_kv *kv = ctx->kv;
+	lm_device_batch *db = &ctx->dev_batch;
+	int32_t    *seq_row = ctx->dev_rows,
+			   *out_row = ctx->dev_rows + ctx->n_batch,
+			   *logit_row = ctx->dev_rows + 2 * ctx->n_batch;
+	int			n_rows = 0,
+				max_blocks = 1,
+				row0 = -1,
+				lrow0 = -1;
+
+	for (int i = 0; i < n; i++)
+	{
+		int32_t		s = b->seq_id[i0 + i],
+					nb = b->pos[i0 + i] / LM_KV_BLOCK + 1;
+
+		if (ctx->dev_row_of_seq[s] < 0)
+		{
+			ctx->dev_row_of_seq[s] = n_rows;
+			ctx->seq_next[n_rows++] = s;	/* row -> sequence */
+		}
+		seq_row[i] = ctx->dev_row_of_seq[s];
+		if (nb > max_blocks)
+			max_blocks = nb;
+		if (row0 < 0 && ctx->out_idx[i0 + i] >= 0)
+			row0 = ctx->out_idx[i0 + i];
+		if (lrow0 < 0 && ctx->logit_idx[i0 + i] >= 0)
+			lrow0 = ctx->logit_idx[i0 + i];
+		/* the value order the CPU would use, decided on the whole batch */
+		ctx->dev_prefill[i] = lm_op_value_lanes(b, i0 + i) == 16 ? LM_PREFILL_YES : LM_PREFILL_NO;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		out_row[i] = ctx->out_idx[i0 + i] >= 0 ? ctx->out_idx[i0 + i] - row0 : -1;
+		logit_row[i] = ctx->logit_idx[i0 + i] >= 0 ? ctx->logit_idx[i0 + i] - lrow0 : -1;
+	}
+	/* each row's blocks up to its last position in the slice, zeros after */
+	memset(ctx->dev_table, 0, sizeof(uint64_t) * n_rows * max_blocks);
+	for (int i = 0; i < n; i++)
+	{
+		uint64_t   *t = ctx->dev_table + (size_t) seq_row[i] * max_blocks;
+		int32_t		s = b->seq_id[i0 + i];
+
+		for (int j = 0; j <= b->pos[i0 + i] / LM_KV_BLOCK; j++)
+			t[j] = (uint64_t) (uintptr_t) kv->block[kv->table[s][j]];
+	}
+	for (int r = 0; r < n_rows; r++)
+		ctx->dev_row_of_seq[ctx->seq_next[r]] = -1;
+
+	db->n_tokens = n;
+	db->token = b->token + i0;
+	db->pos = b->pos + i0;
+	db->seq_row = seq_row;
+	db->out = b->out + i0;
+	db->out_row = out_row;
+	db->logit_row = logit_row;
+	db->n_rows = n_rows;
+	db->max_blocks = max_blocks;
+	db->block_table = ctx->dev_table;
+	db->hidden = row0 >= 0 ? ctx->hidden + (size_t) row0 * c->n_embd : NULL;
+	db->logits = lrow0 >= 0 ? ctx->logits + (size_t) lrow0 * c->n_vocab : NULL;
+	db->argmax = lrow0 >= 0 ? ctx->argmax + lrow0 : NULL;
+	db->prefill = ctx->dev_prefill;
+}
+
+/*
+ * Run a validated, reserved batch on the device: one call per slice of
+ * n_batch tokens, the abort check before each.  0; -1 with the device's
+ * message; -2 when stopped (the batch's sequences are then undefined).
+ */
+static int
+device_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
+{
+	for (int i0 = 0, n; i0 < b->n_tokens; i0 += n)
+	{
+		char		why[400];
+
+		n = b->n_tokens - i0 < ctx->n_batch ? b->n_tokens - i0 : ctx->n_batch;
+		if (ctx->abort_fn && ctx->abort_fn(ctx->abort_arg))
+		{
+			snprintf(err, errlen, "forward pass stopped by request");
+			return -2;
+		}
+		device_build(ctx, b, i0, n);
+		why[0] = '\0';
+		if (ctx->dev->forward(ctx->dev_model, &ctx->dev_batch, why, sizeof(why)) != 0)
+		{
+			snprintf(err, errlen, "the %s device failed a forward pass: %s", ctx->dev->name,
+					 why[0] ? why : "no message");
+			return -1;
+		}
+		for (int i = i0; i < i0 + n; i++)
+			if (ctx->kv->len[b->seq_id[i]] < b->pos[i] + 1)
+				ctx->kv->len[b->seq_id[i]] = b->pos[i] + 1;
+	}
+	return 0;
+}
+
+/* Evaluate a batch. */
+int
+lm_model_forward(lm_context *ctx, const lm_batch *b, char *err, size_t errlen)
+{
+	int			n_out,
+				n_logits,
+				row = 0,
+				lrow = 0,
+				rc;
+
+	bool		encoder = ctx->model->cfg.encoder;
+
+	ctx->n_out = 0;
+	if (encoder)
+	{
+		/* whole texts, no cache, hidden states only (model_bert.c) */
+		n_logits = 0;
+		if (!lm_bert_check_batch(ctx, b, &n_out, err, errlen))
+			return -1;
+	}
+	else if (!validate_batch(ctx, b, &n_out, &n_logits, err, errlen))
+		return -1;
+	if (!reserve_outputs(ctx, b->n_tokens, n_out, n_logits))
+	{
+		snprintf(err, errlen, "out of memory for the outputs of %d tokens", n_out);
+		return -1;
+	}
+	if (!encoder && !lm_context_reserve_kv(ctx, b, err, errlen))
+		return -1;
+	/* output rows in batch order, so each step's rows are consecutive */
+	for (int i = 0; i < b->n_tokens; i++)
+	{
+		ctx->out_idx[i] = b->out[i] != LM_OUT_NONE ? row++ : -1;
+		ctx->logit_idx[i] = b->out[i] == LM_OUT_LOGITS ? lrow++ : -1;
+	}
+	ctx->n_out = n_out;
+
+	if (ctx->dev)
+	{
+		rc = device_forward(ctx, b, err, errlen);
+		if (rc != 0)
+			ctx->n_out = 0;
+		return rc;
+	}
+	if (lm_ctx_run_steps(ctx, b) != 0)
+	{
+		snprintf(err, errlen, "forward pass stopped by request");
+		ctx->n_out = 0;
+		return -2;
 	}
 	/* weights read from a file changed meanwhile may be garbage (gguf.h) */
 	if (ctx->model->gguf && !lm_gguf_unchanged(ctx->model->gguf, err, errlen))
@@ -507,6 +758,19 @@ lm_context_logits(const lm_context *ctx, int i)
 	if (i < 0 || ctx->n_out == 0 || i >= ctx->idx_cap || ctx->logit_idx[i] < 0)
 		return NULL;
 	return ctx->logits + (size_t) ctx->logit_idx[i] * ctx->model->cfg.n_vocab;
+}
+
+/* Greedy token of batch token i: the device's, or lm_argmax over the logits. */
+int32_t
+lm_context_argmax(const lm_context *ctx, int i)
+{
+	const float *l = lm_context_logits(ctx, i);
+
+	if (!l)
+		return -1;
+	if (ctx->dev)
+		return ctx->argmax[ctx->logit_idx[i]];
+	return lm_argmax(l, ctx->model->cfg.n_vocab);
 }
 
 /* Final hidden state of batch token i. */

@@ -34,6 +34,9 @@
 #include "kvcache.h"
 #include "model.h"
 
+struct lm_device_ops;
+struct lm_device_model;
+
 /* Sizes of a context. */
 typedef struct lm_context_params
 {
@@ -41,6 +44,17 @@ typedef struct lm_context_params
 	int			n_seq_max;		/* sequence ids 0..n_seq_max-1; 0 = 1 */
 	int			n_batch;		/* tokens per internal step (bigger batches are split); 0 = 512 */
 	int			n_threads;		/* threads, the caller's included; 0 = 1 */
+
+	/*
+	 * A compute device (device.h), or NULL for the CPU.  With a device the
+	 * forward passes run there on device_model (uploaded for at least
+	 * n_batch tokens, n_seq_max sequences and n_ctx positions), the cache's
+	 * blocks come from its KV pool (the budget is the pool; n_threads is
+	 * unused), and the context holds no CPU scratch.  Encoders (bert) stay
+	 * on the CPU: a device context for one is refused.
+	 */
+	const struct lm_device_ops *device;
+	struct lm_device_model *device_model;
 } lm_context_params;
 
 /* What the forward pass returns for one token of a batch. */
@@ -106,7 +120,7 @@ extern int	lm_context_n_batch(const lm_context *ctx);
  */
 extern void lm_context_set_abort(lm_context *ctx, lm_abort_fn fn, void *arg);
 
-/* Cap the bytes of KV cache blocks the context may hold (0 = no limit). */
+/* Cap the bytes of KV cache blocks the context may hold (0 = no limit; on a device, at most its pool). */
 extern void lm_context_set_kv_budget(lm_context *ctx, size_t bytes);
 
 /*
@@ -143,6 +157,17 @@ extern bool lm_context_reserve_kv(lm_context *ctx, const lm_batch *b, char *err,
 
 /* Logits (n_vocab floats) of batch token i from the last forward; NULL unless it asked for LM_OUT_LOGITS. */
 extern const float *lm_context_logits(const lm_context *ctx, int i);
+
+/*
+ * Greedy token of batch token i from the last forward (the lowest id among
+ * equal maximal logits, lm_argmax); -1 unless it asked for LM_OUT_LOGITS.
+ * A device computes it beside the logits; on the CPU it is computed from
+ * them here, so both answer the same.
+ */
+extern int32_t lm_context_argmax(const lm_context *ctx, int i);
+
+/* The device a context runs on (its ops table), or NULL for the CPU. */
+extern const struct lm_device_ops *lm_context_device(const lm_context *ctx);
 
 /* Final hidden state (n_embd floats, after the output norm) of batch token i; NULL if it asked for none. */
 extern const float *lm_context_hidden(const lm_context *ctx, int i);

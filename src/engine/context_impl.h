@@ -7,6 +7,7 @@
 #define LM_CONTEXT_IMPL_H
 
 #include "context.h"
+#include "device.h"
 #include "threads.h"
 
 /* A context: cache, threads and the scratch of one step of up to n_batch tokens. */
@@ -24,6 +25,15 @@ struct lm_context
 	void	   *abort_arg;		/* its argument */
 	bool		aborted;		/* abort_fn said stop: the step's remaining jobs are skipped */
 	bool		bert_f32;		/* an encoder's products in F32 instead of 13-bit integers (lm_bert_set_f32) */
+
+	/* a compute device (context.h, lm_context_params.device), or NULL */
+	const lm_device_ops *dev;	/* its functions */
+	lm_device_model *dev_model; /* the model's weights and KV pool there */
+	lm_device_batch dev_batch;	/* the call being built; its arrays below */
+	int32_t    *dev_row_of_seq; /* (n_seq_max) sequence -> row of the call, or -1 */
+	int32_t    *dev_rows;		/* (3 * n_batch) seq_row, out_row, logit_row */
+	int8_t	   *dev_prefill;	/* (n_batch) resolved value order */
+	uint64_t   *dev_table;		/* (n_batch * blocks of n_ctx) compact block tables */
 
 	/* scratch of one step (row-major, one row per token) */
 	float	   *x;				/* (n_batch, n_embd) residual stream */
@@ -52,6 +62,7 @@ struct lm_context
 	int32_t    *logit_idx;		/* (batch size) batch index -> logits row, -1 if none */
 	float	   *logits;			/* (logits_cap, n_vocab) rows of the LM_OUT_LOGITS tokens */
 	float	   *hidden;			/* (out_cap, n_embd) final normalised hidden states */
+	int32_t    *argmax;			/* (logits_cap) greedy token per logits row (device only) */
 };
 
 /* One step: tokens [i0, i0+n) of a validated batch, all with caches ready. */
@@ -81,6 +92,14 @@ extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
  * late worker from running a task of another job.)
  */
 extern void lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg);
+
+/*
+ * Run every internal step of a validated batch whose cache blocks are
+ * reserved and output rows assigned (out_idx, logit_idx) on the CPU; 0, or
+ * -2 when the abort check stopped it.  Also what the host-memory test
+ * device runs over a cache view of the blocks it is given.
+ */
+extern int	lm_ctx_run_steps(lm_context *ctx, const lm_batch *b);
 
 /* Run the llama forward pass for one step. */
 extern void lm_llama_forward_step(lm_context *ctx, const lm_step *st);

@@ -50,7 +50,7 @@ extern "C"
 #endif
 
 /* Version of the table below; bump on any change to this header's structs or functions. */
-#define LM_DEVICE_ABI 1
+#define LM_DEVICE_ABI 2
 
 /* The symbol lmgen_cuda.so exports: a const lm_device_ops. */
 #define LM_DEVICE_OPS_SYMBOL "lmgen_cuda_device_ops"
@@ -94,6 +94,14 @@ typedef struct lm_device_info
  * any soft cap) to logits + logit_row[i] * n_vocab and their argmax (the
  * lowest index among equal maxima) to argmax[logit_row[i]].  Rows are -1
  * for tokens without that output.
+ *
+ * prefill (added in ABI 2, at the end so the fields above keep their
+ * places) gives each token's attention value order, LM_PREFILL_YES or
+ * LM_PREFILL_NO (context.h), resolved by the host from the whole batch: the
+ * CPU engine's bit-exact summation order, which a device that sums in its
+ * own order (CUDA) may ignore; the host-memory test device follows it so
+ * that its results equal the CPU's bit for bit.  NULL means "decide from
+ * this batch alone" (LM_PREFILL_AUTO).
  */
 typedef struct lm_device_batch
 {
@@ -110,6 +118,7 @@ typedef struct lm_device_batch
 	float	   *hidden;			/* (rows of out != NONE, n_embd) output */
 	float	   *logits;			/* (rows of LM_OUT_LOGITS, n_vocab) output */
 	int32_t    *argmax;			/* (rows of LM_OUT_LOGITS) output */
+	const int8_t *prefill;		/* (n_tokens) LM_PREFILL_YES / _NO value order, or NULL (ABI 2) */
 } lm_device_batch;
 
 /* The functions a device backend provides (all required). */
