@@ -88,7 +88,15 @@ lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $^ -lpthread -lm
 
 test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
-	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' -o $@ $< $(ENGINE_OBJS) -lpthread -lm -ldl
+
+# The host-memory test device (test/unit/hostdev.c): a device backend
+# (device.h) with its own copy of the engine, so the device seam, the worker
+# on a device and lmgen-cli --device are tested without a GPU.
+HOSTDEV_SO = test/unit/lmgen_hostdev.so
+$(HOSTDEV_SO): test/unit/hostdev.c test/unit/hostdev.map $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -shared -Wl,--version-script=test/unit/hostdev.map -o $@ $< $(ENGINE_OBJS) -lpthread -lm
+test/unit/test_device_host: $(HOSTDEV_SO)
 
 .PHONY: unit check-all fixtures tap model installcheck-models installcheck-citus bench-embed bench-encoder bench-quality bench-batch
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).
@@ -157,10 +165,10 @@ bench-worker:
 	test/bench/bench_worker.sh
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.
-tap: fixtures
+tap: fixtures $(HOSTDEV_SO)
 	$(prove_installcheck)
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(HOSTDEV_SO)
 	@test/unit/run_unit.sh $(UNIT_BINS)
 
 check-all: all
@@ -175,4 +183,4 @@ bench-train:
 # Header dependencies written by -MMD.
 -include $(wildcard src/*.d src/engine/*.d src/cli/*.d)
 
-EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d test/unit/*.d lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log
+EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d test/unit/*.d lmgen-cli $(UNIT_BINS) $(HOSTDEV_SO) $(CLI_OBJS) tmp_check results regression.diffs regression.out log
