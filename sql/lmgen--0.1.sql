@@ -481,11 +481,16 @@ AS 'MODULE_PATHNAME', 'lmgen_stats_reset'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION lmgen.stats_reset() FROM PUBLIC;
 
--- The worker now: pid, state, models open, KV pool blocks, calls running and waiting.
+-- The worker now: pid, state, models open, KV pool blocks, calls running and
+-- waiting; the device decoder models run on ('cpu' or the GPU's name), its
+-- memory the worker holds and its total (bytes, NULL on the CPU), why the CPU
+-- runs (NULL on a device), and the mean sequences per forward pass lately.
 CREATE FUNCTION lmgen.status(
     OUT worker_pid integer, OUT state text, OUT models_loaded integer,
     OUT kv_blocks_used bigint, OUT kv_blocks_free bigint,
-    OUT active_requests integer, OUT queued_requests integer, OUT max_requests integer)
+    OUT active_requests integer, OUT queued_requests integer, OUT max_requests integer,
+    OUT device text, OUT device_memory_used bigint, OUT device_memory_total bigint,
+    OUT device_detail text, OUT batch_size real)
 RETURNS record
 AS 'MODULE_PATHNAME', 'lmgen_status'
 LANGUAGE C VOLATILE;

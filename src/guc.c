@@ -26,6 +26,9 @@ bool		lmgen_enable_batching = true;
 int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 int			lmgen_classify_retrieval = LMGEN_RETRIEVAL_AUTO;
 int			lmgen_embedding_precision = LMGEN_EMBEDDING_INT16;
+int			lmgen_device = LMGEN_DEVICE_AUTO;
+double		lmgen_gpu_memory_fraction = LMGEN_DEFAULT_GPU_MEMORY_FRACTION;
+char	   *lmgen_device_library = NULL;
 
 static const struct config_enum_entry context_overflow_options[] = {
 	{"error", LMGEN_OVERFLOW_ERROR, false},
@@ -42,6 +45,13 @@ static const struct config_enum_entry embedding_precision_options[] = {
 static const struct config_enum_entry execution_options[] = {
 	{"worker", LMGEN_EXECUTION_WORKER, false},
 	{"local", LMGEN_EXECUTION_LOCAL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry device_options[] = {
+	{"auto", LMGEN_DEVICE_AUTO, false},
+	{"cpu", LMGEN_DEVICE_CPU, false},
+	{"cuda", LMGEN_DEVICE_CUDA, false},
 	{NULL, 0, false}
 };
 
@@ -216,6 +226,38 @@ GucInit(void)
 								 PGC_POSTMASTER,
 								 0,
 								 NULL, NULL, NULL);
+
+		DefineCustomEnumVariable("lmgen.device",
+								 "Where the background worker runs decoder models: auto, cpu or cuda.",
+								 "auto uses a GPU when the worker finds one and the CPU otherwise; cpu never "
+								 "loads the device library; cuda without a usable GPU runs on the CPU and "
+								 "logs a WARNING.  Encoders always run on the CPU.",
+								 &lmgen_device,
+								 LMGEN_DEVICE_AUTO,
+								 device_options,
+								 PGC_POSTMASTER,
+								 0,
+								 NULL, NULL, NULL);
+
+		DefineCustomRealVariable("lmgen.gpu_memory_fraction",
+								 "Share of the GPU memory free after a model's weights that its KV pool takes.",
+								 "Each decoder model the worker puts on the GPU sizes its KV block pool from "
+								 "the device memory then free.",
+								 &lmgen_gpu_memory_fraction,
+								 LMGEN_DEFAULT_GPU_MEMORY_FRACTION, 0.01, 1.0,
+								 PGC_POSTMASTER,
+								 0,
+								 NULL, NULL, NULL);
+
+		DefineCustomStringVariable("lmgen.device_library",
+								   "Shared object of the compute-device backend the worker loads.",
+								   "$libdir is the server's library directory; only the worker loads it "
+								   "(first in a short-lived probe process), never the postmaster.",
+								   &lmgen_device_library,
+								   "$libdir/lmgen_cuda",
+								   PGC_POSTMASTER,
+								   GUC_SUPERUSER_ONLY,
+								   NULL, NULL, NULL);
 
 		DefineCustomBoolVariable("lmgen.shared_weights",
 								 "Reads each model once into shared memory that the worker and every backend map.",

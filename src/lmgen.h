@@ -45,6 +45,16 @@ typedef enum LmgenEmbeddingPrecision
 	LMGEN_EMBEDDING_F32			/* in F32 */
 } LmgenEmbeddingPrecision;
 
+/* Values of lmgen.device: where the background worker runs decoder models. */
+typedef enum LmgenDevice
+{
+	LMGEN_DEVICE_AUTO,			/* the compute device when one is found, else the CPU */
+	LMGEN_DEVICE_CPU,			/* the CPU; the device backend is never loaded */
+	LMGEN_DEVICE_CUDA			/* the device; without one, the CPU with a WARNING */
+} LmgenDevice;
+
+#define LMGEN_DEFAULT_GPU_MEMORY_FRACTION 0.9
+
 /* GUCs (guc.c); each C variable is named after its parameter. */
 extern char *lmgen_model_dir;	/* lmgen.model_dir */
 extern char *lmgen_default_model;	/* lmgen.default_model */
@@ -63,6 +73,9 @@ extern bool lmgen_enable_batching;	/* lmgen.enable_batching */
 extern int	lmgen_batch_rows;	/* lmgen.batch_rows */
 extern int	lmgen_classify_retrieval;	/* lmgen.classify_retrieval */
 extern int	lmgen_embedding_precision;	/* lmgen.embedding_precision */
+extern int	lmgen_device;		/* lmgen.device */
+extern double lmgen_gpu_memory_fraction;	/* lmgen.gpu_memory_fraction */
+extern char *lmgen_device_library;	/* lmgen.device_library */
 
 /* Register the GUCs (guc.c). */
 extern void GucInit(void);

@@ -86,6 +86,11 @@ typedef struct LmgenShared
 	int64		kv_blocks_free; /* KV pool blocks free; lock */
 	int			active;			/* requests running; lock */
 	int			queued;			/* requests waiting for the worker; lock */
+	char		device_name[128];	/* "cpu" or the compute device the worker uses; lock */
+	char		device_reason[256]; /* why the worker runs on the CPU ("" on a device); lock */
+	int64		device_mem_used;	/* bytes of device memory the worker holds; lock */
+	int64		device_mem_total;	/* bytes of device memory; lock */
+	double		batch_mean;		/* mean sequences per forward pass in the worker's last round; lock */
 	TimestampTz stats_reset;	/* when the statistics were last reset; lock */
 	int			n_slots;		/* lmgen.max_requests */
 	LmgenModelStats stats[LMGEN_STATS_MODELS];	/* lock */

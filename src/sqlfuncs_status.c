@@ -56,8 +56,13 @@ Datum
 lmgen_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8] = {0};
+	Datum		values[13];
+	bool		nulls[13] = {0};
+	char		device[128],
+				reason[256];
+	int64		mem_used,
+				mem_total;
+	double		batch_mean;
 	int			pid,
 				models,
 				active,
@@ -79,6 +84,11 @@ lmgen_status(PG_FUNCTION_ARGS)
 	free_blocks = lmgen_shared->kv_blocks_free;
 	active = lmgen_shared->active;
 	queued = lmgen_shared->queued;
+	strlcpy(device, lmgen_shared->device_name, sizeof(device));
+	strlcpy(reason, lmgen_shared->device_reason, sizeof(reason));
+	mem_used = lmgen_shared->device_mem_used;
+	mem_total = lmgen_shared->device_mem_total;
+	batch_mean = lmgen_shared->batch_mean;
 	for (int i = 0; i < lmgen_shared->n_slots; i++)
 	{
 		slots_queued += lmgen_shared->slots[i].state == LMGEN_SLOT_QUEUED;
@@ -96,6 +106,15 @@ lmgen_status(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum(Max(active, slots_active - queued));
 	values[6] = Int32GetDatum(slots_queued + queued);
 	values[7] = Int32GetDatum(lmgen_shared->n_slots);
+	/* the device (set by the worker at start; 'cpu' before that) */
+	values[8] = CStringGetTextDatum(device[0] ? device : "cpu");
+	values[9] = Int64GetDatum(mem_used);
+	nulls[9] = mem_total == 0;
+	values[10] = Int64GetDatum(mem_total);
+	nulls[10] = mem_total == 0;
+	values[11] = CStringGetTextDatum(reason);
+	nulls[11] = reason[0] == '\0';
+	values[12] = Float4GetDatum((float4) batch_mean);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 

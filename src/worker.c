@@ -32,6 +32,14 @@
  *      (never blocking: a result larger than the queue goes out in pieces
  *      over the next iterations as the backend reads), which wakes the
  *      backend.
+ * Decoder models run on a compute device when the worker found one at start
+ * (worker_device.c: probe in a child, lmgen.device): their scheduler's
+ * context is a device context (context.h) over the model's weights
+ * uploaded once, with many more sequences at once than on the CPU.  A
+ * failed device step fails the requests of that step; a device that turns
+ * unhealthy fails every call still on it, is closed, and later calls run
+ * on the CPU (DeviceLost).
+ *
  * Each call's preparation runs under PG_TRY: an ERROR fails only that call,
  * and its SQLSTATE, message, detail and hint travel back to the backend,
  * which raises them as its own; an engine error in a step fails the
@@ -65,6 +73,7 @@
 #include "shmem.h"
 #include "scheduler.h"
 #include "sqlfuncs_common.h"
+#include "worker_device.h"
 
 PGDLLEXPORT void LmgenWorkerMain(Datum arg);
 
@@ -213,6 +222,7 @@ typedef struct WorkerModel
 {
 	LmgenModel *m;				/* the model_cache entry */
 	lm_context *ctx;			/* the scheduler's context (engine, malloc) */
+	lm_device_model *dm;		/* the model's weights and KV pool on the device, or NULL: the CPU */
 	lm_sched   *sched;			/* the scheduler (engine, malloc) */
 	lm_sched_stats seen;		/* counters already added to the shared statistics */
 	struct WorkerModel *next;
@@ -248,6 +258,10 @@ static WorkerModel *worker_models = NULL;
 /* Sequences the worker's scheduler runs at once, at most. */
 #define WORKER_MAX_SEQS 64
 
+/* On a compute device: sequences at once (lmgen.max_requests permitting), and tokens per device call. */
+#define WORKER_DEVICE_MAX_SEQS 1024
+#define WORKER_DEVICE_BATCH 512
+
 /* Fail a held request with an error message (sent at the next hand-out). */
 static void
 FailRequest(WorkerRequest *r, int sqlstate, const char *msg)
@@ -281,6 +295,7 @@ DropWorkerModel(LmgenModel *m)
 		SchedCallsForget(wm->sched);
 		lm_sched_free(wm->sched);
 		lm_context_free(wm->ctx);
+		WorkerDeviceUnload(wm->dm);
 		*link = wm->next;
 		pfree(wm);
 		return;
@@ -305,13 +320,31 @@ WorkerModelFor(LmgenModel *m)
 	cp.n_threads = lmgen_threads;
 	wm = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerModel));
 	wm->m = m;
+	if (WorkerDeviceOps())
+	{
+		/* on the device: hundreds of sequences, the pool sized by lmgen.gpu_memory_fraction */
+		int			n_seq = Min(lmgen_shared->n_slots, WORKER_DEVICE_MAX_SEQS);
+
+		wm->dm = WorkerDeviceUpload(m->name, m->model, WORKER_DEVICE_BATCH, n_seq, cp.n_ctx);
+		if (wm->dm)
+		{
+			cp.n_seq_max = n_seq;
+			cp.n_batch = WORKER_DEVICE_BATCH;
+			cp.device = WorkerDeviceOps();
+			cp.device_model = wm->dm;
+		}
+	}
 	wm->ctx = lm_context_create(m->model, &cp, err, sizeof(err));
 	if (wm->ctx == NULL)
+	{
+		WorkerDeviceUnload(wm->dm);
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not set up model \"%s\" in the background worker: %s", m->name, err)));
+	}
 	lm_context_set_abort(wm->ctx, QueryAbortPending, NULL);
-	lm_context_set_kv_budget(wm->ctx, (size_t) lmgen_kv_cache_size << 20);
+	/* on the device the pool is the budget */
+	lm_context_set_kv_budget(wm->ctx, wm->dm ? 0 : (size_t) lmgen_kv_cache_size << 20);
 	sp.max_seqs = cp.n_seq_max;
 	sp.share_prefixes = lmgen_worker_share_prefixes;
 	sp.step_tokens = WORKER_STEP_TOKENS;
@@ -319,6 +352,7 @@ WorkerModelFor(LmgenModel *m)
 	if (wm->sched == NULL)
 	{
 		lm_context_free(wm->ctx);
+		WorkerDeviceUnload(wm->dm);
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not set up model \"%s\" in the background worker: %s", m->name, err)));
@@ -356,8 +390,12 @@ PrepareCall(WorkerRequest *r)
 		return;
 	}
 	r->wm = WorkerModelFor(m);
-	(void) SchedCallSubmit(&r->sc, c, m, r->wm->sched, (size_t) lmgen_kv_cache_size << 20,
-						   "lmgen.kv_cache_size");
+	if (r->wm->dm)
+		(void) SchedCallSubmit(&r->sc, c, m, r->wm->sched, lm_context_kv(r->wm->ctx)->budget,
+							   "lmgen.gpu_memory_fraction");
+	else
+		(void) SchedCallSubmit(&r->sc, c, m, r->wm->sched, (size_t) lmgen_kv_cache_size << 20,
+							   "lmgen.kv_cache_size");
 }
 
 /* Put the error being handled into a held request's result (in a PG_CATCH block). */
@@ -629,8 +667,47 @@ CountSteps(WorkerModel *wm, double busy_s)
 		if (now.steps > wm->seen.steps)
 			st->max_batch = Max(st->max_batch, now.seqs_max);
 	}
+	if (now.steps > wm->seen.steps)
+		lmgen_shared->batch_mean = (double) (now.seqs_sum - wm->seen.seqs_sum) / (now.steps - wm->seen.steps);
 	LWLockRelease(lmgen_shared->lock);
 	wm->seen = now;
+}
+
+/*
+ * The device turned unhealthy: fail every call still on it, drop the
+ * schedulers of its models (their next calls make CPU ones) and close it.
+ */
+static void
+DeviceLost(const char *why)
+{
+	WorkerModel **link = &worker_models;
+
+	while (*link)
+	{
+		WorkerModel *wm = *link;
+
+		if (!wm->dm)
+		{
+			link = &wm->next;
+			continue;
+		}
+		for (int i = 0; i < lmgen_shared->n_slots; i++)
+			if (requests[i].used && requests[i].wm == wm)
+			{
+				/* a finished call keeps its result; its scheduler goes */
+				requests[i].wm = NULL;
+				if (!requests[i].ready)
+					FailRequest(&requests[i], ERRCODE_SYSTEM_ERROR,
+								psprintf("the compute device failed during the call: %s", why));
+			}
+		SchedCallsForget(wm->sched);
+		lm_sched_free(wm->sched);
+		lm_context_free(wm->ctx);
+		WorkerDeviceUnload(wm->dm);
+		*link = wm->next;
+		pfree(wm);
+	}
+	WorkerDeviceClose(why);
 }
 
 /* One step of every model with work; true when any ran. */
@@ -638,6 +715,7 @@ static bool
 RunSteps(void)
 {
 	bool		ran = false;
+	char		lost[512] = "";
 
 	for (WorkerModel *wm = worker_models; wm; wm = wm->next)
 	{
@@ -656,7 +734,11 @@ RunSteps(void)
 		ran |= rc != 0;
 		CountSteps(wm, SecondsSince(t0));
 		CollectFinished(wm);
+		if (rc == -1 && wm->dm && !WorkerDeviceHealthy())
+			strlcpy(lost, err, sizeof(lost));
 	}
+	if (lost[0])
+		DeviceLost(lost);
 	return ran;
 }
 
@@ -712,6 +794,8 @@ PublishState(void)
 	lmgen_shared->kv_blocks_used = used;
 	lmgen_shared->kv_blocks_free = free_blocks;
 	LWLockRelease(lmgen_shared->lock);
+	if (WorkerDeviceOps())
+		WorkerDevicePublish();	/* device memory in use */
 }
 
 /* True when a request the worker holds runs on model m (for ModelsCloseRetired). */
@@ -795,6 +879,7 @@ LmgenWorkerMain(Datum arg)
 
 	requests = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerRequest) * lmgen_shared->n_slots);
 	model_close_hook = DropWorkerModel;
+	WorkerDeviceStart();
 	call_cxt = AllocSetContextCreate(TopMemoryContext, "lmgen worker", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(call_cxt);
 	WarmDefaultModel();
