@@ -96,7 +96,7 @@ test/unit/test_%: test/unit/test_%.c $(wildcard test/unit/*.h) $(ENGINE_OBJS)
 HOSTDEV_SO = test/unit/lmgen_hostdev.so
 $(HOSTDEV_SO): test/unit/hostdev.c test/unit/hostdev.map $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -shared -Wl,--version-script=test/unit/hostdev.map -o $@ $< $(ENGINE_OBJS) -lpthread -lm
-test/unit/test_device_host: $(HOSTDEV_SO)
+test/unit/test_device_host: $(HOSTDEV_SO) lmgen-cli
 
 .PHONY: unit check-all fixtures tap model installcheck-models installcheck-citus bench-embed bench-encoder bench-quality bench-batch
 # Fetch, verify and install the real models (SmolLM2 default, Gemma 3).

@@ -211,13 +211,51 @@ cli_engine_context(cli_engine *e, const char *cmd, const lm_context_params *p, b
 	return true;
 }
 
-/* Free the engine objects. */
+/* Load the device backend, open device 0 and upload the model for p's sizes. */
+bool
+cli_engine_device(cli_engine *e, const char *cmd, const char *so_path, lm_context_params *p)
+{
+	char		err[512] = "";
+	int			n_ctx = p->n_ctx > 0 ? p->n_ctx : e->model->cfg.n_ctx_train,
+				n;
+
+	e->dev_ops = lm_device_load(so_path, err, sizeof(err));
+	if (!e->dev_ops)
+		goto fail;
+	n = e->dev_ops->count(err, sizeof(err));
+	if (n <= 0)
+	{
+		if (n == 0)
+			snprintf(err, sizeof(err), "no device found by \"%s\"", so_path);
+		goto fail;
+	}
+	e->dev = e->dev_ops->open(0, err, sizeof(err));
+	if (!e->dev)
+		goto fail;
+	e->dm = e->dev_ops->upload(e->dev, e->model, 0.9, 0, p->n_batch > 0 ? p->n_batch : 512,
+							   p->n_seq_max > 0 ? p->n_seq_max : 1, n_ctx, err, sizeof(err));
+	if (!e->dm)
+		goto fail;
+	p->device = e->dev_ops;
+	p->device_model = e->dm;
+	return true;
+
+fail:
+	fprintf(stderr, "lmgen-cli %s: --device: %s\n", cmd, err);
+	return false;
+}
+
+/* Free the engine objects (the context before the device model, the device last). */
 void
 cli_engine_close(cli_engine *e)
 {
 	lm_batch_free(e->batch);
 	lm_context_free(e->ctx);
+	if (e->dm)
+		e->dev_ops->unload(e->dm);
+	if (e->dev)
+		e->dev_ops->close(e->dev);
 	lm_tokenizer_free(e->tok);
 	lm_model_free(e->model);
-	*e = (cli_engine) {NULL, NULL, NULL, NULL};
+	memset(e, 0, sizeof(*e));
 }

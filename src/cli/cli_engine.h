@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "device.h"
 #include "model.h"
 #include "tokenizer.h"
 
@@ -47,6 +48,9 @@ typedef struct cli_engine
 	lm_tokenizer *tok;			/* its tokenizer, or NULL */
 	lm_context *ctx;			/* inference context, or NULL */
 	lm_batch   *batch;			/* token batch, or NULL */
+	const lm_device_ops *dev_ops;	/* --device: the backend, or NULL */
+	lm_device  *dev;			/* its device 0, or NULL */
+	lm_device_model *dm;		/* the model on it, or NULL */
 } cli_engine;
 
 /* Match argv[1..] against opts, filling pos[0..n_pos-1] with the other words in order; on CLI_ARGS_BAD *bad is the unknown or incomplete argument, or NULL when a value was rejected (message on stderr). */
@@ -58,6 +62,13 @@ extern bool cli_engine_open(cli_engine *e, const char *cmd, const char *path);
 
 /* Load e's tokenizer; false, with a message on stderr only when required, if it fails. */
 extern bool cli_engine_tokenizer(cli_engine *e, const char *cmd, bool required);
+
+/*
+ * Put e's model on device 0 of the backend at so_path (--device) for
+ * contexts of p's sizes (n_ctx 0: the model's), and make p a device
+ * context's parameters; false with a message on stderr.
+ */
+extern bool cli_engine_device(cli_engine *e, const char *cmd, const char *so_path, lm_context_params *p);
 
 /* Create e's context with p, and a batch of p->n_batch tokens with want_batch; false with a message on stderr. */
 extern bool cli_engine_context(cli_engine *e, const char *cmd, const lm_context_params *p, bool want_batch);

@@ -108,24 +108,26 @@ int
 cmd_bench(int argc, char **argv)
 {
 	const char *model_path = NULL,
+			   *device = NULL,
 			   *bad;
 	int			n_threads = 1,
 				n_pp = 128,
 				n_tg = 128,
 				reps = 5,
 				rc = 1;
-	cli_engine	e = {NULL, NULL, NULL, NULL};
+	cli_engine	e = {0};
 	lm_context_params cp = lm_context_default_params();
 	const cli_opt opts[] = {
 		{.name = "-t", .num = &n_threads, .lo = 1, .hi = 256},
 		{.name = "-p", .num = &n_pp, .lo = 0, .hi = 1 << 16},
 		{.name = "-n", .num = &n_tg, .lo = 0, .hi = 1 << 16},
 		{.name = "-r", .num = &reps, .lo = 1, .hi = 1000},
+		{.name = "--device", .str = &device},
 	};
 
 	if (cli_parse_args("bench", argc, argv, opts, CLI_LENGTHOF(opts), &model_path, 1, &bad) != CLI_ARGS_OK || !model_path)
 	{
-		fprintf(stderr, "usage: lmgen-cli bench MODEL.gguf [-t THREADS] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS]\n");
+		fprintf(stderr, "usage: lmgen-cli bench MODEL.gguf [-t THREADS] [-p PROMPT_TOKENS] [-n GEN_TOKENS] [-r REPS] [--device BACKEND.so]\n");
 		return 2;
 	}
 	if (!cli_engine_open(&e, "bench", model_path))
@@ -135,10 +137,23 @@ cmd_bench(int argc, char **argv)
 		cp.n_ctx = 1;
 	cp.n_batch = n_pp > 0 ? n_pp : 1;
 	cp.n_threads = n_threads;
+	if (device && !cli_engine_device(&e, "bench", device, &cp))
+		goto done;
 	if (!cli_engine_context(&e, "bench", &cp, true))
 		goto done;
-	printf("# model %s, %s, %d threads, %s kernels, median of %d\n", model_path, e.model->cfg.arch,
-		   lm_context_n_threads(e.ctx), lm_isa_name(lm_kernels_isa()), reps);
+	if (e.dev)
+	{
+		lm_device_info info;
+		char		err[256];
+
+		if (!e.dev_ops->info(e.dev, &info, err, sizeof(err)))
+			snprintf(info.name, sizeof(info.name), "%s", e.dev_ops->name);
+		printf("# model %s, %s, device %s (%s), median of %d\n", model_path, e.model->cfg.arch,
+			   info.name, device, reps);
+	}
+	else
+		printf("# model %s, %s, %d threads, %s kernels, median of %d\n", model_path, e.model->cfg.arch,
+			   lm_context_n_threads(e.ctx), lm_isa_name(lm_kernels_isa()), reps);
 	if ((n_pp > 0 && !bench_test(e.ctx, e.batch, n_pp, false, reps)) ||
 		(n_tg > 0 && !bench_test(e.ctx, e.batch, n_tg, true, reps)))
 		goto done;

@@ -72,7 +72,7 @@ cmd_perplexity(int argc, char **argv)
 	char		err[512],
 			   *text = NULL;
 	size_t		text_len = 0;
-	cli_engine	e = {NULL, NULL, NULL, NULL};
+	cli_engine	e = {0};
 	int32_t    *ids = NULL;
 	lm_context_params cp = lm_context_default_params();
 	double		total = 0;

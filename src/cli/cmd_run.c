@@ -26,7 +26,7 @@ run_usage(void)
 			"           [--temp T] [--top-k K] [--top-p P] [--min-p M] [--seed S]\n"
 			"           [--repeat-penalty R] [--repeat-last-n N] [--freq-penalty F] [--presence-penalty P]\n"
 			"           [--stop STR]... [--max-words N] [--copy-bias B --copy-source TEXT]\n"
-			"           [--ignore-eos] [--special] [--chat] [--ids] [-q]\n");
+			"           [--ignore-eos] [--special] [--chat] [--ids] [-q] [--device BACKEND.so]\n");
 }
 
 /* Print each token's text (or id) as it comes. */
@@ -59,6 +59,7 @@ cmd_run(int argc, char **argv)
 			   *prompt = NULL,
 			   *prompt_ids = NULL,
 			   *copy_source = NULL,
+			   *device = NULL,
 			   *stops[RUN_MAX_STOP],
 			   *bad;
 	int			n_stop = 0,
@@ -74,7 +75,7 @@ cmd_run(int argc, char **argv)
 	char		err[512];
 	lm_gen_params gp = lm_gen_default_params();
 	run_out		out = {false, 0};
-	cli_engine	e = {NULL, NULL, NULL, NULL};
+	cli_engine	e = {0};
 	lm_gen	   *g = NULL;
 	int32_t    *ids = NULL,
 			   *copy_ids = NULL;
@@ -105,6 +106,7 @@ cmd_run(int argc, char **argv)
 		{.name = "--max-words", .num = &gp.max_words, .lo = 0, .hi = 1 << 20},
 		{.name = "--copy-bias", .real = &gp.sampling.copy_bias},
 		{.name = "--copy-source", .str = &copy_source},
+		{.name = "--device", .str = &device},
 	};
 
 	switch (cli_parse_args("run", argc, argv, opts, CLI_LENGTHOF(opts), &model_path, 1, &bad))
@@ -171,6 +173,8 @@ cmd_run(int argc, char **argv)
 	cp.n_ctx = n_ctx;
 	cp.n_threads = n_threads;
 	cp.n_seq_max = 1;
+	if (device && !cli_engine_device(&e, "run", device, &cp))
+		goto done;
 	if (!cli_engine_context(&e, "run", &cp, false))
 		goto done;
 	g = lm_generate(e.ctx, e.tok, 0, ids, n_prompt, &gp, run_token, &out, err, sizeof(err));

@@ -9,7 +9,9 @@
  * rewind.  Then the error paths: a KV pool too small (a clear error,
  * nothing changed), a failing forward (the error, the device still usable),
  * a poisoning fault (unhealthy), the abort check between device calls, an
- * encoder refused, a stale or missing backend refused.
+ * encoder refused, a stale or missing backend refused.  Last, lmgen-cli's
+ * --device: greedy generation through the host device prints the CPU's
+ * tokens, and a missing backend is a clear error.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -303,6 +305,66 @@ open_model(const char *path)
 	return m;
 }
 
+/* Output of a shell command (stdout and stderr), malloc'd; NULL when it cannot run. */
+static char *
+command_output(const char *cmd, int *status)
+{
+	FILE	   *f = popen(cmd, "r");
+	char	   *buf;
+	size_t		n = 0;
+
+	if (!f)
+		return NULL;
+	buf = calloc(1, 65536);
+	if (buf)
+		n = fread(buf, 1, 65535, f);
+	*status = pclose(f);
+	if (buf)
+		buf[n] = '\0';
+	return buf;
+}
+
+/* lmgen-cli run and bench with --device. */
+static void
+check_cli(const char *model)
+{
+	char		cmd[1024];
+	char	   *cpu,
+			   *dev,
+			   *bad,
+			   *bench;
+	int			s1,
+				s2,
+				s3,
+				s4;
+
+	if (!unit_readable("./lmgen-cli") || !unit_readable(model))
+	{
+		SKIP("lmgen-cli or stories260K missing");
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "./lmgen-cli run %s -p 'Once upon a time' -n 32 --ids -q 2>&1", model);
+	cpu = command_output(cmd, &s1);
+	snprintf(cmd, sizeof(cmd), "./lmgen-cli run %s -p 'Once upon a time' -n 32 --ids -q --device %s 2>&1", model, HOSTDEV);
+	dev = command_output(cmd, &s2);
+	CHECK(cpu && dev && s1 == 0 && s2 == 0 && strlen(cpu) > 40 && strcmp(cpu, dev) == 0,
+		  "lmgen-cli run --device prints the CPU's 32 greedy tokens (%s)", dev ? dev : "no output");
+	snprintf(cmd, sizeof(cmd), "./lmgen-cli run %s -p 'x' -n 2 --device /nonexistent/lmgen_cuda.so 2>&1", model);
+	bad = command_output(cmd, &s3);
+	CHECK(bad && s3 != 0 && strstr(bad, "--device: cannot load device backend"),
+		  "lmgen-cli --device with a missing backend fails with a message (%s)", bad ? bad : "");
+	snprintf(cmd, sizeof(cmd), "./lmgen-cli bench %s -p 16 -n 8 -r 1 --device %s 2>&1", model, HOSTDEV);
+	bench = command_output(cmd, &s4);
+	CHECK(bench && s4 == 0 && strstr(bench, "device lmgen host test device") && strstr(bench, "tg8 "),
+		  "lmgen-cli bench --device runs on the device");
+	if (bench)
+		printf("# %s", bench);
+	free(cpu);
+	free(dev);
+	free(bad);
+	free(bench);
+}
+
 int
 main(void)
 {
@@ -366,5 +428,6 @@ main(void)
 	ops->close(dev);
 	lm_model_free(small);
 	lm_model_free(smol);
+	check_cli(path);
 	return unit_done();
 }
