@@ -90,8 +90,19 @@ for my $q (@calls)
 }
 ok(status('device_memory_used') > 0, 'the model\'s KV pool shows in the device memory used');
 ok(status('batch_size') > 0, 'status shows the batch size');
-ok($node->safe_psql('postgres', "SELECT max_batch > 1 FROM lmgen.stats WHERE model = 'smol'") eq 't',
-	'several rows ran in one device step');
+
+# Four sessions at once share device steps, each with its own answer.
+my @q = map { "SELECT generate('Four sessions, number $_, say', 24, model => 'smol')" } 1 .. 4;
+my %qref = map { $_ => $node->safe_psql('postgres', "SET lmgen.execution = 'local'; $_") } @q;
+my @c = map { start_psql($node, $_) } @q;
+for my $i (0 .. 3)
+{
+	my ($crc, $cout) = finish_psql($c[$i]);
+	chomp $cout;
+	is($cout, $qref{ $q[$i] }, "concurrent session $i on the device: the answer of local mode");
+}
+ok($node->safe_psql('postgres', "SELECT max(max_batch) > 1 FROM lmgen.stats") eq 't',
+	'concurrent sessions ran in one device step');
 
 # A failing forward pass: that call fails, the next ones work on the device.
 open(my $fh, '>', $control) or die; print $fh "fail\n"; close $fh;

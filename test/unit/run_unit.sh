@@ -28,7 +28,7 @@ run_one() {
 for t in "$@"; do
 	run_one "$t" ""
 	case "$t" in
-		*test_model|*test_generate|*test_gemma3|*test_scheduler|*test_bert)
+		*test_model|*test_generate|*test_gemma3|*test_scheduler|*test_bert|*test_device_host)
 			run_one "$t" scalar
 			grep -qw avx2 /proc/cpuinfo && run_one "$t" avx2
 			;;

@@ -3,9 +3,10 @@
  * kvcache.c's block store) through the host-memory test device
  * (lmgen_hostdev.so): a context on the device gives logits, hidden states
  * and argmax bit-identical to a plain CPU context, batch after batch, on
- * SmolLM2 and stories260K: several sequences of different lengths in one
- * batch, greedy decoding, a batch longer than n_batch (several device
- * calls), a shared prefix written into (copy-on-write on the device), and a
+ * SmolLM2 and stories260K (and Gemma 3 when it is installed): several
+ * sequences of different lengths in one batch, greedy decoding, a batch
+ * longer than n_batch (several device calls), a shared prefix written into
+ * (copy-on-write on the device), and a
  * rewind.  Then the error paths: a KV pool too small (a clear error,
  * nothing changed), a failing forward (the error, the device still usable),
  * a poisoning fault (unhealthy), the abort check between device calls, an
@@ -409,6 +410,19 @@ main(void)
 	}
 	else
 		SKIP("the default model is not installed");
+
+	/* gemma3 (soft-capped logits, sliding-window layers) when installed */
+	{
+		lm_model   *gemma = open_model(LMGEN_MODEL_DIR "/gemma-3-270m-q4_k_m.gguf");
+
+		if (gemma)
+		{
+			check_agreement(ops, dev, "Gemma 3", gemma);
+			lm_model_free(gemma);
+		}
+		else
+			SKIP("Gemma 3 is not installed");
+	}
 
 	/* an encoder stays on the CPU */
 	bert = open_model(LMGEN_MODEL_DIR "/all-MiniLM-L6-v2.F32.gguf");
