@@ -35,6 +35,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <unistd.h>
 
 #include "miscadmin.h"
@@ -90,6 +93,12 @@ ProbeChild(const char *path, int fd)
 			signal(sig, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+#ifdef __linux__
+	/* a hung probe must not outlive a worker that exits meanwhile */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(1);
+#endif
 	ops = lm_device_load(path, err, sizeof(err));
 	if (ops)
 		n = ops->count(err, sizeof(err));

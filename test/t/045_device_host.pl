@@ -10,8 +10,9 @@
 #     and the next calls work, still on the device;
 #   - a fault that poisons the device fails that call; the worker closes the
 #     device and later calls run on the CPU with the same answers;
-#   - lmgen.device = 'auto' with a missing library, or a probe that crashes,
-#     runs on the CPU (a LOG line says why); 'cpu' never loads the library.
+#   - lmgen.device = 'auto' with a missing library, or a probe that crashes
+#     or hangs (killed after 10 s), runs on the CPU (a LOG line says why);
+#     'cpu' never loads the library.
 # Runs on the installed SmolLM2 (the default model); skipped when `make model`
 # has not installed it.
 use strict;
@@ -146,6 +147,13 @@ is(status('device'), 'cpu', 'a crashing probe means no device');
 like(status('device_detail'), qr/probe crashed \(signal 11\)/, 'status says the probe crashed');
 unlike(slurp_file("/proc/$wpid/maps"), qr/lmgen_hostdev/, 'the worker itself never loaded the library');
 is($node->safe_psql('postgres', $gen), $ref{$gen}, 'calls work after a crashed probe');
+
+# A probe that hangs is killed after 10 seconds: no device.
+$ENV{LMGEN_HOSTDEV_PROBE} = 'hang';
+$node->restart;
+$wpid = worker_pid();
+like(status('device_detail'), qr/did not answer within 10 seconds/, 'a hung probe is killed and means no device');
+is($node->safe_psql('postgres', $gen), $ref{$gen}, 'calls work after a hung probe');
 delete $ENV{LMGEN_HOSTDEV_PROBE};
 
 # 'cpu' never loads the library.
