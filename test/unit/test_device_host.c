@@ -6,13 +6,13 @@
  * SmolLM2 and stories260K (and Gemma 3 when it is installed): several
  * sequences of different lengths in one batch, greedy decoding, a batch
  * longer than n_batch (several device calls), a shared prefix written into
- * (copy-on-write on the device), and a
- * rewind.  Then the error paths: a KV pool too small (a clear error,
- * nothing changed), a failing forward (the error, the device still usable),
- * a poisoning fault (unhealthy), the abort check between device calls, an
- * encoder refused, a stale or missing backend refused.  Last, lmgen-cli's
- * --device: greedy generation through the host device prints the CPU's
- * tokens, and a missing backend is a clear error.
+ * (copy-on-write on the device), and a rewind.  Then the error paths: a
+ * KV pool too small (a clear error, nothing changed), a failing forward
+ * (the error, the device still usable), a poisoning fault (unhealthy), the
+ * abort check between device calls, an encoder refused, a missing backend
+ * refused.  Last, lmgen-cli's --device: greedy generation through the
+ * host device prints the CPU's tokens, and a missing backend is a clear
+ * error.
  */
 #include <dlfcn.h>
 #include <stdio.h>
