@@ -12,7 +12,8 @@
 #     device and later calls run on the CPU with the same answers;
 #   - lmgen.device = 'auto' with a missing library, or a probe that crashes
 #     or hangs (killed after 10 s), runs on the CPU (a LOG line says why);
-#     'cpu' never loads the library.
+#     'cuda' without a device too, with a WARNING; 'cpu' never loads the
+#     library.
 # Runs on the installed SmolLM2 (the default model); skipped when `make model`
 # has not installed it.
 use strict;
@@ -156,7 +157,17 @@ like(status('device_detail'), qr/did not answer within 10 seconds/, 'a hung prob
 is($node->safe_psql('postgres', $gen), $ref{$gen}, 'calls work after a hung probe');
 delete $ENV{LMGEN_HOSTDEV_PROBE};
 
+# 'cuda' without a usable device: the CPU too, with a WARNING.
+$node->append_conf('postgresql.conf', "lmgen.device = 'cuda'\nlmgen.device_library = '$tmp/missing/lmgen_cuda'\n");
+$node->restart;
+worker_pid();
+is(status('device'), 'cpu', "'cuda' without a device runs on the CPU");
+ok(slurp_file($node->logfile) =~ /WARNING:  lmgen worker: running on the CPU: cannot load device backend/,
+	"'cuda' without a device logs a WARNING");
+is($node->safe_psql('postgres', $gen), $ref{$gen}, "calls work with 'cuda' and no device");
+
 # 'cpu' never loads the library.
+$node->append_conf('postgresql.conf', "lmgen.device_library = '$hostdev'\n");
 $node->append_conf('postgresql.conf', "lmgen.device = 'cpu'\n");
 $node->restart;
 $wpid = worker_pid();
