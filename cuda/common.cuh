@@ -1,0 +1,178 @@
+/*
+ * common.cuh — what the .cu files of the CUDA backend share: the engine's
+ * exponential on the device, warp reductions, and the kernel launchers
+ * each .cu file provides (all asynchronous on the given stream; each
+ * returns the launch's cudaError_t so the backend checks every one).
+ *
+ * Floating-point rules: nothing here is built with fast math; where the CPU
+ * code's rounding matters (dequantization, norms, RoPE, the activations),
+ * the kernels spell products and fmas with __fmul_rn / __fmaf_rn so nvcc
+ * cannot contract or reorder them.
+ */
+#ifndef LMGEN_CUDA_COMMON_CUH
+#define LMGEN_CUDA_COMMON_CUH
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "lmgen_cuda.h"
+
+/* True when a grid of x * y * z blocks can be launched (x up to 2^31-1, y and z up to 65535). */
+static inline bool
+LMC_GRID_OK(int64_t x, int64_t y, int64_t z)
+{
+	return x >= 1 && x <= 0x7fffffffLL && y >= 1 && y <= 65535 && z >= 1 && z <= 65535;
+}
+
+/* model_ops.c's lm_op_expf (ggml's vector exp) on the device, same operations in the same order. */
+__device__ __forceinline__ float
+lmc_expf(float x)
+{
+	const float r = 0x1.8p23f;
+	float		z = __fmaf_rn(x, 0x1.715476p+0f, r),
+				n = __fsub_rn(z, r),
+				b = __fmaf_rn(-n, 0x1.7f7d1cp-20f, __fmaf_rn(-n, 0x1.62e4p-1f, x)),
+				u = __fmul_rn(b, b),
+				j = __fmaf_rn(__fmaf_rn(__fmaf_rn(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+										__fmaf_rn(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+							  u, __fmaf_rn(0x1.ffffecp-1f, b, 1.0f));
+	int			ni,
+				e1;
+
+	if (fabsf(n) > 192.0f)
+		return n <= 0.0f ? 0.0f : __int_as_float(0x7f800000);
+	if (isnan(n))
+		return j;
+	ni = (int) n;
+	e1 = ni >= 0 ? ni / 2 : -((1 - ni) / 2);
+	return __fmul_rn(__fmul_rn(j, __int_as_float((e1 + 127) << 23)), __int_as_float((ni - e1 + 127) << 23));
+}
+
+/* Sum of v over the 32 lanes of a warp, every lane gets it. */
+__device__ __forceinline__ float
+lmc_warp_sum(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+/* Double sum over the lanes of a warp, every lane gets it. */
+__device__ __forceinline__ double
+lmc_warp_sum_d(double v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+/* Launchers (defined in the .cu file named beside each). */
+
+/* dequant.cu: rows of a raw weight to F32 / BF16 / FP16 (out_type 0 / 1 / 2), n_cols per output row. */
+cudaError_t lmc_dequantize(cudaStream_t s, lm_type t, const void *w, size_t row_bytes, int64_t n_rows,
+						   int64_t n_cols, void *out, int out_type);
+
+/* dequant.cu: x[t] = row token[t] of the embedding matrix, times scale when scaled. */
+cudaError_t lmc_embed(cudaStream_t s, lm_type t, const void *w, size_t row_bytes, int n_cols,
+					  const int32_t *token, int n, float *x, bool scaled, float scale);
+
+/* matvec.cu: y[t][r] = W[r] . x[t] for n <= LMC_MATVEC_MAX_TOKENS tokens on raw weights (ldx, ldy in floats). */
+cudaError_t lmc_matvec(cudaStream_t s, lm_type t, const void *w, size_t row_bytes, int n_rows, int n_cols,
+					   const float *x, int ldx, float *y, int ldy, int n);
+
+/* gemm.cu: n floats to BF16 (bf16) or FP16. */
+cudaError_t lmc_to_half(cudaStream_t s, const float *x, void *out, int64_t n, bool bf16);
+
+/* gemm.cu: element type of the dense weight copies (and GEMM inputs) of a mode: 0 F32, 1 BF16, 2 FP16. */
+int			lmc_gemm_elem_type(lmc_gemm_mode mode);
+
+/*
+ * gemm.cu: Y (n x n_rows, row stride ldy) = X (n x n_cols, row-major, of the
+ * mode's element type) times W^T, W the dense copy (n_rows x n_cols).
+ */
+cublasStatus_t lmc_gemm(cublasHandle_t h, lmc_gemm_mode mode, const void *w, int n_rows, int n_cols,
+						const void *x, int n, float *y, int ldy);
+
+/* norm.cu: per token, [d = rmsnorm(d)*post; x += d] or [x += d when add]; then xb = rmsnorm(x)*pre when pre. */
+cudaError_t lmc_residual_norm(cudaStream_t s, float *x, float *d, float *xb, const float *post,
+							  const float *pre, bool add, int n, int E, float eps);
+
+/* norm.cu: out[k] = rmsnorm(x[idx[k]]) * w for k < n (idx NULL: k itself). */
+cudaError_t lmc_gather_norm(cudaStream_t s, const float *x, const int32_t *idx, float *out, const float *w,
+							int n, int E, float eps);
+
+/* norm.cu: out[k] = in[idx[k]] rows of E floats. */
+cudaError_t lmc_gather_rows(cudaStream_t s, const float *in, const int32_t *idx, float *out, int n, int E);
+
+/* What the Q/K kernel of one layer needs. */
+typedef struct lmc_qk_params
+{
+	float	   *q;				/* (n, n_head * hdk) */
+	float	   *k;				/* (n, n_head_kv * hdk) */
+	const float *v;				/* (n, n_head_kv * hdv) */
+	const int32_t *pos;			/* (n) positions */
+	const int32_t *row;			/* (n) sequence rows */
+	const uint64_t *table;		/* (rows, mb) block addresses */
+	int			mb;				/* table entries per row */
+	const float *rope_cs;		/* (n_ctx, n_rot) cos/sin per position */
+	const float *q_norm;		/* (hdk) per-head query norm, or NULL */
+	const float *k_norm;		/* (hdk) per-head key norm, or NULL */
+	float		eps;			/* RMSNorm epsilon */
+	float		q_scale;		/* queries times this when scale_q */
+	bool		scale_q;		/* multiply queries (gemma3) */
+	int			n;				/* tokens */
+	int			n_head;			/* query heads */
+	int			n_head_kv;		/* key/value heads */
+	int			hdk;			/* key width per head */
+	int			hdv;			/* value width per head */
+	int			n_rot;			/* rotated dimensions */
+	bool		neox;			/* NEOX pairing */
+	int			layer;			/* layer index */
+	size_t		v_off;			/* floats from a block's start to its values */
+} lmc_qk_params;
+
+/* rope_kv.cu: per-head Q/K norms, RoPE, query scale, then keys and values into their KV blocks. */
+cudaError_t lmc_qk_rope_store(cudaStream_t s, const lmc_qk_params *p);
+
+/* What the attention of one layer needs. */
+typedef struct lmc_att_params
+{
+	const float *q;				/* (n, n_head * hdk) */
+	float	   *out;			/* (n, n_head * hdv) */
+	float	   *part;			/* (n, n_head, n_splits, hdv + 2) partial sums when n_splits > 1 */
+	const int32_t *pos;			/* (n) positions */
+	const int32_t *row;			/* (n) sequence rows */
+	const uint64_t *table;		/* (rows, mb) block addresses */
+	int			mb;				/* table entries per row */
+	int			n;				/* tokens */
+	int			n_head;			/* query heads */
+	int			group;			/* query heads per KV head */
+	int			hdk;			/* key width per head */
+	int			hdv;			/* value width per head */
+	int			layer;			/* layer index */
+	size_t		v_off;			/* floats from a block's start to its values */
+	float		scale;			/* multiplies every score */
+	int			n_swa;			/* window (0 = none) */
+	int			split;			/* positions per split */
+	int			n_splits;		/* splits */
+} lmc_att_params;
+
+/* attention.cu: causal (windowed) GQA attention over the paged KV pool. */
+cudaError_t lmc_attention(cudaStream_t s, const lmc_att_params *p);
+
+/* activation.cu: hb = silu(hb) * hb2 over n rows of F (model_ops.c's lm_op_swiglu_row). */
+cudaError_t lmc_swiglu(cudaStream_t s, float *hb, const float *hb2, int n, int F);
+
+/* activation.cu: hb = gelu(hb) * hb2 through the fp16 table (model_gemma3.c's geglu). */
+cudaError_t lmc_geglu(cudaStream_t s, float *hb, const float *hb2, const uint16_t *table, int64_t count);
+
+/* activation.cu: l = tanh(l / cap) * cap for count logits. */
+cudaError_t lmc_softcap(cudaStream_t s, float *l, int64_t count, float cap);
+
+/* logits.cu: argmax (lowest index among equal maxima) of each of n rows of V floats. */
+cudaError_t lmc_argmax(cudaStream_t s, const float *l, int n, int V, int32_t *out);
+
+#endif							/* LMGEN_CUDA_COMMON_CUH */
