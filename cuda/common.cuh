@@ -18,6 +18,13 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+/* the engine's headers are C: their functions keep C linkage here */
+extern "C"
+{
+#include "kvcache.h"
+#include "model.h"
+#include "tensor_types.h"
+}
 #include "lmgen_cuda.h"
 
 /* True when a grid of x * y * z blocks can be launched (x up to 2^31-1, y and z up to 65535). */
