@@ -98,7 +98,7 @@ bench_model(const lm_device_ops *ops, lm_device *dev, const char *path, int step
 	V = m->cfg.n_vocab;
 	E = m->cfg.n_embd;
 	t0 = gpu_now();
-	dm = ops->upload(dev, m, 0.5, 0, PREFILL_BATCH, N_SEQ, PROMPT + steps + 16, err, sizeof(err));
+	dm = ops->upload(dev, m, 0.5, (size_t) 8 << 30, PREFILL_BATCH, N_SEQ, PROMPT + steps + 16, err, sizeof(err));
 	if (!dm)
 	{
 		printf("  upload failed: %s\n", err);
