@@ -37,8 +37,10 @@ CUDA_SO = lmgen_cuda.so
 # sm_90 (H100/H200) code plus compute_90 PTX for newer GPUs; no fast math
 # (the kernels rely on IEEE division and square root).
 NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
-NVCC_FLAGS = -std=c++17 -O3 $(NVCC_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -Werror all-warnings \
+NVCC_FLAGS = -std=c++17 -O3 $(NVCC_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-ffp-contract=off -Werror all-warnings \
 	-Isrc/engine -Icuda -MMD -MP
+# the device dequantizers and exponential run on the CPU too, against quant.c (no GPU needed)
+UNIT_CU_BINS = test/unit/test_cuda_dequant
 endif
 
 CLI_SRCS = $(sort $(wildcard src/cli/*.c))
@@ -123,6 +125,13 @@ endif
 test/gpu/device_%: test/gpu/device_%.c test/gpu/gpu_common.h cuda/lmgen_cuda.h $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Icuda -Itest/gpu -o $@ $< $(ENGINE_OBJS) -ldl -lpthread -lm
 
+ifneq ($(UNIT_CU_BINS),)
+test/unit/test_cuda_dequant: test/unit/test_cuda_dequant.cu $(wildcard test/unit/*.h) cuda/dequant.cuh cuda/common.cuh \
+		cuda/lmgen_cuda.h $(ENGINE_OBJS)
+	$(NVCC) $(NVCC_FLAGS) -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' \
+		-o $@ $< $(ENGINE_OBJS) -lpthread -lm
+endif
+
 # The CUDA backend's host-side planning (cuda/host_plan.c) is unit-tested without a GPU.
 test/unit/test_cuda_host: test/unit/test_cuda_host.c $(wildcard test/unit/*.h) cuda/host_plan.o $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Icuda -Itest/unit -o $@ $< cuda/host_plan.o $(ENGINE_OBJS) -lpthread -lm
@@ -203,8 +212,8 @@ bench-worker:
 tap: fixtures
 	$(prove_installcheck)
 
-unit: $(UNIT_BINS)
-	@test/unit/run_unit.sh $(UNIT_BINS)
+unit: $(UNIT_BINS) $(UNIT_CU_BINS)
+	@test/unit/run_unit.sh $(UNIT_BINS) $(UNIT_CU_BINS)
 
 check-all: all
 	test/run_all.sh
@@ -218,4 +227,4 @@ bench-train:
 # Header dependencies written by -MMD.
 -include $(wildcard src/*.d src/engine/*.d src/cli/*.d cuda/*.d)
 
-EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d cuda/*.o cuda/*.d lmgen_cuda.so $(GPU_PROGS) test/unit/*.d lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log
+EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d cuda/*.o cuda/*.d lmgen_cuda.so $(GPU_PROGS) test/unit/test_cuda_dequant test/unit/*.d lmgen-cli $(UNIT_BINS) $(CLI_OBJS) tmp_check results regression.diffs regression.out log

@@ -16,7 +16,9 @@
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* the engine's headers are C: their functions keep C linkage here */
 extern "C"
@@ -34,28 +36,60 @@ LMC_GRID_OK(int64_t x, int64_t y, int64_t z)
 	return x >= 1 && x <= 0x7fffffffLL && y >= 1 && y <= 65535 && z >= 1 && z <= 65535;
 }
 
+/*
+ * Correctly rounded float operations that nvcc may not contract or
+ * reorder, usable in __host__ __device__ code: the intrinsics on the
+ * device, plain operations on the host (built with -ffp-contract=off), so
+ * test/unit/test_cuda_dequant.cu can run the same code on the CPU.
+ */
+#ifdef __CUDA_ARCH__
+#define LMC_UNROLL _Pragma("unroll")
+#define LMC_MUL(a, b) __fmul_rn((a), (b))
+#define LMC_ADD(a, b) __fadd_rn((a), (b))
+#define LMC_SUB(a, b) __fsub_rn((a), (b))
+#define LMC_FMA(a, b, c) __fmaf_rn((a), (b), (c))
+#define LMC_F32_BITS(u) __uint_as_float(u)
+#else
+#define LMC_UNROLL
+#define LMC_MUL(a, b) ((float) (a) * (float) (b))
+#define LMC_ADD(a, b) ((float) (a) + (float) (b))
+#define LMC_SUB(a, b) ((float) (a) - (float) (b))
+#define LMC_FMA(a, b, c) fmaf((a), (b), (c))
+#define LMC_F32_BITS(u) lmc_host_f32_bits(u)
+
+/* Float with bits u (host). */
+static inline float
+lmc_host_f32_bits(uint32_t u)
+{
+	float		f;
+
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+#endif
+
 /* model_ops.c's lm_op_expf (ggml's vector exp) on the device, same operations in the same order. */
-__device__ __forceinline__ float
+__host__ __device__ __forceinline__ float
 lmc_expf(float x)
 {
 	const float r = 0x1.8p23f;
-	float		z = __fmaf_rn(x, 0x1.715476p+0f, r),
-				n = __fsub_rn(z, r),
-				b = __fmaf_rn(-n, 0x1.7f7d1cp-20f, __fmaf_rn(-n, 0x1.62e4p-1f, x)),
-				u = __fmul_rn(b, b),
-				j = __fmaf_rn(__fmaf_rn(__fmaf_rn(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-										__fmaf_rn(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-							  u, __fmaf_rn(0x1.ffffecp-1f, b, 1.0f));
+	float		z = LMC_FMA(x, 0x1.715476p+0f, r),
+				n = LMC_SUB(z, r),
+				b = LMC_FMA(-n, 0x1.7f7d1cp-20f, LMC_FMA(-n, 0x1.62e4p-1f, x)),
+				u = LMC_MUL(b, b),
+				j = LMC_FMA(LMC_FMA(LMC_FMA(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+									LMC_FMA(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+							u, LMC_FMA(0x1.ffffecp-1f, b, 1.0f));
 	int			ni,
 				e1;
 
 	if (fabsf(n) > 192.0f)
-		return n <= 0.0f ? 0.0f : __int_as_float(0x7f800000);
+		return n <= 0.0f ? 0.0f : LMC_F32_BITS(0x7f800000u);
 	if (isnan(n))
 		return j;
 	ni = (int) n;
 	e1 = ni >= 0 ? ni / 2 : -((1 - ni) / 2);
-	return __fmul_rn(__fmul_rn(j, __int_as_float((e1 + 127) << 23)), __int_as_float((ni - e1 + 127) << 23));
+	return LMC_MUL(LMC_MUL(j, LMC_F32_BITS((uint32_t) (e1 + 127) << 23)), LMC_F32_BITS((uint32_t) (ni - e1 + 127) << 23));
 }
 
 /* Sum of v over the 32 lanes of a warp, every lane gets it. */

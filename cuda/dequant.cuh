@@ -8,8 +8,11 @@
  * from bytes), and every value is computed with the very operations of
  * quant.c's reference dequantizers: the same products, the same fmaf where
  * quant.c uses fmaf (Q4_1, Q5_1, Q4_K, Q5_K), no contraction elsewhere
- * (__fmul_rn), so the device's floats equal lm_dequantize_row's bit for bit
- * (test/gpu/device_check.c checks every tensor of the shipped models).
+ * (LMC_MUL), so the device's floats equal lm_dequantize_row's bit for bit.
+ * The functions are __host__ __device__: test/unit/test_cuda_dequant.cu runs
+ * them on the CPU against quant.c for every format (where nvcc is found),
+ * and test/gpu/device_check.c compares the device's results for every
+ * tensor of the shipped models.
  *
  * Chunk c of a row holds elements 32c .. 32c+31.  The _0/_1 formats have
  * one block per chunk; the K formats (256 per super-block) eight chunks per
@@ -22,14 +25,14 @@
 #include "common.cuh"
 
 /* Little-endian fp16 at p (any alignment) as a float, exactly. */
-__device__ __forceinline__ float
+__host__ __device__ __forceinline__ float
 lmc_ld_f16(const uint8_t *p)
 {
 	return __half2float(__ushort_as_half((unsigned short) (p[0] | (p[1] << 8))));
 }
 
 /* Q4_K/Q5_K scale and min of sub-block j, times d and dmin (quant.c's k4_scale_min). */
-__device__ __forceinline__ void
+__host__ __device__ __forceinline__ void
 lmc_k4_scale_min(int j, const uint8_t *q, float d, float dmin, float *dl, float *ml)
 {
 	int			sc,
@@ -45,20 +48,20 @@ lmc_k4_scale_min(int j, const uint8_t *q, float d, float dmin, float *dl, float 
 		sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
 		m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
 	}
-	*dl = __fmul_rn(d, (float) sc);
-	*ml = __fmul_rn(dmin, (float) m);
+	*dl = LMC_MUL(d, (float) sc);
+	*ml = LMC_MUL(dmin, (float) m);
 }
 
 /* Elements 32c .. 32c+31 of a row of type T into v (see the file header). */
 template <int T>
-__device__ __forceinline__ void
+__host__ __device__ __forceinline__ void
 lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 {
 	if constexpr (T == LM_TYPE_F32)
 	{
 		const float *f = (const float *) row + c * 32;
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 32; j++)
 			v[j] = c * 32 + j < n_cols ? f[j] : 0.0f;
 	}
@@ -66,7 +69,7 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 	{
 		const __half *h = (const __half *) row + c * 32;
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 32; j++)
 			v[j] = c * 32 + j < n_cols ? __half2float(h[j]) : 0.0f;
 	}
@@ -74,20 +77,20 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 	{
 		const uint16_t *h = (const uint16_t *) row + c * 32;
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 32; j++)
-			v[j] = c * 32 + j < n_cols ? __uint_as_float((uint32_t) h[j] << 16) : 0.0f;
+			v[j] = c * 32 + j < n_cols ? LMC_F32_BITS((uint32_t) h[j] << 16) : 0.0f;
 	}
 	else if constexpr (T == LM_TYPE_Q4_0)
 	{
 		const uint8_t *b = row + c * 18;
 		float		d = lmc_ld_f16(b);
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 16; j++)
 		{
-			v[j] = __fmul_rn((float) ((b[2 + j] & 0xF) - 8), d);
-			v[j + 16] = __fmul_rn((float) ((b[2 + j] >> 4) - 8), d);
+			v[j] = LMC_MUL((float) ((b[2 + j] & 0xF) - 8), d);
+			v[j + 16] = LMC_MUL((float) ((b[2 + j] >> 4) - 8), d);
 		}
 	}
 	else if constexpr (T == LM_TYPE_Q4_1)
@@ -96,11 +99,11 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 		float		d = lmc_ld_f16(b),
 					m = lmc_ld_f16(b + 2);
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 16; j++)
 		{
-			v[j] = __fmaf_rn((float) (b[4 + j] & 0xF), d, m);
-			v[j + 16] = __fmaf_rn((float) (b[4 + j] >> 4), d, m);
+			v[j] = LMC_FMA((float) (b[4 + j] & 0xF), d, m);
+			v[j + 16] = LMC_FMA((float) (b[4 + j] >> 4), d, m);
 		}
 	}
 	else if constexpr (T == LM_TYPE_Q5_0)
@@ -109,14 +112,14 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 		float		d = lmc_ld_f16(b);
 		uint32_t	qh = (uint32_t) b[2] | ((uint32_t) b[3] << 8) | ((uint32_t) b[4] << 16) | ((uint32_t) b[5] << 24);
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 16; j++)
 		{
 			int			x0 = (b[6 + j] & 0xF) | (((qh >> j) & 1) << 4);
 			int			x1 = (b[6 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
 
-			v[j] = __fmul_rn((float) (x0 - 16), d);
-			v[j + 16] = __fmul_rn((float) (x1 - 16), d);
+			v[j] = LMC_MUL((float) (x0 - 16), d);
+			v[j + 16] = LMC_MUL((float) (x1 - 16), d);
 		}
 	}
 	else if constexpr (T == LM_TYPE_Q5_1)
@@ -126,14 +129,14 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 					m = lmc_ld_f16(b + 2);
 		uint32_t	qh = (uint32_t) b[4] | ((uint32_t) b[5] << 8) | ((uint32_t) b[6] << 16) | ((uint32_t) b[7] << 24);
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 16; j++)
 		{
 			int			x0 = (b[8 + j] & 0xF) | (((qh >> j) & 1) << 4);
 			int			x1 = (b[8 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
 
-			v[j] = __fmaf_rn((float) x0, d, m);
-			v[j + 16] = __fmaf_rn((float) x1, d, m);
+			v[j] = LMC_FMA((float) x0, d, m);
+			v[j + 16] = LMC_FMA((float) x1, d, m);
 		}
 	}
 	else if constexpr (T == LM_TYPE_Q8_0)
@@ -141,9 +144,9 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 		const uint8_t *b = row + c * 34;
 		float		d = lmc_ld_f16(b);
 
-#pragma unroll
+LMC_UNROLL
 		for (int j = 0; j < 32; j++)
-			v[j] = __fmul_rn((float) (int8_t) b[2 + j], d);
+			v[j] = LMC_MUL((float) (int8_t) b[2 + j], d);
 	}
 	else if constexpr (T == LM_TYPE_Q4_K)
 	{
@@ -158,9 +161,9 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 		int			sh = (j & 1) ? 4 : 0;
 
 		lmc_k4_scale_min(j, b + 4, d, dmin, &dl, &ml);
-#pragma unroll
+LMC_UNROLL
 		for (int l = 0; l < 32; l++)
-			v[l] = __fmaf_rn(dl, (float) ((q[l] >> sh) & 0xF), -ml);
+			v[l] = LMC_FMA(dl, (float) ((q[l] >> sh) & 0xF), -ml);
 	}
 	else if constexpr (T == LM_TYPE_Q5_K)
 	{
@@ -176,9 +179,9 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 		int			sh = (j & 1) ? 4 : 0;
 
 		lmc_k4_scale_min(j, b + 4, d, dmin, &dl, &ml);
-#pragma unroll
+LMC_UNROLL
 		for (int l = 0; l < 32; l++)
-			v[l] = __fmaf_rn(dl, (float) (((ql[l] >> sh) & 0xF) | (((qh[l] >> j) & 1) << 4)), -ml);
+			v[l] = LMC_FMA(dl, (float) (((ql[l] >> sh) & 0xF) | (((qh[l] >> j) & 1) << 4)), -ml);
 	}
 	else if constexpr (T == LM_TYPE_Q6_K)
 	{
@@ -194,12 +197,12 @@ lmc_deq32(const uint8_t *row, int64_t c, int64_t n_cols, float v[32])
 		int			lsh = (w & 2) ? 4 : 0,
 					hsh = 2 * w;
 
-#pragma unroll
+LMC_UNROLL
 		for (int l = 0; l < 32; l++)
 		{
 			int			q = (((ql[l] >> lsh) & 0xF) | (((qh[l] >> hsh) & 3) << 4)) - 32;
 
-			v[l] = __fmul_rn(__fmul_rn(d, (float) sc[l / 16]), (float) q);
+			v[l] = LMC_MUL(LMC_MUL(d, (float) sc[l / 16]), (float) q);
 		}
 	}
 	else
