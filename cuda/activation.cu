@@ -1,5 +1,7 @@
 /*
- * activation.cu — the feed-forward gates and the logit soft-cap.
+ * activation.cu — the feed-forward gates and the logit soft-cap (the
+ * per-element gates are common.cuh's lmc_swiglu1 / lmc_geglu1, which
+ * test/unit/test_cuda_dequant.cu also runs on the CPU against the engine).
  *
  *   SwiGLU  model_ops.c's lm_op_swiglu_row: g = (g / (1 + exp(-g))) * u,
  *           exp being lm_op_expf (lmc_expf here, the same operations) for
@@ -24,10 +26,7 @@ swiglu_kernel(float *hb, const float *hb2, int64_t count, int F)
 
 	for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (int64_t) gridDim.x * blockDim.x)
 	{
-		float		g = hb[i],
-					e = (int) (i % F) < F16 ? lmc_expf(-g) : expf(-g);
-
-		hb[i] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, e)), hb2[i]);
+		hb[i] = lmc_swiglu1(hb[i], hb2[i], (int) (i % F) < F16);
 	}
 }
 
@@ -56,17 +55,7 @@ geglu_kernel(float *hb, const float *hb2, const uint16_t *table, int64_t count)
 {
 	for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (int64_t) gridDim.x * blockDim.x)
 	{
-		float		g = hb[i],
-					u = hb2[i],
-					r;
-
-		if (g <= -10.0f)
-			r = 0.0f;
-		else if (g >= 10.0f)
-			r = __fmul_rn(g, u);
-		else
-			r = __fmul_rn(__half2float(__ushort_as_half(table[__half_as_ushort(__float2half_rn(g))])), u);
-		hb[i] = r;
+		hb[i] = lmc_geglu1(hb[i], hb2[i], table);
 	}
 }
 

@@ -48,6 +48,7 @@ LMC_GRID_OK(int64_t x, int64_t y, int64_t z)
 #define LMC_ADD(a, b) __fadd_rn((a), (b))
 #define LMC_SUB(a, b) __fsub_rn((a), (b))
 #define LMC_FMA(a, b, c) __fmaf_rn((a), (b), (c))
+#define LMC_DIV(a, b) __fdiv_rn((a), (b))
 #define LMC_F32_BITS(u) __uint_as_float(u)
 #else
 #define LMC_UNROLL
@@ -55,6 +56,7 @@ LMC_GRID_OK(int64_t x, int64_t y, int64_t z)
 #define LMC_ADD(a, b) ((float) (a) + (float) (b))
 #define LMC_SUB(a, b) ((float) (a) - (float) (b))
 #define LMC_FMA(a, b, c) fmaf((a), (b), (c))
+#define LMC_DIV(a, b) ((float) (a) / (float) (b))
 #define LMC_F32_BITS(u) lmc_host_f32_bits(u)
 
 /* Float with bits u (host). */
@@ -90,6 +92,30 @@ lmc_expf(float x)
 	ni = (int) n;
 	e1 = ni >= 0 ? ni / 2 : -((1 - ni) / 2);
 	return LMC_MUL(LMC_MUL(j, LMC_F32_BITS((uint32_t) (e1 + 127) << 23)), LMC_F32_BITS((uint32_t) (ni - e1 + 127) << 23));
+}
+
+/*
+ * SwiGLU of one element, model_ops.c's lm_op_swiglu_row: (g / (1 + e)) * u
+ * with e = lm_op_expf(-g) inside the row's first multiple of 16 elements
+ * (vector_part), libm's / CUDA's expf(-g) past it.
+ */
+__host__ __device__ __forceinline__ float
+lmc_swiglu1(float g, float u, bool vector_part)
+{
+	float		e = vector_part ? lmc_expf(-g) : expf(-g);
+
+	return LMC_MUL(LMC_DIV(g, LMC_ADD(1.0f, e)), u);
+}
+
+/* GEGLU of one element through the fp16 GELU table, model_gemma3.c's geglu. */
+__host__ __device__ __forceinline__ float
+lmc_geglu1(float g, float u, const uint16_t *table)
+{
+	if (g <= -10.0f)
+		return 0.0f;
+	if (g >= 10.0f)
+		return LMC_MUL(g, u);
+	return LMC_MUL(__half2float(__ushort_as_half(table[__half_as_ushort(__float2half_rn(g))])), u);
 }
 
 /* Sum of v over the 32 lanes of a warp, every lane gets it. */

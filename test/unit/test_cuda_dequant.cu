@@ -1,9 +1,10 @@
 /*
- * test_cuda_dequant.cu — the CUDA backend's dequantizers (cuda/dequant.cuh)
- * and exponential (cuda/common.cuh) run on the CPU: they are __host__
- * __device__ code, so the same source that the GPU runs is checked here
- * against quant.c's lm_dequantize_row and model_ops.c's lm_op_expf, bit
- * for bit, without a GPU.  Random blocks of every format (scales finite),
+ * test_cuda_dequant.cu — the CUDA backend's dequantizers (cuda/dequant.cuh),
+ * exponential and feed-forward gates (cuda/common.cuh) run on the CPU: they
+ * are __host__ __device__ code, so the same source that the GPU runs is
+ * checked here against quant.c's lm_dequantize_row, model_ops.c's
+ * lm_op_expf and lm_op_swiglu_row, and model_gemma3.c's GELU table path,
+ * bit for bit, without a GPU.  Random blocks of every format (scales finite),
  * then every weight tensor of the real models and stories260K files found.
  * Built only where nvcc is found (it compiles this file's host code).
  */
@@ -18,10 +19,12 @@
 extern "C"
 {
 #include "model.h"
+#include "model_gemma3.h"
 #include "quant.h"
 
-/* model_ops.c's exponential (model_ops.h itself pulls in the context's C-only headers). */
+/* model_ops.c's exponential and SwiGLU (model_ops.h itself pulls in the context's C-only headers). */
 extern float lm_op_expf(float x);
+extern void lm_op_swiglu_row(float *g, const float *u, int n);
 }
 #include "unit.h"
 
@@ -247,6 +250,52 @@ test_expf(void)
 	CHECK(bad == 0, "the device exponential equals lm_op_expf on %d inputs (%d differ)", n, bad);
 }
 
+/* SwiGLU and GEGLU elements against the engine. */
+static void
+test_gates(void)
+{
+	enum
+	{
+		N = 4099				/* not a multiple of 16: the libm tail is exercised */
+	};
+	static float g[N],
+				u[N],
+				ref[N];
+	const uint16_t *table = lm_gemma3_gelu_table();
+	int			bad_swi = 0,
+				bad_gelu = 0,
+				bad_tail = 0;
+
+	for (int i = 0; i < N; i++)
+	{
+		g[i] = ((float) i - N / 2) * 0.0071f;
+		u[i] = 1.0f + (float) (i % 13) * 0.37f;
+		ref[i] = g[i];
+	}
+	lm_op_swiglu_row(ref, u, N);
+	for (int i = 0; i < N; i++)
+	{
+		float		d = lmc_swiglu1(g[i], u[i], i < (N & ~15));
+
+		if (memcmp(&d, &ref[i], sizeof d) != 0)
+			(i < (N & ~15) ? bad_swi : bad_tail)++;
+	}
+	CHECK(bad_swi == 0, "SwiGLU elements equal lm_op_swiglu_row's vector part (%d of %d differ)", bad_swi, N & ~15);
+	CHECK(bad_tail == 0, "SwiGLU elements of the row's tail equal libm's (%d differ; the GPU's expf may differ here)",
+		  bad_tail);
+	for (int i = 0; i < N; i++)
+	{
+		float		x = ((float) i - N / 2) * 0.0067f,
+					want = x <= -10.0f ? 0.0f : x >= 10.0f ? x * u[i] :
+			lm_fp16_to_fp32(table[lm_fp32_to_fp16(x)]) * u[i],
+					got = lmc_geglu1(x, u[i], table);
+
+		if (memcmp(&want, &got, sizeof got) != 0)
+			bad_gelu++;
+	}
+	CHECK(bad_gelu == 0, "GEGLU elements through the fp16 table equal model_gemma3.c's (%d of %d differ)", bad_gelu, N);
+}
+
 /* Run the checks. */
 int
 main(void)
@@ -258,6 +307,7 @@ main(void)
 	test_random_blocks();
 	test_partial_chunks();
 	test_expf();
+	test_gates();
 	snprintf(path, sizeof(path), "%s/default.gguf", unit_models_dir());
 	test_model_file(path);
 	snprintf(path, sizeof(path), "%s/gemma-3-270m-q4_k_m.gguf", unit_models_dir());
