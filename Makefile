@@ -19,25 +19,39 @@ GLUE_OBJS = $(GLUE_SRCS:.c=.o)
 
 OBJS = $(GLUE_OBJS) $(ENGINE_OBJS)
 
-# CUDA objects only when nvcc is on PATH (the cuda/ backend is worker-only).
+# The CUDA backend (cuda/, device.h) is its own shared object, lmgen_cuda.so,
+# built by nvcc when nvcc is on PATH and installed beside lmgen.so; lmgen.so
+# itself never links CUDA (the worker dlopen()s the backend).  It links the
+# engine objects it uses for host tables, the CUDA runtime statically and
+# cuBLAS shared, and exports only its two tables (cuda/exports.map).
 NVCC := $(shell command -v nvcc 2>/dev/null)
+CUDA_C_SRCS = $(sort $(wildcard cuda/*.c))
+CUDA_C_OBJS = $(CUDA_C_SRCS:.c=.o)
 ifneq ($(NVCC),)
 CUDA_SRCS = $(sort $(wildcard cuda/*.cu))
-CUDA_OBJS = $(CUDA_SRCS:.cu=.o)
-OBJS += $(CUDA_OBJS)
+endif
 ifneq ($(CUDA_SRCS),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_LIBS = -L$(CUDA_HOME)/lib64 -lcudart -lcublas
-endif
+CUDA_OBJS = $(CUDA_SRCS:.cu=.o)
+CUDA_SO = lmgen_cuda.so
+# sm_90 (H100/H200) code plus compute_90 PTX for newer GPUs; no fast math
+# (the kernels rely on IEEE division and square root).
+NVCC_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCC_FLAGS = -std=c++17 -O3 $(NVCC_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-ffp-contract=off -Werror all-warnings \
+	-Isrc/engine -Icuda -MMD -MP
+# the device dequantizers and exponential run on the CPU too, against quant.c (no GPU needed)
+UNIT_CU_BINS = test/unit/test_cuda_dequant
 endif
 
 CLI_SRCS = $(sort $(wildcard src/cli/*.c))
 CLI_OBJS = $(CLI_SRCS:.c=.o)
 
+GPU_PROGS = test/gpu/device_check test/gpu/device_bench
+
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS = $(UNIT_SRCS:.c=)
 
-SHLIB_LINK = $(CUDA_LIBS) -lpthread -lm
+SHLIB_LINK = -lpthread -lm
 PG_CPPFLAGS = -Isrc -Isrc/engine
 PG_CFLAGS = -MMD -MP -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-clobbered
 
@@ -79,10 +93,48 @@ $(ENGINE_AVX2_OBJS): CFLAGS = $(ENGINE_CFLAGS) $(AVX2_FLAGS)
 $(ENGINE_AVX512_OBJS): CFLAGS = $(ENGINE_CFLAGS) $(AVX512_FLAGS)
 
 
-all: lmgen-cli
+all: lmgen-cli $(GPU_PROGS)
+
+# The CUDA backend (see above).
+$(CUDA_C_OBJS): cuda/%.o: cuda/%.c
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Icuda -c -o $@ $<
+
+ifneq ($(CUDA_SO),)
+all: $(CUDA_SO)
 
 cuda/%.o: cuda/%.cu
-	$(NVCC) -O2 -Xcompiler -fPIC -Isrc/engine -c -o $@ $<
+	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
+
+$(CUDA_SO): $(CUDA_OBJS) $(CUDA_C_OBJS) $(ENGINE_OBJS) cuda/exports.map
+	$(NVCC) -shared -o $@ $(CUDA_OBJS) $(CUDA_C_OBJS) $(ENGINE_OBJS) -L$(CUDA_HOME)/lib64 --cudart static \
+		-lcublas -lpthread -lm -ldl -lrt -Xlinker --version-script=cuda/exports.map -Xlinker --no-undefined
+
+install: install-cuda
+.PHONY: install-cuda
+install-cuda: $(CUDA_SO)
+	$(INSTALL_SHLIB) $(CUDA_SO) '$(DESTDIR)$(pkglibdir)/$(CUDA_SO)'
+
+uninstall: uninstall-cuda
+.PHONY: uninstall-cuda
+uninstall-cuda:
+	rm -f '$(DESTDIR)$(pkglibdir)/$(CUDA_SO)'
+endif
+
+# Device check programs (test/gpu/README.md): plain C on the engine objects,
+# loading lmgen_cuda.so at run time; built everywhere so CI compiles them.
+test/gpu/device_%: test/gpu/device_%.c test/gpu/gpu_common.h cuda/lmgen_cuda.h $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Icuda -Itest/gpu -o $@ $< $(ENGINE_OBJS) -ldl -lpthread -lm
+
+ifneq ($(UNIT_CU_BINS),)
+test/unit/test_cuda_dequant: test/unit/test_cuda_dequant.cu $(wildcard test/unit/*.h) cuda/dequant.cuh cuda/common.cuh \
+		cuda/lmgen_cuda.h $(ENGINE_OBJS)
+	$(NVCC) $(NVCC_FLAGS) -Itest/unit -DLMGEN_MODEL_DIR='"$(shell $(PG_CONFIG) --sharedir)/lmgen/models"' \
+		-o $@ $< $(ENGINE_OBJS) -lpthread -lm
+endif
+
+# The CUDA backend's host-side planning (cuda/host_plan.c) is unit-tested without a GPU.
+test/unit/test_cuda_host: test/unit/test_cuda_host.c $(wildcard test/unit/*.h) cuda/host_plan.o $(ENGINE_OBJS)
+	$(CC) $(ENGINE_CFLAGS) -Isrc/engine -Icuda -Itest/unit -o $@ $< cuda/host_plan.o $(ENGINE_OBJS) -lpthread -lm
 
 lmgen-cli: $(CLI_OBJS) $(ENGINE_OBJS)
 	$(CC) $(ENGINE_CFLAGS) -o $@ $^ -lpthread -lm
@@ -168,8 +220,8 @@ bench-worker:
 tap: fixtures $(HOSTDEV_SO)
 	$(prove_installcheck)
 
-unit: $(UNIT_BINS) $(HOSTDEV_SO)
-	@test/unit/run_unit.sh $(UNIT_BINS)
+unit: $(UNIT_BINS) $(UNIT_CU_BINS) $(HOSTDEV_SO)
+	@test/unit/run_unit.sh $(UNIT_BINS) $(UNIT_CU_BINS)
 
 check-all: all
 	test/run_all.sh
@@ -181,6 +233,6 @@ bench-train:
 	test/bench/bench_train.sh "$(BENCH_TRAIN_ARGS)"
 
 # Header dependencies written by -MMD.
--include $(wildcard src/*.d src/engine/*.d src/cli/*.d)
+-include $(wildcard src/*.d src/engine/*.d src/cli/*.d cuda/*.d)
 
-EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d test/unit/*.d lmgen-cli $(UNIT_BINS) $(HOSTDEV_SO) $(CLI_OBJS) tmp_check results regression.diffs regression.out log
+EXTRA_CLEAN = tmp_check_models src/*.d src/engine/*.d src/cli/*.d cuda/*.o cuda/*.d lmgen_cuda.so $(GPU_PROGS) test/unit/test_cuda_dequant test/unit/*.d lmgen-cli $(UNIT_BINS) $(HOSTDEV_SO) $(CLI_OBJS) tmp_check results regression.diffs regression.out log

@@ -144,6 +144,14 @@ gelu_table_init(void)
 	}
 }
 
+/* The filled GELU table (for the CUDA backend, which must use the same floats). */
+const uint16_t *
+lm_gemma3_gelu_table(void)
+{
+	pthread_once(&gelu_once, gelu_table_init);
+	return gelu_table;
+}
+
 /* gelu_tanh(g) * u, ggml's table path. */
 static inline float
 geglu(float g, float u)
