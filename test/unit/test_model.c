@@ -955,7 +955,8 @@ check_rmsnorm_rows(void)
 					for (int i = 0; i < n; i++)
 						w[i] = lcg_float(&st, 0.5f, 2.0f);
 					for (size_t i = 0; i < (size_t) rows * xs; i++)
-						x[i] = lcg_float(&st, -3.0f, 3.0f) * (i % 5 == 0 ? 1e-3f : 1.0f);
+						/* magnitudes 2^-30 .. 2^30: the double sums round, so their order shows */
+						x[i] = ldexpf(lcg_float(&st, -1.0f, 1.0f), (int) lcg_float(&st, -30.0f, 30.0f));
 					for (int r = 0; r < rows; r++)
 					{
 						const float *xr = x + (size_t) r * xs;
