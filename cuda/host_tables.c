@@ -10,7 +10,6 @@
 
 #include "context_impl.h"
 #include "kvcache.h"
-#include "model_gemma3.h"
 #include "model_ops.h"
 
 /* Positions per call of lm_op_rope_angles while filling a table. */
@@ -49,7 +48,7 @@ lmc_rope_table(const lm_model *m, int n_ctx, float base, float *out)
 const uint16_t *
 lmc_gelu_table(void)
 {
-	return lm_gemma3_gelu_table();
+	return lm_op_gelu_table();
 }
 
 /* kvcache.c's block size. */

@@ -25,9 +25,16 @@
  * (x 4 for Q4_1/Q5_1, whose min terms need registers too).  Activations
  * are prepared once per panel of 48 rows (q32p_panel: duplicated dwords,
  * the offset term of Q4_0/Q5_0, scales as floats), so a tile's inner loop
- * only loads them; weight scales are converted once per (row tile,
- * panel); the weights of a row tile are then read from L1/L2 once per
- * batch tile.
+ * only loads them; the weights of a row tile are decoded (pairs
+ * interleaved, nibbles split, Q5 fifth bits, Q8_0's offset term) and their
+ * scales converted once per (row tile, panel) into a scratch of nb * 256
+ * bytes that stays in L1, which every batch tile of the panel then loads.
+ *
+ * Decoding per panel instead of per batch tile took 14-18 % off the
+ * kernel (bench_kernels 2048 640 avx512 0.5 q5_0,q8_0,q4_1 480: Q5_0
+ * 10.1 -> 8.3 ms); decoding never (the bound of a form repacked once when
+ * the model loads) took 0-3 % more, within the noise, so no such form is
+ * kept (test/bench/README.md).
  */
 #ifndef LM_KERNELS_X86_Q32P_H
 #define LM_KERNELS_X86_Q32P_H
@@ -82,13 +89,14 @@ q32p_decode(lm_type t, const uint8_t *a, size_t ws, int64_t blk)
 
 /*
  * Rows [r, r+R) (R = 2, 4 or 8) against activation rows [b0, b0+B) of a
- * panel (B <= Q32P_B) over nb blocks.  dwt/mwt: weight scales/mins as
- * floats, [blk][8]; dxp/sxp: activation scales/sums, [blk][Q32P_PANEL];
- * ydp/yip: the panel's activations as q32p_panel made them,
- * [blk][Q32P_PANEL][64 bytes].  Writes Y.
+ * panel (B <= Q32P_B) over nb blocks.  wq/wi: the rows' pairs as
+ * q32p_weights decoded them, [blk][4][64 bytes]; dwt/mwt: weight
+ * scales/mins as floats, [blk][8]; dxp/sxp: activation scales/sums,
+ * [blk][Q32P_PANEL]; ydp/yip: the panel's activations as q32p_panel made
+ * them, [blk][Q32P_PANEL][64 bytes].  Writes Y.
  */
 X86_INLINE void
-tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *ydp, const uint8_t *yip, int64_t nb,
+tile32p(lm_type t, const uint8_t *wq, const uint8_t *wi, const uint8_t *ydp, const uint8_t *yip, int64_t nb,
 		const float *dwt, const float *mwt, const float *dxp, const float *sxp,
 		int64_t r, int b0, float *Y, int64_t y_stride, x86_pf *pf, const int R, const int B)
 {
@@ -148,11 +156,12 @@ tile32p(lm_type t, const uint8_t *w, size_t ws, const uint8_t *ydp, const uint8_
 		_Pragma("GCC unroll 4")
 		for (int p = 0; p < P; p++)
 		{
-			__m512i		q = q32p_decode(t, w + (size_t) (2 * p) * ws, ws, blk);
+			size_t		wo = ((size_t) blk * 4 + p) * 64;
+			__m512i		q = _mm512_load_si512((const void *) (wq + wo));
 			__m512i		winit = _mm512_setzero_si512();
 
 			if (w_off)
-				winit = _mm512_sub_epi32(winit, _mm512_dpbusd_epi32(winit, _mm512_set1_epi8((char) 0x80), q));
+				winit = _mm512_load_si512((const void *) (wi + wo));
 			_Pragma("GCC unroll 6")
 			for (int b = 0; b < B; b++)
 			{
@@ -220,6 +229,30 @@ q32p_weight_scales(lm_type t, const uint8_t *w, size_t ws, int64_t nb, float *dw
 }
 
 /*
+ * The R rows from w decoded for the tiles, once per (row tile, panel)
+ * instead of once per (row tile, batch tile): wq[blk][p] = pair p's block
+ * blk as q32p_decode interleaves it; for Q8_0 (whose weights are the
+ * signed operand) wi[blk][p] = the lanes' starting value -128 * (sum of
+ * the dword's 4 weights), which cancels the activations' 0x80 flip.
+ */
+X86_INLINE void
+q32p_weights(lm_type t, const uint8_t *w, size_t ws, int64_t nb, int R, uint8_t *wq, uint8_t *wi)
+{
+	for (int64_t blk = 0; blk < nb; blk++)
+		for (int p = 0; p < R / 2; p++)
+		{
+			size_t		wo = ((size_t) blk * 4 + p) * 64;
+			__m512i		q = q32p_decode(t, w + (size_t) (2 * p) * ws, ws, blk);
+
+			_mm512_store_si512((void *) (wq + wo), q);
+			if (t == LM_TYPE_Q8_0)
+				_mm512_store_si512((void *) (wi + wo),
+								   _mm512_sub_epi32(_mm512_setzero_si512(),
+													_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char) 0x80), q)));
+		}
+}
+
+/*
  * The pn activation rows of a panel as the tiles read them, 64 bytes per
  * (block, row) at [blk][Q32P_PANEL]: ydp the 8 dwords of the block each
  * duplicated (dwords 2k and 2k+1 = dword k, matching the interleaved
@@ -258,8 +291,8 @@ q32p_panel(lm_type t, const uint8_t *xp, size_t xs, int pn, int64_t nb, uint8_t 
  * Block-32 matrix product for n_batch >= 4 (see the header): panels of
  * activation rows, in each the row tiles of 8 (then 4, 2) rows, in each
  * the batch tiles of 6 (4 for the _1 types; then fewer); an odd last row
- * goes through tile32.  The panel's prepared activations and scales take
- * nb * 6.4 KiB of heap; without it the product goes through tile32 (same
+ * goes through tile32.  The panel's prepared activations, scales and the
+ * decoded row tile take nb * 6.9 KiB of heap; without it the product goes through tile32 (same
  * results).
  */
 X86_INLINE void
@@ -276,10 +309,13 @@ rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64
 				mwt[is1 ? nb * 8 : 1];
 	int64_t		r_even = r0 + ((r1 - r0) & ~(int64_t) 1);
 	size_t		ybytes = (size_t) nb * Q32P_PANEL * 64,
-				fbytes = (size_t) nb * Q32P_PANEL * sizeof(float);
-	uint8_t    *ydp = aligned_alloc(64, 2 * ybytes + 2 * fbytes),
-			   *yip = ydp + ybytes;
-	float	   *dxp = (float *) (yip + ybytes),
+				fbytes = (size_t) nb * Q32P_PANEL * sizeof(float),
+				wbytes = (size_t) nb * 4 * 64;
+	uint8_t    *ydp = aligned_alloc(64, 2 * ybytes + 2 * wbytes + 2 * fbytes),
+			   *yip = ydp + ybytes,
+			   *wq = yip + ybytes,
+			   *wi = wq + wbytes;
+	float	   *dxp = (float *) (wi + wbytes),
 			   *sxp = dxp + (size_t) nb * Q32P_PANEL;
 
 	if (ydp == NULL)
@@ -316,12 +352,13 @@ rows_q32p(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64
 			x86_pf		pf = x86_prefetch_init(w, (size_t) R * ws, nb);
 
 			q32p_weight_scales(t, w, ws, nb, dwt, mwt, R);
+			q32p_weights(t, w, ws, nb, R, wq, wi);
 			for (int b0 = 0; b0 < pn; b0 += bmax)
 			{
 				const int	bn = pn - b0 < bmax ? pn - b0 : bmax;
 				x86_pf	   *pfp = b0 == 0 ? &pf : NULL;	/* prefetch the next row tile during the first pass */
 
-#define TILEP(R_, B_) tile32p(t, w, ws, ydp, yip, nb, dwt, mwt, dxp, sxp, r, b0, Y + (size_t) p0 * y_stride, y_stride, pfp, R_, B_)
+#define TILEP(R_, B_) tile32p(t, wq, wi, ydp, yip, nb, dwt, mwt, dxp, sxp, r, b0, Y + (size_t) p0 * y_stride, y_stride, pfp, R_, B_)
 				if (R == 8)
 					Q32P_TILE_SWITCH(TILEP, 8, bn);
 				else if (R == 4)

@@ -25,12 +25,13 @@
  *
  * GELU follows ggml's CPU path (GGML_GELU_FP16): the input is rounded to
  * fp16 and looked up in a 64K table of fp16(gelu_tanh(x)); inputs <= -10
- * give 0 and inputs >= 10 pass through.
+ * give 0 and inputs >= 10 pass through (lm_op_geglu_row).  The norms of a
+ * row stage go through lm_op_rmsnorm_rows several rows at a time (same
+ * floats per row).
  */
 #include "model_gemma3.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -126,43 +127,6 @@ lm_gemma3_bind(lm_model *m, char *err, size_t errlen)
 	return true;
 }
 
-/* fp16(gelu_tanh(x)) for every fp16 bit pattern x; filled once. */
-static uint16_t gelu_table[1 << 16];
-static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
-
-/* Fill gelu_table as ggml does (its build contracts 1 + a*x*x into one fma). */
-static void
-gelu_table_init(void)
-{
-	for (int i = 0; i < (1 << 16); i++)
-	{
-		float		x = lm_fp16_to_fp32((uint16_t) i);
-		float		inner = fmaf(0.044715f * x, x, 1.0f);
-		float		y = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x * inner));
-
-		gelu_table[i] = lm_fp32_to_fp16(y);
-	}
-}
-
-/* The filled GELU table (for the CUDA backend, which must use the same floats). */
-const uint16_t *
-lm_gemma3_gelu_table(void)
-{
-	pthread_once(&gelu_once, gelu_table_init);
-	return gelu_table;
-}
-
-/* gelu_tanh(g) * u, ggml's table path. */
-static inline float
-geglu(float g, float u)
-{
-	if (g <= -10.0f)
-		return 0.0f;
-	if (g >= 10.0f)
-		return g * u;
-	return lm_fp16_to_fp32(gelu_table[lm_fp32_to_fp16(g)]) * u;
-}
-
 /* True when layer il uses the sliding window (and the local RoPE base). */
 static inline bool
 layer_is_local(const lm_model_config *c, int il)
@@ -188,21 +152,18 @@ stage_post_add_norm(void *arg, int t0, int t1)
 	gemma3_rows *r = arg;
 	const lm_model_config *c = &r->ctx->model->cfg;
 	int			E = c->n_embd;
+	float	   *x = r->ctx->x + (size_t) t0 * E,
+			   *d = r->ctx->xb2 + (size_t) t0 * E;
+	size_t		n = (size_t) (t1 - t0) * E;
 
-	for (int t = t0; t < t1; t++)
+	if (r->post)
 	{
-		float	   *x = r->ctx->x + (size_t) t * E,
-				   *d = r->ctx->xb2 + (size_t) t * E;
-
-		if (r->post)
-		{
-			lm_op_rmsnorm(d, d, r->post, E, c->rms_eps);
-			for (int i = 0; i < E; i++)
-				x[i] = d[i] + x[i];
-		}
-		if (r->pre)
-			lm_op_rmsnorm(r->ctx->xb + (size_t) t * E, x, r->pre, E, c->rms_eps);
+		lm_op_rmsnorm_rows(d, E, d, E, r->post, E, t1 - t0, c->rms_eps);
+		for (size_t i = 0; i < n; i++)
+			x[i] = d[i] + x[i];
 	}
+	if (r->pre)
+		lm_op_rmsnorm_rows(r->ctx->xb + (size_t) t0 * E, E, x, E, r->pre, E, t1 - t0, c->rms_eps);
 }
 
 /* Row stage: per-head Q/K norms, RoPE, query scale; keys and values into the cache. */
@@ -219,6 +180,11 @@ stage_qk(void *arg, int t0, int t1)
 				vd = c->n_head_kv * c->head_dim_v,
 				qd = c->n_head * c->head_dim_k;
 
+	/* the heads of consecutive tokens are consecutive rows of hdk floats */
+	lm_op_rmsnorm_rows(ctx->q + (size_t) t0 * qd, hdk, ctx->q + (size_t) t0 * qd, hdk, L->attn_q_norm, hdk,
+					   (t1 - t0) * c->n_head, c->rms_eps);
+	lm_op_rmsnorm_rows(ctx->k + (size_t) t0 * kd, hdk, ctx->k + (size_t) t0 * kd, hdk, L->attn_k_norm, hdk,
+					   (t1 - t0) * c->n_head_kv, c->rms_eps);
 	for (int t = t0; t < t1; t++)
 	{
 		const float *cs = ctx->rope_cs + (size_t) t * c->n_rot;
@@ -227,14 +193,9 @@ stage_qk(void *arg, int t0, int t1)
 		int			seq = b->seq_id[r->st->i0 + t],
 					pos = b->pos[r->st->i0 + t];
 
-		for (int h = 0; h < c->n_head; h++)
-			lm_op_rmsnorm(q + (size_t) h * hdk, q + (size_t) h * hdk, L->attn_q_norm, hdk, c->rms_eps);
-		for (int h = 0; h < c->n_head_kv; h++)
-			lm_op_rmsnorm(k + (size_t) h * hdk, k + (size_t) h * hdk, L->attn_k_norm, hdk, c->rms_eps);
 		lm_op_rope_apply(q, c->n_head, hdk, c->n_rot, c->rope_type, cs);
 		lm_op_rope_apply(k, c->n_head_kv, hdk, c->n_rot, c->rope_type, cs);
-		for (int i = 0; i < qd; i++)
-			q[i] *= r->q_scale;
+		lm_op_scale(q, r->q_scale, qd);
 		memcpy(lm_kv_k(ctx->kv, seq, r->layer, pos), k, sizeof(float) * kd);
 		memcpy(lm_kv_v(ctx->kv, seq, r->layer, pos), ctx->v + (size_t) t * vd, sizeof(float) * vd);
 	}
@@ -247,8 +208,7 @@ stage_geglu(void *arg, int t0, int t1)
 	gemma3_rows *r = arg;
 	size_t		F = (size_t) r->ctx->model->cfg.n_ff;
 
-	for (size_t i = (size_t) t0 * F; i < (size_t) t1 * F; i++)
-		r->ctx->hb[i] = geglu(r->ctx->hb[i], r->ctx->hb2[i]);
+	lm_op_geglu_row(r->ctx->hb + (size_t) t0 * F, r->ctx->hb2 + (size_t) t0 * F, (int) ((size_t) (t1 - t0) * F));
 }
 
 /* Run the gemma3 forward pass for one step of a batch. */
@@ -263,8 +223,6 @@ lm_gemma3_forward_step(lm_context *ctx, const lm_step *st)
 	float		embd_scale = sqrtf((float) E),
 				angles_base = 0.0f;
 	gemma3_rows r = {ctx, st, 0, NULL, m->layers[0].attn_norm, c->attn_q_scale};
-
-	pthread_once(&gelu_once, gelu_table_init);
 
 	/* token embeddings, scaled by sqrt(n_embd) */
 	for (int t = 0; t < n; t++)

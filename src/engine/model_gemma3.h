@@ -18,7 +18,4 @@ extern bool lm_gemma3_read_config(const lm_gguf *g, lm_model_config *c, char *er
 /* Bind the four extra norm vectors of every gemma3 layer (after the common weights). */
 extern bool lm_gemma3_bind(lm_model *m, char *err, size_t errlen);
 
-/* The GELU table of the forward pass: fp16(gelu_tanh(x)) for every fp16 x (65536 entries; the CUDA backend uploads it). */
-extern const uint16_t *lm_gemma3_gelu_table(void);
-
 #endif							/* LM_MODEL_GEMMA3_H */

@@ -3,8 +3,14 @@
  * loops themselves are in attention.c), the output tail (final norm,
  * classifier, soft-cap) and per-token row jobs shared by the forward passes.
  *
- *   RMSNorm    sum of squares in double, scale = 1/sqrtf(mean + eps) in
- *              float, then (x * scale) * weight (ggml's rms_norm + mul).
+ *   RMSNorm    sum of squares in double (element order, one chain per
+ *              row; lm_op_rmsnorm_rows runs 8 rows' chains side by side),
+ *              scale = 1/sqrtf(mean + eps) in float, then (x * scale) *
+ *              weight (ggml's rms_norm + mul).
+ *   GEGLU      ggml's GGML_GELU_FP16 path: gate rounded to fp16, looked up
+ *              in a 64K table of fp16(gelu_tanh(x)), times up; gate <= -10
+ *              gives 0, gate >= 10 gate * up (vectors gather from a float
+ *              copy of the table: same values).
  *   RoPE       theta_i built by repeated float multiplication from pos, as
  *              ggml's rope cache does; cosf/sinf.  NORM pairs (2i, 2i+1),
  *              NEOX pairs (i, i + n_rot/2).
@@ -37,26 +43,87 @@
 #include "model_ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "kernels.h"
 #include "model_ops_simd.h"
+#include "quant.h"
+
+/*
+ * Sums of squares of k rows (n floats, stride apart) into sum[0..k): each
+ * row's sum is a chain of double additions in element order, as the
+ * one-row loop's, with the k chains interleaved so that k additions are
+ * in flight instead of one (the chain's latency bounded the one-row loop).
+ */
+static inline __attribute__((always_inline)) void
+sumsq_chains(const float *x, size_t stride, int n, const int k, double *sum)
+{
+	double		s[8];
+
+	_Pragma("GCC unroll 8")
+	for (int r = 0; r < k; r++)
+		s[r] = 0.0;
+	for (int i = 0; i < n; i++)
+		_Pragma("GCC unroll 8")
+		for (int r = 0; r < k; r++)
+		{
+			float		v = x[(size_t) r * stride + i];
+
+			s[r] += (double) (v * v);
+		}
+	_Pragma("GCC unroll 8")
+	for (int r = 0; r < k; r++)
+		sum[r] = s[r];
+}
+
+/* out = rmsnorm(x) * w for rows rows (n floats, x_stride / out_stride apart; out may equal x). */
+void
+lm_op_rmsnorm_rows(float *out, size_t out_stride, const float *x, size_t x_stride,
+				   const float *w, int n, int rows, float eps)
+{
+	lm_isa		isa = lm_kernels_isa();
+
+	for (int r0 = 0; r0 < rows; r0 += 8)
+	{
+		int			k = rows - r0 < 8 ? rows - r0 : 8;
+		double		sum[8];
+
+		if (k == 8)
+			sumsq_chains(x + (size_t) r0 * x_stride, x_stride, n, 8, sum);
+		else if (k >= 4)
+		{
+			sumsq_chains(x + (size_t) r0 * x_stride, x_stride, n, 4, sum);
+			for (int r = 4; r < k; r++)
+				sumsq_chains(x + (size_t) (r0 + r) * x_stride, x_stride, n, 1, sum + r);
+		}
+		else
+			for (int r = 0; r < k; r++)
+				sumsq_chains(x + (size_t) (r0 + r) * x_stride, x_stride, n, 1, sum + r);
+		for (int r = 0; r < k; r++)
+		{
+			const float *xr = x + (size_t) (r0 + r) * x_stride;
+			float	   *o = out + (size_t) (r0 + r) * out_stride;
+			float		mean = (float) (sum[r] / n),
+						scale = 1.0f / sqrtf(mean + eps);
+
+			if (isa == LM_ISA_AVX512)
+				lm_op_scale_mul_avx512(o, xr, scale, w, n);
+			else if (isa == LM_ISA_AVX2)
+				lm_op_scale_mul_avx2(o, xr, scale, w, n);
+			else
+				for (int i = 0; i < n; i++)
+					o[i] = (xr[i] * scale) * w[i];
+		}
+	}
+}
 
 /* out = rmsnorm(x) * w for one row. */
 void
 lm_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
-	double		sum = 0.0;
-	float		mean,
-				scale;
-
-	for (int i = 0; i < n; i++)
-		sum += (double) (x[i] * x[i]);
-	mean = (float) (sum / n);
-	scale = 1.0f / sqrtf(mean + eps);
-	for (int i = 0; i < n; i++)
-		out[i] = (x[i] * scale) * w[i];
+	lm_op_rmsnorm_rows(out, 0, x, 0, w, n, 1, eps);
 }
 
 /* cos/sin pairs of each step token's position. */
@@ -82,7 +149,7 @@ lm_op_rope_angles(float *cs, const lm_step *st, int n_rot, float base, float fre
 	}
 }
 
-/* Rotate the first n_rot dimensions of each head (adjacent pairs, n_rot a multiple of 16, in vectors where the CPU allows). */
+/* Rotate the first n_rot dimensions of each head (in vectors where the CPU allows: adjacent pairs with n_rot a multiple of 16, halves with n_rot a multiple of 32). */
 void
 lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope_type type, const float *cs)
 {
@@ -95,6 +162,14 @@ lm_op_rope_apply(float *vec, int n_heads, int hd, int n_rot, lm_rope_type type, 
 			lm_op_rope_norm_avx512(vec, n_heads, hd, n_rot, cs);
 		else
 			lm_op_rope_norm_avx2(vec, n_heads, hd, n_rot, cs);
+		return;
+	}
+	if (type == LM_ROPE_NEOX && n_rot % 32 == 0 && isa >= LM_ISA_AVX2)
+	{
+		if (isa == LM_ISA_AVX512)
+			lm_op_rope_neox_avx512(vec, n_heads, hd, n_rot, cs);
+		else
+			lm_op_rope_neox_avx2(vec, n_heads, hd, n_rot, cs);
 		return;
 	}
 
@@ -201,6 +276,59 @@ lm_op_swiglu_row(float *g, const float *u, int n)
 			g[i] = (g[i] / (1.0f + lm_op_expf(-g[i]))) * u[i];
 	for (i = n16; i < n; i++)
 		g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
+/* fp16(gelu_tanh(x)) for every fp16 bit pattern x, and the same values as floats (the vectors' gather table); filled once. */
+static uint16_t gelu_table[1 << 16];
+static float gelu_table_f32[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+/* Fill the GELU tables as ggml does (its build contracts 1 + a*x*x into one fma). */
+static void
+gelu_table_init(void)
+{
+	for (int i = 0; i < (1 << 16); i++)
+	{
+		float		x = lm_fp16_to_fp32((uint16_t) i);
+		float		inner = fmaf(0.044715f * x, x, 1.0f);
+		float		y = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x * inner));
+
+		gelu_table[i] = lm_fp32_to_fp16(y);
+		gelu_table_f32[i] = lm_fp16_to_fp32(gelu_table[i]);
+	}
+}
+
+/* The filled fp16 GELU table (for the CUDA backend, which must use the same values). */
+const uint16_t *
+lm_op_gelu_table(void)
+{
+	pthread_once(&gelu_once, gelu_table_init);
+	return gelu_table;
+}
+
+/* GEGLU of one row, ggml's table path: g[i] = gelu_tanh(g[i]) * u[i]. */
+void
+lm_op_geglu_row(float *g, const float *u, int n)
+{
+	lm_isa		isa = lm_kernels_isa();
+	int			i = 0;
+
+	pthread_once(&gelu_once, gelu_table_init);
+	if (isa == LM_ISA_AVX512)
+		i = lm_op_geglu_avx512(g, u, n, gelu_table_f32);
+	else if (isa == LM_ISA_AVX2)
+		i = lm_op_geglu_avx2(g, u, n, gelu_table_f32);
+	for (; i < n; i++)
+	{
+		float		x = g[i];
+
+		if (x <= -10.0f)
+			g[i] = 0.0f;
+		else if (x >= 10.0f)
+			g[i] = x * u[i];
+		else
+			g[i] = lm_fp16_to_fp32(gelu_table[lm_fp32_to_fp16(x)]) * u[i];
+	}
 }
 
 /* Sum of 16 lanes in the order of GCC's _mm512_reduce_add_ps. */

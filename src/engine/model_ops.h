@@ -21,6 +21,10 @@
 /* out = rmsnorm(x) * w for one row of n floats (out may equal x). */
 extern void lm_op_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 
+/* lm_op_rmsnorm of rows rows, x_stride / out_stride floats apart (same floats per row; several rows at once run faster). */
+extern void lm_op_rmsnorm_rows(float *out, size_t out_stride, const float *x, size_t x_stride,
+							   const float *w, int n, int rows, float eps);
+
 /*
  * cos/sin of every rotated pair for the step's tokens: cs[t*n_rot + 2i] = cos,
  * [.. + 2i+1] = sin of theta_i = pos * base^(-2i/n_rot) (repeated float
@@ -69,6 +73,16 @@ extern void lm_op_scale(float *x, float a, int n);
  * libm's expf for the rest; vectorised where the CPU allows, same floats.
  */
 extern void lm_op_swiglu_row(float *g, const float *u, int n);
+
+/*
+ * GEGLU of one row as ggml's CPU computes it (GGML_GELU_FP16): g[i] =
+ * fp16(gelu_tanh(fp16(g[i]))) * u[i] through a 64K table, 0 for g[i] <= -10,
+ * g[i] * u[i] for g[i] >= 10; vectorised where the CPU allows, same floats.
+ */
+extern void lm_op_geglu_row(float *g, const float *u, int n);
+
+/* fp16(gelu_tanh(x)) for every fp16 bit pattern x, the table lm_op_geglu_row uses (filled on first call). */
+extern const uint16_t *lm_op_gelu_table(void);
 
 /*
  * Value lanes of batch token bi: 16 (llama.cpp's batch order) when the

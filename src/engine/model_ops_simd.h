@@ -1,5 +1,6 @@
 /*
- * model_ops_simd.h — the vector bodies of model_ops.c's softmax helpers,
+ * model_ops_simd.h — the vector bodies of model_ops.c's softmax, norm,
+ * RoPE and GEGLU helpers,
  * compiled once per instruction set by model_ops_avx2.c (8 lanes) and
  * model_ops_avx512.c (16 lanes), which define OPS_VW, OPS_SUFFIX and
  * OPS_FMA (a fused multiply-add on ops_vf) before including it.  Every
@@ -31,6 +32,18 @@ extern void lm_op_swiglu_avx512(float *g, const float *u, int n16);
 /* RoPE of adjacent pairs (LM_ROPE_NORM) over the first n_rot (a multiple of 16) dimensions of n_heads heads. */
 extern void lm_op_rope_norm_avx2(float *vec, int n_heads, int hd, int n_rot, const float *cs);
 extern void lm_op_rope_norm_avx512(float *vec, int n_heads, int hd, int n_rot, const float *cs);
+
+/* RoPE of halves (LM_ROPE_NEOX) over the first n_rot (a multiple of 32) dimensions of n_heads heads. */
+extern void lm_op_rope_neox_avx2(float *vec, int n_heads, int hd, int n_rot, const float *cs);
+extern void lm_op_rope_neox_avx512(float *vec, int n_heads, int hd, int n_rot, const float *cs);
+
+/* out[i] = (x[i] * a) * w[i] for i < n (RMSNorm's scaling). */
+extern void lm_op_scale_mul_avx2(float *out, const float *x, float a, const float *w, int n);
+extern void lm_op_scale_mul_avx512(float *out, const float *x, float a, const float *w, int n);
+
+/* GEGLU of whole vectors of g, u (see lm_op_geglu_row; tab: the GELU table as floats); returns how many elements it did. */
+extern int	lm_op_geglu_avx2(float *g, const float *u, int n, const float *tab);
+extern int	lm_op_geglu_avx512(float *g, const float *u, int n, const float *tab);
 
 #endif							/* LM_MODEL_OPS_SIMD_H */
 
@@ -197,6 +210,82 @@ OPS_CAT(lm_op_rope_norm_, OPS_SUFFIX) (float *vec, int n_heads, int hd, int n_ro
 			*(ops_vf *) (v + i) = OPS_FMA(__builtin_shuffle(x, dup_even), c, (ops_vf) ((ops_vu) p ^ neg_even));
 		}
 	}
+}
+
+/*
+ * Half-pair (NEOX) RoPE, OPS_VW pairs at a time (n_rot a multiple of 32,
+ * so half is a multiple of 16): dimension i gets fma(x0, c, -(x1 * s)) and
+ * dimension i + half fma(x0, s, x1 * c), as the scalar code; cos and sin
+ * are taken apart from their interleaved pairs.
+ */
+void
+OPS_CAT(lm_op_rope_neox_, OPS_SUFFIX) (float *vec, int n_heads, int hd, int n_rot, const float *cs)
+{
+	int			half = n_rot / 2;
+	ops_vi		even,
+				odd;
+
+	for (int l = 0; l < OPS_VW; l++)
+	{
+		even[l] = 2 * l;
+		odd[l] = 2 * l + 1;
+	}
+	for (int h = 0; h < n_heads; h++)
+	{
+		float	   *v = vec + (size_t) h * hd;
+
+		for (int i = 0; i < half; i += OPS_VW)
+		{
+			ops_vf		a = *(const ops_vf *) (cs + 2 * i),
+						b = *(const ops_vf *) (cs + 2 * i + OPS_VW),
+						c = __builtin_shuffle(a, b, even),
+						s = __builtin_shuffle(a, b, odd),
+						x0 = *(const ops_vf *) (v + i),
+						x1 = *(const ops_vf *) (v + i + half);
+
+			*(ops_vf *) (v + i) = OPS_FMA(x0, c, -(x1 * s));
+			*(ops_vf *) (v + i + half) = OPS_FMA(x0, s, x1 * c);
+		}
+	}
+}
+
+/* out[i] = (x[i] * a) * w[i], the tail one by one. */
+void
+OPS_CAT(lm_op_scale_mul_, OPS_SUFFIX) (float *out, const float *x, float a, const float *w, int n)
+{
+	ops_vf		va = (ops_vf) {0} + a;
+	int			i = 0;
+
+	for (; i + OPS_VW <= n; i += OPS_VW)
+		*(ops_vf *) (out + i) = (*(const ops_vf *) (x + i) * va) * *(const ops_vf *) (w + i);
+	for (; i < n; i++)
+		out[i] = (x[i] * a) * w[i];
+}
+
+/*
+ * GEGLU of the whole vectors of a row: the gate rounded to fp16 (nearest
+ * even, as lm_fp32_to_fp16) indexes the float table (OPS_GELU_LOOKUP), the
+ * value times u; gates >= 10 give g * u and gates <= -10 give +0, as the
+ * scalar code (NaN compares false both ways and is looked up).
+ */
+int
+OPS_CAT(lm_op_geglu_, OPS_SUFFIX) (float *g, const float *u, int n, const float *tab)
+{
+	int			i = 0;
+
+	for (; i + OPS_VW <= n; i += OPS_VW)
+	{
+		ops_vf		x = *(const ops_vf *) (g + i),
+					uu = *(const ops_vf *) (u + i),
+					lu = OPS_GELU_LOOKUP(x, tab) * uu,
+					xu = x * uu;
+		ops_vi		ge = x >= 10.0f,
+					le = x <= -10.0f,
+					r = (((ops_vi) lu & ~ge) | ((ops_vi) xu & ge)) & ~le;
+
+		*(ops_vf *) (g + i) = (ops_vf) r;
+	}
+	return i;
 }
 
 #endif							/* OPS_VW */

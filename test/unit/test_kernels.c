@@ -539,6 +539,14 @@ main(void)
 		check_tiles(t, bs == 1 ? 96 : bs == 32 ? 576 : 768, 19, 37);
 		check_tiles(t, bs == 1 ? 64 : bs == 32 ? 320 : 512, 9, 101);
 		check_tall(t, bs == 1 ? 96 : bs == 32 ? 640 : 768);
+		/* the widest rows of the block-32 batch kernel (256 blocks: its largest weight scratch) and the next width, which falls back */
+		if (bs == 32)
+		{
+			check_tiles(t, 8192, 9, 13);
+			check_tiles(t, 8224, 5, 6);
+		}
+		else if (bs == 256)
+			check_tiles(t, 8192, 5, 13);
 	}
 	check_dot_f32();
 	check_act_rounding();

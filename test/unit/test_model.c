@@ -20,6 +20,7 @@
 #include "model.h"
 #include "model_ops.h"
 #include "model_ops_simd.h"
+#include "quant.h"
 #include "sampler.h"
 #include "unit.h"
 
@@ -864,6 +865,130 @@ check_rope_paths(void)
 	lm_kernels_force_isa(best);
 }
 
+/*
+ * GEGLU rows (lm_op_geglu_row) on every ISA this CPU has equal ggml's
+ * per-element table formula, recomputed here from its definition: the gate
+ * rounded to fp16, gelu_tanh of that value rounded to fp16, times up; 0 at
+ * or below -10, gate * up at or above 10.  Gates cover the thresholds, NaN,
+ * infinities, signed zeros, fp16 subnormals and overflow; lengths leave
+ * tails of every size.
+ */
+static void
+check_geglu_row(void)
+{
+	static const int ns[] = {2048, 1000, 37, 16, 15, 8, 5};
+	static const float specials[] = {-10.0f, 10.0f, -9.999f, 9.999f, -10.001f, 10.001f, NAN, INFINITY, -INFINITY,
+	-0.0f, 0.0f, 1e-7f, -3e-5f, 65520.0f, 7e4f, 0.5f};
+	lm_isa		best = lm_kernels_best_isa();
+	uint64_t	st = 5;
+
+	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+	{
+		int			nbad = 0;
+
+		lm_kernels_force_isa((lm_isa) isa);
+		for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++)
+			for (int it = 0; it < 10; it++)
+			{
+				int			n = ns[k];
+				float		g[2048],
+							u[2048],
+							want[2048];
+
+				for (int i = 0; i < n; i++)
+				{
+					g[i] = lcg_float(&st, -12.0f, 12.0f) * (it % 2 ? 1.0f : 0.05f);
+					u[i] = lcg_float(&st, -4.0f, 4.0f);
+				}
+				for (int j = 0; j < 16; j++)
+					g[(it * 7 + j * 3) % n] = specials[(it + j) % 16];
+				for (int i = 0; i < n; i++)
+				{
+					float		x = lm_fp16_to_fp32(lm_fp32_to_fp16(g[i])),
+								inner = fmaf(0.044715f * x, x, 1.0f),
+								y = 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x * inner));
+
+					want[i] = g[i] <= -10.0f ? 0.0f : g[i] >= 10.0f ? g[i] * u[i]
+						: lm_fp16_to_fp32(lm_fp32_to_fp16(y)) * u[i];
+				}
+				lm_op_geglu_row(g, u, n);
+				nbad += memcmp(g, want, sizeof(float) * n) != 0;
+			}
+		CHECK(nbad == 0, "%s GEGLU rows (n = 2048, 1000, 37, 16, 15, 8, 5; thresholds, NaN, inf, fp16 edges) "
+			  "equal ggml's table formula bit for bit (%d of 70 rows differ)", lm_isa_name((lm_isa) isa), nbad);
+	}
+	lm_kernels_force_isa(best);
+}
+
+/*
+ * RMSNorm of several rows at once (lm_op_rmsnorm_rows: interleaved chains,
+ * vector scaling) on every ISA this CPU has equals the one-row formula
+ * (squares summed in double in element order, 1/sqrtf(mean + eps), then
+ * (x * scale) * w) for 1 to 19 rows, widths with and without vector tails,
+ * row strides wider than the row, in place and into another buffer.
+ */
+static void
+check_rmsnorm_rows(void)
+{
+	static const int ns[] = {640, 256, 37, 16, 3};
+	lm_isa		best = lm_kernels_best_isa();
+	uint64_t	st = 3;
+	float	   *x = malloc(sizeof(float) * 19 * 700),
+			   *want = malloc(sizeof(float) * 19 * 700),
+			   *out = malloc(sizeof(float) * 19 * 700),
+				w[640];
+
+	for (int isa = LM_ISA_SCALAR; isa <= (int) best; isa++)
+	{
+		int			nbad = 0,
+					ncase = 0;
+
+		lm_kernels_force_isa((lm_isa) isa);
+		for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++)
+			for (int rows = 1; rows <= 19; rows++)
+				for (int inplace = 0; inplace < 2; inplace++)
+				{
+					int			n = ns[k];
+					size_t		xs = (size_t) n + (rows % 3),
+								os = inplace ? xs : (size_t) n;
+
+					for (int i = 0; i < n; i++)
+						w[i] = lcg_float(&st, 0.5f, 2.0f);
+					for (size_t i = 0; i < (size_t) rows * xs; i++)
+						/* magnitudes 2^-30 .. 2^30: the double sums round, so their order shows */
+						x[i] = ldexpf(lcg_float(&st, -1.0f, 1.0f), (int) lcg_float(&st, -30.0f, 30.0f));
+					for (int r = 0; r < rows; r++)
+					{
+						const float *xr = x + (size_t) r * xs;
+						double		sum = 0.0;
+						float		scale;
+
+						for (int i = 0; i < n; i++)
+							sum += (double) (xr[i] * xr[i]);
+						scale = 1.0f / sqrtf((float) (sum / n) + 1e-6f);
+						for (int i = 0; i < n; i++)
+							want[(size_t) r * os + i] = (xr[i] * scale) * w[i];
+					}
+					if (inplace)
+					{
+						lm_op_rmsnorm_rows(x, xs, x, xs, w, n, rows, 1e-6f);
+						memcpy(out, x, sizeof(float) * rows * xs);
+					}
+					else
+						lm_op_rmsnorm_rows(out, os, x, xs, w, n, rows, 1e-6f);
+					for (int r = 0; r < rows; r++)
+						nbad += memcmp(out + (size_t) r * os, want + (size_t) r * os, sizeof(float) * n) != 0;
+					ncase += rows;
+				}
+		CHECK(nbad == 0, "%s RMSNorm of 1..19 rows at once (n = 640, 256, 37, 16, 3; strided, in place) equals "
+			  "the one-row formula bit for bit (%d of %d rows differ)", lm_isa_name((lm_isa) isa), nbad, ncase);
+	}
+	lm_kernels_force_isa(best);
+	free(x);
+	free(want);
+	free(out);
+}
+
 /* lm_dot_f32's order: 4 x 16 fma lanes over 64-float blocks, ((0+2)+(1+3)), the 16-lane tree, fmaf tail. */
 static float
 ref_dot(const float *x, const float *y, int n)
@@ -1199,6 +1324,8 @@ main(void)
 
 	check_attention_ops();
 	check_swiglu_row();
+	check_geglu_row();
+	check_rmsnorm_rows();
 	check_rope_paths();
 	check_softmax_sum_isa();
 	check_golden(shared, "stories260K.gguf", "stories260K-F32.public.json", true);
