@@ -142,4 +142,17 @@ SELECT * FROM lmgen.classify_examples('x', ARRAY[]::text[], 'SELECT body, label 
 SELECT count(*) AS rows_kept FROM labelled;
 RESET lmgen.classify_retrieval;
 
-DROP TABLE labelled, queries, by_mode;
+-- summarize()'s headline examples come through the same retrieval (by
+-- embedding here, in worker and local mode): a text that is itself one of
+-- the (text, summary) rows is nearest to that row and gets its summary
+CREATE TABLE synopses AS
+SELECT body, CASE label WHEN 'sports' THEN 'late goal wins the cup' ELSE 'news in brief' END AS summary
+FROM labelled WHERE id IN (1, 2, 5, 7);
+SELECT summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
+                 style => 'headline', examples => 'SELECT body, summary FROM synopses') AS worker_mode;
+SET lmgen.execution = local;
+SELECT summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
+                 style => 'headline', examples => 'SELECT body, summary FROM synopses') AS local_mode;
+RESET lmgen.execution;
+
+DROP TABLE labelled, queries, by_mode, synopses;

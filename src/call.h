@@ -35,6 +35,7 @@ typedef enum LmgenCallKind
 #define LMGEN_CALL_OPTS 8
 #define LMGEN_OPT_MAX_WORDS 0	/* summarize: max_words */
 #define LMGEN_OPT_STYLE 1		/* summarize: SummaryStyle */
+#define LMGEN_OPT_SUMMARY_SHOTS 2	/* summarize: (text, summary) example pairs in extra, most similar first */
 #define LMGEN_OPT_DESCRIPTIONS 0	/* classify: 1 when extra starts with one description per label */
 #define LMGEN_OPT_N_SHOTS 1		/* classify: examples chosen for the text (their texts end extra) */
 #define LMGEN_OPT_SHOT_LABEL 2	/* classify: label index of example k in opt[LMGEN_OPT_SHOT_LABEL + k] */
@@ -53,7 +54,8 @@ typedef struct LmgenCall
 	char	  **strings;		/* generate: stop strings; classify: labels; UTF-8, NUL-terminated */
 	size_t	   *string_lens;	/* their byte lengths */
 	int			n_strings;
-	char	  **extra;			/* classify: label descriptions, then the chosen examples' texts */
+	char	  **extra;			/* classify: label descriptions, then the chosen examples' texts;
+								 * summarize: the chosen examples' text and summary, in turn */
 	size_t	   *extra_lens;		/* their byte lengths */
 	int			n_extra;
 	int32		opt[LMGEN_CALL_OPTS];	/* small per-kind settings (LMGEN_OPT_*) */
