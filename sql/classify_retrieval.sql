@@ -142,6 +142,32 @@ SELECT * FROM lmgen.classify_examples('x', ARRAY[]::text[], 'SELECT body, label 
 SELECT count(*) AS rows_kept FROM labelled;
 RESET lmgen.classify_retrieval;
 
+-- the examples' vote: each label's score gains lmgen.classify_vote_weight
+-- (default 4) times its share of the row's examples, so the log-odds of two
+-- labels move by exactly that against weight 0 (the model's scores alone);
+-- without examples (zero-shot) the setting changes nothing
+SET lmgen.classify_vote_weight = 0;
+CREATE TABLE vote0 AS SELECT * FROM classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                                     'gemma3', examples => 'SELECT body, label FROM labelled ORDER BY id');
+CREATE TABLE zero0 AS SELECT * FROM classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'], 'gemma3');
+RESET lmgen.classify_vote_weight;
+SHOW lmgen.classify_vote_weight;
+CREATE TABLE vote4 AS SELECT * FROM classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                                     'gemma3', examples => 'SELECT body, label FROM labelled ORDER BY id');
+WITH share AS (SELECT label, count(*) / 4.0 AS share
+               FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                            'SELECT body, label FROM labelled ORDER BY id') GROUP BY label),
+     gain AS (SELECT label, ln(v4.probability) - ln(v0.probability) AS d FROM vote0 v0 JOIN vote4 v4 USING (label))
+SELECT g.label, round(coalesce(s.share, 0), 2) AS share,
+       round((g.d - (SELECT d FROM gain WHERE label = 'sports'))::numeric, 2) AS log_odds_gain_over_sports,
+       round(4 * (coalesce(s.share, 0) - coalesce((SELECT share FROM share WHERE label = 'sports'), 0)), 2) AS expected
+FROM gain g LEFT JOIN share s USING (label) ORDER BY g.label;
+SELECT count(*) AS zero_shot_differs FROM zero0 z
+JOIN classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'], 'gemma3') c USING (label)
+WHERE c.probability <> z.probability;
+SET lmgen.classify_vote_weight = -1;
+DROP TABLE vote0, vote4, zero0;
+
 -- summarize()'s headline examples come through the same retrieval (by
 -- embedding here, in worker and local mode): a text that is itself one of
 -- the (text, summary) rows is nearest to that row and gets its summary

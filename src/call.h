@@ -39,6 +39,7 @@ typedef enum LmgenCallKind
 #define LMGEN_OPT_DESCRIPTIONS 0	/* classify: 1 when extra starts with one description per label */
 #define LMGEN_OPT_N_SHOTS 1		/* classify: examples chosen for the text (their texts end extra) */
 #define LMGEN_OPT_SHOT_LABEL 2	/* classify: label index of example k in opt[LMGEN_OPT_SHOT_LABEL + k] */
+#define LMGEN_OPT_VOTE_WEIGHT 6	/* classify: lmgen.classify_vote_weight in thousandths */
 
 /* A call with its validated arguments and the caller's settings it depends on. */
 typedef struct LmgenCall
@@ -72,6 +73,7 @@ typedef struct ClassifyScoring
 	int			n_prompts;		/* 1 or 2 */
 	StringInfo	key;			/* baseline cache key (NULL: not calibrated, with examples) */
 	double	   *baseline;		/* the cached baseline (NULL: to be scored, or not calibrated) */
+	double		vote_weight;	/* prior the examples' labels get (lmgen.classify_vote_weight) */
 } ClassifyScoring;
 
 /* Parse a model function's SQL arguments into a call; false when its result is NULL without a call. */

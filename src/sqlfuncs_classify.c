@@ -665,6 +665,8 @@ ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCa
 		c->opt[LMGEN_OPT_SHOT_LABEL + i] = spec.pool->label[spec.shots[i]];
 	}
 	c->opt[LMGEN_OPT_N_SHOTS] = spec.n_shots;
+	StaticAssertStmt(LMGEN_OPT_SHOT_LABEL + CLASSIFY_EXAMPLES_K <= LMGEN_OPT_VOTE_WEIGHT, "vote weight after the shots");
+	c->opt[LMGEN_OPT_VOTE_WEIGHT] = (int32) rint(lmgen_classify_vote_weight * 1000.0);
 }
 
 /* The call's descriptions and chosen examples into the prompt spec (the examples as a pool of their own). */
@@ -775,6 +777,7 @@ ClassifyScoringOf(LmgenModel *m, const LmgenCall *c)
 	cs->n_labels = L->n;
 	cs->label_ids = L->ids;
 	cs->label_n_ids = L->n_ids;
+	cs->vote_weight = c->opt[LMGEN_OPT_VOTE_WEIGHT] / 1000.0;
 	if (!L->spec.pool)
 	{
 		cs->key = BaselineKey(m, L);
@@ -795,11 +798,15 @@ ClassifyBaselineScored(ClassifyScoring *cs, const double *score)
 		BaselineKeep(cs->key, score, cs->n_labels);
 }
 
-/* Finish a classify call from its prompts' label scores (in plan order): calibrate, cache the baseline, append. */
+/*
+ * Finish a classify call from its prompts' label scores (in plan order):
+ * calibrate (zero-shot) or add the examples' vote, cache the baseline, append.
+ */
 void
 ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out)
 {
 	double	   *body = score[cs->n_prompts - 1];
+	Labels	   *L = cs->labels;
 
 	if (cs->n_prompts == 2)
 	{
@@ -809,6 +816,9 @@ ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out)
 	if (cs->baseline)
 		for (int k = 0; k < cs->n_labels; k++)
 			body[k] -= cs->baseline[k];
+	/* the examples' vote: a prior of the weight times each label's share of them */
+	for (int i = 0; i < L->spec.n_shots; i++)
+		body[L->spec.pool->label[L->spec.shots[i]]] += cs->vote_weight / L->spec.n_shots;
 	appendBinaryStringInfo(out, (const char *) body, sizeof(double) * cs->n_labels);
 }
 
