@@ -169,16 +169,22 @@ SET lmgen.classify_vote_weight = -1;
 DROP TABLE vote0, vote4, zero0;
 
 -- summarize()'s headline examples come through the same retrieval (by
--- embedding here, in worker and local mode): a text that is itself one of
--- the (text, summary) rows is nearest to that row and gets its summary
+-- embedding here): a text that is itself one of the (text, summary) rows
+-- is nearest to that row and gets a headline in its summary's words, the
+-- same in worker and local mode
 CREATE TABLE synopses AS
 SELECT body, CASE label WHEN 'sports' THEN 'late goal wins the cup' ELSE 'news in brief' END AS summary
 FROM labelled WHERE id IN (1, 2, 5, 7);
-SELECT summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
-                 style => 'headline', examples => 'SELECT body, summary FROM synopses') AS worker_mode;
+CREATE TABLE headlines AS
+SELECT 'worker' AS mode, summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
+                                   style => 'headline', examples => 'SELECT body, summary FROM synopses') AS summary;
 SET lmgen.execution = local;
-SELECT summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
-                 style => 'headline', examples => 'SELECT body, summary FROM synopses') AS local_mode;
+INSERT INTO headlines
+SELECT 'local', summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
+                          style => 'headline', examples => 'SELECT body, summary FROM synopses');
 RESET lmgen.execution;
+SELECT count(DISTINCT summary) AS distinct_headlines, bool_and(summary ILIKE 'late goal w% the cup') AS in_the_examples_words
+FROM headlines;
+DROP TABLE headlines;
 
 DROP TABLE labelled, queries, by_mode, synopses;
