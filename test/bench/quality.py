@@ -21,7 +21,11 @@ driver), so what it measures is exactly what a user's query gets:
      lowercased word tokens, beta = 1) against the reference synopsis,
      averaged over rows, beside the description's first sentence as a
      baseline; --dev N takes a fixed sample of the training file instead of
-     the public file, to tune on.  Classification is scored with accuracy,
+     the public file, to tune on (--dev-set test: of the test file's rows
+     not in the public file).  --summary-examples gives headlines
+     examples => (description, synopsis) rows of the training file, less
+     every row whose package or description equals a measured row's, and
+     prints what the nearest pool row's synopsis alone would score.  Classification is scored with accuracy,
      macro-F1 over the label set and the most frequent confusions; its modes
      are zero-shot, descriptions, and 4 examples from the training file
      (retrieved as lmgen.classify_retrieval says, or forced to word overlap
