@@ -142,4 +142,49 @@ SELECT * FROM lmgen.classify_examples('x', ARRAY[]::text[], 'SELECT body, label 
 SELECT count(*) AS rows_kept FROM labelled;
 RESET lmgen.classify_retrieval;
 
-DROP TABLE labelled, queries, by_mode;
+-- the examples' vote: each label's score gains lmgen.classify_vote_weight
+-- (default 4) times its share of the row's examples, so the log-odds of two
+-- labels move by exactly that against weight 0 (the model's scores alone);
+-- without examples (zero-shot) the setting changes nothing
+SET lmgen.classify_vote_weight = 0;
+CREATE TABLE vote0 AS SELECT * FROM classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                                     'gemma3', examples => 'SELECT body, label FROM labelled ORDER BY id');
+CREATE TABLE zero0 AS SELECT * FROM classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'], 'gemma3');
+RESET lmgen.classify_vote_weight;
+SHOW lmgen.classify_vote_weight;
+CREATE TABLE vote4 AS SELECT * FROM classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                                     'gemma3', examples => 'SELECT body, label FROM labelled ORDER BY id');
+WITH share AS (SELECT label, count(*) / 4.0 AS share
+               FROM lmgen.classify_examples('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'],
+                                            'SELECT body, label FROM labelled ORDER BY id') GROUP BY label),
+     gain AS (SELECT label, ln(v4.probability) - ln(v0.probability) AS d FROM vote0 v0 JOIN vote4 v4 USING (label))
+SELECT g.label, round(coalesce(s.share, 0), 2) AS share,
+       round((g.d - (SELECT d FROM gain WHERE label = 'sports'))::numeric, 2) AS log_odds_gain_over_sports,
+       round(4 * (coalesce(s.share, 0) - coalesce((SELECT share FROM share WHERE label = 'sports'), 0)), 2) AS expected
+FROM gain g LEFT JOIN share s USING (label) ORDER BY g.label;
+SELECT count(*) AS zero_shot_differs FROM zero0 z
+JOIN classify_scores('Fry the onions in butter.', ARRAY['sports', 'politics', 'cooking'], 'gemma3') c USING (label)
+WHERE c.probability <> z.probability;
+SET lmgen.classify_vote_weight = -1;
+DROP TABLE vote0, vote4, zero0;
+
+-- summarize()'s headline examples come through the same retrieval (by
+-- embedding here): a text that is itself one of the (text, summary) rows
+-- is nearest to that row and gets a headline in its summary's words, the
+-- same in worker and local mode
+CREATE TABLE synopses AS
+SELECT body, CASE label WHEN 'sports' THEN 'late goal wins the cup' ELSE 'news in brief' END AS summary
+FROM labelled WHERE id IN (1, 2, 5, 7);
+CREATE TABLE headlines AS
+SELECT 'worker' AS mode, summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
+                                   style => 'headline', examples => 'SELECT body, summary FROM synopses') AS summary;
+SET lmgen.execution = local;
+INSERT INTO headlines
+SELECT 'local', summarize('The striker scored a late goal and the team won the cup.', model => 'gemma3',
+                          style => 'headline', examples => 'SELECT body, summary FROM synopses');
+RESET lmgen.execution;
+SELECT count(DISTINCT summary) AS distinct_headlines, bool_and(summary ILIKE 'late goal w% the cup') AS in_the_examples_words
+FROM headlines;
+DROP TABLE headlines;
+
+DROP TABLE labelled, queries, by_mode, synopses;

@@ -170,8 +170,12 @@ LANGUAGE C VOLATILE PARALLEL SAFE COST 1000;
 -- A short factual summary through the model's chat format (greedy), of at
 -- most max_words words, ending at a complete phrase; style 'sentence',
 -- 'headline' (a terse noun phrase) or 'bullets' (up to three "- " lines).
+-- Headlines may take a query of (text, summary) rows from which the 4 most
+-- similar (by embedding, else word overlap) are shown as examples, read as
+-- the caller.
 CREATE FUNCTION summarize(body text, max_tokens integer DEFAULT 128, model text DEFAULT NULL,
-                          max_words integer DEFAULT 20, style text DEFAULT 'sentence')
+                          max_words integer DEFAULT 20, style text DEFAULT 'sentence',
+                          examples text DEFAULT NULL)
 RETURNS text
 AS 'MODULE_PATHNAME', 'lmgen_summarize'
 LANGUAGE C STABLE PARALLEL SAFE COST 1000;
@@ -357,7 +361,8 @@ AS 'MODULE_PATHNAME', 'lmgen_generate_array'
 LANGUAGE C VOLATILE PARALLEL SAFE COST 1000000;
 
 CREATE FUNCTION summarize(bodies text[], max_tokens integer DEFAULT 128, model text DEFAULT NULL,
-                          max_words integer DEFAULT 20, style text DEFAULT 'sentence')
+                          max_words integer DEFAULT 20, style text DEFAULT 'sentence',
+                          examples text DEFAULT NULL)
 RETURNS text[]
 AS 'MODULE_PATHNAME', 'lmgen_summarize_array'
 LANGUAGE C STABLE PARALLEL SAFE COST 1000000;

@@ -81,3 +81,40 @@ SELECT summarize('x', 10, NULL, 0);
 SELECT summarize('x', 10, NULL, 1001);
 SELECT summarize('x', 10, NULL, 20, 'poem');
 SELECT summarize('x', 10, NULL, NULL, NULL) IS NOT NULL AS nulls_mean_defaults;
+
+-- headlines with examples: the (text, summary) rows of a query most like
+-- the text (here by word overlap, which needs no embedding model) are the
+-- prompt's examples; a text that is itself in the query gets a headline
+-- in that row's summary's words (SmolLM2 copies it, Gemma 3 adds what the
+-- text says after it); the result keeps the headline's shape and is
+-- deterministic
+SET lmgen.classify_retrieval = overlap;
+CREATE TEMP TABLE synopses (body text, summary text);
+INSERT INTO synopses VALUES
+ ((SELECT body FROM sources WHERE id = 3), 'C library for crystal symmetry determination'),
+ ('httpfs2 is a FUSE based filesystem for mounting http or https URLS as files in the filesystem.', 'FUSE filesystem for mounting files from http servers'),
+ ('MiceAmaze is a video game that features a maze with mice and snakes.', 'video game with mice in a maze'),
+ ('Tweak is a hex editor. It allows you to edit a file at very low level.', 'Efficient text-mode hex editor'),
+ ('The city council approved the budget after a long debate.', NULL);
+CREATE TEMP TABLE with_examples AS
+SELECT s.id, m.name AS model,
+       summarize(s.body, model => m.name, style => 'headline', examples => 'SELECT body, summary FROM synopses') AS summary
+FROM sources s, (VALUES ('smollm2'), ('gemma3')) AS m(name);
+SELECT model, summary ILIKE '%crystal symmetry determination%' AS in_the_example_summarys_words
+FROM with_examples WHERE id = 3 ORDER BY model;
+SELECT model, id, summary FROM with_examples
+WHERE pg_temp.mid_phrase(summary) OR position(E'\n' IN summary) > 0 OR btrim(summary) = ''
+   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 20;
+SELECT count(*) AS differing FROM with_examples w
+WHERE summarize((SELECT body FROM sources WHERE id = w.id), model => w.model, style => 'headline',
+                examples => 'SELECT body, summary FROM synopses') IS DISTINCT FROM w.summary;
+-- the array form takes them too
+SELECT s[1] = (SELECT summary FROM with_examples WHERE id = 3 AND model = 'gemma3') AS same_as_per_row, s[2] IS NULL AS null_stays_null
+FROM summarize(ARRAY[(SELECT body FROM sources WHERE id = 3), NULL], model => 'gemma3', style => 'headline',
+               examples => 'SELECT body, summary FROM synopses') AS s;
+-- examples serve headlines only, and the query must give (text, summary) rows
+SELECT summarize('x', style => 'sentence', examples => 'SELECT body, summary FROM synopses');
+SELECT summarize('x', style => 'headline', examples => 'SELECT body, summary FROM synopses WHERE false');
+SELECT summarize('x', style => 'headline', examples => 'SELECT body FROM synopses');
+SELECT summarize('x', style => 'headline', examples => 'DELETE FROM synopses RETURNING body, summary');
+RESET lmgen.classify_retrieval;

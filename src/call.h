@@ -35,9 +35,11 @@ typedef enum LmgenCallKind
 #define LMGEN_CALL_OPTS 8
 #define LMGEN_OPT_MAX_WORDS 0	/* summarize: max_words */
 #define LMGEN_OPT_STYLE 1		/* summarize: SummaryStyle */
+#define LMGEN_OPT_SUMMARY_SHOTS 2	/* summarize: (text, summary) example pairs in extra, most similar first */
 #define LMGEN_OPT_DESCRIPTIONS 0	/* classify: 1 when extra starts with one description per label */
 #define LMGEN_OPT_N_SHOTS 1		/* classify: examples chosen for the text (their texts end extra) */
 #define LMGEN_OPT_SHOT_LABEL 2	/* classify: label index of example k in opt[LMGEN_OPT_SHOT_LABEL + k] */
+#define LMGEN_OPT_VOTE_WEIGHT 6	/* classify: lmgen.classify_vote_weight in thousandths */
 
 /* A call with its validated arguments and the caller's settings it depends on. */
 typedef struct LmgenCall
@@ -53,7 +55,8 @@ typedef struct LmgenCall
 	char	  **strings;		/* generate: stop strings; classify: labels; UTF-8, NUL-terminated */
 	size_t	   *string_lens;	/* their byte lengths */
 	int			n_strings;
-	char	  **extra;			/* classify: label descriptions, then the chosen examples' texts */
+	char	  **extra;			/* classify: label descriptions, then the chosen examples' texts;
+								 * summarize: the chosen examples' text and summary, in turn */
 	size_t	   *extra_lens;		/* their byte lengths */
 	int			n_extra;
 	int32		opt[LMGEN_CALL_OPTS];	/* small per-kind settings (LMGEN_OPT_*) */
@@ -70,6 +73,7 @@ typedef struct ClassifyScoring
 	int			n_prompts;		/* 1 or 2 */
 	StringInfo	key;			/* baseline cache key (NULL: not calibrated, with examples) */
 	double	   *baseline;		/* the cached baseline (NULL: to be scored, or not calibrated) */
+	double		vote_weight;	/* prior the examples' labels get (lmgen.classify_vote_weight) */
 } ClassifyScoring;
 
 /* Parse a model function's SQL arguments into a call; false when its result is NULL without a call. */

@@ -23,6 +23,7 @@
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -152,12 +153,53 @@ typedef struct ExampleReader
 	MemoryContext cxt;			/* where the examples live */
 } ExampleReader;
 
+/* Append an example's text to the list (in the reader's context); its index. */
+static int
+AppendExample(ExampleReader *r, const char *text, size_t len)
+{
+	ClassifyExamples *ex = r->ex;
+
+	if (ex->n == r->cap)
+	{
+		r->cap *= 2;
+		ex->text = repalloc_huge(ex->text, sizeof(char *) * r->cap);
+		ex->label = repalloc_huge(ex->label, sizeof(int) * r->cap);
+		ex->words = repalloc_huge(ex->words, sizeof(uint32 *) * r->cap);
+		ex->n_words = repalloc_huge(ex->n_words, sizeof(int) * r->cap);
+		ex->source = repalloc_huge(ex->source, sizeof(char *) * r->cap);
+		ex->source_len = repalloc_huge(ex->source_len, sizeof(size_t) * r->cap);
+		if (ex->answer)
+			ex->answer = repalloc_huge(ex->answer, sizeof(char *) * r->cap);
+	}
+	ex->text[ex->n] = FirstWords(text, len, CLASSIFY_EXAMPLE_WORDS);
+	ex->source[ex->n] = pnstrdup(text, len);
+	ex->source_len[ex->n] = len;
+	ex->label[ex->n] = -1;
+	ex->words[ex->n] = WordSet(text, len, &ex->n_words[ex->n]);
+	return ex->n++;
+}
+
+/* TextPairFn of summarize()'s examples: keep every row, its second column (a summary) as the answer. */
+static void
+AddSummaryExample(void *arg, const char *text, size_t len, const char *second, size_t second_len)
+{
+	ExampleReader *r = arg;
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	char	   *answer = pg_server_to_any(second, second_len, PG_UTF8);
+	int			i;
+
+	/* the answer is written on one line after "Synopsis:" */
+	answer = FirstWords(answer, strlen(answer), CLASSIFY_EXAMPLE_WORDS);
+	i = AppendExample(r, text, len);
+	r->ex->answer[i] = answer;
+	MemoryContextSwitchTo(old);
+}
+
 /* LabelledRowFn: keep a row whose label is one of the call's. */
 static void
 AddExample(void *arg, const char *text, size_t len, int cls)
 {
 	ExampleReader *r = arg;
-	ClassifyExamples *ex = r->ex;
 	MemoryContext old = MemoryContextSwitchTo(r->cxt);
 
 	while (r->n_classes < r->classes->n)
@@ -172,24 +214,7 @@ AddExample(void *arg, const char *text, size_t len, int cls)
 		r->n_classes++;
 	}
 	if (r->label_of[cls] >= 0)
-	{
-		if (ex->n == r->cap)
-		{
-			r->cap *= 2;
-			ex->text = repalloc_huge(ex->text, sizeof(char *) * r->cap);
-			ex->label = repalloc_huge(ex->label, sizeof(int) * r->cap);
-			ex->words = repalloc_huge(ex->words, sizeof(uint32 *) * r->cap);
-			ex->n_words = repalloc_huge(ex->n_words, sizeof(int) * r->cap);
-			ex->source = repalloc_huge(ex->source, sizeof(char *) * r->cap);
-			ex->source_len = repalloc_huge(ex->source_len, sizeof(size_t) * r->cap);
-		}
-		ex->text[ex->n] = FirstWords(text, len, CLASSIFY_EXAMPLE_WORDS);
-		ex->source[ex->n] = pnstrdup(text, len);
-		ex->source_len[ex->n] = len;
-		ex->label[ex->n] = r->label_of[cls];
-		ex->words[ex->n] = WordSet(text, len, &ex->n_words[ex->n]);
-		ex->n++;
-	}
+		r->ex->label[AppendExample(r, text, len)] = r->label_of[cls];
 	MemoryContextSwitchTo(old);
 }
 
@@ -211,11 +236,25 @@ ClassifyReadExamples(const char *query, int n_labels, char **labels)
 	r.ex->source_len = palloc(sizeof(size_t) * r.cap);
 	r.label_of = palloc(sizeof(int));
 	r.n_classes = 0;
-	LabelSetInit(&classes, PG_INT32_MAX);
-	r.classes = &classes;
 	r.n_labels = n_labels;
 	r.labels = labels;
 	r.cxt = CurrentMemoryContext;
+	if (labels == NULL)
+	{
+		/* summarize(): (text, summary) rows, every one kept */
+		r.ex->answer = palloc(sizeof(char *) * r.cap);
+		ForEachTextPair("summarize examples", query, AddSummaryExample, &r, &counts);
+		if (r.ex->n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the examples query returned no row with both a text and a summary"),
+					 errdetail("It returned " INT64_FORMAT " rows, " INT64_FORMAT " with a NULL.",
+							   counts.read, counts.skipped),
+					 errhint("Return (text, summary) rows, e.g. 'SELECT body, summary FROM articles'.")));
+		return r.ex;
+	}
+	LabelSetInit(&classes, PG_INT32_MAX);
+	r.classes = &classes;
 	ForEachLabelledRow("classify examples", query, &classes, AddExample, &r, &counts);
 	if (r.ex->n == 0)
 		ereport(ERROR,

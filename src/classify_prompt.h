@@ -2,7 +2,9 @@
  * classify_prompt.h — what classify() tells the model: the instruction with
  * the label list (and a description per label when given), few-shot
  * examples retrieved per row from a query (by embedding, classify_embed.c,
- * or by word overlap), and the text.
+ * or by word overlap), and the text.  The same retrieval chooses the
+ * (text, summary) examples of summarize(..., style => 'headline',
+ * examples => ...) (summary.c).
  */
 #ifndef LMGEN_CLASSIFY_PROMPT_H
 #define LMGEN_CLASSIFY_PROMPT_H
@@ -27,6 +29,7 @@ typedef struct ClassifyExamples
 	int		   *label;			/* index into the call's labels */
 	uint32	  **words;			/* sorted distinct word hashes of each text */
 	int		   *n_words;		/* counts */
+	char	  **answer;			/* summarize(): each text's summary, one line (NULL for classify) */
 	char	  **source;			/* whole UTF-8 text of each example (what is embedded) */
 	size_t	   *source_len;		/* byte lengths */
 	const char *model;			/* embedding model retrieving them, NULL: word overlap */
@@ -58,6 +61,8 @@ extern char **ClassifyDescriptions(ArrayType *arr, int n_labels);
  * Read the examples query (text, label) through SPI as the calling user;
  * rows whose label is not one of the call's labels, or with a NULL, are
  * skipped; ERROR if none is left.  Allocated in CurrentMemoryContext.
+ * With labels NULL (summarize()), the query returns (text, summary) and
+ * every row without a NULL is kept, its summary in answer (label -1).
  */
 extern ClassifyExamples *ClassifyReadExamples(const char *query, int n_labels, char **labels);
 
@@ -89,6 +94,15 @@ extern void ClassifyEmbedExamples(ClassifyExamples *ex, const char *model);
 
 /* The embedding (dim floats, palloc'd) of a text with model (classify_embed.c). */
 extern float *ClassifyEmbedText(const char *model, const char *text, size_t len, int dim);
+
+/*
+ * The examples of the query in argument examples_arg most like the text
+ * (body, len), read and embedded once per query and call site (fn_extra):
+ * (text, label) rows of the n labels, or with labels NULL (summarize()'s
+ * headlines) (text, summary) rows (sqlfuncs_classify.c).
+ */
+extern ClassifyPromptSpec ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, int n, char **labels,
+										 const size_t *label_lens, const char *body, size_t len);
 
 /* The classification prompt around a text (the answer prefix last). */
 extern LmgenPrompt ClassifyPromptBuild(LmgenModel *m, const ClassifyPromptSpec *spec, const char *text,

@@ -25,6 +25,7 @@ bool		lmgen_shared_weights = true;
 bool		lmgen_enable_batching = true;
 int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 int			lmgen_classify_retrieval = LMGEN_RETRIEVAL_AUTO;
+double		lmgen_classify_vote_weight = LMGEN_CLASSIFY_VOTE_WEIGHT_DEFAULT;
 int			lmgen_embedding_precision = LMGEN_EMBEDDING_INT16;
 int			lmgen_device = LMGEN_DEVICE_AUTO;
 double		lmgen_gpu_memory_fraction = LMGEN_DEFAULT_GPU_MEMORY_FRACTION;
@@ -166,6 +167,16 @@ GucInit(void)
 							 &lmgen_execution,
 							 LMGEN_EXECUTION_WORKER,
 							 execution_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("lmgen.classify_vote_weight",
+							 "Prior (in log-likelihood) that classify()'s retrieved examples give their labels.",
+							 "Each label's score gains this weight times the share of the row's examples labelled "
+							 "with it; 0 leaves the model's scores alone.  Without examples nothing changes.",
+							 &lmgen_classify_vote_weight,
+							 LMGEN_CLASSIFY_VOTE_WEIGHT_DEFAULT, 0.0, 100.0,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -582,10 +582,12 @@ static BaselineCache baseline;
 /*
  * The examples of the query in argument examples_arg (its rows read, and
  * embedded when retrieval is by embedding, once per query and kept in
- * fn_extra) most like the call's text, chosen into spec.
+ * fn_extra) most like the text, chosen into spec: (text, label) rows of
+ * the n labels, or with labels NULL (summarize()) (text, summary) rows.
  */
-static ClassifyPromptSpec
-ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, const LmgenCall *c)
+ClassifyPromptSpec
+ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, int n, char **labels, const size_t *label_lens,
+			   const char *body, size_t len)
 {
 	ExamplesCache *cache;
 	ClassifyExamples *pool;
@@ -593,7 +595,6 @@ ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, const LmgenCall *c)
 	StringInfoData key;
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(examples_arg));
 	const char *model = ClassifyRetrievalModel();
-	int			n = c->n_strings;
 
 	initStringInfo(&key);
 	appendStringInfoString(&key, query);
@@ -603,7 +604,7 @@ ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, const LmgenCall *c)
 	for (int k = 0; k < n; k++)
 	{
 		appendStringInfoChar(&key, '\0');
-		appendBinaryStringInfo(&key, c->strings[k], c->string_lens[k]);
+		appendBinaryStringInfo(&key, labels[k], label_lens[k]);
 	}
 	if (fcinfo->flinfo->fn_extra == NULL)
 		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ExamplesCache));
@@ -614,7 +615,7 @@ ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, const LmgenCall *c)
 
 		/* a query's examples are read once; the earlier pool stays until the query ends */
 		cache->pool = NULL;
-		pool = ClassifyReadExamples(query, n, c->strings);
+		pool = ClassifyReadExamples(query, n, labels);
 		if (model)
 			ClassifyEmbedExamples(pool, model);
 		cache->pool = pool;
@@ -624,9 +625,9 @@ ChooseExamples(FunctionCallInfo fcinfo, int examples_arg, const LmgenCall *c)
 		MemoryContextSwitchTo(old);
 	}
 	spec.n_labels = n;
-	spec.labels = c->strings;
+	spec.labels = labels;
 	spec.pool = cache->pool;
-	ClassifyChooseShots(&spec, c->body, c->body_len);
+	ClassifyChooseShots(&spec, body, len);
 	return spec;
 }
 
@@ -655,7 +656,7 @@ ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCa
 	}
 	if (PG_ARGISNULL(examples_arg))
 		return;
-	spec = ChooseExamples(fcinfo, examples_arg, c);
+	spec = ChooseExamples(fcinfo, examples_arg, n, c->strings, c->string_lens, c->body, c->body_len);
 	StaticAssertStmt(LMGEN_OPT_SHOT_LABEL + CLASSIFY_EXAMPLES_K <= LMGEN_CALL_OPTS, "room for the shots' labels");
 	for (int i = 0; i < spec.n_shots; i++)
 	{
@@ -664,6 +665,8 @@ ClassifyOptions(FunctionCallInfo fcinfo, int desc_arg, int examples_arg, LmgenCa
 		c->opt[LMGEN_OPT_SHOT_LABEL + i] = spec.pool->label[spec.shots[i]];
 	}
 	c->opt[LMGEN_OPT_N_SHOTS] = spec.n_shots;
+	StaticAssertStmt(LMGEN_OPT_SHOT_LABEL + CLASSIFY_EXAMPLES_K <= LMGEN_OPT_VOTE_WEIGHT, "vote weight after the shots");
+	c->opt[LMGEN_OPT_VOTE_WEIGHT] = (int32) rint(lmgen_classify_vote_weight * 1000.0);
 }
 
 /* The call's descriptions and chosen examples into the prompt spec (the examples as a pool of their own). */
@@ -774,6 +777,7 @@ ClassifyScoringOf(LmgenModel *m, const LmgenCall *c)
 	cs->n_labels = L->n;
 	cs->label_ids = L->ids;
 	cs->label_n_ids = L->n_ids;
+	cs->vote_weight = c->opt[LMGEN_OPT_VOTE_WEIGHT] / 1000.0;
 	if (!L->spec.pool)
 	{
 		cs->key = BaselineKey(m, L);
@@ -794,11 +798,15 @@ ClassifyBaselineScored(ClassifyScoring *cs, const double *score)
 		BaselineKeep(cs->key, score, cs->n_labels);
 }
 
-/* Finish a classify call from its prompts' label scores (in plan order): calibrate, cache the baseline, append. */
+/*
+ * Finish a classify call from its prompts' label scores (in plan order):
+ * calibrate (zero-shot) or add the examples' vote, cache the baseline, append.
+ */
 void
 ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out)
 {
 	double	   *body = score[cs->n_prompts - 1];
+	Labels	   *L = cs->labels;
 
 	if (cs->n_prompts == 2)
 	{
@@ -808,6 +816,9 @@ ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out)
 	if (cs->baseline)
 		for (int k = 0; k < cs->n_labels; k++)
 			body[k] -= cs->baseline[k];
+	/* the examples' vote: a prior of the weight times each label's share of them */
+	for (int i = 0; i < L->spec.n_shots; i++)
+		body[L->spec.pool->label[L->spec.shots[i]]] += cs->vote_weight / L->spec.n_shots;
 	appendBinaryStringInfo(out, (const char *) body, sizeof(double) * cs->n_labels);
 }
 
@@ -937,7 +948,7 @@ lmgen_classify_examples(PG_FUNCTION_ARGS)
 				 errmsg("labels must not be empty"),
 				 errhint("Pass the candidate classes, for example ARRAY['positive', 'negative'].")));
 	c.body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c.body_len);
-	spec = ChooseExamples(fcinfo, 2, &c);
+	spec = ChooseExamples(fcinfo, 2, c.n_strings, c.strings, c.string_lens, c.body, c.body_len);
 	for (int i = 0; i < spec.n_shots; i++)
 	{
 		Datum		values[4];

@@ -124,8 +124,8 @@ GeneratePromptOf(LmgenModel *m, const LmgenCall *c)
 }
 
 /*
- * summarize(body text, max_tokens int, model text, max_words int, style text)
- * RETURNS text (the new arguments come last, so calls naming the model by
+ * summarize(body text, max_tokens int, model text, max_words int, style text,
+ *           examples text) RETURNS text (the new arguments come last, so calls naming the model by
  * position keep working)
  */
 Datum
@@ -159,6 +159,8 @@ SummarizeCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
 		SummaryStyleFromName(text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
 	c->body = SummarySource(body, len, &c->body_len);
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+		SummaryChooseExamples(fcinfo, 5, c);
 	return true;
 }
 
@@ -170,6 +172,10 @@ SummaryRequestOf(const LmgenCall *c)
 
 	r.max_words = c->opt[LMGEN_OPT_MAX_WORDS];
 	r.style = (SummaryStyle) c->opt[LMGEN_OPT_STYLE];
+	r.n_shots = c->opt[LMGEN_OPT_SUMMARY_SHOTS];
+	if (r.n_shots < 0 || r.n_shots > SUMMARY_EXAMPLES_K || c->n_extra != 2 * r.n_shots)
+		elog(ERROR, "summarize call has a malformed example list");
+	r.shots = c->extra;
 	return r;
 }
 

@@ -9,6 +9,9 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
+#include "call.h"
 #include "generate.h"
 #include "runtime.h"
 
@@ -28,13 +31,25 @@ typedef struct SummaryRequest
 {
 	SummaryStyle style;			/* form of the answer */
 	int			max_words;		/* words at most (decoding stops there) */
+	int			n_shots;		/* headline examples chosen for the text (0: the built-in three) */
+	char	  **shots;			/* their text and summary in turn, most similar first */
 } SummaryRequest;
+
+/* Examples written into a headline prompt when they are retrieved per row. */
+#define SUMMARY_EXAMPLES_K 4
 
 /* The style named by a style argument; ERROR naming the choices otherwise. */
 extern SummaryStyle SummaryStyleFromName(const char *name);
 
 /* ERROR unless max_words lies in 1..SUMMARY_MAX_MAX_WORDS. */
 extern void CheckMaxWords(int max_words);
+
+/*
+ * The (text, summary) examples of the query in argument examples_arg most
+ * like the source, into the call's extra strings (headlines only: ERROR
+ * for another style).
+ */
+extern void SummaryChooseExamples(FunctionCallInfo fcinfo, int examples_arg, LmgenCall *c);
 
 /* The source with its whitespace normalised (hard-wrapped lines joined), palloc'd. */
 extern char *SummarySource(const char *body, size_t len, size_t *out_len);

@@ -118,10 +118,9 @@ CheckPlainSelect(const char *what, SPIPlanPtr plan)
 	}
 }
 
-/* Run a (text, label) query and call fn for each usable row. */
+/* Run a two-column (text, any) query and call fn for each row with neither column NULL. */
 void
-ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, LabelledRowFn fn, void *arg,
-				   RowCounts *counts)
+ForEachTextPair(const char *what, const char *query, TextPairFn fn, void *arg, RowCounts *counts)
 {
 	SPIPlanPtr	plan;
 	Portal		portal;
@@ -193,15 +192,11 @@ ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, Labell
 				size_t		len;
 				char	   *s;
 				char	   *label = OidOutputFunctionCall(label_out, l);
-				int			id;
 
 				if (TupleDescAttr(desc, 0)->atttypid == NAMEOID)
 					body = cstring_to_text(NameStr(*DatumGetName(t)));
 				s = TextToUtf8(body, &len);
-				MemoryContextSwitchTo(caller);
-				id = LabelSetId(labels, label);
-				MemoryContextSwitchTo(per_fetch);
-				fn(arg, s, len, id);
+				fn(arg, s, len, label, strlen(label));
 				MemoryContextSwitchTo(caller);
 			}
 			MemoryContextReset(per_fetch);
@@ -213,6 +208,36 @@ ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, Labell
 	SPI_cursor_close(portal);
 	MemoryContextDelete(per_fetch);
 	SPI_finish();
+}
+
+/* What ForEachLabelledRow hands its TextPairFn: the label set and the caller's row function. */
+typedef struct LabelledRows
+{
+	LabelSet   *labels;			/* class numbers of the labels met */
+	LabelledRowFn fn;			/* the caller's row function */
+	void	   *arg;			/* and its argument */
+} LabelledRows;
+
+/* TextPairFn of ForEachLabelledRow: the label's class number, then the caller's function. */
+static void
+LabelledRow(void *arg, const char *text, size_t len, const char *label, size_t label_len)
+{
+	LabelledRows *lr = arg;
+	MemoryContext cxt = MemoryContextSwitchTo(GetMemoryChunkContext(lr->labels->names));
+	int			id = LabelSetId(lr->labels, label);
+
+	MemoryContextSwitchTo(cxt);
+	lr->fn(lr->arg, text, len, id);
+}
+
+/* Run a (text, label) query and call fn for each usable row. */
+void
+ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, LabelledRowFn fn, void *arg,
+				   RowCounts *counts)
+{
+	LabelledRows lr = {labels, fn, arg};
+
+	ForEachTextPair(what, query, LabelledRow, &lr, counts);
 }
 
 /* Append a double as a JSON number (NaN and infinities as null). */

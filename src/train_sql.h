@@ -37,6 +37,9 @@ extern int	LabelSetId(LabelSet *ls, const char *label);
 /* Called for each row with a non-NULL text and label: UTF-8 text and the label's class. */
 typedef void (*LabelledRowFn) (void *arg, const char *text, size_t len, int label);
 
+/* Called for each row with neither column NULL: the UTF-8 text and the second column's output form. */
+typedef void (*TextPairFn) (void *arg, const char *text, size_t len, const char *second, size_t second_len);
+
 /* Counts of one pass over a query's rows. */
 typedef struct RowCounts
 {
@@ -51,6 +54,13 @@ typedef struct RowCounts
  */
 extern void ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, LabelledRowFn fn,
 							   void *arg, RowCounts *counts);
+
+/*
+ * The same for any (text, second column) query: fn gets the second column
+ * as its type's output function writes it (summarize()'s examples).
+ */
+extern void ForEachTextPair(const char *what, const char *query, TextPairFn fn, void *arg,
+							RowCounts *counts);
 
 /* Metrics as jsonb: accuracy, macro_f1, log_loss, rows, per_class, confusion. */
 extern Jsonb *MetricsToJsonb(const lm_metrics *m, char **labels);

@@ -423,9 +423,34 @@ same_word(const char *s, size_t a1, size_t b1, size_t a2, size_t b2)
 }
 
 /*
+ * Whether the word s[a..b) loops inside itself: two hyphen-joined parts in
+ * a row are the same ("conf-v-v-v", "2121-2122-2122-2122").
+ */
+static bool
+hyphen_loop(const char *s, size_t a, size_t b)
+{
+	size_t		part = a,		/* start of the current part */
+				prev = b,		/* the part before it, [prev, prev_end); none yet */
+				prev_end = b;
+
+	for (size_t i = a; i <= b; i++)
+	{
+		if (i < b && s[i] != '-')
+			continue;
+		if (prev < prev_end && same_word(s, prev, prev_end, part, i))
+			return true;
+		prev = part;
+		prev_end = i;
+		part = i + 1;
+	}
+	return false;
+}
+
+/*
  * End of s[a..b) before a small model's loop: the first word that repeats
- * the word just before it ("package-based package-based ...") or that
- * occurs for the third time; b when there is none.
+ * the word just before it ("package-based package-based ..."), that
+ * occurs for the third time, or that loops inside itself ("rc-conf-v-v-v");
+ * b when there is none.
  */
 static size_t
 before_repeat(const char *s, size_t a, size_t b)
@@ -449,7 +474,8 @@ before_repeat(const char *s, size_t a, size_t b)
 		for (int k = 0; k < n; k++)
 			if (same_word(s, starts[k], ends[k], starts[n], ends[n]))
 				seen++;
-		if (n > 0 && (same_word(s, starts[n - 1], ends[n - 1], starts[n], ends[n]) || seen >= 2))
+		if ((n > 0 && (same_word(s, starts[n - 1], ends[n - 1], starts[n], ends[n]) || seen >= 2)) ||
+			hyphen_loop(s, starts[n], ends[n]))
 			return trim_end(s, a, starts[n]);
 		n++;
 	}

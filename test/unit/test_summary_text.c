@@ -100,6 +100,13 @@ main(void)
 	CHECK(strcmp(r, "package-based") == 0, "a headline ends before a word repeating the one before (got \"%s\")", r);
 	r = headline("mailcheck tool for mailbox-check mailbox-check mailbox-check", buf);
 	CHECK(strcmp(r, "mailcheck tool for mailbox-check") == 0, "a loop is cut at its first repeat (got \"%s\")", r);
+	r = headline("SysV runlevel tool runlevel-rc-conf-v-v-v-v-v-v-v-v-v-v", buf);
+	CHECK(strcmp(r, "SysV runlevel tool") == 0, "a headline ends before a word looping inside itself (got \"%s\")", r);
+	r = headline("2111-2121-2122-2122-2122-2122-2122-21", buf);
+	CHECK(strcmp(r, "") == 0, "a headline that is one looping word shapes to nothing (got \"%s\")", r);
+	r = headline("command-line tool for bit-by-bit comparison", buf);
+	CHECK(strcmp(r, "command-line tool for bit-by-bit comparison") == 0,
+		  "hyphen-joined words without a repeated part stay (got \"%s\")", r);
 	r = headline("Jison-based, Bison-based, Jison-based, Jison-based, JavaScript-based", buf);
 	CHECK(strcmp(r, "Jison-based, Bison-based, Jison-based") == 0,
 		  "a headline ends before a word's third occurrence, at a complete phrase (got \"%s\")", r);
