@@ -60,4 +60,15 @@ extern bool lm_bert_check_batch(const lm_context *ctx, const lm_batch *b, int *n
 extern int	lm_bert_embed(lm_context *ctx, const int32_t *const *ids, const int *n_ids, int n_texts,
 						  float *out, char *err, size_t errlen);
 
+/*
+ * Thread groups the last lm_bert_embed call on ctx ran: on several threads
+ * a call of several texts that balance well gives each thread whole texts
+ * (n_threads groups); otherwise 1, its forward passes split across the
+ * threads.  The embeddings are the same either way.
+ */
+extern int	lm_bert_groups_run(const lm_context *ctx);
+
+/* Free the one-thread contexts of ctx's thread groups (lm_context_free calls it). */
+extern void lm_bert_free_groups(lm_context *ctx);
+
 #endif							/* LM_MODEL_BERT_H */
