@@ -749,9 +749,20 @@ pool_text(const lm_context *ctx, int first_tok, int n, float *out)
 }
 
 /*
+ * Tokens per forward pass that one thread runs alone (a longer text gets a
+ * pass of its own): a pass's activations, the FFN's 6 KiB a token above
+ * all, then stay in the core's 2 MiB L2 from stage to stage (about 4 %
+ * more rows per CPU second than passes of 512 on this machine's cores);
+ * passes split across threads keep n_batch, fewer passes meeting fewer
+ * times.
+ */
+#define BERT_PASS_TOKENS 256
+
+/*
  * Whole texts of a call, forward pass by forward pass, on one context:
  * texts which[0 .. n) (indexes into ids / n_ids / out rows), packed in that
- * order, as many whole texts per pass as n_batch tokens hold.
+ * order, as many whole texts per pass as n_batch tokens hold
+ * (BERT_PASS_TOKENS on one thread).
  */
 static int
 embed_passes(lm_context *ctx, const int32_t *const *ids, const int *n_ids, const int *which, int n,
@@ -759,7 +770,9 @@ embed_passes(lm_context *ctx, const int32_t *const *ids, const int *n_ids, const
 {
 	const lm_model_config *c = &ctx->model->cfg;
 	lm_batch   *b = lm_batch_create(ctx->n_batch);
-	int			rc = 0;
+	int			rc = 0,
+				cap = (ctx->serial || ctx->n_threads == 1) && BERT_PASS_TOKENS < ctx->n_batch ? BERT_PASS_TOKENS
+				: ctx->n_batch;
 
 	if (b == NULL)
 	{
@@ -777,7 +790,7 @@ embed_passes(lm_context *ctx, const int32_t *const *ids, const int *n_ids, const
 			int			t = which[i],
 						len = n_ids[t] < c->max_seq_len ? n_ids[t] : c->max_seq_len;
 
-			if (b->n_tokens > 0 && b->n_tokens + len > b->n_max)
+			if (b->n_tokens > 0 && b->n_tokens + len > cap)
 				break;
 			for (int k = 0; k < len; k++)
 			{
