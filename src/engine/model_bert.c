@@ -22,7 +22,10 @@
  * across the pool; other types: lm_ctx_matmul), and attention runs per
  * (text, head, 64-query chunk) on the pool, itself as two small products
  * on the same outer-product kernel (scores = Q K^T, then out = P V; see
- * attend), with no padding beyond the text's own tokens.
+ * attend), with no padding beyond the text's own tokens.  A call of
+ * several texts on several threads instead gives each thread a group of
+ * whole texts, run as one-thread passes of up to BERT_PASS_TOKENS tokens
+ * (see Thread groups below): the threads never meet inside a pass.
  * Layer products in 13-bit integers (the default; lm_bert_set_f32 picks
  * F32): every F32 layer matrix is quantized per output row once, when the
  * model loads (lm_model.bert_i16), and each product's input per token
