@@ -90,6 +90,22 @@ EXPLAIN (COSTS OFF, VERBOSE) SELECT generate(generate(body, 2, model => 'bw'), 2
 -- calls in WHERE keep the per-row path (and give the same rows)
 SELECT * FROM batch_check($q$SELECT id FROM bt WHERE classify(body, ARRAY['a', 'b'], 'bw') = 'a'$q$);
 
+-- calls in aggregate arguments are computed below the Agg, in a batched
+-- column it reads (plain, ORDER BY inside the aggregate, hashed with
+-- HAVING); under FILTER they keep the per-row path
+SELECT * FROM batch_check($q$SELECT count(embed(body, 'bw')), max(generate(body, 3, model => 'bw')) FROM bt$q$);
+EXPLAIN (COSTS OFF, VERBOSE) SELECT count(embed(body, 'bw')) FROM bt;
+SELECT * FROM batch_check($q$SELECT string_agg(generate(body, 3, model => 'bw'), '|' ORDER BY id DESC) FROM bt$q$);
+SET enable_sort = off;  -- hashed grouping: a sorted one reads a Sort, which does not project (per row)
+SELECT * FROM batch_check($q$SELECT grp, count(generate(body, 3, model => 'bw')) FROM bt
+                             GROUP BY grp HAVING min(length(generate(body, 2, model => 'bw'))) > 0$q$);
+EXPLAIN (COSTS OFF) SELECT grp, count(generate(body, 3, model => 'bw')) FROM bt
+  GROUP BY grp HAVING min(length(generate(body, 2, model => 'bw'))) > 0;
+RESET enable_sort;
+SELECT * FROM batch_check($q$SELECT count(*) FILTER (WHERE generate(body, 3, model => 'bw') IS NOT NULL),
+                                 array_agg(id ORDER BY id) FILTER (WHERE length(generate(body, 2, model => 'bw')) > 3)
+                             FROM bt$q$);
+
 -- a join, and a join with the call over both sides
 SELECT * FROM batch_check($q$SELECT b.id, g.label, generate(b.body || ' ' || g.label, 3, model => 'bw')
                              FROM bt b JOIN bgroup g USING (grp)$q$);

@@ -55,6 +55,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "executor/executor.h"
@@ -330,6 +331,101 @@ IsBatchablePlan(Plan *plan)
 	}
 }
 
+/* What PushAggregateArguments works with: the Agg's child. */
+typedef struct AggPush
+{
+	Plan	   *child;			/* gets the arguments as resjunk columns */
+} AggPush;
+
+/* Mutator: Var(OUTER_VAR, k) as a copy of the child's column k (an Agg argument over the child's input). */
+static Node *
+ChildExpression(Node *node, Plan *child)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varno == OUTER_VAR)
+	{
+		Var		   *var = (Var *) node;
+		TargetEntry *tle = list_nth_node(TargetEntry, child->targetlist, var->varattno - 1);
+
+		return (Node *) copyObject(tle->expr);
+	}
+	return expression_tree_mutator(node, ChildExpression, child);
+}
+
+/* The child's column computing expr (an equal non-volatile one shared), appended as resjunk when new; 1-based. */
+static int
+PushedColumn(Plan *child, Node *expr)
+{
+	ListCell   *lc;
+	TargetEntry *tle;
+
+	if (!contain_volatile_functions(expr))
+		foreach(lc, child->targetlist)
+		{
+			tle = lfirst_node(TargetEntry, lc);
+			if (equal(tle->expr, expr))
+				return tle->resno;
+		}
+	tle = makeTargetEntry((Expr *) expr, list_length(child->targetlist) + 1, NULL, true);
+	child->targetlist = lappend(child->targetlist, tle);
+	return tle->resno;
+}
+
+/* Mutator: each Aggref argument with a batchable call becomes a column of the child (PushAggregateArguments). */
+static Node *
+PushAggrefArguments(Node *node, AggPush *push)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *aggref = (Aggref *) copyObject(node);
+		ListCell   *lc;
+
+		/* FILTER skips rows, ordered-set aggregates read their direct arguments once */
+		if (aggref->aggfilter != NULL || aggref->aggkind != AGGKIND_NORMAL || aggref->agglevelsup != 0)
+			return (Node *) aggref;
+		foreach(lc, aggref->args)
+		{
+			TargetEntry *arg = lfirst_node(TargetEntry, lc);
+			Node	   *expr;
+
+			if (!ContainsBatchable((Node *) arg->expr) || expression_returns_set((Node *) arg->expr))
+				continue;
+			expr = ChildExpression((Node *) arg->expr, push->child);
+			arg->expr = (Expr *) VarOf(OUTER_VAR, PushedColumn(push->child, expr), (Node *) arg->expr);
+		}
+		return (Node *) aggref;
+	}
+	return expression_tree_mutator(node, PushAggrefArguments, push);
+}
+
+/*
+ * An aggregate without FILTER evaluates its arguments (and ORDER BY keys)
+ * once for every input row, in the order the rows come, before it
+ * aggregates them; so an argument that calls a batchable function may as
+ * well be computed by the Agg's child, as a resjunk column the aggregate
+ * reads, where the child's LMBatch node batches it: SELECT count(embed(b))
+ * FROM t then embeds lmgen.batch_rows texts per call instead of one.  Only
+ * for a child that projects (IsBatchablePlan) below an Agg that evaluates
+ * arguments (not the combining half of a parallel aggregate) and has no
+ * grouping sets (whose later phases re-read their input).
+ */
+static void
+PushAggregateArguments(Agg *agg)
+{
+	AggPush		push = {agg->plan.lefttree};
+
+	if (push.child == NULL || !IsBatchablePlan(push.child) || IsA(push.child, Agg) || IsA(push.child, Group) ||
+		agg->groupingSets != NIL || DO_AGGSPLIT_COMBINE(agg->aggsplit) ||
+		(!ContainsBatchable((Node *) agg->plan.targetlist) && !ContainsBatchable((Node *) agg->plan.qual)) ||
+		expression_returns_set((Node *) push.child->targetlist))
+		return;
+	agg->plan.targetlist = (List *) PushAggrefArguments((Node *) agg->plan.targetlist, &push);
+	agg->plan.qual = (List *) PushAggrefArguments((Node *) agg->plan.qual, &push);
+}
+
 /* P with an LMBatch node above it when its target list has batchable calls, else P. */
 static Plan *
 AddBatchNode(Plan *plan, BatchReading reading, BatchRewrite *rw)
@@ -471,6 +567,7 @@ RewritePlan(Plan *plan, BatchReading reading, BatchRewrite *rw)
 			break;
 		case T_Agg:
 			outer = ((Agg *) plan)->aggstrategy == AGG_SORTED ? through : all;
+			PushAggregateArguments((Agg *) plan);
 			break;
 		case T_Result:
 		case T_SubqueryScan:

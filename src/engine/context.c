@@ -250,6 +250,7 @@ lm_context_free(lm_context *ctx)
 {
 	if (!ctx)
 		return;
+	lm_bert_free_groups(ctx);
 	lm_pool_free(ctx->pool);
 	lm_kv_free(ctx->kv);
 	free(ctx->x);
@@ -356,6 +357,9 @@ lm_context_trim(lm_context *ctx, size_t kv_keep)
 	const lm_model_config *c = &ctx->model->cfg;
 	size_t		freed = lm_kv_trim(ctx->kv, kv_keep);
 
+	for (int i = 0; ctx->groups && i < ctx->n_threads - 1; i++)
+		freed += lm_context_trim(ctx->groups[i], 0);
+
 	if (ctx->out_cap > CTX_OUT_KEEP || ctx->logits_cap > CTX_OUT_KEEP || ctx->idx_cap > CTX_OUT_KEEP)
 	{
 		freed += sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
@@ -380,9 +384,13 @@ lm_context_dynamic_bytes(const lm_context *ctx)
 {
 	const lm_model_config *c = &ctx->model->cfg;
 
-	return lm_kv_bytes_held(ctx->kv) +
+	size_t		bytes = lm_kv_bytes_held(ctx->kv) +
 		sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
 		2 * sizeof(int32_t) * (size_t) ctx->idx_cap;
+
+	for (int i = 0; ctx->groups && i < ctx->n_threads - 1; i++)
+		bytes += lm_context_dynamic_bytes(ctx->groups[i]);
+	return bytes;
 }
 
 /* Check a batch against the model and the cache; count its outputs and the logits among them. */
@@ -974,5 +982,8 @@ lm_ctx_run(lm_context *ctx, lm_pool_fn fn, void *arg)
 		ctx->aborted = true;
 	if (ctx->aborted)
 		return;
-	lm_pool_run_n(ctx->pool, fn, arg, ctx->n_tasks);
+	if (ctx->serial)
+		fn(arg, 0, 1);
+	else
+		lm_pool_run_n(ctx->pool, fn, arg, ctx->n_tasks);
 }

@@ -25,6 +25,9 @@ struct lm_context
 	void	   *abort_arg;		/* its argument */
 	bool		aborted;		/* abort_fn said stop: the step's remaining jobs are skipped */
 	bool		bert_f32;		/* an encoder's products in F32 instead of 13-bit integers (lm_bert_set_f32) */
+	bool		serial;			/* run every job on the calling thread as one task (model_bert.c's thread groups) */
+	lm_context **groups;		/* (n_threads - 1) one-thread contexts an encoder's other thread groups use, or NULL */
+	int			n_groups_run;	/* thread groups of the last lm_bert_embed call (1: passes split across threads) */
 
 	/* a compute device (context.h, lm_context_params.device), or NULL */
 	const lm_device_ops *dev;	/* its functions */
@@ -85,7 +88,8 @@ extern void lm_ctx_matmul(lm_context *ctx, int n, const float *x, int n_mm,
  * Run fn(arg, i, ctx->n_tasks) for i in 0..n_tasks-1 on the context's pool
  * and wait; first run the abort check (the calling thread is the only one
  * that ever calls it), and once it has said stop do nothing until the
- * forward pass returns.  Every job of a context has the same task count (1
+ * forward pass returns.  A serial context (ctx->serial) calls fn(arg, 0, 1)
+ * on the calling thread instead.  Every job of a context has the same task count (1
  * on one thread, else 4 per thread), so a job's split of work, and with it
  * every result, depends only on the thread count.  (Jobs with differing
  * counts would be safe too: threads.c's generation-checked claims keep a

@@ -124,10 +124,21 @@ lm_gemm_i16_panel_avx512(const int16_t *P, int64_t k, int nr, const float *w_sca
 		bool		first = b0 == 0,
 					last = b1 == kp2;
 		int			t = 0;
+		/* the next block of the panels (they lie one after another): fetched a few lines per tile */
+		const char *next = (const char *) (P + (size_t) b1 * 2 * GEMM_I16_PANEL);
+		int			lines = (int) ((b1 - b0) * 2 * GEMM_I16_PANEL * sizeof(int16_t) / 64),
+					per = (lines + n / TB) / (n / TB + 1),
+					done = 0;
 
 		for (; t + TB <= n; t += TB)
+		{
+			for (int i = 0; i < per && done < lines; i++, done++)
+				_mm_prefetch(next + (size_t) done * 64, _MM_HINT_T0);
 			tile(P, b0, b1, first, last, nr, w_scale, Q + (size_t) t * q_stride, q_stride, x_scale + t,
 				 Y + (size_t) t * y_stride, y_stride, bias, TB);
+		}
+		for (; done < lines; done++)
+			_mm_prefetch(next + (size_t) done * 64, _MM_HINT_T0);
 		switch (n - t)
 		{
 #define REST(c) case c: tile(P, b0, b1, first, last, nr, w_scale, Q + (size_t) t * q_stride, q_stride, \

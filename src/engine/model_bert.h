@@ -51,7 +51,8 @@ extern bool lm_bert_check_batch(const lm_context *ctx, const lm_batch *b, int *n
  * with add_special: [CLS] ... [SEP]): each is cut to the model's
  * max_seq_len (the first max_seq_len - 1 tokens and its last token), many
  * texts are packed whole into each forward pass (up to the context's
- * n_batch tokens), and each text's final hidden states are pooled as the
+ * n_batch tokens; on several threads, each thread may take a group of
+ * whole texts instead: lm_bert_groups_run), and each text's final hidden states are pooled as the
  * model says (mean over all its tokens, or the first) and L2-normalised
  * when the model says so.  out gets n_texts rows of n_embd floats.  The
  * context's hidden-only mode is switched on.  Returns 0, -1 with a message
@@ -59,5 +60,16 @@ extern bool lm_bert_check_batch(const lm_context *ctx, const lm_batch *b, int *n
  */
 extern int	lm_bert_embed(lm_context *ctx, const int32_t *const *ids, const int *n_ids, int n_texts,
 						  float *out, char *err, size_t errlen);
+
+/*
+ * Thread groups the last lm_bert_embed call on ctx ran: on several threads
+ * a call of several texts that balance well gives each thread whole texts
+ * (n_threads groups); otherwise 1, its forward passes split across the
+ * threads.  The embeddings are the same either way.
+ */
+extern int	lm_bert_groups_run(const lm_context *ctx);
+
+/* Free the one-thread contexts of ctx's thread groups (lm_context_free calls it). */
+extern void lm_bert_free_groups(lm_context *ctx);
 
 #endif							/* LM_MODEL_BERT_H */

@@ -16,6 +16,7 @@
  * with the default 13-bit integer layer products and with F32 ones.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -460,6 +461,123 @@ test_tiny_model(const char *gguf, const char *ref)
 	lm_model_free(m);
 }
 
+/* An abort check that says stop at its n-th call and notes a call from any thread but the test's. */
+typedef struct abort_probe
+{
+	int			calls;			/* calls so far */
+	int			stop_at;		/* the call that says stop (0: never) */
+	pthread_t	owner;			/* the thread that may call */
+	bool		other_thread;	/* called from another thread */
+} abort_probe;
+
+/* lm_abort_fn of abort_probe. */
+static bool
+probe_abort(void *arg)
+{
+	abort_probe *p = arg;
+
+	if (!pthread_equal(pthread_self(), p->owner))
+		p->other_thread = true;
+	return p->stop_at > 0 && ++p->calls >= p->stop_at;
+}
+
+/*
+ * Thread groups (model_bert.c): on two threads, a call of many texts gives
+ * each thread whole texts; a call that cannot be balanced splits its passes
+ * across the threads.  Both give one thread's floats, and the host's abort
+ * check runs on the calling thread only and stops every group.
+ */
+static void
+test_thread_groups(const char *gguf)
+{
+	enum
+	{
+		N_TEXTS = 40
+	};
+	char		err[512];
+	lm_model   *m = lm_model_open(gguf, err, sizeof(err));
+	lm_tokenizer *t = m ? lm_tokenizer_load(m->gguf, err, sizeof(err)) : NULL;
+	lm_context_params p = lm_context_default_params();
+	lm_context *c1,
+			   *c2;
+	int32_t		ids[N_TEXTS][24];
+	const int32_t *all[N_TEXTS];
+	int			n[N_TEXTS],
+				E;
+	float	   *e1,
+			   *e2;
+	abort_probe probe = {0, 0, pthread_self(), false};
+
+	CHECK(m != NULL && t != NULL, "tiny bert model and vocabulary load (%s)", err);
+	if (!m || !t)
+	{
+		lm_tokenizer_free(t);
+		lm_model_free(m);
+		return;
+	}
+	E = m->cfg.n_embd;
+	c1 = lm_context_create(m, &p, err, sizeof(err));
+	p.n_threads = 2;
+	c2 = lm_context_create(m, &p, err, sizeof(err));
+	e1 = calloc((size_t) N_TEXTS * E, sizeof(float));
+	e2 = calloc((size_t) N_TEXTS * E, sizeof(float));
+	/* [CLS], 1 to 20 ordinary ids, [SEP] (some longer than max_seq_len: they are cut) */
+	for (int i = 0; i < N_TEXTS; i++)
+	{
+		n[i] = 0;
+		ids[i][n[i]++] = lm_tokenizer_bos(t);
+		for (int k = 0; k < 1 + (i * 7) % 20; k++)
+			ids[i][n[i]++] = 6 + (i * 31 + k * 17) % (m->cfg.n_vocab - 6);
+		ids[i][n[i]++] = lm_tokenizer_eos(t);
+		all[i] = ids[i];
+	}
+	CHECK(c1 && c2 && lm_bert_embed(c1, all, n, N_TEXTS, e1, err, sizeof(err)) == 0 &&
+		  lm_bert_groups_run(c1) == 1, "one thread embeds %d texts in its passes (%s)", N_TEXTS, err);
+	CHECK(c2 && lm_bert_embed(c2, all, n, N_TEXTS, e2, err, sizeof(err)) == 0 && lm_bert_groups_run(c2) == 2,
+		  "two threads embed %d texts as two groups of whole texts (%s)", N_TEXTS, err);
+	CHECK(memcmp(e1, e2, sizeof(float) * N_TEXTS * E) == 0,
+		  "thread groups give the floats of one thread, every text in its place");
+	lm_bert_set_f32(c1, true);
+	lm_bert_set_f32(c2, true);
+	CHECK(lm_bert_embed(c1, all, n, N_TEXTS, e1, err, sizeof(err)) == 0 &&
+		  lm_bert_embed(c2, all, n, N_TEXTS, e2, err, sizeof(err)) == 0 && lm_bert_groups_run(c2) == 2 &&
+		  memcmp(e1, e2, sizeof(float) * N_TEXTS * E) == 0, "and with F32 products (the groups take the setting)");
+	lm_bert_set_f32(c1, false);
+	lm_bert_set_f32(c2, false);
+	CHECK(lm_bert_embed(c1, all, n, N_TEXTS, e1, err, sizeof(err)) == 0, "one thread again, int16 products");
+
+	/* a long text and a short one cannot be balanced: the passes are split across the threads */
+	{
+		const int32_t *two[2] = {ids[17], ids[0]};
+		int			n2[2] = {n[17], n[0]};
+
+		CHECK(lm_bert_embed(c2, two, n2, 2, e2, err, sizeof(err)) == 0 && lm_bert_groups_run(c2) == 1 &&
+			  memcmp(e2, e1 + (size_t) 17 * E, sizeof(float) * E) == 0 && memcmp(e2 + E, e1, sizeof(float) * E) == 0,
+			  "a long and a short text run as passes split across the threads (%d groups), same floats",
+			  lm_bert_groups_run(c2));
+	}
+
+	/* the host's abort check: only ever on the calling thread, and it stops both groups */
+	lm_context_set_abort(c2, probe_abort, &probe);
+	probe.stop_at = 3;
+	CHECK(lm_bert_embed(c2, all, n, N_TEXTS, e2, err, sizeof(err)) == -2 && strstr(err, "stopped") != NULL,
+		  "the abort check stops a call of thread groups (%s)", err);
+	probe.stop_at = 0;
+	memset(e2, 0, sizeof(float) * N_TEXTS * E);
+	CHECK(lm_bert_embed(c2, all, n, N_TEXTS, e2, err, sizeof(err)) == 0 && lm_bert_groups_run(c2) == 2 &&
+		  memcmp(e1, e2, sizeof(float) * N_TEXTS * E) == 0, "the next call runs whole again, with the same floats");
+	CHECK(!probe.other_thread && probe.calls >= 3, "the host's abort check ran only on the calling thread (%d calls)",
+		  probe.calls);
+	CHECK(lm_context_dynamic_bytes(c2) > 0 && lm_context_trim(c2, 0) > 0 && lm_context_dynamic_bytes(c2) == 0,
+		  "trimming the context gives back its groups' output rows too");
+	free(e1);
+	free(e2);
+	lm_context_free(c1);
+	lm_context_free(c2);
+	lm_tokenizer_free(t);
+	lm_model_free(m);
+}
+
 /* ---- the real model against ../shared/golden/minilm ---- */
 
 /* Token ids and embeddings of every golden text. */
@@ -560,6 +678,7 @@ main(void)
 			 "python3 .ci/bert_to_gguf.py test/tmp/bert-tiny test/tmp/bert-tiny.gguf --name bert-tiny > /dev/null");
 	CHECK(system(cmd) == 0, "test/bert_tiny.py writes a tiny model and .ci/bert_to_gguf.py converts it");
 	test_tiny_model("test/tmp/bert-tiny.gguf", "test/tmp/bert-tiny/reference.json");
+	test_thread_groups("test/tmp/bert-tiny.gguf");
 
 	if (mp == NULL || *mp == '\0')
 		mp = MINILM_DEFAULT_PATH;
