@@ -67,6 +67,17 @@ max_abs_diff(const float *a, const float *b, int n)
 	return m;
 }
 
+/* Largest |x| over n floats (the scale a logit difference is judged against). */
+static double
+max_abs(const float *x, int n)
+{
+	double		m = 0.0;
+
+	for (int i = 0; i < n; i++)
+		m = fabs((double) x[i]) > m ? fabs((double) x[i]) : m;
+	return m;
+}
+
 /* Index of the largest value, lowest on ties; *margin = top-1 minus top-2. */
 static int
 argmax_margin(const float *x, int n, float *margin)
@@ -231,7 +242,8 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 				pos = 0;
 	gpu_seqs	s;
 	gpu_batch	g;
-	double		worst = 0.0;
+	double		worst = 0.0,
+				scale = 0.0;
 
 	if (!gpu_seqs_init(&s, ops, dm, 1, CHECK_CTX) || !gpu_batch_init(&g, 256, m->cfg.n_embd, V) ||
 		!gpu_batch_logits(&g, 1, V))
@@ -256,6 +268,8 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 		d = max_abs_diff(cl, g.b.logits, V);
 		if (d > worst)
 			worst = d;
+		if (max_abs(cl, V) > scale)
+			scale = max_abs(cl, V);
 		argmax_margin(cl, V, &margin);
 		if (g.b.argmax[0] != r->gen[st])
 		{
@@ -272,8 +286,8 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 		gpu_batch_clear(&g);
 		gpu_batch_add(&g, r->gen[st], pos++, 0, LM_OUT_LOGITS);
 	}
-	printf("  %s: %d/%d greedy tokens equal (%d near-ties), max |dlogit| %.4g\n", label, n_gen - bad - ties, n_gen,
-		   ties, worst);
+	printf("  %s: %d/%d greedy tokens equal (%d near-ties), max |dlogit| %.4g (cpu |logit| up to %.4g)\n", label,
+		   n_gen - bad - ties, n_gen, ties, worst, scale);
 	gpu_batch_free(&g);
 	gpu_seqs_free(&s);
 	return bad;

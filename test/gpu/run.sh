@@ -126,10 +126,10 @@ else
 fi
 
 section "compute-sanitizer memcheck (2-layer Gemma 3 cut, stories260K Q4_K_M; 4 steps)"
-if ! command -v compute-sanitizer >/dev/null; then
-	status_memcheck="did not run: compute-sanitizer is not on PATH"
-elif [ $rc -eq 77 ]; then
+if [ $rc -eq 77 ]; then
 	status_memcheck="did not run: no GPU"
+elif ! command -v compute-sanitizer >/dev/null; then
+	status_memcheck="did not run: compute-sanitizer is not on PATH"
 else
 	mc_models="$shaped_dir/shaped-gemma-3-270m-2l.gguf"
 	[ -f "$stories_dir/stories260K-Q4_K_M.gguf" ] && mc_models="$mc_models $stories_dir/stories260K-Q4_K_M.gguf"
