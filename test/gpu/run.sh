@@ -2,8 +2,8 @@
 # run.sh — the CUDA backend's device check, for a machine with a GPU (issue
 # 14).  Run from the repository root:  bash test/gpu/run.sh
 #
-# Steps, each under its own time limit so the whole run stays under 5
-# minutes:
+# Steps, each under its own time limit (worst case about 7 minutes, usually
+# 3 to 5):
 #   1. what the machine is: nvidia-smi, nvcc, gcc, PostgreSQL;
 #   2. build: make (lmgen_cuda.so, the engine, test/gpu programs) when nvcc
 #      is on PATH, else the binaries already present are used; meanwhile
