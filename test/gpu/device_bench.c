@@ -16,6 +16,10 @@
  *            <= 8) and the dense copies on the GEMM path; the KV read is
  *            every visible position of every layer of every sequence.
  *
+ * Models: the real files when present, else the shaped stand-ins run.sh
+ * writes (test/gpu/shaped_model.py: the same tensors, shapes and types, so
+ * the same bytes read and the same kernels; random weights).
+ *
  * Usage: device_bench [steps]; LMGEN_CUDA_GEMM picks the GEMM arithmetic.
  */
 #include "gpu_common.h"
@@ -185,11 +189,9 @@ main(int argc, char **argv)
 		steps = 16;
 	printf("gemm mode: %s (LMGEN_CUDA_GEMM), %d decode steps per figure\n",
 		   getenv("LMGEN_CUDA_GEMM") ? getenv("LMGEN_CUDA_GEMM") : "f32", steps);
-	gpu_model_path(path, sizeof(path), "default.gguf");
-	if (gpu_exists(path))
+	if (gpu_find_model(path, sizeof(path), "default.gguf", GPU_SHAPED_SMOLLM2) != GPU_MODEL_ABSENT)
 		bench_model(ops, dev, path, steps);
-	gpu_model_path(path, sizeof(path), "gemma-3-270m-q4_k_m.gguf");
-	if (gpu_exists(path))
+	if (gpu_find_model(path, sizeof(path), "gemma-3-270m-q4_k_m.gguf", GPU_SHAPED_GEMMA3) != GPU_MODEL_ABSENT)
 		bench_model(ops, dev, path, steps);
 	ops->close(dev);
 	return 0;

@@ -8,7 +8,7 @@
  *              dequant.cuh) against quant.c's lm_dequantize_row, bit for
  *              bit (memcmp of the floats);
  *   greedy     each prompt on the CPU context: the prompt in one batch,
- *              then N_GEN greedy steps; the same on the device, one
+ *              then n_gen greedy steps; the same on the device, one
  *              sequence built from kv_alloc'ed blocks, fed the CPU's tokens
  *              (so every step compares the same inputs): the device's argmax
  *              against the CPU's token and the largest |logit difference|
@@ -18,6 +18,13 @@
  *              decoded together; their greedy tokens against the CPU's;
  *   gemm-only  the single-sequence run again with LMGEN_CUDA_MATVEC_MAX=0
  *              (every product through cuBLAS).
+ *
+ * Models: the real files when present, else the shaped stand-ins run.sh
+ * writes with test/gpu/shaped_model.py (real shapes and types, random
+ * weights; no tokenizer, so their prompts are fixed pseudo-random token ids
+ * of the real prompts' lengths); `device_check MODEL.gguf...` checks just
+ * those files (run.sh's compute-sanitizer pass).  LMGEN_CHECK_STEPS (1..32)
+ * shortens the greedy runs.
  *
  * Prints one line per check and a summary; exits 0 when every check
  * agrees, 1 when one does not, 77 without a GPU.  Where a token differs,
@@ -32,8 +39,11 @@
 #include "quant.h"
 #include "tokenizer.h"
 
-/* Greedy steps after each prompt. */
+/* Most greedy steps after each prompt. */
 #define N_GEN 32
+
+/* Greedy steps after each prompt in this run (LMGEN_CHECK_STEPS, default N_GEN). */
+static int n_gen = N_GEN;
 
 /* Positions a sequence may reach in these checks. */
 #define CHECK_CTX 512
@@ -54,6 +64,17 @@ max_abs_diff(const float *a, const float *b, int n)
 		if (d > m || isnan(d))
 			m = isnan(d) ? INFINITY : d;
 	}
+	return m;
+}
+
+/* Largest |x| over n floats (the scale a logit difference is judged against). */
+static double
+max_abs(const float *x, int n)
+{
+	double		m = 0.0;
+
+	for (int i = 0; i < n; i++)
+		m = fabs((double) x[i]) > m ? fabs((double) x[i]) : m;
 	return m;
 }
 
@@ -158,13 +179,13 @@ check_dequant(lm_device *dev, const lmc_debug_ops *dbg, const lm_model *m)
 	return bad;
 }
 
-/* One prompt's CPU run: tokens[0..N_GEN) and logits (N_GEN+1 rows: after the prompt, after each fed token). */
+/* One prompt's CPU run: tokens[0..n_gen) and the logits that chose each. */
 typedef struct cpu_run
 {
 	int			n_prompt;
 	int32_t		prompt[256];
 	int32_t		gen[N_GEN];
-	float	   *logits;			/* (N_GEN, n_vocab): logits that chose gen[s] */
+	float	   *logits;			/* (n_gen, n_vocab): logits that chose gen[s] */
 } cpu_run;
 
 /* Greedy generation on the CPU. */
@@ -186,10 +207,10 @@ run_cpu(const lm_model *m, int n_threads, cpu_run *r)
 		printf("  cpu context: %s\n", err);
 		return false;
 	}
-	r->logits = malloc(sizeof(float) * (size_t) N_GEN * V);
+	r->logits = malloc(sizeof(float) * (size_t) n_gen * V);
 	for (int i = 0; i < r->n_prompt; i++)
 		lm_batch_add(b, r->prompt[i], pos++, 0, i == r->n_prompt - 1);
-	for (int s = 0; s < N_GEN; s++)
+	for (int s = 0; s < n_gen; s++)
 	{
 		const float *lg;
 		float		margin;
@@ -221,18 +242,19 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 				pos = 0;
 	gpu_seqs	s;
 	gpu_batch	g;
-	double		worst = 0.0;
+	double		worst = 0.0,
+				scale = 0.0;
 
 	if (!gpu_seqs_init(&s, ops, dm, 1, CHECK_CTX) || !gpu_batch_init(&g, 256, m->cfg.n_embd, V) ||
 		!gpu_batch_logits(&g, 1, V))
 	{
 		printf("  %s: cannot set up the device sequence\n", label);
-		return N_GEN;
+		return n_gen;
 	}
 	gpu_batch_clear(&g);
 	for (int i = 0; i < r->n_prompt; i++)
 		gpu_batch_add(&g, r->prompt[i], pos++, 0, i == r->n_prompt - 1 ? LM_OUT_LOGITS : LM_OUT_NONE);
-	for (int st = 0; st < N_GEN; st++)
+	for (int st = 0; st < n_gen; st++)
 	{
 		const float *cl = r->logits + (size_t) st * V;
 		double		d;
@@ -240,12 +262,14 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 
 		if (gpu_batch_run(&g, &s) != 0)
 		{
-			bad = N_GEN;
+			bad = n_gen;
 			break;
 		}
 		d = max_abs_diff(cl, g.b.logits, V);
 		if (d > worst)
 			worst = d;
+		if (max_abs(cl, V) > scale)
+			scale = max_abs(cl, V);
 		argmax_margin(cl, V, &margin);
 		if (g.b.argmax[0] != r->gen[st])
 		{
@@ -262,8 +286,8 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 		gpu_batch_clear(&g);
 		gpu_batch_add(&g, r->gen[st], pos++, 0, LM_OUT_LOGITS);
 	}
-	printf("  %s: %d/%d greedy tokens equal (%d near-ties), max |dlogit| %.4g\n", label, N_GEN - bad - ties, N_GEN,
-		   ties, worst);
+	printf("  %s: %d/%d greedy tokens equal (%d near-ties), max |dlogit| %.4g (cpu |logit| up to %.4g)\n", label,
+		   n_gen - bad - ties, n_gen, ties, worst, scale);
 	gpu_batch_free(&g);
 	gpu_seqs_free(&s);
 	return bad;
@@ -280,6 +304,7 @@ run_device_batched(const lm_device_ops *ops, lm_device_model *dm, const lm_model
 				pos[MAX_PROMPTS];
 	int32_t		next[MAX_PROMPTS];
 	bool		diverged[MAX_PROMPTS] = {false};
+	double		worst = 0.0;
 	gpu_seqs	s;
 	gpu_batch	g;
 
@@ -296,7 +321,7 @@ run_device_batched(const lm_device_ops *ops, lm_device_model *dm, const lm_model
 		for (int i = 0; i < r[k].n_prompt; i++)
 			gpu_batch_add(&g, r[k].prompt[i], pos[k]++, k, i == r[k].n_prompt - 1 ? LM_OUT_LOGITS : LM_OUT_NONE);
 	}
-	for (int st = 0; st < N_GEN; st++)
+	for (int st = 0; st < n_gen; st++)
 	{
 		if (gpu_batch_run(&g, &s) != 0)
 		{
@@ -308,11 +333,13 @@ run_device_batched(const lm_device_ops *ops, lm_device_model *dm, const lm_model
 			next[k] = g.b.argmax[k];
 			if (!diverged[k])
 			{
+				double		d = max_abs_diff(r[k].logits + (size_t) st * V, g.b.logits + (size_t) k * V, V);
+
 				total++;
+				worst = d > worst ? d : worst;
 				if (next[k] != r[k].gen[st])
 				{
 					float		margin;
-					double		d = max_abs_diff(r[k].logits + (size_t) st * V, g.b.logits + (size_t) k * V, V);
 
 					argmax_margin(r[k].logits + (size_t) st * V, V, &margin);
 					diverged[k] = true;
@@ -329,11 +356,30 @@ run_device_batched(const lm_device_ops *ops, lm_device_model *dm, const lm_model
 	}
 	for (int k = 0; k < n_runs; k++)
 		bad += diverged[k];
-	printf("  batched: %d prompts in one batch, %d of them equal to the cpu for all %d tokens (%d token checks)\n",
-		   n_runs, n_runs - bad, N_GEN, total);
+	printf("  batched: %d prompts in one batch, %d of them equal to the cpu for all %d tokens (%d token checks), "
+		   "max |dlogit| %.4g\n", n_runs, n_runs - bad, n_gen, total, worst);
 	gpu_batch_free(&g);
 	gpu_seqs_free(&s);
 	return hard;
+}
+
+/*
+ * Token ids of prompt k for a model without a tokenizer (a shaped model):
+ * about the lengths the real prompts tokenize to, pseudo-random ids in
+ * [1, n_vocab), the same on every run; the count.
+ */
+static int
+synthetic_prompt(int k, int n_vocab, int32_t *out)
+{
+	static const int lens[MAX_PROMPTS] = {6, 13, 17, 29, 7, 40, 3, 21};
+	uint32_t	x = 2654435761u * (uint32_t) (k + 1);
+
+	for (int i = 0; i < lens[k % MAX_PROMPTS]; i++)
+	{
+		x = x * 1664525u + 1013904223u;
+		out[i] = 1 + (int32_t) ((x >> 8) % (uint32_t) (n_vocab - 1));
+	}
+	return lens[k % MAX_PROMPTS];
 }
 
 /* Every check on one model file; failures counted. */
@@ -350,25 +396,29 @@ check_model(const lm_device_ops *ops, lm_device *dev, const lmc_debug_ops *dbg, 
 	double		t0;
 
 	printf("model %s\n", path);
-	if (!m || !(tk = lm_tokenizer_load(m->gguf, err, sizeof(err))))
+	if (!m)
 	{
 		printf("  cannot open: %s\n", err);
 		return 1;
 	}
+	tk = lm_tokenizer_load(m->gguf, err, sizeof(err));
+	if (!tk)
+		printf("  no tokenizer (%s): prompts are token ids\n", err);
 	fails += check_dequant(dev, dbg, m);
 
 	t0 = gpu_now();
 	for (int k = 0; k < n_prompts; k++)
 	{
-		runs[k].n_prompt = lm_tokenize(tk, prompts[k], strlen(prompts[k]), true, false, runs[k].prompt, 256,
-									   err, sizeof(err));
+		runs[k].n_prompt = tk ? lm_tokenize(tk, prompts[k], strlen(prompts[k]), true, false, runs[k].prompt, 256,
+											err, sizeof(err))
+			: synthetic_prompt(k, m->cfg.n_vocab, runs[k].prompt);
 		if (runs[k].n_prompt < 1 || runs[k].n_prompt > 256 || !run_cpu(m, n_threads, &runs[k]))
 		{
 			printf("  cpu run of prompt %d failed\n", k);
 			return fails + 1;
 		}
 	}
-	printf("  cpu: %d prompts x %d greedy tokens (%.1f s)\n", n_prompts, N_GEN, gpu_now() - t0);
+	printf("  cpu: %d prompts x %d greedy tokens (%.1f s)\n", n_prompts, n_gen, gpu_now() - t0);
 
 	for (int pass = 0; pass < 2; pass++)
 	{
@@ -407,9 +457,18 @@ check_model(const lm_device_ops *ops, lm_device *dev, const lmc_debug_ops *dbg, 
 	return fails;
 }
 
-/* Run every check on every model present. */
+/* Check one model file found by main; counts it in *n_models and returns its failures. */
+static int
+check_found(const lm_device_ops *ops, lm_device *dev, const lmc_debug_ops *dbg, const char *path,
+			const char *const *prompts, int n_threads, int *n_models)
+{
+	(*n_models)++;
+	return check_model(ops, dev, dbg, path, prompts, 5, n_threads);
+}
+
+/* Run every check on the models named, or on every model present. */
 int
-main(void)
+main(int argc, char **argv)
 {
 	static const char *const chat_prompts[] = {
 		"The capital of France is",
@@ -428,35 +487,58 @@ main(void)
 	};
 	const lm_device_ops *ops;
 	const lmc_debug_ops *dbg;
-	lm_device  *dev = gpu_open(&ops, &dbg);
+	lm_device  *dev;
 	int			fails = 0,
-				n_models = 0;
+				n_models = 0,
+				n_real = 0,
+				n_shaped = 0,
+				n_stories = 0;
 	char		path[1024];
 	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int			threads = ncpu > 8 ? 8 : ncpu < 1 ? 1 : (int) ncpu;
+	const char *steps = getenv("LMGEN_CHECK_STEPS");
+	gpu_model_kind kind;
 
-	gpu_model_path(path, sizeof(path), "default.gguf");
-	if (gpu_exists(path))
+	if (steps && *steps)
+		n_gen = atoi(steps) < 1 ? 1 : atoi(steps) > N_GEN ? N_GEN : atoi(steps);
+	dev = gpu_open(&ops, &dbg);
+	if (argc > 1)
 	{
-		fails += check_model(ops, dev, dbg, path, chat_prompts, 5, threads);
-		n_models++;
+		/* the files named (run.sh's compute-sanitizer pass) */
+		for (int i = 1; i < argc; i++)
+			fails += check_found(ops, dev, dbg, argv[i], strstr(argv[i], "stories") ? story_prompts : chat_prompts,
+								 threads, &n_models);
+		ops->close(dev);
+		printf("device_check: %d models named, %s\n", n_models, fails ? "FAILURES (see above)" : "all checks agree");
+		return fails ? 1 : 0;
 	}
-	gpu_model_path(path, sizeof(path), "gemma-3-270m-q4_k_m.gguf");
-	if (gpu_exists(path))
+	kind = gpu_find_model(path, sizeof(path), "default.gguf", GPU_SHAPED_SMOLLM2);
+	if (kind != GPU_MODEL_ABSENT)
 	{
-		fails += check_model(ops, dev, dbg, path, chat_prompts, 5, threads);
-		n_models++;
+		fails += check_found(ops, dev, dbg, path, chat_prompts, threads, &n_models);
+		n_real += kind == GPU_MODEL_REAL;
+		n_shaped += kind == GPU_MODEL_SHAPED;
+	}
+	kind = gpu_find_model(path, sizeof(path), "gemma-3-270m-q4_k_m.gguf", GPU_SHAPED_GEMMA3);
+	if (kind != GPU_MODEL_ABSENT)
+	{
+		fails += check_found(ops, dev, dbg, path, chat_prompts, threads, &n_models);
+		n_real += kind == GPU_MODEL_REAL;
+		n_shaped += kind == GPU_MODEL_SHAPED;
 	}
 	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
 	{
 		gpu_shared_path(path, sizeof(path), shared[i]);
 		if (gpu_exists(path))
 		{
-			fails += check_model(ops, dev, dbg, path, story_prompts, 5, threads);
-			n_models++;
+			fails += check_found(ops, dev, dbg, path, story_prompts, threads, &n_models);
+			n_stories++;
 		}
+		else
+			printf("model source: %s is absent: skipped\n", path);
 	}
 	ops->close(dev);
-	printf("device_check: %d models, %s\n", n_models, fails ? "FAILURES (see above)" : "all checks agree");
+	printf("device_check: %d models (%d real, %d shaped, %d stories260K), %s\n", n_models, n_real, n_shaped,
+		   n_stories, fails ? "FAILURES (see above)" : "all checks agree");
 	return n_models == 0 ? 1 : fails ? 1 : 0;
 }

@@ -50,15 +50,6 @@ gpu_model_path(char *out, size_t len, const char *name)
 	snprintf(out, len, "%s/%s", d && *d ? d : "/usr/share/postgresql/15/lmgen/models", name);
 }
 
-/* Path of file name in the shared models ($LMGEN_SHARED/models, default ../shared/models). */
-static inline void
-gpu_shared_path(char *out, size_t len, const char *name)
-{
-	const char *d = getenv("LMGEN_SHARED");
-
-	snprintf(out, len, "%s/models/%s", d && *d ? d : "../shared", name);
-}
-
 /* True when a file exists. */
 static inline bool
 gpu_exists(const char *path)
@@ -69,6 +60,66 @@ gpu_exists(const char *path)
 		fclose(f);
 	return f != NULL;
 }
+
+/*
+ * Path of file name in the shared models: $LMGEN_SHARED/models when set,
+ * else shared/models inside the checkout when it holds the file (the GPU
+ * machine gets only the checkout: run.sh's instructions copy the
+ * stories260K files there), else ../shared/models.
+ */
+static inline void
+gpu_shared_path(char *out, size_t len, const char *name)
+{
+	const char *d = getenv("LMGEN_SHARED");
+
+	if (d && *d)
+	{
+		snprintf(out, len, "%s/models/%s", d, name);
+		return;
+	}
+	snprintf(out, len, "shared/models/%s", name);
+	if (!gpu_exists(out))
+		snprintf(out, len, "../shared/models/%s", name);
+}
+
+/* Where a model of the device programs was found. */
+typedef enum gpu_model_kind
+{
+	GPU_MODEL_ABSENT,			/* neither the real file nor a shaped one */
+	GPU_MODEL_REAL,				/* the shipped file */
+	GPU_MODEL_SHAPED			/* test/gpu/shaped_model.py's stand-in: real shapes, random weights */
+} gpu_model_kind;
+
+/*
+ * Path of a shipped model: real_name in the model directory, else its
+ * shaped stand-in shaped_name in $LMGEN_SHAPED_DIR (default
+ * test/gpu/models, where run.sh writes them); prints which one is used.
+ */
+static inline gpu_model_kind
+gpu_find_model(char *out, size_t len, const char *real_name, const char *shaped_name)
+{
+	const char *d = getenv("LMGEN_SHAPED_DIR");
+
+	gpu_model_path(out, len, real_name);
+	if (gpu_exists(out))
+	{
+		printf("model source: %s is the real file\n", out);
+		return GPU_MODEL_REAL;
+	}
+	snprintf(out, len, "%s/%s", d && *d ? d : "test/gpu/models", shaped_name);
+	if (gpu_exists(out))
+	{
+		printf("model source: %s is SHAPED (real shapes and types, random weights; %s is absent)\n", out,
+			   real_name);
+		return GPU_MODEL_SHAPED;
+	}
+	printf("model source: neither %s nor %s exists: skipped\n", real_name, out);
+	return GPU_MODEL_ABSENT;
+}
+
+/* Shaped stand-ins of the shipped models (file names written by run.sh). */
+#define GPU_SHAPED_SMOLLM2 "shaped-smollm2-135m-q4_1.gguf"
+#define GPU_SHAPED_GEMMA3 "shaped-gemma-3-270m-q4_k_m.gguf"
 
 /* Load the backend and open GPU 0; exits GPU_EXIT_NO_DEVICE when there is none, 1 on errors. */
 static inline lm_device *
