@@ -783,10 +783,18 @@ def load_examples(server, args, info, sections, style, measured):
     rows = stratified(rows, args.examples_pool or None)
     for r in rows:
         r["label"] = label_text(r["label"], style)
-    incsv = os.path.join(server.workdir, "examples_in.csv")
+    qt = load_rows_table(server, args, info, rows, "examples")
+    print("  examples: %d rows of %s (stratified) in %s, 4 most similar per row" % (len(rows), path, qt))
+    return "SELECT description, label FROM %s ORDER BY id" % qt
+
+
+# Copy rows (id, name, text, reference, label) into a fresh table named
+# <schema>.<name> (or public.lmgen_bench_<name>); returns the table's name.
+def load_rows_table(server, args, info, rows, name):
+    incsv = os.path.join(server.workdir, "%s_in.csv" % name)
     with open(incsv, "w", encoding="utf-8", newline="") as f:
         f.write(rows_to_copy_csv(rows))
-    qt = "%s.examples" % BENCH_SCHEMA if info["own_schema"] else "public.lmgen_bench_examples"
+    qt = "%s.%s" % (BENCH_SCHEMA, name) if info["own_schema"] else "public.lmgen_bench_%s" % name
     script = session_prelude(args, info)
     if info["own_schema"]:
         script += "CREATE SCHEMA IF NOT EXISTS %s;\n" % BENCH_SCHEMA
@@ -794,16 +802,15 @@ def load_examples(server, args, info, sections, style, measured):
     script += "CREATE TABLE %s (id integer PRIMARY KEY, name text, description text, reference text, label text);\n" % qt
     script += "\\copy %s FROM %s WITH (FORMAT csv)\n" % (qt, sql_literal(incsv))
     server.run_script(script)
-    print("  examples: %d rows of %s (stratified) in %s, 4 most similar per row" % (len(rows), path, qt))
-    return "SELECT description, label FROM %s ORDER BY id" % qt
+    return qt
 
 
 # Load the training file's (description, synopsis) rows as the pool of
 # summarize(..., examples => ...) for headlines, less every row whose package
-# name or description (whitespace collapsed) equals one of the rows measured:
-# the public file's packages are in the training file too, and retrieving a
-# row's own synopsis would score the lookup, not the model.  Returns the
-# examples query.
+# name or description (whitespace collapsed) equals one of the rows measured
+# (the public file's packages are not in the training file, but development
+# rows drawn from it are, and retrieving a row's own synopsis would score the
+# lookup, not the model).  Returns the examples query and the pool.
 def load_summary_examples(server, args, info, measured):
     path = os.path.join(args.data, TRAIN_FILE)
     names = {r.get("name") for r in measured}
@@ -812,17 +819,7 @@ def load_summary_examples(server, args, info, measured):
     rows = [r for r in all_rows if r.get("name") not in names and " ".join(r["text"].split()) not in texts]
     for r in rows:
         r.setdefault("label", "")
-    incsv = os.path.join(server.workdir, "summary_examples_in.csv")
-    with open(incsv, "w", encoding="utf-8", newline="") as f:
-        f.write(rows_to_copy_csv(rows))
-    qt = "%s.summary_examples" % BENCH_SCHEMA if info["own_schema"] else "public.lmgen_bench_summary_examples"
-    script = session_prelude(args, info)
-    if info["own_schema"]:
-        script += "CREATE SCHEMA IF NOT EXISTS %s;\n" % BENCH_SCHEMA
-    script += "DROP TABLE IF EXISTS %s;\n" % qt
-    script += "CREATE TABLE %s (id integer PRIMARY KEY, name text, description text, reference text, label text);\n" % qt
-    script += "\\copy %s FROM %s WITH (FORMAT csv)\n" % (qt, sql_literal(incsv))
-    server.run_script(script)
+    qt = load_rows_table(server, args, info, rows, "summary_examples")
     print("  headline examples: %d of the %d rows of %s (%d left out: the package or description of a row "
           "measured), 4 most similar per row" % (len(rows), len(all_rows), path, len(all_rows) - len(rows)))
     return "SELECT description, reference FROM %s ORDER BY id" % qt, rows
