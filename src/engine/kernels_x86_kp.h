@@ -352,18 +352,6 @@ tile_q6kp(const kp_w6 *dw, const kp_act *act, int64_t nb, int64_t r, int b0, int
 			kp_store(acc[i][p], _mm256_setzero_ps(), 0, Y, y_stride, r + i, b0 + 2 * p, nbr);
 }
 
-/* Call TILE(R, p) for a tile of np_ (1..4) activation pairs with the constant R and p that matches. */
-#define KP_TILE_SWITCH(TILE, R_, np_) \
-	do { \
-		switch (np_) \
-		{ \
-			case 4: TILE(R_, 4); break; \
-			case 3: TILE(R_, 3); break; \
-			case 2: TILE(R_, 2); break; \
-			default: TILE(R_, 1); break; \
-		} \
-	} while (0)
-
 /*
  * Q4_K / Q6_K matrix product for n_batch >= 4 (see the header): panels of
  * activation rows prepared as pairs, in each the row tiles of 2 (the last
@@ -416,9 +404,9 @@ rows_kp(lm_type t, const void *W, size_t ws, int64_t n_cols, int64_t r0, int64_t
 						tile_q4kp((const kp_w4 *) dw, a, nb, r, 2 * q0, pn, Yp, y_stride, pfp, R_, P_); \
 				} while (0)
 				if (R == 2)
-					KP_TILE_SWITCH(TILEKP, 2, np);
+					X86_TILE_SWITCH(TILEKP, 2, np);
 				else
-					KP_TILE_SWITCH(TILEKP, 1, np);
+					X86_TILE_SWITCH(TILEKP, 1, np);
 #undef TILEKP
 			}
 			r += R;
