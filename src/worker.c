@@ -794,8 +794,6 @@ PublishState(void)
 	lmgen_shared->kv_blocks_used = used;
 	lmgen_shared->kv_blocks_free = free_blocks;
 	LWLockRelease(lmgen_shared->lock);
-	if (WorkerDeviceOps())
-		WorkerDevicePublish();	/* device memory in use */
 }
 
 /* True when a request the worker holds runs on model m (for ModelsCloseRetired). */

@@ -292,7 +292,7 @@ WorkerDeviceClose(const char *why)
 	WorkerDevicePublish();
 }
 
-/* Copy the device's name, memory and the reason for the CPU into shared memory for lmgen.status(). */
+/* Copy the device's name, memory and the reason for the CPU into shared memory for lmgen.status() (called when they change: start, upload, unload, close). */
 void
 WorkerDevicePublish(void)
 {
