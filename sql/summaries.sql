@@ -72,6 +72,46 @@ SELECT count(*) AS differing FROM runs r
 WHERE r.max_tokens = 32 AND r.max_words = 20 AND r.model = 'smollm2'
   AND summarize((SELECT body FROM sources WHERE id = r.id), 32, r.model, 20, r.style) IS DISTINCT FROM r.summary;
 
+-- a headline is chosen among lmgen.headline_candidates generations (the
+-- greedy one and sampled ones with fixed seeds) and the source's first
+-- sentence: with one candidate or eight, every headline is one complete
+-- line of at most 8 words, and the choice is the same for a row whether the
+-- rows run in the background worker (one scheduler, the prompt shared), in
+-- this backend one call at a time (one context, the prompt evaluated once)
+-- or in this backend's batch of the array form (its own scheduler)
+SET lmgen.headline_candidates = 1;
+CREATE TEMP TABLE hl1 AS
+SELECT s.id, m.name AS model, summarize(s.body, model => m.name, style => 'headline') AS summary
+FROM sources s, (VALUES ('smollm2'), ('gemma3')) AS m(name);
+SET lmgen.headline_candidates = 8;
+CREATE TEMP TABLE hl8 AS
+SELECT s.id, m.name AS model, summarize(s.body, model => m.name, style => 'headline') AS summary
+FROM sources s, (VALUES ('smollm2'), ('gemma3')) AS m(name);
+SELECT (SELECT count(*) FROM hl1) = 8 AND (SELECT count(*) FROM hl8) = 8 AS ran_both;
+SELECT 'hl1' AS candidates, * FROM hl1
+WHERE pg_temp.mid_phrase(summary) OR btrim(summary) = '' OR position(E'\n' IN summary) > 0
+   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 8
+UNION ALL
+SELECT 'hl8', * FROM hl8
+WHERE pg_temp.mid_phrase(summary) OR btrim(summary) = '' OR position(E'\n' IN summary) > 0
+   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 8;
+SET lmgen.execution = local;
+SET lmgen.enable_batching = off;
+SELECT h.model, h.id, h.summary AS worker, c.summary AS one_call FROM hl8 h,
+     LATERAL (SELECT summarize((SELECT body FROM sources WHERE id = h.id), model => h.model, style => 'headline') AS summary) c
+WHERE c.summary IS DISTINCT FROM h.summary;
+RESET lmgen.enable_batching;
+SELECT h.model, h.id FROM hl8 h
+JOIN (SELECT m.name AS model, a.summaries
+      FROM (VALUES ('smollm2'), ('gemma3')) AS m(name),
+           LATERAL (SELECT summarize(array_agg(body ORDER BY id), model => m.name, style => 'headline') AS summaries FROM sources) a) arr
+  USING (model)
+WHERE arr.summaries[h.id] IS DISTINCT FROM h.summary;
+RESET lmgen.execution;
+RESET lmgen.headline_candidates;
+SET lmgen.headline_candidates = 0;
+SET lmgen.headline_candidates = 9;
+
 -- the word limit is decoding's: max_words 3 gives at most three words
 SELECT cardinality(regexp_split_to_array(btrim(summarize(body, 64, NULL, 3)), '\s+')) <= 3 AS three_words
 FROM sources WHERE id = 2;

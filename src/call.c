@@ -83,25 +83,36 @@ CallPrompt(LmgenModel *m, const LmgenCall *c)
 	return GeneratePromptOf(m, c);
 }
 
-/* The decoding settings of a generate or summarize call. */
-lm_gen_params
-CallDecoding(LmgenModel *m, const LmgenCall *c)
+/* Generations a generate or summarize call runs: a headline's candidates, else one. */
+int
+CallGenerations(const LmgenCall *c)
 {
-	lm_gen_params p = c->gen;
+	int			n = c->kind == LMGEN_CALL_SUMMARIZE ? c->opt[LMGEN_OPT_CANDIDATES] : 1;
 
-	if (c->kind == LMGEN_CALL_SUMMARIZE)
-		SummarizeDecodingOf(m, c, &p);
-	return p;
+	if (n < 1 || n > LMGEN_MAX_GENERATIONS)
+		elog(ERROR, "lmgen call asks for %d generations", n);
+	return n;
 }
 
-/* Append a generate/summarize result given the generated text. */
+/* The decoding settings of each generation of a generate or summarize call. */
 void
-CallFinishText(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out)
+CallDecodings(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p)
+{
+	for (int k = 0; k < n; k++)
+		p[k] = c->gen;
+	if (c->kind == LMGEN_CALL_SUMMARIZE)
+		SummarizeDecodingOf(m, c, n, p);
+}
+
+/* Append a generate/summarize result given its generations' texts. */
+void
+CallFinishText(LmgenModel *m, const LmgenCall *c, const char *const *texts, const size_t *lens, int n,
+			   StringInfo out)
 {
 	if (c->kind == LMGEN_CALL_SUMMARIZE)
-		SummarizeFinish(m, c, text, len, out);
+		SummarizeFinish(m, c, texts, lens, n, out);
 	else
-		appendBinaryStringInfo(out, text, len);
+		appendBinaryStringInfo(out, texts[0], lens[0]);
 }
 
 /* Execute the call with an open model (both modes). */
@@ -114,11 +125,14 @@ CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 		case LMGEN_CALL_SUMMARIZE:
 			{
 				LmgenPrompt prompt = CallPrompt(m, c);
-				lm_gen_params p = CallDecoding(m, c);
-				size_t		len;
-				char	   *text = RunGeneration(m, &prompt, &p, &len);
+				int			n = CallGenerations(c);
+				lm_gen_params p[LMGEN_MAX_GENERATIONS];
+				char	   *texts[LMGEN_MAX_GENERATIONS];
+				size_t		lens[LMGEN_MAX_GENERATIONS];
 
-				CallFinishText(m, c, text, len, out);
+				CallDecodings(m, c, n, p);
+				RunGenerations(m, &prompt, p, n, texts, lens);
+				CallFinishText(m, c, (const char *const *) texts, lens, n, out);
 				break;
 			}
 		case LMGEN_CALL_CLASSIFY:
@@ -256,7 +270,7 @@ CallDeserialize(const char *data, size_t len)
 	for (int i = 0; i < n; i++)
 		c.extra[i] = TakeString(&r, &c.extra_lens[i]);
 	Take(&r, c.opt, sizeof(c.opt));
-	/* the source tokens of a copy bias are the executor's to set (CallDecoding) */
+	/* the source tokens of a copy bias are the executor's to set (CallDecodings) */
 	c.gen.sampling.copy_bias = 0.0f;
 	c.gen.sampling.copy_ids = NULL;
 	c.gen.sampling.n_copy_ids = 0;

@@ -19,6 +19,7 @@
 #include "lib/stringinfo.h"
 
 #include "generate.h"
+#include "lmgen.h"
 #include "model_cache.h"
 #include "runtime.h"
 
@@ -31,11 +32,15 @@ typedef enum LmgenCallKind
 	LMGEN_CALL_EMBED			/* embed(): the model's n_embd floats */
 } LmgenCallKind;
 
+/* Generations one call may run after its prompt (summarize() headline candidates). */
+#define LMGEN_MAX_GENERATIONS LMGEN_MAX_HEADLINE_CANDIDATES
+
 /* Slots of LmgenCall.opt. */
 #define LMGEN_CALL_OPTS 8
 #define LMGEN_OPT_MAX_WORDS 0	/* summarize: max_words */
 #define LMGEN_OPT_STYLE 1		/* summarize: SummaryStyle */
 #define LMGEN_OPT_SUMMARY_SHOTS 2	/* summarize: (text, summary) example pairs in extra, most similar first */
+#define LMGEN_OPT_CANDIDATES 3	/* summarize: generations a headline is chosen among (lmgen.headline_candidates) */
 #define LMGEN_OPT_DESCRIPTIONS 0	/* classify: 1 when extra starts with one description per label */
 #define LMGEN_OPT_N_SHOTS 1		/* classify: examples chosen for the text (their texts end extra) */
 #define LMGEN_OPT_SHOT_LABEL 2	/* classify: label index of example k in opt[LMGEN_OPT_SHOT_LABEL + k] */
@@ -100,11 +105,15 @@ extern void CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 /* The prompt of a generate or summarize call (the worker's scheduler path). */
 extern LmgenPrompt CallPrompt(LmgenModel *m, const LmgenCall *c);
 
-/* The decoding settings of a generate or summarize call (both modes). */
-extern lm_gen_params CallDecoding(LmgenModel *m, const LmgenCall *c);
+/* Generations a generate or summarize call runs after its one prompt (1..LMGEN_MAX_GENERATIONS). */
+extern int	CallGenerations(const LmgenCall *c);
 
-/* Append a generate/summarize call's result given the generated text. */
-extern void CallFinishText(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out);
+/* The decoding settings of each of the n = CallGenerations(c) generations of a call, into p[] (both modes). */
+extern void CallDecodings(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p);
+
+/* Append a generate/summarize call's result given the text of each of its n generations. */
+extern void CallFinishText(LmgenModel *m, const LmgenCall *c, const char *const *texts, const size_t *lens, int n,
+						   StringInfo out);
 
 /* Serialize a call (its model resolved) into buf. */
 extern void CallSerialize(const LmgenCall *c, StringInfo buf);
@@ -127,8 +136,9 @@ extern Datum EmbedResult(const LmgenCall *c, StringInfo res);
 /* Per-kind execution (sqlfuncs_*.c), shared by both modes. */
 extern LmgenPrompt GeneratePromptOf(LmgenModel *m, const LmgenCall *c);
 extern LmgenPrompt SummarizePromptOf(LmgenModel *m, const LmgenCall *c);
-extern void SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, lm_gen_params *p);
-extern void SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo out);
+extern void SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p);
+extern void SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *const *texts, const size_t *lens, int n,
+							StringInfo out);
 extern void ClassifyExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 extern ClassifyScoring *ClassifyScoringOf(LmgenModel *m, const LmgenCall *c);
 extern void ClassifyFinish(ClassifyScoring *cs, double **score, StringInfo out);

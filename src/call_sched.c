@@ -120,21 +120,46 @@ SubmitClassify(SchedCall *sc, char *err, size_t errlen)
 	return true;
 }
 
-/* Submit a generate or summarize call: one generation request. */
+/* Submit a generate or summarize call: one request per generation, all after the same prompt. */
 static void
 SubmitGeneration(SchedCall *sc, size_t pool_bytes, const char *pool_setting, char *err, size_t errlen)
 {
 	LmgenPrompt prompt = CallPrompt(sc->m, sc->call);
-	lm_gen_params p = CallDecoding(sc->m, sc->call);
-	size_t		kv = GenerationKvBytes(sc->m, &prompt, &p);
+	int			n = CallGenerations(sc->call);
+	lm_gen_params p[LMGEN_MAX_GENERATIONS];
+	size_t		kv = 0;
 
+	CallDecodings(sc->m, sc->call, n, p);
+	for (int k = 0; k < n; k++)
+		kv += GenerationKvBytes(sc->m, &prompt, &p[k]);
 	CheckKvMemory(kv, "this generation");
 	if (kv > pool_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("this generation needs more KV memory than %s (%zu MB)", pool_setting, pool_bytes >> 20),
 				 errhint("Shorten the text or ask for fewer tokens, or raise %s.", pool_setting)));
-	sc->sched_id = lm_sched_submit_generate(sc->sched, prompt.ids, prompt.n, &p, err, errlen);
+	for (int k = 0; k < n; k++)
+	{
+		sc->gen_ids[k] = lm_sched_submit_generate(sc->sched, prompt.ids, prompt.n, &p[k], err, errlen);
+		if (sc->gen_ids[k] < 0)
+			break;
+		sc->n_gen = k + 1;
+	}
+	sc->sched_id = sc->n_gen == n ? sc->gen_ids[0] : -1;
+}
+
+/* Keep generation res's text; true when every generation of the call is in. */
+static bool
+TakeText(SchedCall *sc, const lm_sched_result *res)
+{
+	for (int k = 0; k < sc->n_gen; k++)
+		if (sc->gen_ids[k] == res->id && sc->gen_texts[k] == NULL)
+		{
+			sc->gen_texts[k] = pnstrdup(res->text, res->len);
+			sc->gen_lens[k] = res->len;
+			sc->n_gen_taken++;
+		}
+	return sc->n_gen_taken == sc->n_gen;
 }
 
 /* Submit a call to a scheduler; false when deferred. */
@@ -190,7 +215,12 @@ SchedCallMayResubmit(const SchedCall *sc)
 bool
 SchedCallOwns(const SchedCall *sc, int64 id)
 {
-	return id >= 0 && (sc->sched_id == id || sc->base_id == id);
+	if (id < 0)
+		return false;
+	for (int k = 0; k < sc->n_gen; k++)
+		if (sc->gen_ids[k] == id)
+			return true;
+	return sc->sched_id == id || sc->base_id == id;
 }
 
 /* Keep a classify prompt's label scores; true when every prompt of the call is scored. */
@@ -214,7 +244,7 @@ SchedCallTake(SchedCall *sc, const lm_sched_result *res, StringInfo out)
 	if (res->id == sc->base_id)
 		BaselinesForget(sc->sched, res->id);
 	sc->prompt_tokens += res->n_prompt;
-	sc->generated_tokens = res->n_tokens;
+	sc->generated_tokens += res->n_tokens;
 	sc->queue_s = res->queue_s;
 	if (res->status != LM_SCHED_OK)
 		ereport(ERROR,
@@ -232,7 +262,9 @@ SchedCallTake(SchedCall *sc, const lm_sched_result *res, StringInfo out)
 			appendBinaryStringInfo(out, (const char *) res->embedding, sizeof(float) * res->n_embd);
 			break;
 		case LM_SCHED_GENERATE:
-			CallFinishText(sc->m, sc->call, res->text, res->len, out);
+			if (!TakeText(sc, res))
+				return false;
+			CallFinishText(sc->m, sc->call, (const char *const *) sc->gen_texts, sc->gen_lens, sc->n_gen, out);
 			break;
 	}
 	return true;
@@ -251,6 +283,8 @@ SchedCallCancel(SchedCall *sc)
 	}
 	if (sc->sched_id >= 0)
 		lm_sched_cancel(sc->sched, sc->sched_id);
+	for (int k = 0; k < sc->n_gen; k++)
+		lm_sched_cancel(sc->sched, sc->gen_ids[k]);
 }
 
 /* Run fn(arg) catching an ERROR other than a cancel (in a scratch memory context when asked); NULL when it returned. */

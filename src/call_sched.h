@@ -4,7 +4,9 @@
  * (call_batch.c): submit the call's requests, take its finished scheduler
  * results, and produce its result bytes or its ERROR.
  *
- * A generate or summarize call is one generation request; an embed call of
+ * A generate or summarize call is one generation request per generation it
+ * runs (CallGenerations: a headline chooses among several, which share the
+ * prompt's KV through the scheduler's shared prefixes); an embed call of
  * a decoder model one embed request; a classify call one score request per
  * prompt it plans (ClassifyScoringOf: the content-free baseline's when not
  * cached, then the body's).  A classify call whose baseline another call
@@ -33,7 +35,13 @@ typedef struct SchedCall
 	const LmgenCall *call;		/* the call (its owner keeps it) */
 	LmgenModel *m;				/* its model */
 	lm_sched   *sched;			/* the scheduler it runs in */
-	int64		sched_id;		/* its request there (classify: the body's scores), or -1 */
+	int64		sched_id;		/* its request there (classify: the body's scores; generate,
+								 * summarize: the first generation's), or -1 */
+	int64		gen_ids[LMGEN_MAX_GENERATIONS];	/* generate, summarize: each generation's request */
+	int			n_gen;			/* their count (0 for classify and embed) */
+	char	   *gen_texts[LMGEN_MAX_GENERATIONS];	/* their texts once taken (NULL before) */
+	size_t		gen_lens[LMGEN_MAX_GENERATIONS];	/* and lengths */
+	int			n_gen_taken;	/* texts taken */
 	int64		base_id;		/* classify: the baseline's score request, or -1 */
 	bool		deferred;		/* classify: waits for a baseline another call is scoring */
 	ClassifyScoring *classify;	/* classify: the planned scoring, or NULL */

@@ -243,7 +243,7 @@ ClassifyReadExamples(const char *query, int n_labels, char **labels)
 	{
 		/* summarize(): (text, summary) rows, every one kept */
 		r.ex->answer = palloc(sizeof(char *) * r.cap);
-		ForEachTextPair("summarize examples", query, AddSummaryExample, &r, &counts);
+		ForEachTextPair("summarize examples", "(text, summary)", query, AddSummaryExample, &r, &counts);
 		if (r.ex->n == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -26,6 +26,7 @@ bool		lmgen_enable_batching = true;
 int			lmgen_batch_rows = LMGEN_DEFAULT_BATCH_ROWS;
 int			lmgen_classify_retrieval = LMGEN_RETRIEVAL_AUTO;
 double		lmgen_classify_vote_weight = LMGEN_CLASSIFY_VOTE_WEIGHT_DEFAULT;
+int			lmgen_headline_candidates = LMGEN_HEADLINE_CANDIDATES_DEFAULT;
 int			lmgen_embedding_precision = LMGEN_EMBEDDING_INT16;
 int			lmgen_device = LMGEN_DEVICE_AUTO;
 double		lmgen_gpu_memory_fraction = LMGEN_DEFAULT_GPU_MEMORY_FRACTION;
@@ -180,6 +181,17 @@ GucInit(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lmgen.headline_candidates",
+							"Generations summarize(..., style => 'headline') chooses its headline among.",
+							"The greedy one and this many minus one sampled with fixed seeds, after one "
+							"evaluation of the prompt; with the text's own first sentence they vote and the "
+							"headline sharing most words with the others wins.  1: the greedy headline alone.",
+							&lmgen_headline_candidates,
+							LMGEN_HEADLINE_CANDIDATES_DEFAULT, 1, LMGEN_MAX_HEADLINE_CANDIDATES,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("lmgen.classify_retrieval",
 							 "How classify() picks the examples of each row from its examples query.",

@@ -83,6 +83,15 @@ extern double lmgen_classify_vote_weight;	/* lmgen.classify_vote_weight */
  * of the plateau.
  */
 #define LMGEN_CLASSIFY_VOTE_WEIGHT_DEFAULT 4.0
+extern int	lmgen_headline_candidates;	/* lmgen.headline_candidates */
+
+/*
+ * Default and upper limit of lmgen.headline_candidates: the generations a
+ * headline is chosen among (README, "Summaries": the greedy one, three
+ * sampled ones and the text's own first sentence).
+ */
+#define LMGEN_HEADLINE_CANDIDATES_DEFAULT 4
+#define LMGEN_MAX_HEADLINE_CANDIDATES 8
 extern int	lmgen_embedding_precision;	/* lmgen.embedding_precision */
 extern int	lmgen_device;		/* lmgen.device */
 extern double lmgen_gpu_memory_fraction;	/* lmgen.gpu_memory_fraction */

@@ -389,39 +389,51 @@ GenerationKvBytes(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params 
 	return lm_kv_bytes(m->model, n_pos, 1);
 }
 
-/* Run a generation to its end; the text is returned palloc'd. */
-char *
-RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, size_t *len)
+/*
+ * Run n generations after one prompt, generation k with settings p[k] in
+ * sequence k; the prompt is evaluated once (the others start after it,
+ * lm_gen_start_after).  Texts palloc'd into texts[k], lengths into lens[k].
+ */
+void
+RunGenerations(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, int n, char **texts,
+			   size_t *lens)
 {
 	char		err[512];
-	RuntimeCall call = RuntimeBegin(m, 1, GenerationKvBytes(m, prompt, p), "this generation");
-	lm_gen	   *gen;
-	EngineResource *res;
-	const char *text;
-	size_t		text_len;
-	int32_t		token;
-	int			rc;
-	char	   *out;
+	size_t		kv = 0;
+	RuntimeCall call;
 
-	gen = lm_gen_start(call.ctx, m->tok, 0, prompt->ids, prompt->n, p, err, sizeof(err));
-	if (gen == NULL)
-		EngineError("could not start generating", err);
-	res = TrackEngineResource(gen, FreeGen);
-	for (;;)
+	for (int k = 0; k < n; k++)
+		kv += GenerationKvBytes(m, prompt, &p[k]);
+	call = RuntimeBegin(m, n, kv, "this generation");
+	for (int k = 0; k < n; k++)
 	{
-		CHECK_FOR_INTERRUPTS();
-		rc = lm_gen_next(gen, &token, &text, &text_len, err, sizeof(err));
-		if (rc == 0)
-			break;
-		if (rc < 0)
-			EngineError("generation failed", err);
+		lm_gen	   *gen;
+		EngineResource *res;
+		const char *text;
+		size_t		text_len;
+		int32_t		token;
+		int			rc;
+
+		gen = k == 0 ? lm_gen_start(call.ctx, m->tok, 0, prompt->ids, prompt->n, &p[k], err, sizeof(err))
+			: lm_gen_start_after(call.ctx, m->tok, k, 0, prompt->ids, prompt->n, &p[k], err, sizeof(err));
+		if (gen == NULL)
+			EngineError("could not start generating", err);
+		res = TrackEngineResource(gen, FreeGen);
+		for (;;)
+		{
+			CHECK_FOR_INTERRUPTS();
+			rc = lm_gen_next(gen, &token, &text, &text_len, err, sizeof(err));
+			if (rc == 0)
+				break;
+			if (rc < 0)
+				EngineError("generation failed", err);
+		}
+		text = lm_gen_text(gen, &text_len);
+		texts[k] = palloc(text_len + 1);
+		memcpy(texts[k], text, text_len);
+		texts[k][text_len] = '\0';
+		lens[k] = text_len;
+		ReleaseEngineResource(res);
 	}
-	text = lm_gen_text(gen, &text_len);
-	out = palloc(text_len + 1);
-	memcpy(out, text, text_len);
-	out[text_len] = '\0';
-	*len = text_len;
-	ReleaseEngineResource(res);
 	RuntimeEnd(&call);
-	return out;
 }

@@ -79,13 +79,15 @@ extern LmgenPrompt FitPrompt(LmgenModel *m, PromptBuilder build, void *arg, cons
 extern void CheckMaxTokens(int max_tokens);
 
 /*
- * Run a generation to its end: prefill, then a token at a time with
- * CHECK_FOR_INTERRUPTS() between tokens.  The lm_gen is freed by a
- * memory-context callback if an ERROR (or cancel) unwinds; on success the
- * text is returned palloc'd (valid UTF-8) and the state freed.
+ * Run n generations after one prompt (generation k with settings p[k] in
+ * sequence k), evaluating the prompt once: each to its end, a token at a
+ * time with CHECK_FOR_INTERRUPTS() between tokens.  An lm_gen is freed by
+ * a memory-context callback if an ERROR (or cancel) unwinds; on success
+ * the texts are palloc'd into texts[k] (valid UTF-8), their lengths into
+ * lens[k], and the states freed.
  */
-extern char *RunGeneration(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p,
-						   size_t *len);
+extern void RunGenerations(LmgenModel *m, const LmgenPrompt *prompt, const lm_gen_params *p, int n,
+						   char **texts, size_t *lens);
 
 /*
  * Engine memory (malloc'd) tied to the current memory context: freed by

@@ -159,6 +159,7 @@ SummarizeCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
 		SummaryStyleFromName(text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	body = TextToUtf8(PG_GETARG_TEXT_PP(0), &len);
 	c->body = SummarySource(body, len, &c->body_len);
+	c->opt[LMGEN_OPT_CANDIDATES] = c->opt[LMGEN_OPT_STYLE] == SUMMARY_HEADLINE ? lmgen_headline_candidates : 1;
 	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
 		SummaryChooseExamples(fcinfo, 5, c);
 	return true;
@@ -176,6 +177,9 @@ SummaryRequestOf(const LmgenCall *c)
 	if (r.n_shots < 0 || r.n_shots > SUMMARY_EXAMPLES_K || c->n_extra != 2 * r.n_shots)
 		elog(ERROR, "summarize call has a malformed example list");
 	r.shots = c->extra;
+	r.n_candidates = c->opt[LMGEN_OPT_CANDIDATES];
+	if (r.n_candidates < 1 || r.n_candidates > LMGEN_MAX_GENERATIONS)
+		elog(ERROR, "summarize call asks for %d candidates", r.n_candidates);
 	return r;
 }
 
@@ -189,25 +193,28 @@ SummarizePromptOf(LmgenModel *m, const LmgenCall *c)
 					 "ask for fewer tokens", 3);
 }
 
-/* The decoding settings of a summarize() call: its style's stops, the word limit, the copy bias. */
+/* The decoding settings of a summarize() call's n generations: its style's stops, the word limit, the copy bias. */
 void
-SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, lm_gen_params *p)
+SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p)
 {
 	SummaryRequest r = SummaryRequestOf(c);
 
+	if (n != r.n_candidates)
+		elog(ERROR, "summarize call runs %d generations, not %d", n, r.n_candidates);
 	SummaryDecoding(m, &r, c->body, c->body_len, p);
 }
 
-/* A summary from the generated text: in its style, ending at a complete phrase. */
+/* A summary from the generated texts: in its style, ending at a complete phrase, the candidates' choice. */
 void
-SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *text, size_t len, StringInfo buf)
+SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *const *texts, const size_t *lens, int n,
+				StringInfo buf)
 {
 	SummaryRequest r = SummaryRequestOf(c);
 	lm_gen_params p = c->gen;
-	char	   *copy = pnstrdup(text, len);
-	char	   *shaped;
+	size_t		len;
+	char	   *summary;
 
-	p.max_words = r.max_words;
-	shaped = SummaryShape(m, &r, &p, c->body, c->body_len, copy, &len);
-	appendBinaryStringInfo(buf, shaped, len);
+	p.max_words = SummaryGeneratedWords(&r);
+	summary = SummaryChoose(m, &r, &p, c->body, c->body_len, texts, lens, n, &len);
+	appendBinaryStringInfo(buf, summary, len);
 }

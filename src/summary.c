@@ -49,6 +49,7 @@
 #include "classify_prompt.h"
 #include "lmgen.h"
 #include "summary.h"
+#include "summary_select.h"
 #include "summary_text.h"
 #include "sqlfuncs_common.h"
 
@@ -78,6 +79,28 @@
  * "Summaries").
  */
 #define HEADLINE_MAX_WORDS 8
+
+/*
+ * Words a headline's generations stop at (fewer when max_words is
+ * smaller): the shaping keeps at most HEADLINE_MAX_WORDS of them after
+ * dropping a subject and copula in front ("X is a ..."), so words past
+ * these are never kept and generating them only costs time.
+ */
+#define HEADLINE_GENERATED_WORDS 12
+
+/*
+ * Sampled headline candidates: temperature and top-k of generations 1 and
+ * up (generation 0 is greedy); generation k draws with seed k, so a row
+ * always gets the same candidates.
+ */
+#define HEADLINE_SAMPLE_TEMPERATURE 0.7f
+#define HEADLINE_SAMPLE_TOP_K 40
+
+/*
+ * Weight of the source's own first sentence (shaped as a headline) among
+ * the candidates that vote for the headline; each generation weighs 1.
+ */
+#define HEADLINE_SOURCE_WEIGHT 1.0
 
 /*
  * Description -> synopsis pairs of debian_packages_train.csv that open every
@@ -241,7 +264,14 @@ SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 static const char *const line_stop[] = {"\n"};
 static const char *const list_stop[] = {"\n\n"};
 
-/* Decoding settings of a summary. */
+/* Words a summary's generation stops at. */
+int
+SummaryGeneratedWords(const SummaryRequest *r)
+{
+	return r->style == SUMMARY_HEADLINE ? Min(r->max_words, HEADLINE_GENERATED_WORDS) : r->max_words;
+}
+
+/* Decoding settings of a summary's generations. */
 void
 SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *src, size_t len, lm_gen_params *p)
 {
@@ -250,12 +280,19 @@ SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *src, size_t 
 	/* a sentence or headline is one line; bullets end at a blank line */
 	p->stop = r->style == SUMMARY_BULLETS ? list_stop : line_stop;
 	p->n_stop = 1;
-	p->max_words = r->max_words;
+	p->max_words = SummaryGeneratedWords(r);
 	p->sampling.copy_bias = r->style == SUMMARY_HEADLINE ? HEADLINE_COPY_BIAS : SUMMARY_COPY_BIAS;
 	if (r->style == SUMMARY_HEADLINE && r->n_shots > 0)
 		p->sampling.copy_bias = HEADLINE_EXAMPLES_COPY_BIAS;
 	p->sampling.copy_ids = TokenizeText(m, src, len, false, false, &n);
 	p->sampling.n_copy_ids = n;
+	for (int k = 1; k < r->n_candidates; k++)
+	{
+		p[k] = p[0];
+		p[k].sampling.temperature = HEADLINE_SAMPLE_TEMPERATURE;
+		p[k].sampling.top_k = HEADLINE_SAMPLE_TOP_K;
+		p[k].sampling.seed = k;
+	}
 }
 
 /* How the generation ended: a limit (words, tokens) or by itself. */
@@ -305,24 +342,16 @@ ShapeText(const SummaryRequest *r, lm_text_end end, char *out, size_t *len)
 }
 
 /*
- * The answer in its style, ending at a complete phrase.  An answer that
- * shapes to nothing (the model stopped at once, or said nothing but a
- * subject and a dangling clause: Gemma 3 left 2 of the 200 public headlines
- * empty) is replaced by the source's own beginning in the same style, so a
- * summary of a text with words is never empty.
+ * The source's own beginning in the summary's style (the answer of last
+ * resort, and a candidate of the vote): its first sentence, or its first
+ * max_words words when that is longer.
  */
-char *
-SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p,
-			 const char *src, size_t src_len, char *out, size_t *len)
+static char *
+SourceInStyle(const SummaryRequest *r, const char *src, size_t src_len, size_t *len)
 {
-	char	   *shaped = ShapeText(r, SummaryEnd(m, p, out, *len), out, len);
-	char	   *copy;
-	size_t		n;
+	char	   *copy = pnstrdup(src, src_len);
+	size_t		n = lm_text_first_sentence(copy, src_len);
 
-	if (lm_text_count_words(shaped, *len) > 0 || lm_text_count_words(src, src_len) == 0)
-		return shaped;
-	copy = pnstrdup(src, src_len);
-	n = lm_text_first_sentence(copy, src_len);
 	if (lm_text_count_words(copy, n) <= r->max_words)
 	{
 		*len = n;
@@ -330,4 +359,47 @@ SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p,
 	}
 	*len = lm_text_first_words(copy, n, r->max_words);
 	return ShapeText(r, LM_TEXT_END_WORD, copy, len);
+}
+
+/*
+ * The summary from its generations.  One answer is shaped; an answer that
+ * shapes to nothing (the model stopped at once, or said nothing but a
+ * subject and a dangling clause: Gemma 3 left 2 of the 200 public
+ * headlines empty) is replaced by the source's own beginning in the same
+ * style, so a summary of a text with words is never empty.  Several
+ * answers are shaped and vote, with the source's beginning, for the one
+ * sharing most words with the others (lm_summary_consensus; ties go to the
+ * greedy answer).
+ */
+char *
+SummaryChoose(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *limits, const char *src,
+			  size_t src_len, const char *const *texts, const size_t *lens, int n, size_t *len)
+{
+	const char *cand[LMGEN_MAX_GENERATIONS + 1];
+	size_t		cand_len[LMGEN_MAX_GENERATIONS + 1];
+	double		weight[LMGEN_MAX_GENERATIONS + 1];
+	int			best;
+
+	if (n < 1 || n > LMGEN_MAX_GENERATIONS)
+		elog(ERROR, "a summary needs 1 to %d generations, not %d", LMGEN_MAX_GENERATIONS, n);
+	for (int k = 0; k < n; k++)
+	{
+		cand_len[k] = lens[k];
+		cand[k] = ShapeText(r, SummaryEnd(m, limits, texts[k], lens[k]), pnstrdup(texts[k], lens[k]),
+							&cand_len[k]);
+		weight[k] = 1.0;
+	}
+	best = 0;
+	if (n > 1 && lm_text_count_words(src, src_len) > 0)
+	{
+		cand[n] = SourceInStyle(r, src, src_len, &cand_len[n]);
+		weight[n] = HEADLINE_SOURCE_WEIGHT;
+		best = lm_summary_consensus(cand, cand_len, weight, n + 1);
+	}
+	if (lm_text_count_words(cand[best], cand_len[best]) > 0 || lm_text_count_words(src, src_len) == 0)
+	{
+		*len = cand_len[best];
+		return pnstrdup(cand[best], cand_len[best]);
+	}
+	return SourceInStyle(r, src, src_len, len);
 }

@@ -33,6 +33,7 @@ typedef struct SummaryRequest
 	int			max_words;		/* words at most (decoding stops there) */
 	int			n_shots;		/* headline examples chosen for the text (0: the built-in three) */
 	char	  **shots;			/* their text and summary in turn, most similar first */
+	int			n_candidates;	/* generations the answer is chosen among (1: the greedy one alone) */
 } SummaryRequest;
 
 /* Examples written into a headline prompt when they are retrieved per row. */
@@ -58,19 +59,26 @@ extern char *SummarySource(const char *body, size_t len, size_t *out_len);
 extern LmgenPrompt SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len);
 
 /*
- * Decoding settings of a summary: stop strings for its style, the word
- * limit, and the copy bias toward the tokens of src (ids palloc'd; they
- * must live until the generation starts).
+ * Decoding settings of each of a summary's r->n_candidates generations,
+ * into p[0..]: stop strings for its style, the word limit, and the copy
+ * bias toward the tokens of src (ids palloc'd; they must live until the
+ * generations start); p[0] greedy, the others sampled with fixed seeds.
  */
 extern void SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *src, size_t len,
 							lm_gen_params *p);
 
+/* Words a summary's generation stops at: max_words, for a headline at most a few more than it keeps. */
+extern int	SummaryGeneratedWords(const SummaryRequest *r);
+
 /*
- * The answer in its style, ending at a complete phrase (a view into out or
- * a palloc'd copy; length in *len); when the answer shapes to nothing, the
- * beginning of src (the source) in the same style instead.
+ * The summary from its n generations (texts, lens; limits: the word and
+ * token limits they ran under), in its style and
+ * ending at a complete phrase (palloc'd; length in *len): the one answer
+ * shaped, or with several candidates the one agreeing most with the others
+ * and with the source's first sentence (summary_select.h).  An answer that
+ * shapes to nothing gives way to the beginning of src in the same style.
  */
-extern char *SummaryShape(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *p,
-						  const char *src, size_t src_len, char *out, size_t *len);
+extern char *SummaryChoose(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *limits, const char *src,
+						   size_t src_len, const char *const *texts, const size_t *lens, int n, size_t *len);
 
 #endif							/* LMGEN_SUMMARY_H */

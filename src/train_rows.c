@@ -96,7 +96,7 @@ IsTextType(Oid t)
  * "SELECT" that "is not allowed in a non-volatile function").
  */
 static void
-CheckPlainSelect(const char *what, SPIPlanPtr plan)
+CheckPlainSelect(const char *what, const char *shape, SPIPlanPtr plan)
 {
 	ListCell   *lc;
 
@@ -112,15 +112,19 @@ CheckPlainSelect(const char *what, SPIPlanPtr plan)
 			if (q->commandType != CMD_SELECT || q->hasModifyingCTE || q->rowMarks != NIL)
 				ereport(ERROR,
 						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-						 errmsg("%s: the query must be a single SELECT returning (text, label)", what),
+						 errmsg("%s: the query must be a single SELECT returning %s", what, shape),
 						 errdetail("It may not change data (INSERT, UPDATE or DELETE, also inside WITH) or lock rows (FOR UPDATE, FOR SHARE).")));
 		}
 	}
 }
 
-/* Run a two-column (text, any) query and call fn for each row with neither column NULL. */
+/*
+ * Run a two-column (text, any) query and call fn for each row with neither
+ * column NULL; shape names the two columns in errors ("(text, label)").
+ */
 void
-ForEachTextPair(const char *what, const char *query, TextPairFn fn, void *arg, RowCounts *counts)
+ForEachTextPair(const char *what, const char *shape, const char *query, TextPairFn fn, void *arg,
+				RowCounts *counts)
 {
 	SPIPlanPtr	plan;
 	Portal		portal;
@@ -138,7 +142,8 @@ ForEachTextPair(const char *what, const char *query, TextPairFn fn, void *arg, R
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s: the query is empty", what),
-				 errhint("Pass a SELECT that returns (text, label), e.g. 'SELECT body, category FROM docs'.")));
+				 errhint("Pass a SELECT that returns %s, e.g. 'SELECT body, %s FROM docs'.", shape,
+						 strstr(shape, "summary") ? "summary" : "category")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -148,15 +153,15 @@ ForEachTextPair(const char *what, const char *query, TextPairFn fn, void *arg, R
 	if (!SPI_is_cursor_plan(plan))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s: the query must be a single SELECT returning (text, label)", what)));
-	CheckPlainSelect(what, plan);
+				 errmsg("%s: the query must be a single SELECT returning %s", what, shape)));
+	CheckPlainSelect(what, shape, plan);
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	desc = portal->tupDesc;
 	if (desc == NULL || desc->natts != 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s: the query returns %d columns; it must return 2 (text, label)", what,
-						desc ? desc->natts : 0)));
+				 errmsg("%s: the query returns %d columns; it must return 2 %s", what,
+						desc ? desc->natts : 0, shape)));
 	if (!IsTextType(TupleDescAttr(desc, 0)->atttypid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -237,7 +242,7 @@ ForEachLabelledRow(const char *what, const char *query, LabelSet *labels, Labell
 {
 	LabelledRows lr = {labels, fn, arg};
 
-	ForEachTextPair(what, query, LabelledRow, &lr, counts);
+	ForEachTextPair(what, "(text, label)", query, LabelledRow, &lr, counts);
 }
 
 /* Append a double as a JSON number (NaN and infinities as null). */

@@ -57,9 +57,10 @@ extern void ForEachLabelledRow(const char *what, const char *query, LabelSet *la
 
 /*
  * The same for any (text, second column) query: fn gets the second column
- * as its type's output function writes it (summarize()'s examples).
+ * as its type's output function writes it (summarize()'s examples); shape
+ * names the columns in its errors ("(text, summary)").
  */
-extern void ForEachTextPair(const char *what, const char *query, TextPairFn fn, void *arg,
+extern void ForEachTextPair(const char *what, const char *shape, const char *query, TextPairFn fn, void *arg,
 							RowCounts *counts);
 
 /* Metrics as jsonb: accuracy, macro_f1, log_loss, rows, per_class, confusion. */

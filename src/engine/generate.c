@@ -27,10 +27,15 @@ struct lm_gen
 	double		t_gen;			/* seconds of token evaluation */
 };
 
-/* Start: evaluate the prompt and sample the first token. */
-lm_gen *
-lm_gen_start(lm_context *ctx, const lm_tokenizer *tok, int seq, const int32_t *prompt,
-			 int n_prompt, const lm_gen_params *p, char *err, size_t errlen)
+/*
+ * Start in sequence seq: its first n_shared prompt positions shared from
+ * sequence from (none when n_shared is 0), the rest of the prompt
+ * evaluated, the first token sampled.  Every prompt token keeps the value
+ * order of the whole prompt, so sharing changes no bit (context.h).
+ */
+static lm_gen *
+gen_start(lm_context *ctx, const lm_tokenizer *tok, int seq, int from, int n_shared, const int32_t *prompt,
+		  int n_prompt, const lm_gen_params *p, char *err, size_t errlen)
 {
 	const lm_model *m = lm_context_model(ctx);
 	lm_gen	   *g;
@@ -47,17 +52,23 @@ lm_gen_start(lm_context *ctx, const lm_tokenizer *tok, int seq, const int32_t *p
 	if (!g->s)
 		goto fail;
 	g->batch = lm_batch_create(1);
-	pb = lm_batch_create(n_prompt);
+	pb = lm_batch_create(n_prompt - n_shared);
 	if (!g->batch || !pb)
 		goto oom;
 
-	/* the whole prompt as one batch, logits of its last token */
-	lm_kv_seq_clear(lm_context_kv(ctx), seq);
-	for (int i = 0; i < n_prompt; i++)
+	/* the prompt (after the shared part) as one batch, logits of its last token */
+	if (n_shared == 0)
+		lm_kv_seq_clear(lm_context_kv(ctx), seq);
+	else if (!lm_kv_seq_share(lm_context_kv(ctx), from, seq, n_shared))
+	{
+		snprintf(err, errlen, "cannot share %d positions of sequence %d with sequence %d", n_shared, from, seq);
+		goto fail;
+	}
+	for (int i = n_shared; i < n_prompt; i++)
 		lm_batch_add_token(pb, prompt[i], i, seq, i == n_prompt - 1 ? LM_OUT_LOGITS : LM_OUT_NONE, order);
 	if (lm_model_forward(ctx, pb, err, errlen) != 0)
 		goto fail;
-	lm_sequence_sample(g->s, lm_context_logits(ctx, n_prompt - 1));
+	lm_sequence_sample(g->s, lm_context_logits(ctx, n_prompt - 1 - n_shared));
 	g->t_prompt = lm_now_s() - t0;
 	lm_batch_free(pb);
 	return g;
@@ -68,6 +79,27 @@ fail:
 	lm_batch_free(pb);
 	lm_gen_free(g);
 	return NULL;
+}
+
+/* Start: evaluate the prompt and sample the first token. */
+lm_gen *
+lm_gen_start(lm_context *ctx, const lm_tokenizer *tok, int seq, const int32_t *prompt,
+			 int n_prompt, const lm_gen_params *p, char *err, size_t errlen)
+{
+	return gen_start(ctx, tok, seq, -1, 0, prompt, n_prompt, p, err, errlen);
+}
+
+/* Start after a prompt another sequence has evaluated: only its last token is evaluated again. */
+lm_gen *
+lm_gen_start_after(lm_context *ctx, const lm_tokenizer *tok, int seq, int from, const int32_t *prompt,
+				   int n_prompt, const lm_gen_params *p, char *err, size_t errlen)
+{
+	if (n_prompt < 1 || from == seq || lm_kv_seq_len(lm_context_kv(ctx), from) < n_prompt - 1)
+	{
+		snprintf(err, errlen, "sequence %d does not hold the %d positions of the prompt", from, n_prompt - 1);
+		return NULL;
+	}
+	return gen_start(ctx, tok, seq, from, n_prompt - 1, prompt, n_prompt, p, err, errlen);
 }
 
 /* Produce the next token; evaluate it when the generation goes on. */

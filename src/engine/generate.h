@@ -39,6 +39,17 @@ extern lm_gen *lm_gen_start(lm_context *ctx, const lm_tokenizer *tok, int seq,
 							char *err, size_t errlen);
 
 /*
+ * lm_gen_start for a prompt whose first n_prompt - 1 positions sequence
+ * from of ctx already holds (an earlier generation after the same prompt,
+ * running or finished): seq shares them (copy-on-write blocks) and only
+ * the last prompt token is evaluated.  The same bits as lm_gen_start.
+ * NULL with a message when from does not hold them.
+ */
+extern lm_gen *lm_gen_start_after(lm_context *ctx, const lm_tokenizer *tok, int seq, int from,
+								  const int32_t *prompt, int n_prompt, const lm_gen_params *p,
+								  char *err, size_t errlen);
+
+/*
  * Produce the next token.  Returns 1 with *token set and *text / *text_len
  * pointing at the newly printable text (valid until the next call; may be
  * empty); 0 when generation has ended (see lm_gen_stop_reason); -1 with a

@@ -7,6 +7,7 @@
 
 #include "context.h"
 #include "generate.h"
+#include "kvcache.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "unit.h"
@@ -62,6 +63,7 @@ main(void)
 	m = lm_model_open(path, err, sizeof(err));
 	tok = m ? lm_tokenizer_load(m->gguf, err, sizeof(err)) : NULL;
 	cp.n_ctx = 128;
+	cp.n_seq_max = 2;
 	ctx = tok ? lm_context_create(m, &cp, err, sizeof(err)) : NULL;
 	if (!ctx)
 	{
@@ -166,6 +168,33 @@ main(void)
 		lm_gen_free(g);
 		CHECK(na > 0 && na == nb && memcmp(a, b, sizeof(int32_t) * na) == 0,
 			  "sampling with the same seed gives the same %d tokens", na);
+
+		/* the same after a prompt sequence 0 evaluated for a greedy generation that ran first */
+		{
+			lm_gen_params greedy = lm_gen_default_params();
+			lm_gen	   *first = lm_generate(ctx, tok, 0, prompt, 5, &greedy, NULL, NULL, err, sizeof(err));
+
+			g = first ? lm_gen_start_after(ctx, tok, 1, 0, prompt, 5, &gp, err, sizeof(err)) : NULL;
+			nb = 0;
+			if (g)
+			{
+				int32_t		t;
+
+				while (lm_gen_next(g, &t, &text, &tl, err, sizeof(err)) == 1)
+					;
+				memcpy(b, lm_gen_tokens(g, &nb), sizeof(int32_t) * nb);
+			}
+			CHECK(g && na == nb && memcmp(a, b, sizeof(int32_t) * na) == 0,
+				  "a generation started after another's prompt samples the same %d tokens (%s)", nb, g ? "" : err);
+			lm_gen_free(g);
+			lm_gen_free(first);
+			g = lm_gen_start_after(ctx, tok, 0, 0, prompt, 5, &gp, err, sizeof(err));
+			CHECK(g == NULL && strstr(err, "does not hold") != NULL, "a sequence cannot start after itself (%s)", err);
+			lm_kv_seq_clear(lm_context_kv(ctx), 0);
+			g = lm_gen_start_after(ctx, tok, 1, 0, prompt, 5, &gp, err, sizeof(err));
+			CHECK(g == NULL && strstr(err, "does not hold") != NULL,
+				  "nor after a sequence that does not hold the prompt (%s)", err);
+		}
 	}
 
 	/* bad input */
