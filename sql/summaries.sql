@@ -27,7 +27,9 @@ CREATE FUNCTION pg_temp.mid_phrase(s text) RETURNS boolean LANGUAGE sql AS $$
           'our','your','my','is','are','was','were','be','been','being','has','have','had','can',
           'could','will','would','should','may','might','must','do','does','did','various',
           'several','many','some','each','every','other','both','either','including','like',
-          'about','over','under','between','through','per']))
+          'about','over','under','between','through','per','after','before','since','until','during',
+          'without','within','against','among','across','behind','beyond','upon','toward','towards',
+          'around','unlike','whether','though','although','unless']))
 $$;
 
 CREATE TEMP TABLE runs AS
@@ -74,8 +76,9 @@ WHERE r.max_tokens = 32 AND r.max_words = 20 AND r.model = 'smollm2'
 
 -- a headline is chosen among lmgen.headline_candidates generations (the
 -- greedy one and sampled ones with fixed seeds) and the source's first
--- sentence: with one candidate or eight, every headline is one complete
--- line of at most 8 words, and the choice is the same for a row whether the
+-- sentence (shaped to at most 6 and 10 words): with one generation or eight,
+-- every headline is one complete line of at most 10 words (8 for a
+-- generated one), and the choice is the same for a row whether the
 -- rows run in the background worker (one scheduler, the prompt shared), in
 -- this backend one call at a time (one context, the prompt evaluated once)
 -- or in this backend's batch of the array form (its own scheduler)
@@ -90,11 +93,11 @@ FROM sources s, (VALUES ('smollm2'), ('gemma3')) AS m(name);
 SELECT (SELECT count(*) FROM hl1) = 8 AND (SELECT count(*) FROM hl8) = 8 AS ran_both;
 SELECT 'hl1' AS candidates, * FROM hl1
 WHERE pg_temp.mid_phrase(summary) OR btrim(summary) = '' OR position(E'\n' IN summary) > 0
-   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 8
+   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 10
 UNION ALL
 SELECT 'hl8', * FROM hl8
 WHERE pg_temp.mid_phrase(summary) OR btrim(summary) = '' OR position(E'\n' IN summary) > 0
-   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 8;
+   OR cardinality(regexp_split_to_array(btrim(summary), '\s+')) > 10;
 SET lmgen.execution = local;
 SET lmgen.enable_batching = off;
 SELECT h.model, h.id, h.summary AS worker, c.summary AS one_call FROM hl8 h,
@@ -109,7 +112,7 @@ JOIN (SELECT m.name AS model, a.summaries
 WHERE arr.summaries[h.id] IS DISTINCT FROM h.summary;
 RESET lmgen.execution;
 RESET lmgen.headline_candidates;
-SET lmgen.headline_candidates = 0;
+SET lmgen.headline_candidates = -1;
 SET lmgen.headline_candidates = 9;
 
 -- the word limit is decoding's: max_words 3 gives at most three words

@@ -85,13 +85,9 @@ CallPrompt(LmgenModel *m, const LmgenCall *c)
 
 /* Generations a generate or summarize call runs: a headline's candidates, else one. */
 int
-CallGenerations(const LmgenCall *c)
+CallGenerations(LmgenModel *m, const LmgenCall *c)
 {
-	int			n = c->kind == LMGEN_CALL_SUMMARIZE ? c->opt[LMGEN_OPT_CANDIDATES] : 1;
-
-	if (n < 1 || n > LMGEN_MAX_GENERATIONS)
-		elog(ERROR, "lmgen call asks for %d generations", n);
-	return n;
+	return c->kind == LMGEN_CALL_SUMMARIZE ? SummarizeGenerationsOf(m, c) : 1;
 }
 
 /* The decoding settings of each generation of a generate or summarize call. */
@@ -125,7 +121,7 @@ CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out)
 		case LMGEN_CALL_SUMMARIZE:
 			{
 				LmgenPrompt prompt = CallPrompt(m, c);
-				int			n = CallGenerations(c);
+				int			n = CallGenerations(m, c);
 				lm_gen_params p[LMGEN_MAX_GENERATIONS];
 				char	   *texts[LMGEN_MAX_GENERATIONS];
 				size_t		lens[LMGEN_MAX_GENERATIONS];

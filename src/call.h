@@ -40,7 +40,7 @@ typedef enum LmgenCallKind
 #define LMGEN_OPT_MAX_WORDS 0	/* summarize: max_words */
 #define LMGEN_OPT_STYLE 1		/* summarize: SummaryStyle */
 #define LMGEN_OPT_SUMMARY_SHOTS 2	/* summarize: (text, summary) example pairs in extra, most similar first */
-#define LMGEN_OPT_CANDIDATES 3	/* summarize: generations a headline is chosen among (lmgen.headline_candidates) */
+#define LMGEN_OPT_CANDIDATES 3	/* summarize: lmgen.headline_candidates for a headline (0: by the model), else 1 */
 #define LMGEN_OPT_DESCRIPTIONS 0	/* classify: 1 when extra starts with one description per label */
 #define LMGEN_OPT_N_SHOTS 1		/* classify: examples chosen for the text (their texts end extra) */
 #define LMGEN_OPT_SHOT_LABEL 2	/* classify: label index of example k in opt[LMGEN_OPT_SHOT_LABEL + k] */
@@ -105,8 +105,8 @@ extern void CallExecute(LmgenModel *m, const LmgenCall *c, StringInfo out);
 /* The prompt of a generate or summarize call (the worker's scheduler path). */
 extern LmgenPrompt CallPrompt(LmgenModel *m, const LmgenCall *c);
 
-/* Generations a generate or summarize call runs after its one prompt (1..LMGEN_MAX_GENERATIONS). */
-extern int	CallGenerations(const LmgenCall *c);
+/* Generations a generate or summarize call of model m runs after its one prompt (1..LMGEN_MAX_GENERATIONS). */
+extern int	CallGenerations(LmgenModel *m, const LmgenCall *c);
 
 /* The decoding settings of each of the n = CallGenerations(c) generations of a call, into p[] (both modes). */
 extern void CallDecodings(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p);
@@ -136,6 +136,7 @@ extern Datum EmbedResult(const LmgenCall *c, StringInfo res);
 /* Per-kind execution (sqlfuncs_*.c), shared by both modes. */
 extern LmgenPrompt GeneratePromptOf(LmgenModel *m, const LmgenCall *c);
 extern LmgenPrompt SummarizePromptOf(LmgenModel *m, const LmgenCall *c);
+extern int	SummarizeGenerationsOf(LmgenModel *m, const LmgenCall *c);
 extern void SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p);
 extern void SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *const *texts, const size_t *lens, int n,
 							StringInfo out);

@@ -125,7 +125,7 @@ static void
 SubmitGeneration(SchedCall *sc, size_t pool_bytes, const char *pool_setting, char *err, size_t errlen)
 {
 	LmgenPrompt prompt = CallPrompt(sc->m, sc->call);
-	int			n = CallGenerations(sc->call);
+	int			n = CallGenerations(sc->m, sc->call);
 	lm_gen_params p[LMGEN_MAX_GENERATIONS];
 	size_t		kv = 0;
 

@@ -186,9 +186,12 @@ GucInit(void)
 							"Generations summarize(..., style => 'headline') chooses its headline among.",
 							"The greedy one and this many minus one sampled with fixed seeds, after one "
 							"evaluation of the prompt; with the text's own first sentence they vote and the "
-							"headline sharing most words with the others wins.  1: the greedy headline alone.",
+							"headline sharing most words with the others wins.  1: the greedy generation alone "
+							"with the first sentence; 0: by the model (4 where a generated token costs little "
+							"more than a prompt token, as on SmolLM2; 1 where its vocabulary makes it dear, "
+							"as on Gemma 3).",
 							&lmgen_headline_candidates,
-							LMGEN_HEADLINE_CANDIDATES_DEFAULT, 1, LMGEN_MAX_HEADLINE_CANDIDATES,
+							LMGEN_HEADLINE_CANDIDATES_DEFAULT, 0, LMGEN_MAX_HEADLINE_CANDIDATES,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);

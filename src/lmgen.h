@@ -86,11 +86,11 @@ extern double lmgen_classify_vote_weight;	/* lmgen.classify_vote_weight */
 extern int	lmgen_headline_candidates;	/* lmgen.headline_candidates */
 
 /*
- * Default and upper limit of lmgen.headline_candidates: the generations a
- * headline is chosen among (README, "Summaries": the greedy one, three
- * sampled ones and the text's own first sentence).
+ * Default and upper limit of lmgen.headline_candidates, the generations a
+ * headline is chosen among: 0 lets the model's shape decide
+ * (SummaryCandidates: 4 for SmolLM2, 1 for Gemma 3).
  */
-#define LMGEN_HEADLINE_CANDIDATES_DEFAULT 4
+#define LMGEN_HEADLINE_CANDIDATES_DEFAULT 0
 #define LMGEN_MAX_HEADLINE_CANDIDATES 8
 extern int	lmgen_embedding_precision;	/* lmgen.embedding_precision */
 extern int	lmgen_device;		/* lmgen.device */

@@ -165,9 +165,9 @@ SummarizeCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
 	return true;
 }
 
-/* The summary settings of a summarize() call. */
+/* The summary settings of a summarize() call of model m. */
 static SummaryRequest
-SummaryRequestOf(const LmgenCall *c)
+SummaryRequestOf(LmgenModel *m, const LmgenCall *c)
 {
 	SummaryRequest r;
 
@@ -177,9 +177,9 @@ SummaryRequestOf(const LmgenCall *c)
 	if (r.n_shots < 0 || r.n_shots > SUMMARY_EXAMPLES_K || c->n_extra != 2 * r.n_shots)
 		elog(ERROR, "summarize call has a malformed example list");
 	r.shots = c->extra;
-	r.n_candidates = c->opt[LMGEN_OPT_CANDIDATES];
-	if (r.n_candidates < 1 || r.n_candidates > LMGEN_MAX_GENERATIONS)
-		elog(ERROR, "summarize call asks for %d candidates", r.n_candidates);
+	if (c->opt[LMGEN_OPT_CANDIDATES] < 0 || c->opt[LMGEN_OPT_CANDIDATES] > LMGEN_MAX_GENERATIONS)
+		elog(ERROR, "summarize call asks for %d candidates", c->opt[LMGEN_OPT_CANDIDATES]);
+	r.n_candidates = r.style == SUMMARY_HEADLINE ? SummaryCandidates(m, c->opt[LMGEN_OPT_CANDIDATES]) : 1;
 	return r;
 }
 
@@ -187,17 +187,24 @@ SummaryRequestOf(const LmgenCall *c)
 LmgenPrompt
 SummarizePromptOf(LmgenModel *m, const LmgenCall *c)
 {
-	SummaryRequest r = SummaryRequestOf(c);
+	SummaryRequest r = SummaryRequestOf(m, c);
 
 	return FitPrompt(m, SummaryPrompt, &r, c->body, c->body_len, c->gen.max_tokens, "the summary",
 					 "ask for fewer tokens", 3);
+}
+
+/* The generations a summarize() call runs: a headline's candidates, else one. */
+int
+SummarizeGenerationsOf(LmgenModel *m, const LmgenCall *c)
+{
+	return SummaryRequestOf(m, c).n_candidates;
 }
 
 /* The decoding settings of a summarize() call's n generations: its style's stops, the word limit, the copy bias. */
 void
 SummarizeDecodingOf(LmgenModel *m, const LmgenCall *c, int n, lm_gen_params *p)
 {
-	SummaryRequest r = SummaryRequestOf(c);
+	SummaryRequest r = SummaryRequestOf(m, c);
 
 	if (n != r.n_candidates)
 		elog(ERROR, "summarize call runs %d generations, not %d", n, r.n_candidates);
@@ -209,7 +216,7 @@ void
 SummarizeFinish(LmgenModel *m, const LmgenCall *c, const char *const *texts, const size_t *lens, int n,
 				StringInfo buf)
 {
-	SummaryRequest r = SummaryRequestOf(c);
+	SummaryRequest r = SummaryRequestOf(m, c);
 	lm_gen_params p = c->gen;
 	size_t		len;
 	char	   *summary;

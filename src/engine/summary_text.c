@@ -26,7 +26,9 @@ static const char *const dangling_words[] = {
 	"be", "been", "being", "has", "have", "had", "can", "could", "will", "would", "should",
 	"may", "might", "must", "do", "does", "did", "various", "several", "many", "some",
 	"each", "every", "other", "both", "either", "including", "like", "about", "over",
-	"under", "between", "through", "per",
+	"under", "between", "through", "per", "after", "before", "since", "until", "during", "without",
+	"within", "against", "among", "across", "behind", "beyond", "upon", "toward", "towards", "around",
+	"unlike", "whether", "though", "although", "unless",
 };
 
 /* ASCII whitespace. */

@@ -157,7 +157,8 @@ DANGLING_WORDS = set("""a an the and or but nor of to in on at by for with from 
 that which who whose whom where when while if because so such this these those its their his her our
 your my is are was were be been being has have had can could will would should may might must do does
 did various several many some each every other both either including like about over under between
-through per""".split())
+through per after before since until during without within against among across behind beyond upon
+toward towards around unlike whether though although unless""".split())
 
 # Packages of debian_packages_train.csv whose (description, synopsis) pairs are
 # the headline examples of src/summary.c (HEADLINE_EXAMPLES): --dev leaves them
