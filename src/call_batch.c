@@ -136,11 +136,13 @@ TakeLocal(void *arg)
 		ls->finished[k] = true;
 }
 
-/* Call k of the group failed: keep its error, and cancel the calls after it. */
+/* Call k of the group failed: keep its error, and cancel its other requests and the calls after it. */
 static void
 LocalFailed(LocalSched *ls, int k, ErrorData *e)
 {
 	KeepError(ls->b, ls->idx[k], e);
+	if (ls->submitted[k])
+		SchedCallCancel(&ls->sc[k]);	/* a headline's other generations; finished ones are ignored */
 	ls->finished[k] = true;
 	for (int j = 0; j < ls->g; j++)
 		if (!ls->finished[j] && ls->idx[j] > ls->b->first_error)

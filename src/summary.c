@@ -117,7 +117,7 @@
  * twice: of at most 6 and of at most 10 words; each weighs as much as a
  * generation.  On 250 development rows (Gemma 3, a throwaway driver over
  * the engine, 2 / 4 generations): ROUGE-L 0.286 / 0.297 with these two,
- * 0.274 / 0.291 with 6 and 8 words, 0.285 / 0.285 with 8 alone, 0.251 /
+ * 0.274 / 0.291 with 6 and 8 words, 0.282 / 0.285 with 8 alone, 0.251 /
  * 0.272 with none; the greedy headline alone 0.251.
  */
 #define HEADLINE_SOURCE_SHORT_WORDS 6
@@ -128,9 +128,9 @@
  * headline within a quarter of a sentence summary's time.  Each generated
  * token costs the layers and the vocabulary projection, a prompt token the
  * layers alone: SmolLM2's projection (49152 x 576) is a quarter of its
- * layers' weights, and with 4 generations a headline costs 1.19 times a
+ * layers' weights, and with 4 generations a headline costs 1.22 times a
  * sentence summary per row (public file, 2 threads); Gemma 3's (262144 x
- * 640) is 1.7 times its layers', and 2 generations already cost 1.31
+ * 640) is 1.7 times its layers', and 2 generations already cost 1.32
  * times, so it gets the greedy one (README, "Headlines chosen among
  * candidates").
  */
@@ -310,9 +310,14 @@ SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 static const char *const line_stop[] = {"\n"};
 static const char *const list_stop[] = {"\n\n"};
 
-/* The generations a headline of model m is chosen among: lmgen.headline_candidates, or for 0 (auto) by the model's shape. */
+/*
+ * The generations a headline of model m is chosen among: the setting
+ * (lmgen.headline_candidates), or for 0 (auto) one with retrieved examples
+ * (on the public file Gemma 3's headlines with examples were the same with
+ * 4 generations as with 1, at twice the time), else by the model's shape.
+ */
 int
-SummaryCandidates(LmgenModel *m, int setting)
+SummaryCandidates(LmgenModel *m, int setting, bool examples)
 {
 	const lm_model_config *cfg = &m->model->cfg;
 	double		layers,
@@ -320,6 +325,8 @@ SummaryCandidates(LmgenModel *m, int setting)
 
 	if (setting > 0)
 		return setting;
+	if (examples)
+		return 1;
 	layers = (double) cfg->n_layer *
 		((double) cfg->n_embd * cfg->head_dim_k * (cfg->n_head + cfg->n_head_kv) +
 		 (double) cfg->n_embd * cfg->head_dim_v * (cfg->n_head_kv + cfg->n_head) +
