@@ -155,6 +155,32 @@ WHERE summarize((SELECT body FROM sources WHERE id = w.id), model => w.model, st
 SELECT s[1] = (SELECT summary FROM with_examples WHERE id = 3 AND model = 'gemma3') AS same_as_per_row, s[2] IS NULL AS null_stays_null
 FROM summarize(ARRAY[(SELECT body FROM sources WHERE id = 3), NULL], model => 'gemma3', style => 'headline',
                examples => 'SELECT body, summary FROM synopses') AS s;
+-- with examples the generations vote among themselves (without the text's
+-- sentence): eight give another headline than the greedy one alone for
+-- some of these rows, each still one complete line, the same in this
+-- backend one call at a time
+SET lmgen.headline_candidates = 1;
+CREATE TEMP TABLE with_examples1 AS
+SELECT s.id, m.name AS model,
+       summarize(s.body, model => m.name, style => 'headline', examples => 'SELECT body, summary FROM synopses') AS summary
+FROM sources s, (VALUES ('smollm2'), ('gemma3')) AS m(name);
+SET lmgen.headline_candidates = 8;
+CREATE TEMP TABLE with_examples8 AS
+SELECT s.id, m.name AS model,
+       summarize(s.body, model => m.name, style => 'headline', examples => 'SELECT body, summary FROM synopses') AS summary
+FROM sources s, (VALUES ('smollm2'), ('gemma3')) AS m(name);
+SELECT count(*) FILTER (WHERE e8.summary IS DISTINCT FROM e1.summary) > 0 AS the_vote_changes_some
+FROM with_examples8 e8 JOIN with_examples1 e1 USING (id, model);
+SELECT model, id, summary FROM with_examples8
+WHERE pg_temp.mid_phrase(summary) OR position(E'\n' IN summary) > 0 OR btrim(summary) = '';
+SET lmgen.execution = local;
+SET lmgen.enable_batching = off;
+SELECT count(*) AS differing FROM with_examples8 w
+WHERE summarize((SELECT body FROM sources WHERE id = w.id), model => w.model, style => 'headline',
+                examples => 'SELECT body, summary FROM synopses') IS DISTINCT FROM w.summary;
+RESET lmgen.enable_batching;
+RESET lmgen.execution;
+RESET lmgen.headline_candidates;
 -- examples serve headlines only, and the query must give (text, summary) rows
 SELECT summarize('x', style => 'sentence', examples => 'SELECT body, summary FROM synopses');
 SELECT summarize('x', style => 'headline', examples => 'SELECT body, summary FROM synopses WHERE false');

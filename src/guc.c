@@ -189,7 +189,7 @@ GucInit(void)
 							"headline sharing most words with the others wins.  1: the greedy generation alone "
 							"with the first sentence; 0: by the model (4 where a generated token costs little "
 							"more than a prompt token, as on SmolLM2; 1 where its vocabulary makes it dear, "
-							"as on Gemma 3, and for headlines with retrieved examples).",
+							"as on Gemma 3).",
 							&lmgen_headline_candidates,
 							LMGEN_HEADLINE_CANDIDATES_DEFAULT, 0, LMGEN_MAX_HEADLINE_CANDIDATES,
 							PGC_USERSET,

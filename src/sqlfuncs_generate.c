@@ -179,8 +179,7 @@ SummaryRequestOf(LmgenModel *m, const LmgenCall *c)
 	r.shots = c->extra;
 	if (c->opt[LMGEN_OPT_CANDIDATES] < 0 || c->opt[LMGEN_OPT_CANDIDATES] > LMGEN_MAX_GENERATIONS)
 		elog(ERROR, "summarize call asks for %d candidates", c->opt[LMGEN_OPT_CANDIDATES]);
-	r.n_candidates = r.style == SUMMARY_HEADLINE ?
-		SummaryCandidates(m, c->opt[LMGEN_OPT_CANDIDATES], r.n_shots > 0) : 1;
+	r.n_candidates = r.style == SUMMARY_HEADLINE ? SummaryCandidates(m, c->opt[LMGEN_OPT_CANDIDATES]) : 1;
 	return r;
 }
 

@@ -310,14 +310,9 @@ SummaryPrompt(LmgenModel *m, void *arg, const char *text, size_t len)
 static const char *const line_stop[] = {"\n"};
 static const char *const list_stop[] = {"\n\n"};
 
-/*
- * The generations a headline of model m is chosen among: the setting
- * (lmgen.headline_candidates), or for 0 (auto) one with retrieved examples
- * (on the public file Gemma 3's headlines with examples were the same with
- * 4 generations as with 1, at twice the time), else by the model's shape.
- */
+/* The generations a headline of model m is chosen among: the setting (lmgen.headline_candidates), or for 0 (auto) by the model's shape. */
 int
-SummaryCandidates(LmgenModel *m, int setting, bool examples)
+SummaryCandidates(LmgenModel *m, int setting)
 {
 	const lm_model_config *cfg = &m->model->cfg;
 	double		layers,
@@ -325,8 +320,6 @@ SummaryCandidates(LmgenModel *m, int setting, bool examples)
 
 	if (setting > 0)
 		return setting;
-	if (examples)
-		return 1;
 	layers = (double) cfg->n_layer *
 		((double) cfg->n_embd * cfg->head_dim_k * (cfg->n_head + cfg->n_head_kv) +
 		 (double) cfg->n_embd * cfg->head_dim_v * (cfg->n_head_kv + cfg->n_head) +
@@ -463,6 +456,7 @@ SummaryChoose(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *limit
 	const char *cand[LMGEN_MAX_GENERATIONS + 2];
 	size_t		cand_len[LMGEN_MAX_GENERATIONS + 2];
 	int			headline_words = Min(r->max_words, HEADLINE_MAX_WORDS);
+	int			n_cand;
 	int			best;
 
 	if (n < 1 || n > LMGEN_MAX_GENERATIONS)
@@ -473,14 +467,17 @@ SummaryChoose(LmgenModel *m, const SummaryRequest *r, const lm_gen_params *limit
 		cand[k] = ShapeText(r, SummaryEnd(m, limits, texts[k], lens[k]), pnstrdup(texts[k], lens[k]),
 							&cand_len[k]);
 	}
-	best = 0;
+	n_cand = n;
 	if (r->style == SUMMARY_HEADLINE && r->n_shots == 0 && lm_text_count_words(src, src_len) > 0)
 	{
-		cand[n] = SourceInStyle(r, Min(r->max_words, HEADLINE_SOURCE_SHORT_WORDS), src, src_len, &cand_len[n]);
-		cand[n + 1] = SourceInStyle(r, Min(r->max_words, HEADLINE_SOURCE_LONG_WORDS), src, src_len,
-									&cand_len[n + 1]);
-		best = lm_summary_consensus(cand, cand_len, NULL, n + 2);
+		cand[n_cand] = SourceInStyle(r, Min(r->max_words, HEADLINE_SOURCE_SHORT_WORDS), src, src_len,
+									 &cand_len[n_cand]);
+		n_cand++;
+		cand[n_cand] = SourceInStyle(r, Min(r->max_words, HEADLINE_SOURCE_LONG_WORDS), src, src_len,
+									 &cand_len[n_cand]);
+		n_cand++;
 	}
+	best = n_cand > 1 ? lm_summary_consensus(cand, cand_len, NULL, n_cand) : 0;
 	if (lm_text_count_words(cand[best], cand_len[best]) > 0 || lm_text_count_words(src, src_len) == 0)
 	{
 		*len = cand_len[best];

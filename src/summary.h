@@ -69,11 +69,10 @@ extern void SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *
 
 /*
  * The generations a headline of model m is chosen among: setting
- * (lmgen.headline_candidates) when positive, else (0, auto) one for a
- * headline with retrieved examples, otherwise by the cost of a generated
- * token against a prompt token on m.
+ * (lmgen.headline_candidates) when positive, else (0, auto) by the cost of
+ * a generated token against a prompt token on m.
  */
-extern int	SummaryCandidates(LmgenModel *m, int setting, bool examples);
+extern int	SummaryCandidates(LmgenModel *m, int setting);
 
 /* Words a summary's generation stops at: max_words, for a headline at most a few more than it keeps. */
 extern int	SummaryGeneratedWords(const SummaryRequest *r);
