@@ -155,7 +155,10 @@ TakeText(SchedCall *sc, const lm_sched_result *res)
 	for (int k = 0; k < sc->n_gen; k++)
 		if (sc->gen_ids[k] == res->id && sc->gen_texts[k] == NULL)
 		{
-			sc->gen_texts[k] = pnstrdup(res->text, res->len);
+			/* the bytes as they are: a generation may hold a NUL (dropped later, as alone) */
+			sc->gen_texts[k] = palloc(res->len + 1);
+			memcpy(sc->gen_texts[k], res->text, res->len);
+			sc->gen_texts[k][res->len] = '\0';
 			sc->gen_lens[k] = res->len;
 			sc->n_gen_taken++;
 		}
