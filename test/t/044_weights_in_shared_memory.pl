@@ -63,7 +63,7 @@ sub maps
 }
 
 my $short = "SELECT generate('Once upon a time', 16, model => 'smol')";
-my $long = "SELECT string_agg(generate('Tell a story about the number ' || i, 40, model => 'smol'), ' | ') FROM generate_series(1, 6) i";
+my $long = "SELECT string_agg(generate('Tell a story about the number ' || i, 40, model => 'smol'), ' | ') FROM generate_series(1, 36) i";
 my $one_long = "SELECT generate('Write a long story about a lighthouse keeper', 160, model => 'smol')";
 
 # Reference answers with the file mapped the old way (in a backend).
@@ -92,7 +92,9 @@ for my $p ([ 'local session 1', $pids[0] ], [ 'local session 2', $pids[1] ], [ '
 }
 
 # Truncated while a local-mode statement runs on it: the statement finishes
-# with the same answer.
+# with the same answer.  The statement (36 generations, batched) runs a few
+# seconds, so that it is still running a second after it started: with 6
+# it sometimes finished first once aggregate arguments were batched.
 my $c = start_psql($node, "SET lmgen.execution = 'local'; $long");
 my $running = '';
 for (1 .. 100)
