@@ -385,9 +385,15 @@ ShapeTextIn(const SummaryRequest *r, int headline_words, lm_text_end end, char *
 	switch (r->style)
 	{
 		case SUMMARY_SENTENCE:
-			/* one sentence: a small model that goes on mostly repeats itself */
+			/*
+			 * one sentence: a small model that goes on mostly repeats
+			 * itself; it is completed again, since a sentence that ends
+			 * inside a bracket the next sentence closes is cut there
+			 */
 			*len = lm_summary_complete(out, *len, end, &start);
 			*len = lm_text_first_sentence(out + start, *len);
+			*len = lm_summary_complete(out + start, *len, LM_TEXT_END_NATURAL, &sub);
+			start += sub;
 			break;
 		case SUMMARY_HEADLINE:
 			*len = lm_summary_complete(out, *len, end, &start);

@@ -78,26 +78,32 @@ last_word_start(const char *s, size_t a, size_t b)
 	return b;
 }
 
+/* Whether s[a..b), in ASCII lower case, is one of the n words of list (all shorter than 16 bytes). */
+static bool
+lower_word_in(const char *s, size_t a, size_t b, const char *const *list, size_t n)
+{
+	char		w[16];
+
+	if (b - a >= sizeof(w))
+		return false;
+	for (size_t i = 0; i < b - a; i++)
+		w[i] = (s[a + i] >= 'A' && s[a + i] <= 'Z') ? s[a + i] - 'A' + 'a' : s[a + i];
+	w[b - a] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(w, list[i]) == 0)
+			return true;
+	return false;
+}
+
 /* Whether the word s[a..b), without punctuation around it, is a dangling word. */
 static bool
 is_dangling_word(const char *s, size_t a, size_t b)
 {
-	char		w[16];
-	size_t		n = 0;
-
 	while (a < b && !is_alnum(s[a]))
 		a++;
 	while (b > a && !is_alnum(s[b - 1]))
 		b--;
-	if (b - a >= sizeof(w))
-		return false;
-	for (; a < b; a++)
-		w[n++] = (s[a] >= 'A' && s[a] <= 'Z') ? s[a] - 'A' + 'a' : s[a];
-	w[n] = 0;
-	for (size_t i = 0; i < sizeof(dangling_words) / sizeof(dangling_words[0]); i++)
-		if (strcmp(w, dangling_words[i]) == 0)
-			return true;
-	return false;
+	return lower_word_in(s, a, b, dangling_words, sizeof(dangling_words) / sizeof(dangling_words[0]));
 }
 
 /* Position of the last unclosed bracket or quote in s[a..b), or b when none. */
@@ -198,6 +204,24 @@ lm_text_count_words(const char *s, size_t len)
 	return n;
 }
 
+/*
+ * Whether the full stop at s[b] ends an abbreviation that rarely ends a
+ * sentence ("e.g.", "i.e.", "vs.") or an initial ("Adam M. Costello").
+ */
+static bool
+is_abbreviation_stop(const char *s, size_t b)
+{
+	static const char *const abbreviations[] = {"e.g.", "i.e.", "vs.", "cf.", "approx.", "incl.", "esp.", "resp.",
+	"mr.", "mrs.", "dr.", "ca."};
+	size_t		a = last_word_start(s, 0, b + 1);
+
+	while (a <= b && is_open_punct(s[a]))
+		a++;
+	if (b + 1 - a == 2 && s[a] >= 'A' && s[a] <= 'Z')
+		return true;
+	return lower_word_in(s, a, b + 1, abbreviations, sizeof(abbreviations) / sizeof(abbreviations[0]));
+}
+
 /* Length of the first sentence. */
 size_t
 lm_text_first_sentence(const char *s, size_t len)
@@ -207,7 +231,7 @@ lm_text_first_sentence(const char *s, size_t len)
 		if (s[b] == '\n')
 			return b;
 		if ((s[b] == '.' || s[b] == '!' || s[b] == '?') && (b + 1 == len || is_ws(s[b + 1])) &&
-			lm_text_count_words(s, b) >= 2)
+			lm_text_count_words(s, b) >= 2 && !(s[b] == '.' && is_abbreviation_stop(s, b)))
 			return b + 1;
 	}
 	return len;
@@ -353,15 +377,22 @@ next_word(const char *s, size_t i, size_t b)
 	return i;
 }
 
+/* A subject this many words long or shorter may precede a verb of content without an article ("This package provides X"). */
+#define CONTENT_VERB_MAX_SUBJECT 3
+
 /*
  * Where the description starts after a subject and copula among the first
- * words ("X is a ...", "This package contains the ..."), or a when none.
+ * words ("X is a ...", "This package contains the ..."), or after a short
+ * subject and a verb of content ("This package provides System-V init
+ * scripts"), or a when none.  The verbs of content are the verbs from
+ * "contains" on.
  */
 static size_t
 after_copula(const char *s, size_t a, size_t b)
 {
 	static const char *const verbs[] = {"is", "are", "contains", "provides", "includes", "offers", "implements"};
 	static const char *const articles[] = {"a", "an", "the", "one"};
+	const size_t first_content_verb = 2;
 	size_t		i = a;
 
 	for (int w = 0; w < 16 && i < b; w++, i = next_word(s, i, b))
@@ -382,6 +413,8 @@ after_copula(const char *s, size_t a, size_t b)
 					if (lm_text_count_words(s + rest, b - rest) >= 2)
 						return rest;
 				}
+			if (v >= first_content_verb && w <= CONTENT_VERB_MAX_SUBJECT && lm_text_count_words(s + j, b - j) >= 2)
+				return j;
 		}
 	}
 	return a;
@@ -484,6 +517,43 @@ before_repeat(const char *s, size_t a, size_t b)
 	return b;
 }
 
+/* Whether s[i..) begins with one of the words in list (any case for the first letter), followed by a space. */
+static bool
+word_in(const char *s, size_t i, size_t b, const char *const *list, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (word_at(s, i, b, list[k]))
+			return true;
+	return false;
+}
+
+/*
+ * End of s[a..b) before a relative clause ("platform game where the
+ * player ...", "media player which plays ..."), keeping at least two
+ * words; b when there is none.  On 1,500 descriptions of the training
+ * file a headline cut from the text scores ROUGE-L 0.302 with it, 0.299
+ * without; participles ("written in C") measured no better.
+ */
+static size_t
+before_clause(const char *s, size_t a, size_t b)
+{
+	static const char *const starters[] = {"that", "which", "who", "whose", "where", "when", "while"};
+	size_t		i = a;
+
+	for (int w = 0; i < b; w++, i = next_word(s, i, b))
+	{
+		size_t		e;
+
+		if (w < 2 || !word_in(s, i, b, starters, sizeof(starters) / sizeof(starters[0])))
+			continue;
+		e = trim_end(s, a, i);
+		while (e > a && (s[e - 1] == ',' || s[e - 1] == ';'))
+			e = trim_end(s, a, e - 1);
+		return e;
+	}
+	return b;
+}
+
 /* Reduce a one-line summary to a headline. */
 size_t
 lm_summary_headline(const char *s, size_t len, size_t *start)
@@ -503,6 +573,7 @@ lm_summary_headline(const char *s, size_t len, size_t *start)
 	a = after_copula(s, a, b);
 	a = after_article(s, a, b);
 	b = before_repeat(s, a, b);
+	b = before_clause(s, a, b);
 	n = lm_summary_complete(s + a, b - a, LM_TEXT_END_NATURAL, &sub);
 	*start = a + sub;
 	return n;

@@ -55,6 +55,15 @@ main(void)
 	CHECK(lm_text_first_sentence("A game. A game.", 15) == 7 && lm_text_first_sentence("v1.2 is out", 11) == 11 &&
 		  lm_text_first_sentence("Hi. It is. Done", 15) == 10 && lm_text_first_sentence("one\ntwo", 7) == 3,
 		  "the first sentence ends at a full stop after two words, else at a line break");
+	{
+		const char *eg = "It finds broken files (e.g. empty ones). It is fast.";
+		const char *initial = "Enhanced fmt program by Adam M. Costello. Can be used within vi.";
+
+		CHECK(lm_text_first_sentence(eg, strlen(eg)) == 40 &&
+			  lm_text_first_sentence(initial, strlen(initial)) == 41,
+			  "a sentence does not end at \"e.g.\" or at an initial (got %zu, %zu)",
+			  lm_text_first_sentence(eg, strlen(eg)), lm_text_first_sentence(initial, strlen(initial)));
+	}
 
 	/* mid-phrase detection */
 	CHECK(lm_text_ends_mid_phrase("convert files to various", 24), "ending on \"various\" is mid-phrase");
@@ -110,6 +119,17 @@ main(void)
 	r = headline("Jison-based, Bison-based, Jison-based, Jison-based, JavaScript-based", buf);
 	CHECK(strcmp(r, "Jison-based, Bison-based, Jison-based") == 0,
 		  "a headline ends before a word's third occurrence, at a complete phrase (got \"%s\")", r);
+	r = headline("This package provides System-V init scripts for packages.", buf);
+	CHECK(strcmp(r, "System-V init scripts for packages") == 0,
+		  "\"This package provides X\" gives X without an article too (got \"%s\")", r);
+	r = headline("The program in this package provides fast analysis of logs.", buf);
+	CHECK(strcmp(r, "program in this package provides fast analysis of logs") == 0,
+		  "a verb of content after a subject of more than three words is kept (got \"%s\")", r);
+	r = headline("KGoldrunner is a fast-paced platform game where the player must navigate a maze.", buf);
+	CHECK(strcmp(r, "fast-paced platform game") == 0, "a headline ends before a relative clause (got \"%s\")", r);
+	r = headline("Mpdscribble is a daemon that watches a Music Player Daemon instance.", buf);
+	CHECK(strcmp(r, "daemon that watches a Music Player Daemon instance") == 0,
+		  "a relative clause after one word stays (got \"%s\")", r);
 	r = headline("IRC client for IRC in Emacs", buf);
 	CHECK(strcmp(r, "IRC client for IRC in Emacs") == 0, "a word used twice apart is kept (got \"%s\")", r);
 
