@@ -12,6 +12,7 @@
 char	   *lmgen_model_dir = NULL;
 char	   *lmgen_default_model = NULL;
 char	   *lmgen_default_embedding_model = NULL;
+char	   *lmgen_default_classify_model = NULL;
 int			lmgen_max_tokens = LMGEN_DEFAULT_MAX_TOKENS;
 int			lmgen_threads = LMGEN_DEFAULT_THREADS;
 int			lmgen_context_overflow = LMGEN_OVERFLOW_ERROR;
@@ -99,6 +100,16 @@ GucInit(void)
 							   "uses the default model.",
 							   &lmgen_default_embedding_model,
 							   "minilm",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("lmgen.default_classify_model",
+							   "Registered model classify() uses when a call names none.",
+							   "When no model of this name is registered (or it is empty), classify() "
+							   "uses the default model.",
+							   &lmgen_default_classify_model,
+							   "gemma3",
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);

@@ -59,6 +59,7 @@ typedef enum LmgenDevice
 extern char *lmgen_model_dir;	/* lmgen.model_dir */
 extern char *lmgen_default_model;	/* lmgen.default_model */
 extern char *lmgen_default_embedding_model; /* lmgen.default_embedding_model */
+extern char *lmgen_default_classify_model;	/* lmgen.default_classify_model */
 extern int	lmgen_max_tokens;	/* lmgen.max_tokens */
 extern int	lmgen_threads;		/* lmgen.threads */
 extern int	lmgen_context_overflow; /* lmgen.context_overflow */

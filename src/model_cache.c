@@ -69,14 +69,17 @@ static struct
 	char	   *name;			/* TopMemoryContext; NULL when there is none */
 }			default_lookup;
 
-/* Whether lmgen.default_embedding_model names a registered model, as last read. */
-static struct
+/* Whether a task's model setting (lmgen.default_embedding_model, ...) names a registered model, as last read. */
+typedef struct TaskModelLookup
 {
 	uint64		generation;		/* registry_generation when read; 0 = never */
 	Oid			user;			/* the user it was read as */
 	char	   *setting;		/* TopMemoryContext copy of the setting it was read for */
 	bool		registered;		/* a model of that name is registered */
-}			embedding_lookup;
+} TaskModelLookup;
+
+static TaskModelLookup embedding_lookup;	/* lmgen.default_embedding_model */
+static TaskModelLookup classify_lookup; /* lmgen.default_classify_model */
 
 
 /* Relcache callback: any change to the registry makes cached lookups stale. */
@@ -498,29 +501,28 @@ ModelsOpenByFile(void)
 }
 
 /*
- * lmgen.default_embedding_model when it is set and names a registered model,
- * else NULL (cached per registry generation, user and setting).
+ * The model a task's setting names when it is set and names a registered
+ * model, else NULL (cached in lookup per registry generation, user and
+ * setting).
  */
 static const char *
-EmbeddingModelName(void)
+TaskModelName(const char *setting, TaskModelLookup *lookup)
 {
-	const char *setting = lmgen_default_embedding_model;
-
 	if (setting == NULL || setting[0] == '\0')
 		return NULL;
-	if (embedding_lookup.generation != registry_generation || embedding_lookup.user != GetUserId() ||
-		embedding_lookup.setting == NULL || strcmp(embedding_lookup.setting, setting) != 0)
+	if (lookup->generation != registry_generation || lookup->user != GetUserId() ||
+		lookup->setting == NULL || strcmp(lookup->setting, setting) != 0)
 	{
 		char	   *path = RegisteredPath(setting);
 
-		if (embedding_lookup.setting)
-			pfree(embedding_lookup.setting);
-		embedding_lookup.setting = MemoryContextStrdup(TopMemoryContext, setting);
-		embedding_lookup.registered = path != NULL;
-		embedding_lookup.generation = registry_generation;
-		embedding_lookup.user = GetUserId();
+		if (lookup->setting)
+			pfree(lookup->setting);
+		lookup->setting = MemoryContextStrdup(TopMemoryContext, setting);
+		lookup->registered = path != NULL;
+		lookup->generation = registry_generation;
+		lookup->user = GetUserId();
 	}
-	return embedding_lookup.registered ? setting : NULL;
+	return lookup->registered ? setting : NULL;
 }
 
 /* The model name embed() uses: name, else the embedding model, else NULL (the default model). */
@@ -530,7 +532,17 @@ EmbeddingModelNameFor(const char *name)
 	EnsureInvalidationCallback();
 	if (name != NULL && name[0] != '\0')
 		return name;
-	return EmbeddingModelName();
+	return TaskModelName(lmgen_default_embedding_model, &embedding_lookup);
+}
+
+/* The model name classify() uses: name, else lmgen.default_classify_model when registered, else NULL (the default model). */
+const char *
+ClassifyModelNameFor(const char *name)
+{
+	EnsureInvalidationCallback();
+	if (name != NULL && name[0] != '\0')
+		return name;
+	return TaskModelName(lmgen_default_classify_model, &classify_lookup);
 }
 
 /* The model embed() uses, opened: see EmbeddingModelNameFor. */

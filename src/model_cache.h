@@ -88,6 +88,13 @@ extern LmgenModel *EmbeddingModelAcquire(const char *name);
 /* The name EmbeddingModelAcquire would open (NULL: the default model), not opened. */
 extern const char *EmbeddingModelNameFor(const char *name);
 
+/*
+ * The model name classify() uses: name when given; else
+ * lmgen.default_classify_model when a model of that name is registered;
+ * else NULL (the default model).
+ */
+extern const char *ClassifyModelNameFor(const char *name);
+
 /* ERROR when the model's file changed on disk since it was opened. */
 extern void ModelCheckUnchanged(LmgenModel *m);
 

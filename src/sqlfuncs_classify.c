@@ -40,6 +40,7 @@
 #include "call_batch.h"
 #include "classify_prompt.h"
 #include "lmgen.h"
+#include "model_cache.h"
 #include "runtime.h"
 #include "sqlfuncs_common.h"
 
@@ -837,7 +838,7 @@ ClassifyCallOf(FunctionCallInfo fcinfo, LmgenCall *c)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		return false;
-	*c = CallInit(LMGEN_CALL_CLASSIFY, ModelNameArg(fcinfo, 2));
+	*c = CallInit(LMGEN_CALL_CLASSIFY, ClassifyModelNameFor(ModelNameArg(fcinfo, 2)));
 	/* empty labels get ReadLabels' message, where the worker checks them too */
 	c->strings = TextArrayToUtf8(PG_GETARG_ARRAYTYPE_P(1), "label", true, &c->n_strings, &c->string_lens);
 	c->body = TextToUtf8(PG_GETARG_TEXT_PP(0), &c->body_len);
