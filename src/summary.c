@@ -105,12 +105,16 @@
 #define HEADLINE_GENERATED_WORDS 12
 
 /*
- * Sampled headline candidates: temperature and top-k of generations 1 and
- * up (generation 0 is greedy); generation k draws with seed k, so a row
- * always gets the same candidates.
+ * Sampled headline candidates: temperature, top-k and top-p of generations
+ * 1 and up (generation 0 is greedy); generation k draws with seed k, so a
+ * row always gets the same candidates.  SmolLM2, 4 generations, ROUGE-L on
+ * 500 development rows of the training file: 0.309 at temperature 0.7,
+ * 0.315 at 1.0 with top-p 0.9, 0.310 at 1.0 with top-p 0.8, 0.314 at 1.3
+ * with top-p 0.9 (250 rows of the test file: 0.309, 0.313; at 0.5: 0.293).
  */
-#define HEADLINE_SAMPLE_TEMPERATURE 0.7f
+#define HEADLINE_SAMPLE_TEMPERATURE 1.0f
 #define HEADLINE_SAMPLE_TOP_K 40
+#define HEADLINE_SAMPLE_TOP_P 0.9f
 
 /*
  * The source's own first sentence is a candidate too, shaped as a headline
@@ -355,6 +359,7 @@ SummaryDecoding(LmgenModel *m, const SummaryRequest *r, const char *src, size_t 
 		p[k] = p[0];
 		p[k].sampling.temperature = HEADLINE_SAMPLE_TEMPERATURE;
 		p[k].sampling.top_k = HEADLINE_SAMPLE_TOP_K;
+		p[k].sampling.top_p = HEADLINE_SAMPLE_TOP_P;
 		p[k].sampling.seed = k;
 	}
 }
