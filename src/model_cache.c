@@ -525,24 +525,28 @@ TaskModelName(const char *setting, TaskModelLookup *lookup)
 	return lookup->registered ? setting : NULL;
 }
 
-/* The model name embed() uses: name, else the embedding model, else NULL (the default model). */
-const char *
-EmbeddingModelNameFor(const char *name)
+/* The model a call of a task uses: name when given, else the task's setting when registered, else NULL (the default model). */
+static const char *
+TaskModelNameFor(const char *name, const char *setting, TaskModelLookup *lookup)
 {
 	EnsureInvalidationCallback();
 	if (name != NULL && name[0] != '\0')
 		return name;
-	return TaskModelName(lmgen_default_embedding_model, &embedding_lookup);
+	return TaskModelName(setting, lookup);
+}
+
+/* The model name embed() uses: name, else the embedding model, else NULL (the default model). */
+const char *
+EmbeddingModelNameFor(const char *name)
+{
+	return TaskModelNameFor(name, lmgen_default_embedding_model, &embedding_lookup);
 }
 
 /* The model name classify() uses: name, else lmgen.default_classify_model when registered, else NULL (the default model). */
 const char *
 ClassifyModelNameFor(const char *name)
 {
-	EnsureInvalidationCallback();
-	if (name != NULL && name[0] != '\0')
-		return name;
-	return TaskModelName(lmgen_default_classify_model, &classify_lookup);
+	return TaskModelNameFor(name, lmgen_default_classify_model, &classify_lookup);
 }
 
 /* The model embed() uses, opened: see EmbeddingModelNameFor. */
