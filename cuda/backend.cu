@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common.cuh"
 #include "kvcache.h"
@@ -53,6 +54,23 @@
 
 /* Alignment of every sub-allocation of an arena. */
 #define LMC_ALIGN 256
+
+/* Op classes timed under LMGEN_CUDA_PROFILE. */
+enum
+{
+	LMC_PROF_UPLOAD, LMC_PROF_EMBED, LMC_PROF_NORM, LMC_PROF_QKV, LMC_PROF_ROPE_KV, LMC_PROF_ATTN, LMC_PROF_WO,
+	LMC_PROF_GATE_UP, LMC_PROF_ACT, LMC_PROF_DOWN, LMC_PROF_OUT_NORM, LMC_PROF_LOGITS, LMC_PROF_ARGMAX,
+	LMC_PROF_COPY_OUT, LMC_PROF_N
+};
+
+/* Names of the op classes, in enum order. */
+static const char *const prof_names[LMC_PROF_N] = {
+	"upload ints", "embed", "residual+norm", "q/k/v products", "qk norm+rope+kv", "attention", "output product",
+	"gate/up products", "swiglu/geglu", "down product", "final norm", "logits product", "argmax", "copies to host"
+};
+
+/* Event pairs per step at most (more ops go untimed). */
+#define LMC_PROF_EVENTS 2048
 
 /* An opened device. */
 struct lm_device
@@ -146,6 +164,16 @@ struct lm_device_model
 	void	   *pool;			/* KV blocks */
 	size_t		pool_bytes;
 	lmc_slots	slots;			/* free list of the pool */
+
+	/* LMGEN_CUDA_PROFILE: device time per op class, from event pairs (debug_profile reports it) */
+	bool		profile;
+	cudaEvent_t *ev;			/* (2 * LMC_PROF_EVENTS) start/end pairs */
+	int8_t		ev_class[LMC_PROF_EVENTS];
+	int			n_ev;			/* pairs recorded in this step */
+	double		prof_ms[LMC_PROF_N];
+	int64_t		prof_calls[LMC_PROF_N];
+	double		prof_wall_ms;	/* host time of the steps */
+	int64_t		prof_steps;
 };
 
 /* Errors CUDA reports without poisoning the context. */
@@ -570,6 +598,11 @@ read_switches(lm_device_model *dm, char *err, size_t errlen)
 	}
 	snprintf(dm->describe, sizeof(dm->describe), "gemm %s, matvec <= %d tokens", lmc_gemm_mode_name(dm->mode),
 			 dm->mv_max);
+	{
+		const char *pr = getenv("LMGEN_CUDA_PROFILE");
+
+		dm->profile = pr && *pr && strcmp(pr, "0") != 0;
+	}
 	return true;
 }
 
@@ -627,6 +660,17 @@ make_scratch(lm_device *dev, lm_device_model *dm, char *err, size_t errlen)
 	CU(cudaMallocHost((void **) &dm->h_ints, sizeof(int32_t) * lmc_step_ints((int) NB)));
 	CU(cudaMallocHost((void **) &dm->h_table, sizeof(uint64_t) * tbl));
 	CU(cudaMallocHost((void **) &dm->h_argmax, sizeof(int32_t) * LG));
+	if (dm->profile)
+	{
+		dm->ev = (cudaEvent_t *) calloc(2 * LMC_PROF_EVENTS, sizeof(cudaEvent_t));
+		if (!dm->ev)
+		{
+			snprintf(err, errlen, "out of memory for the profile's events");
+			return false;
+		}
+		for (int i = 0; i < 2 * LMC_PROF_EVENTS; i++)
+			CU(cudaEventCreate(&dm->ev[i]));
+	}
 	return true;
 }
 
@@ -696,6 +740,13 @@ cuda_unload(lm_device_model *dm)
 	if (dm->h_argmax)
 		(void) cudaFreeHost(dm->h_argmax);
 	lmc_slots_destroy(&dm->slots);
+	if (dm->ev)
+	{
+		for (int i = 0; i < 2 * LMC_PROF_EVENTS; i++)
+			if (dm->ev[i])
+				(void) cudaEventDestroy(dm->ev[i]);
+		free(dm->ev);
+	}
 	(void) cudaGetLastError();
 	free(dm->layers);
 	free(dm);
@@ -819,6 +870,63 @@ cuda_kv_copy(lm_device_model *dm, uint64_t dst, uint64_t src, char *err, size_t 
 	return true;
 }
 
+/* Start timing an op of class cls on the stream; the pair's index, or -1 when not profiling. */
+static int
+prof_begin(lm_device_model *dm, int cls)
+{
+	int			i = dm->n_ev;
+
+	if (!dm->profile || i >= LMC_PROF_EVENTS || cudaEventRecord(dm->ev[2 * i], dm->dev->stream) != cudaSuccess)
+		return -1;
+	dm->ev_class[i] = (int8_t) cls;
+	return i;
+}
+
+/* End the op timed by pair i (from prof_begin). */
+static void
+prof_end(lm_device_model *dm, int i)
+{
+	if (i < 0)
+		return;
+	if (cudaEventRecord(dm->ev[2 * i + 1], dm->dev->stream) == cudaSuccess)
+		dm->n_ev = i + 1;
+	else
+		(void) cudaGetLastError();
+}
+
+/* After a synchronised step: add its event pairs and host time to the totals. */
+static void
+prof_collect(lm_device_model *dm, double wall_ms)
+{
+	if (!dm->profile)
+		return;
+	for (int i = 0; i < dm->n_ev; i++)
+	{
+		float		ms = 0.0f;
+
+		if (cudaEventElapsedTime(&ms, dm->ev[2 * i], dm->ev[2 * i + 1]) == cudaSuccess)
+		{
+			dm->prof_ms[dm->ev_class[i]] += ms;
+			dm->prof_calls[dm->ev_class[i]]++;
+		}
+		else
+			(void) cudaGetLastError();
+	}
+	dm->n_ev = 0;
+	dm->prof_wall_ms += wall_ms;
+	dm->prof_steps++;
+}
+
+/* Milliseconds on the host's monotonic clock. */
+static double
+host_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec * 1e-6;
+}
+
 /* y (n x w->n_rows) = W x (n x w->n_cols): matrix-vector on raw weights for few tokens, else GEMM. */
 static bool
 matmul(lm_device_model *dm, const dweight *w, const float *x, int n, float *y, char *err, size_t errlen)
@@ -862,11 +970,14 @@ run_layer(lm_device_model *dm, const lmc_step *st, int l, char *err, size_t errl
 	const float *pre = l + 1 < c->n_layer ? dm->layers[l + 1].attn_norm : NULL;
 	lmc_qk_params qk;
 	lmc_att_params at;
+	int			pi;
 
 	/* Q, K, V projections */
+	pi = prof_begin(dm, LMC_PROF_QKV);
 	if (!matmul(dm, &L->wq, dm->xb, n, dm->q, err, errlen) || !matmul(dm, &L->wk, dm->xb, n, dm->k, err, errlen) ||
 		!matmul(dm, &L->wv, dm->xb, n, dm->v, err, errlen))
 		return false;
+	prof_end(dm, pi);
 
 	/* (gemma3: Q/K norms,) RoPE, (query scale,) keys and values into the cache */
 	memset(&qk, 0, sizeof(qk));
@@ -892,7 +1003,9 @@ run_layer(lm_device_model *dm, const lmc_step *st, int l, char *err, size_t errl
 	qk.neox = c->rope_type == LM_ROPE_NEOX;
 	qk.layer = l;
 	qk.v_off = dm->v_off;
+	pi = prof_begin(dm, LMC_PROF_ROPE_KV);
 	CU(lmc_qk_rope_store(dev->stream, &qk));
+	prof_end(dm, pi);
 
 	/* causal attention (windowed on gemma3's local layers) */
 	memset(&at, 0, sizeof(at));
@@ -912,27 +1025,42 @@ run_layer(lm_device_model *dm, const lmc_step *st, int l, char *err, size_t errl
 	at.v_off = dm->v_off;
 	at.scale = dm->gemma ? 1.0f : 1.0f / sqrtf((float) c->head_dim_k);
 	at.n_swa = local ? c->n_swa : 0;
-	lmc_att_split(local ? st->vis_max_swa : st->vis_max, n, c->n_head, dev->n_sm, &at.split, &at.n_splits);
+	lmc_att_split(local ? st->vis_max_swa : st->vis_max, n, c->n_head / lmc_att_heads_per_block(at.group), dev->n_sm,
+				  &at.split, &at.n_splits);
+	pi = prof_begin(dm, LMC_PROF_ATTN);
 	CU(lmc_attention(dev->stream, &at));
+	prof_end(dm, pi);
 
 	/* output projection; (gemma3: post-attention norm,) residual, FFN norm */
+	pi = prof_begin(dm, LMC_PROF_WO);
 	if (!matmul(dm, &L->wo, dm->att, n, dm->xb2, err, errlen))
 		return false;
+	prof_end(dm, pi);
+	pi = prof_begin(dm, LMC_PROF_NORM);
 	CU(lmc_residual_norm(dev->stream, dm->x, dm->xb2, dm->xb, L->post_attn, L->ffn_norm, true, n, c->n_embd,
 						 c->rms_eps));
+	prof_end(dm, pi);
 
 	/* gate and up projections, SwiGLU or GEGLU */
+	pi = prof_begin(dm, LMC_PROF_GATE_UP);
 	if (!matmul(dm, &L->gate, dm->xb, n, dm->hb, err, errlen) || !matmul(dm, &L->up, dm->xb, n, dm->hb2, err, errlen))
 		return false;
+	prof_end(dm, pi);
+	pi = prof_begin(dm, LMC_PROF_ACT);
 	if (dm->gemma)
 		CU(lmc_geglu(dev->stream, dm->hb, dm->hb2, dm->gelu, (int64_t) n * c->n_ff));
 	else
 		CU(lmc_swiglu(dev->stream, dm->hb, dm->hb2, n, c->n_ff));
+	prof_end(dm, pi);
 
 	/* down projection; (gemma3: post-FFN norm,) residual, next layer's attention norm */
+	pi = prof_begin(dm, LMC_PROF_DOWN);
 	if (!matmul(dm, &L->down, dm->hb, n, dm->xb2, err, errlen))
 		return false;
+	prof_end(dm, pi);
+	pi = prof_begin(dm, LMC_PROF_NORM);
 	CU(lmc_residual_norm(dev->stream, dm->x, dm->xb2, dm->xb, L->post_ffn, pre, true, n, c->n_embd, c->rms_eps));
+	prof_end(dm, pi);
 	return true;
 }
 
@@ -965,25 +1093,36 @@ run_outputs(lm_device_model *dm, const lmc_step *st, const lm_device_batch *b, c
 	float		cap = dm->gemma && c->swa_pattern == 0 ? c->final_logit_softcap : 0.0f;
 	size_t		E = (size_t) c->n_embd,
 				V = (size_t) c->n_vocab;
+	int			pi;
 
 	if (st->n_out == 0)
 		return true;
+	pi = prof_begin(dm, LMC_PROF_OUT_NORM);
 	CU(lmc_gather_norm(dev->stream, dm->x, out_tok_d, dm->hid, dm->output_norm, st->n_out, c->n_embd, c->rms_eps));
+	prof_end(dm, pi);
+	pi = prof_begin(dm, LMC_PROF_COPY_OUT);
 	if (!copy_rows_out(dev, b->hidden, dm->hid, st->out_dst, st->n_out, E, err, errlen))
 		return false;
+	prof_end(dm, pi);
 	for (int c0 = 0; c0 < st->n_lg; c0 += LMC_LOGIT_CHUNK)
 	{
 		int			nc = st->n_lg - c0 < LMC_LOGIT_CHUNK ? st->n_lg - c0 : LMC_LOGIT_CHUNK;
 
+		pi = prof_begin(dm, LMC_PROF_LOGITS);
 		CU(lmc_gather_rows(dev->stream, dm->hid, lg_hid_d + c0, dm->lg_in, nc, c->n_embd));
 		if (!matmul(dm, &dm->output, dm->lg_in, nc, dm->lg, err, errlen))
 			return false;
 		if (cap > 0.0f)
 			CU(lmc_softcap(dev->stream, dm->lg, (int64_t) nc * c->n_vocab, cap));
+		prof_end(dm, pi);
+		pi = prof_begin(dm, LMC_PROF_ARGMAX);
 		CU(lmc_argmax(dev->stream, dm->lg, nc, c->n_vocab, dm->d_argmax));
+		prof_end(dm, pi);
+		pi = prof_begin(dm, LMC_PROF_COPY_OUT);
 		if (!copy_rows_out(dev, b->logits, dm->lg, st->lg_dst + c0, nc, V, err, errlen))
 			return false;
 		CU(cudaMemcpyAsync(dm->h_argmax, dm->d_argmax, sizeof(int32_t) * nc, cudaMemcpyDeviceToHost, dev->stream));
+		prof_end(dm, pi);
 		CU(cudaStreamSynchronize(dev->stream));
 		for (int k = 0; k < nc; k++)
 			b->argmax[st->lg_dst[c0 + k]] = dm->h_argmax[k];
@@ -998,16 +1137,24 @@ run_step(lm_device_model *dm, const lm_device_batch *b, int i0, int n, char *err
 	lm_device  *dev = dm->dev;
 	const lm_model_config *c = &dm->cfg;
 	lmc_step	st;
+	double		t0 = dm->profile ? host_ms() : 0.0;
+	int			pi;
 
 	lmc_step_fill(&st, dm->h_ints, dm->dims.n_batch, b, i0, n, dm->gemma ? c->n_swa : 0);
+	pi = prof_begin(dm, LMC_PROF_UPLOAD);
 	CU(cudaMemcpyAsync(dm->d_ints, dm->h_ints, sizeof(int32_t) * lmc_step_upload_ints(dm->dims.n_batch),
 					   cudaMemcpyHostToDevice, dev->stream));
+	prof_end(dm, pi);
 
 	/* token embeddings (gemma3: times sqrt(n_embd)), the first layer's attention norm */
+	pi = prof_begin(dm, LMC_PROF_EMBED);
 	CU(lmc_embed(dev->stream, dm->tok_embd.type, dm->tok_embd.raw, dm->tok_embd.row_bytes, c->n_embd, dm->d_ints,
 				 n, dm->x, dm->gemma, sqrtf((float) c->n_embd)));
+	prof_end(dm, pi);
+	pi = prof_begin(dm, LMC_PROF_NORM);
 	CU(lmc_residual_norm(dev->stream, dm->x, dm->xb2, dm->xb, NULL, dm->layers[0].attn_norm, false, n, c->n_embd,
 						 c->rms_eps));
+	prof_end(dm, pi);
 	for (int l = 0; l < c->n_layer; l++)
 		if (!run_layer(dm, &st, l, err, errlen))
 			return false;
@@ -1015,6 +1162,7 @@ run_step(lm_device_model *dm, const lm_device_batch *b, int i0, int n, char *err
 		return false;
 	/* the step's staging (h_ints) is reused by the next step */
 	CU(cudaStreamSynchronize(dev->stream));
+	prof_collect(dm, dm->profile ? host_ms() - t0 : 0.0);
 	return true;
 }
 
@@ -1065,6 +1213,28 @@ cuda_forward(lm_device_model *dm, const lm_device_batch *b, char *err, size_t er
 	return 0;
 }
 
+/* Page-locked host memory for a context's logits (portable: usable whatever device is current); NULL when refused. */
+static void *
+cuda_host_alloc(size_t bytes)
+{
+	void	   *p = NULL;
+
+	if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess)
+	{
+		(void) cudaGetLastError();
+		return NULL;
+	}
+	return p;
+}
+
+/* Free cuda_host_alloc memory. */
+static void
+cuda_host_free(void *p)
+{
+	if (p)
+		(void) cudaFreeHost(p);
+}
+
 /* Debug: dequantize host data on the device (test/gpu/device_check.c). */
 static bool
 debug_dequantize(lm_device *dev, lm_type t, const void *data, int64_t n_rows, int64_t n_cols, size_t row_bytes,
@@ -1097,6 +1267,31 @@ debug_dequantize(lm_device *dev, lm_type t, const void *data, int64_t n_rows, in
 	return ok;
 }
 
+/* Debug: the profile since the last report (LMGEN_CUDA_PROFILE), one line per op class; resets it. */
+static void
+debug_profile(lm_device_model *dm, char *out, size_t len)
+{
+	double		total = 0.0;
+	size_t		o = 0;
+
+	out[0] = '\0';
+	if (!dm->profile || dm->prof_steps == 0)
+		return;
+	for (int k = 0; k < LMC_PROF_N; k++)
+		total += dm->prof_ms[k];
+	o += (size_t) snprintf(out + o, len - o, "    %lld steps: host %.3f ms/step, device ops %.3f ms/step\n",
+						   (long long) dm->prof_steps, dm->prof_wall_ms / dm->prof_steps, total / dm->prof_steps);
+	for (int k = 0; k < LMC_PROF_N && o < len; k++)
+		if (dm->prof_calls[k] > 0)
+			o += (size_t) snprintf(out + o, len - o, "    %-18s %9.4f ms/step %5.1f%%  %7.2f us/call\n", prof_names[k],
+								   dm->prof_ms[k] / dm->prof_steps, total > 0 ? 100.0 * dm->prof_ms[k] / total : 0.0,
+								   1e3 * dm->prof_ms[k] / dm->prof_calls[k]);
+	memset(dm->prof_ms, 0, sizeof(dm->prof_ms));
+	memset(dm->prof_calls, 0, sizeof(dm->prof_calls));
+	dm->prof_wall_ms = 0.0;
+	dm->prof_steps = 0;
+}
+
 /* Debug: the switches a model was uploaded with. */
 static const char *
 debug_describe(const lm_device_model *dm)
@@ -1125,11 +1320,14 @@ extern "C"
 		cuda_kv_free,
 		cuda_kv_copy,
 		cuda_forward,
+		cuda_host_alloc,
+		cuda_host_free,
 	};
 
 	const lmc_debug_ops lmgen_cuda_debug_ops = {
 		LM_DEVICE_ABI,
 		debug_dequantize,
 		debug_describe,
+		debug_profile,
 	};
 }

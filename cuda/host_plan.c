@@ -327,3 +327,13 @@ lmc_att_split(int vis_max, int n_tok, int n_head, int n_sm, int *split, int *n_s
 	*split = (int) sp;
 	*n_splits = (int) (((int64_t) vis_max + sp - 1) / sp);
 }
+
+/* Query heads per attention block: the largest of 4, 3, 2, 1 that divides group. */
+int
+lmc_att_heads_per_block(int group)
+{
+	for (int g = 4; g > 1; g--)
+		if (group % g == 0)
+			return g;
+	return 1;
+}

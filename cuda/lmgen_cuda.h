@@ -148,6 +148,9 @@ extern void lmc_step_fill(lmc_step *s, int32_t *buf, int n_batch, const lm_devic
  */
 extern void lmc_att_split(int vis_max, int n_tok, int n_head, int n_sm, int *split, int *n_splits);
 
+/* Query heads one attention block takes (they share a KV head): the largest of 4, 3, 2, 1 dividing group. */
+extern int	lmc_att_heads_per_block(int group);
+
 /* Host tables made with the engine's own code (host_tables.c). */
 
 /* cos/sin of every position 0..n_ctx-1 for RoPE base `base` (n_ctx * n_rot floats), exactly lm_op_rope_angles's. */
@@ -174,6 +177,13 @@ typedef struct lmc_debug_ops
 
 	/* Name of the GEMM mode and matrix-vector limit a model was uploaded with, e.g. "f32, matvec <= 8". */
 	const char *(*describe) (const lm_device_model *dm);
+
+	/*
+	 * Device time per op class and host time per step since the last call
+	 * (models uploaded with LMGEN_CUDA_PROFILE set; empty otherwise), as
+	 * lines of text into out; resets the totals.
+	 */
+	void		(*profile) (lm_device_model *dm, char *out, size_t len);
 } lmc_debug_ops;
 
 #ifdef __cplusplus

@@ -244,6 +244,32 @@ fail:
 	return NULL;
 }
 
+/* Free the logits rows, page-locked (the device's host_free) or not. */
+static void
+free_logits(lm_context *ctx)
+{
+	if (ctx->logits_pinned)
+		ctx->dev->host_free(ctx->logits);
+	else
+		free(ctx->logits);
+	ctx->logits = NULL;
+	ctx->logits_pinned = false;
+}
+
+/* Logits rows of `bytes` (old rows dropped): the device's page-locked memory where it gives some, else malloc. */
+static bool
+alloc_logits(lm_context *ctx, size_t bytes)
+{
+	free_logits(ctx);
+	if (ctx->dev && (ctx->logits = ctx->dev->host_alloc(bytes)) != NULL)
+	{
+		ctx->logits_pinned = true;
+		return true;
+	}
+	ctx->logits = malloc(bytes);
+	return ctx->logits != NULL;
+}
+
 /* Free a context. */
 void
 lm_context_free(lm_context *ctx)
@@ -271,7 +297,7 @@ lm_context_free(lm_context *ctx)
 	free(ctx->out_rows);
 	free(ctx->out_idx);
 	free(ctx->logit_idx);
-	free(ctx->logits);
+	free_logits(ctx);
 	free(ctx->hidden);
 	free(ctx->argmax);
 	free(ctx->dev_row_of_seq);
@@ -365,12 +391,12 @@ lm_context_trim(lm_context *ctx, size_t kv_keep)
 		freed += sizeof(float) * ((size_t) ctx->out_cap * c->n_embd + (size_t) ctx->logits_cap * c->n_vocab) +
 			2 * sizeof(int32_t) * (size_t) ctx->idx_cap + (ctx->dev ? sizeof(int32_t) * ctx->logits_cap : 0);
 		free(ctx->hidden);
-		free(ctx->logits);
+		free_logits(ctx);
 		free(ctx->argmax);
 		free(ctx->out_idx);
 		free(ctx->logit_idx);
 		ctx->argmax = NULL;
-		ctx->hidden = ctx->logits = NULL;
+		ctx->hidden = NULL;
 		ctx->out_idx = ctx->logit_idx = NULL;
 		ctx->out_cap = ctx->logits_cap = ctx->idx_cap = 0;
 		ctx->n_out = 0;
@@ -484,11 +510,10 @@ reserve_outputs(lm_context *ctx, int n, int n_out, int n_logits)
 	}
 	if (n_logits > ctx->logits_cap)
 	{
-		float	   *l = realloc(ctx->logits, sizeof(float) * (size_t) n_logits * c->n_vocab);
-
-		if (!l)
+		/* the rows of the last forward are not kept: the next one overwrites them */
+		ctx->logits_cap = 0;
+		if (!alloc_logits(ctx, sizeof(float) * (size_t) n_logits * c->n_vocab))
 			return false;
-		ctx->logits = l;
 		if (ctx->dev)
 		{
 			int32_t    *a = realloc(ctx->argmax, sizeof(int32_t) * n_logits);

@@ -64,6 +64,7 @@ struct lm_context
 	int32_t    *out_idx;		/* (batch size) batch index -> hidden row, -1 if none */
 	int32_t    *logit_idx;		/* (batch size) batch index -> logits row, -1 if none */
 	float	   *logits;			/* (logits_cap, n_vocab) rows of the LM_OUT_LOGITS tokens */
+	bool		logits_pinned;	/* logits came from the device's host_alloc */
 	float	   *hidden;			/* (out_cap, n_embd) final normalised hidden states */
 	int32_t    *argmax;			/* (logits_cap) greedy token per logits row (device only) */
 };

@@ -50,7 +50,7 @@ extern "C"
 #endif
 
 /* Version of the table below; bump on any change to this header's structs or functions. */
-#define LM_DEVICE_ABI 2
+#define LM_DEVICE_ABI 3
 
 /* The symbol lmgen_cuda.so exports: a const lm_device_ops. */
 #define LM_DEVICE_OPS_SYMBOL "lmgen_cuda_device_ops"
@@ -173,6 +173,19 @@ typedef struct lm_device_ops
 
 	/* Run one forward pass (see lm_device_batch); 0, or -1 with a message. */
 	int			(*forward) (lm_device_model *dm, const lm_device_batch *b, char *err, size_t errlen);
+
+	/*
+	 * Host memory for the logits rows a context hands to forward (ABI 3):
+	 * page-locked where the device can give it, so the copies of logits
+	 * from the device run at the bus's speed instead of through the
+	 * driver's pageable staging (for a 262k-token vocabulary at 256
+	 * sequences a step, 268 MB); NULL when it cannot (the host then uses
+	 * malloc).  Any thread may call these two.
+	 */
+	void	   *(*host_alloc) (size_t bytes);
+
+	/* Free memory from host_alloc; NULL is allowed. */
+	void		(*host_free) (void *p);
 } lm_device_ops;
 
 /*

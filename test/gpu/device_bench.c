@@ -20,7 +20,10 @@
  * writes (test/gpu/shaped_model.py: the same tensors, shapes and types, so
  * the same bytes read and the same kernels; random weights).
  *
- * Usage: device_bench [steps]; LMGEN_CUDA_GEMM picks the GEMM arithmetic.
+ * Usage: device_bench [steps]; LMGEN_CUDA_GEMM picks the GEMM arithmetic;
+ * with LMGEN_CUDA_PROFILE=1 each figure is followed by the backend's device
+ * time per op class (events around every op: the figures are then a little
+ * slower).
  */
 #include "gpu_common.h"
 #include "model.h"
@@ -74,9 +77,21 @@ kv_bytes(const lm_model *m, int B, int ctx)
 	return b * B;
 }
 
+/* Print (and reset) the backend's profile of dm, when it keeps one (LMGEN_CUDA_PROFILE). */
+static void
+print_profile(const lmc_debug_ops *dbg, lm_device_model *dm)
+{
+	char		buf[4096];
+
+	if (!dbg || !dbg->profile)
+		return;
+	dbg->profile(dm, buf, sizeof(buf));
+	fputs(buf, stdout);
+}
+
 /* Benchmark one model. */
 static void
-bench_model(const lm_device_ops *ops, lm_device *dev, const char *path, int steps)
+bench_model(const lm_device_ops *ops, const lmc_debug_ops *dbg, lm_device *dev, const char *path, int steps)
 {
 	static const int batches[] = {1, 8, 64, 256};
 	char		err[512];
@@ -112,7 +127,7 @@ bench_model(const lm_device_ops *ops, lm_device *dev, const char *path, int step
 	printf("  upload %.2f s, %lld KV blocks; weights %.1f MB raw, %.1f MB dense\n", gpu_now() - t0,
 		   (long long) ops->kv_blocks(dm), weight_bytes(m, false, 0) / 1e6, weight_bytes(m, true, gemm_elem) / 1e6);
 	if (!gpu_seqs_init(&s, ops, dm, N_SEQ, PROMPT + steps + 16) || !gpu_batch_init(&g, PREFILL_BATCH, E, V) ||
-		!gpu_batch_logits(&g, N_SEQ, V))
+		!gpu_batch_logits(&g, ops, N_SEQ, V))
 	{
 		printf("  not enough device or host memory for %d sequences\n", N_SEQ);
 		ops->unload(dm);
@@ -126,6 +141,9 @@ bench_model(const lm_device_ops *ops, lm_device *dev, const char *path, int step
 		gpu_batch_add(&g, (i * 7919 + 13) % V, i, 0, i == 15 ? LM_OUT_LOGITS : LM_OUT_NONE);
 	if (gpu_batch_run(&g, &s) != 0)
 		goto done;
+	print_profile(dbg, dm);		/* drop the warm-up's */
+	if (dbg && dbg->profile && getenv("LMGEN_CUDA_PROFILE"))
+		printf("  (profiled: device time per op class after each figure; the events cost some time)\n");
 
 	/* prefill: N_SEQ prompts of PROMPT pseudo-random tokens */
 	t0 = gpu_now();
@@ -141,6 +159,7 @@ bench_model(const lm_device_ops *ops, lm_device *dev, const char *path, int step
 	}
 	t = gpu_now() - t0;
 	printf("  prefill: %d tokens in %.3f s = %.0f tokens/s\n", N_SEQ * PROMPT, t, N_SEQ * PROMPT / t);
+	print_profile(dbg, dm);
 
 	printf("  %-6s %-8s %12s %12s %12s %14s %10s\n", "batch", "outputs", "tokens/s", "ms/step", "bound ms", "weights+KV MB", "x bound");
 	for (size_t bi = 0; bi < sizeof(batches) / sizeof(batches[0]); bi++)
@@ -167,6 +186,7 @@ bench_model(const lm_device_ops *ops, lm_device *dev, const char *path, int step
 			bound = bytes / HBM_BPS * 1e3;
 			printf("  %-6d %-8s %12.0f %12.3f %12.4f %14.1f %10.1f\n", B, kind == 0 ? "logits" : "hidden",
 				   (double) B * steps / t, t / steps * 1e3, bound, bytes / 1e6, t / steps * 1e3 / bound);
+			print_profile(dbg, dm);
 		}
 	}
 done:
@@ -181,7 +201,8 @@ int
 main(int argc, char **argv)
 {
 	const lm_device_ops *ops;
-	lm_device  *dev = gpu_open(&ops, NULL);
+	const lmc_debug_ops *dbg = NULL;
+	lm_device  *dev = gpu_open(&ops, &dbg);
 	int			steps = argc > 1 ? atoi(argv[1]) : 16;
 	char		path[1024];
 
@@ -190,9 +211,9 @@ main(int argc, char **argv)
 	printf("gemm mode: %s (LMGEN_CUDA_GEMM), %d decode steps per figure\n",
 		   getenv("LMGEN_CUDA_GEMM") ? getenv("LMGEN_CUDA_GEMM") : "f32", steps);
 	if (gpu_find_model(path, sizeof(path), "default.gguf", GPU_SHAPED_SMOLLM2) != GPU_MODEL_ABSENT)
-		bench_model(ops, dev, path, steps);
+		bench_model(ops, dbg, dev, path, steps);
 	if (gpu_find_model(path, sizeof(path), "gemma-3-270m-q4_k_m.gguf", GPU_SHAPED_GEMMA3) != GPU_MODEL_ABSENT)
-		bench_model(ops, dev, path, steps);
+		bench_model(ops, dbg, dev, path, steps);
 	ops->close(dev);
 	return 0;
 }

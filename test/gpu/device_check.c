@@ -24,7 +24,16 @@
  * weights; no tokenizer, so their prompts are fixed pseudo-random token ids
  * of the real prompts' lengths); `device_check MODEL.gguf...` checks just
  * those files (run.sh's compute-sanitizer pass).  LMGEN_CHECK_STEPS (1..32)
- * shortens the greedy runs.
+ * shortens the greedy runs; LMGEN_CHECK_PROMPT=N makes a shaped model's
+ * prompts N, N - 37, ... tokens long (past gemma3's 512-position window and
+ * into split attention).
+ *
+ * A quantized model's CPU products quantize the activations to 8 bits
+ * (as llama.cpp's do) and the device's do not, so their logits differ by
+ * about 1% of their scale; a shaped model's random layers amplify that
+ * until the check says little.  Shaped models written with --float (every
+ * matrix F32: no activation quantization on the CPU) show the device's own
+ * error: there the logits agree to float rounding.
  *
  * Prints one line per check and a summary; exits 0 when every check
  * agrees, 1 when one does not, 77 without a GPU.  Where a token differs,
@@ -46,7 +55,10 @@
 static int n_gen = N_GEN;
 
 /* Positions a sequence may reach in these checks. */
-#define CHECK_CTX 512
+#define CHECK_CTX 2048
+
+/* Most prompt tokens (LMGEN_CHECK_PROMPT asks for long synthetic prompts). */
+#define MAX_PROMPT_TOKENS 1024
 
 /* Most prompts per model. */
 #define MAX_PROMPTS 8
@@ -183,7 +195,7 @@ check_dequant(lm_device *dev, const lmc_debug_ops *dbg, const lm_model *m)
 typedef struct cpu_run
 {
 	int			n_prompt;
-	int32_t		prompt[256];
+	int32_t		prompt[MAX_PROMPT_TOKENS];
 	int32_t		gen[N_GEN];
 	float	   *logits;			/* (n_gen, n_vocab): logits that chose gen[s] */
 } cpu_run;
@@ -195,7 +207,7 @@ run_cpu(const lm_model *m, int n_threads, cpu_run *r)
 	char		err[512];
 	lm_context_params p = lm_context_default_params();
 	lm_context *ctx;
-	lm_batch   *b = lm_batch_create(256);
+	lm_batch   *b = lm_batch_create(MAX_PROMPT_TOKENS);
 	int			V = m->cfg.n_vocab,
 				pos = 0;
 
@@ -245,8 +257,8 @@ run_device_single(const lm_device_ops *ops, lm_device_model *dm, const lm_model 
 	double		worst = 0.0,
 				scale = 0.0;
 
-	if (!gpu_seqs_init(&s, ops, dm, 1, CHECK_CTX) || !gpu_batch_init(&g, 256, m->cfg.n_embd, V) ||
-		!gpu_batch_logits(&g, 1, V))
+	if (!gpu_seqs_init(&s, ops, dm, 1, CHECK_CTX) || !gpu_batch_init(&g, MAX_PROMPT_TOKENS, m->cfg.n_embd, V) ||
+		!gpu_batch_logits(&g, ops, 1, V))
 	{
 		printf("  %s: cannot set up the device sequence\n", label);
 		return n_gen;
@@ -308,8 +320,8 @@ run_device_batched(const lm_device_ops *ops, lm_device_model *dm, const lm_model
 	gpu_seqs	s;
 	gpu_batch	g;
 
-	if (!gpu_seqs_init(&s, ops, dm, n_runs, CHECK_CTX) || !gpu_batch_init(&g, 256 * MAX_PROMPTS, m->cfg.n_embd, V) ||
-		!gpu_batch_logits(&g, MAX_PROMPTS, V))
+	if (!gpu_seqs_init(&s, ops, dm, n_runs, CHECK_CTX) || !gpu_batch_init(&g, MAX_PROMPT_TOKENS * MAX_PROMPTS, m->cfg.n_embd, V) ||
+		!gpu_batch_logits(&g, ops, MAX_PROMPTS, V))
 	{
 		printf("  batched: cannot set up the device sequences\n");
 		return 1;
@@ -365,21 +377,30 @@ run_device_batched(const lm_device_ops *ops, lm_device_model *dm, const lm_model
 
 /*
  * Token ids of prompt k for a model without a tokenizer (a shaped model):
- * about the lengths the real prompts tokenize to, pseudo-random ids in
+ * about the lengths the real prompts tokenize to, or with
+ * LMGEN_CHECK_PROMPT=N (up to MAX_PROMPT_TOKENS) N - 37 k tokens, so that
+ * sliding windows and split attention are reached; pseudo-random ids in
  * [1, n_vocab), the same on every run; the count.
  */
 static int
 synthetic_prompt(int k, int n_vocab, int32_t *out)
 {
 	static const int lens[MAX_PROMPTS] = {6, 13, 17, 29, 7, 40, 3, 21};
+	const char *want = getenv("LMGEN_CHECK_PROMPT");
+	int			len = lens[k % MAX_PROMPTS];
 	uint32_t	x = 2654435761u * (uint32_t) (k + 1);
 
-	for (int i = 0; i < lens[k % MAX_PROMPTS]; i++)
+	if (want && atoi(want) > 0)
+	{
+		len = (atoi(want) < MAX_PROMPT_TOKENS ? atoi(want) : MAX_PROMPT_TOKENS) - 37 * k;
+		len = len < 1 ? 1 : len;
+	}
+	for (int i = 0; i < len; i++)
 	{
 		x = x * 1664525u + 1013904223u;
 		out[i] = 1 + (int32_t) ((x >> 8) % (uint32_t) (n_vocab - 1));
 	}
-	return lens[k % MAX_PROMPTS];
+	return len;
 }
 
 /* Every check on one model file; failures counted. */
@@ -409,10 +430,10 @@ check_model(const lm_device_ops *ops, lm_device *dev, const lmc_debug_ops *dbg, 
 	t0 = gpu_now();
 	for (int k = 0; k < n_prompts; k++)
 	{
-		runs[k].n_prompt = tk ? lm_tokenize(tk, prompts[k], strlen(prompts[k]), true, false, runs[k].prompt, 256,
-											err, sizeof(err))
+		runs[k].n_prompt = tk ? lm_tokenize(tk, prompts[k], strlen(prompts[k]), true, false, runs[k].prompt,
+											MAX_PROMPT_TOKENS, err, sizeof(err))
 			: synthetic_prompt(k, m->cfg.n_vocab, runs[k].prompt);
-		if (runs[k].n_prompt < 1 || runs[k].n_prompt > 256 || !run_cpu(m, n_threads, &runs[k]))
+		if (runs[k].n_prompt < 1 || runs[k].n_prompt > MAX_PROMPT_TOKENS || !run_cpu(m, n_threads, &runs[k]))
 		{
 			printf("  cpu run of prompt %d failed\n", k);
 			return fails + 1;

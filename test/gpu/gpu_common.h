@@ -221,6 +221,7 @@ typedef struct gpu_batch
 	lm_device_batch b;			/* the batch (arrays above; outputs set by the caller) */
 	int			n_out;			/* rows of hidden in use */
 	int			n_lg;			/* rows of logits in use */
+	const lm_device_ops *host_ops;	/* the backend whose host_alloc gave the logits rows, or NULL (malloc) */
 } gpu_batch;
 
 /* Allocate a batch of up to cap tokens with room for their outputs (n_embd, n_vocab). */
@@ -240,12 +241,29 @@ gpu_batch_init(gpu_batch *g, int cap, int n_embd, int n_vocab)
 	return g->token && g->pos && g->row && g->out_row && g->logit_row && g->out && g->b.hidden && g->b.argmax;
 }
 
-/* Make room for logits rows (n_vocab floats each) of up to rows tokens. */
-static inline bool
-gpu_batch_logits(gpu_batch *g, int rows, int n_vocab)
+/* Free the logits rows (the backend's host memory, or malloc's). */
+static inline void
+gpu_batch_free_logits(gpu_batch *g)
 {
-	free(g->b.logits);
-	g->b.logits = malloc(sizeof(float) * (size_t) rows * n_vocab);
+	if (g->host_ops)
+		g->host_ops->host_free(g->b.logits);
+	else
+		free(g->b.logits);
+	g->b.logits = NULL;
+	g->host_ops = NULL;
+}
+
+/* Make room for logits rows (n_vocab floats each) of up to rows tokens: the backend's page-locked memory, as a context takes it, else malloc. */
+static inline bool
+gpu_batch_logits(gpu_batch *g, const lm_device_ops *ops, int rows, int n_vocab)
+{
+	size_t		bytes = sizeof(float) * (size_t) rows * n_vocab;
+
+	gpu_batch_free_logits(g);
+	if ((g->b.logits = ops->host_alloc(bytes)) != NULL)
+		g->host_ops = ops;
+	else
+		g->b.logits = malloc(bytes);
 	return g->b.logits != NULL;
 }
 
@@ -260,7 +278,7 @@ gpu_batch_free(gpu_batch *g)
 	free(g->logit_row);
 	free(g->out);
 	free(g->b.hidden);
-	free(g->b.logits);
+	gpu_batch_free_logits(g);
 	free(g->b.argmax);
 	memset(g, 0, sizeof(*g));
 }

@@ -15,6 +15,7 @@ still agree on them.
     python3 test/gpu/shaped_model.py --describe MODEL.gguf > shapes/X.json
     python3 test/gpu/shaped_model.py shapes/X.json OUT.gguf [--seed N]
         [--layers N] [--vocab N]          # a reduced model for tests
+        [--float]                         # quantized tensors stored as F32
     python3 test/gpu/shaped_model.py --check shapes/X.json OUT.gguf
 
 Description: every key except tokenizer.* (the engine's forward pass needs
@@ -366,6 +367,12 @@ def float_data(tname, shape, mean, rms, rng):
     return bytes(raw)
 
 
+def float_description(desc):
+    """The description with every quantized tensor stored as F32 (same shapes and value statistics)."""
+    return dict(desc, tensors=[dict(t, type="F32") if t["type"] not in ("F32", "F16", "BF16") else t
+                               for t in desc["tensors"]])
+
+
 def reduce_description(desc, layers, vocab):
     """The description cut to the first `layers` blocks and a vocabulary of `vocab` tokens."""
     arch = dict((k[0], k[2]) for k in desc["keys"]).get("general.architecture", "llama")
@@ -445,6 +452,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=None, help="keep only the first N blocks")
     ap.add_argument("--vocab", type=int, default=None, help="cut the vocabulary to N tokens")
+    ap.add_argument("--float", action="store_true",
+                    help="store quantized tensors as F32 (the CPU then multiplies without quantizing activations)")
     a = ap.parse_args(argv)
     if a.describe:
         json.dump(describe(a.args[0]), sys.stdout, indent=1)
@@ -456,6 +465,8 @@ def main(argv=None):
         desc = json.load(f)
     if a.layers is not None or a.vocab is not None:
         desc = reduce_description(desc, a.layers, a.vocab)
+    if a.float:
+        desc = float_description(desc)
     if a.check:
         problems, worst = check(desc, a.args[1])
         for p in problems:

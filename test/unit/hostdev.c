@@ -31,7 +31,10 @@
  *       and removed: "fail" fails that forward, "poison" fails it and makes
  *       the device unhealthy (every later forward fails too);
  *   lmgen_hostdev_fail(nth, poison)   the same from a test program: the
- *       nth forward from now fails.
+ *       nth forward from now fails;
+ *   LMGEN_HOSTDEV_NO_HOST_MEMORY=1   host_alloc gives nothing (the host
+ *       falls back to malloc); lmgen_hostdev_host_blocks() counts the
+ *       host_alloc blocks not yet freed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -448,6 +451,44 @@ hd_forward(lm_device_model *dm, const lm_device_batch *db, char *err, size_t err
 	return 0;
 }
 
+/* host_alloc blocks not yet given back (lmgen_hostdev_host_blocks). */
+static int	host_blocks = 0;
+
+/* Outstanding host_alloc blocks; for test programs. */
+__attribute__((visibility("default"))) int lmgen_hostdev_host_blocks(void);
+
+/* Outstanding host_alloc blocks. */
+int
+lmgen_hostdev_host_blocks(void)
+{
+	return __atomic_load_n(&host_blocks, __ATOMIC_SEQ_CST);
+}
+
+/* Host memory for outputs: plain malloc here (counted), none under LMGEN_HOSTDEV_NO_HOST_MEMORY. */
+static void *
+hd_host_alloc(size_t bytes)
+{
+	const char *no = getenv("LMGEN_HOSTDEV_NO_HOST_MEMORY");
+	void	   *p;
+
+	if (no && *no && strcmp(no, "0") != 0)
+		return NULL;
+	p = malloc(bytes);
+	if (p)
+		__atomic_add_fetch(&host_blocks, 1, __ATOMIC_SEQ_CST);
+	return p;
+}
+
+/* Free host_alloc memory. */
+static void
+hd_host_free(void *p)
+{
+	if (!p)
+		return;
+	__atomic_sub_fetch(&host_blocks, 1, __ATOMIC_SEQ_CST);
+	free(p);
+}
+
 /* The table lm_device_load finds (the CUDA backend's symbol name). */
 __attribute__((visibility("default"))) const lm_device_ops lmgen_cuda_device_ops = {
 	.abi = LM_DEVICE_ABI,
@@ -464,4 +505,6 @@ __attribute__((visibility("default"))) const lm_device_ops lmgen_cuda_device_ops
 	.kv_free = hd_kv_free,
 	.kv_copy = hd_kv_copy,
 	.forward = hd_forward,
+	.host_alloc = hd_host_alloc,
+	.host_free = hd_host_free,
 };

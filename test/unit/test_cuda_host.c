@@ -246,6 +246,9 @@ test_choices(void)
 		}
 		CHECK(all, "every visible range from 1 to 5000 is covered by splits, none of them empty");
 	}
+	CHECK(lmc_att_heads_per_block(3) == 3 && lmc_att_heads_per_block(4) == 4 && lmc_att_heads_per_block(8) == 4 &&
+		  lmc_att_heads_per_block(6) == 3 && lmc_att_heads_per_block(5) == 1 && lmc_att_heads_per_block(1) == 1,
+		  "an attention block takes the largest of 4, 3, 2, 1 query heads dividing the group (SmolLM2 3, Gemma 3 4)");
 }
 
 /* Run the checks. */

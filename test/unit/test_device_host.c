@@ -101,6 +101,9 @@ same_lengths(pair *p)
 	return true;
 }
 
+/* lmgen_hostdev_host_blocks of the loaded host device (set in main). */
+static int	(*host_blocks) (void) = NULL;
+
 /* Generation, sharing, rewinds and long batches on the device equal the CPU bit for bit. */
 static void
 check_agreement(const lm_device_ops *ops, lm_device *dev, const char *label, const lm_model *m)
@@ -140,6 +143,8 @@ check_agreement(const lm_device_ops *ops, lm_device *dev, const char *label, con
 	CHECK(same_forward(&p, b, next, why, sizeof(why)) && same_lengths(&p),
 		  "%s: prompts of 5, 23 and 40 tokens in one batch give bit-identical logits, hidden states and argmax (%s)",
 		  label, why);
+	CHECK(host_blocks() == 1, "%s: the device context's logits rows are the device's host memory (%d blocks)", label,
+		  host_blocks());
 
 	/* greedy decoding of the three together */
 	for (int step = 0; step < 6 && ok; step++)
@@ -195,6 +200,45 @@ check_agreement(const lm_device_ops *ops, lm_device *dev, const char *label, con
 	CHECK(lm_kv_bytes_held(lm_context_kv(p.dev)) == 0, "%s: a trimmed device context holds no block", label);
 
 done:
+	lm_context_free(p.cpu);
+	lm_context_free(p.dev);
+	CHECK(host_blocks() == 0, "%s: freeing the device context gives its host memory back (%d blocks)", label,
+		  host_blocks());
+	ops->unload(dm);
+	lm_batch_free(b);
+}
+
+/* Where the device gives no host memory, the context's logits are malloc'ed and still agree. */
+static void
+check_no_host_memory(const lm_device_ops *ops, lm_device *dev, const lm_model *m)
+{
+	char		err[256] = "",
+				why[256] = "";
+	lm_context_params cp = lm_context_default_params();
+	lm_device_model *dm;
+	pair		p = {m, NULL, NULL};
+	lm_batch   *b = lm_batch_create(64);
+
+	setenv("LMGEN_HOSTDEV_NO_HOST_MEMORY", "1", 1);
+	cp.n_ctx = N_CTX;
+	cp.n_seq_max = N_SEQ;
+	cp.n_batch = N_BATCH;
+	dm = ops->upload(dev, m, 0.5, 0, N_BATCH, N_SEQ, N_CTX, err, sizeof(err));
+	p.cpu = lm_context_create(m, &cp, err, sizeof(err));
+	cp.device = ops;
+	cp.device_model = dm;
+	p.dev = dm ? lm_context_create(m, &cp, err, sizeof(err)) : NULL;
+	if (p.cpu && p.dev)
+	{
+		for (int s = 0; s < 2; s++)
+			for (int i = 0; i < 7; i++)
+				lm_batch_add(b, tok(m, s, i), i, s, i == 6);
+		CHECK(same_forward(&p, b, NULL, why, sizeof(why)) && host_blocks() == 0,
+			  "without the device's host memory the logits come from malloc and agree (%s)", why);
+	}
+	else
+		CHECK(false, "contexts for the no-host-memory check (%s)", err);
+	unsetenv("LMGEN_HOSTDEV_NO_HOST_MEMORY");
 	lm_context_free(p.cpu);
 	lm_context_free(p.dev);
 	ops->unload(dm);
@@ -387,25 +431,32 @@ main(void)
 		return unit_done();
 	h = dlopen(HOSTDEV, RTLD_NOW | RTLD_NOLOAD);
 	if (h)
+	{
 		*(void **) &fail = dlsym(h, "lmgen_hostdev_fail");
-	CHECK(fail != NULL, "the host device's failure control is found");
+		*(void **) &host_blocks = dlsym(h, "lmgen_hostdev_host_blocks");
+	}
+	CHECK(fail != NULL && host_blocks != NULL, "the host device's controls are found");
 	CHECK(ops->count(err, sizeof(err)) == 1, "the host device counts one device");
 	err[0] = '\0';
 	dev = ops->open(0, err, sizeof(err));
 	CHECK(dev != NULL && ops->healthy(dev), "device 0 opens healthy (%s)", err);
-	if (!dev || !fail)
+	if (!dev || !fail || !host_blocks)
 		return unit_done();
 
 	snprintf(path, sizeof(path), "%s/models/stories260K.gguf", unit_shared_dir());
 	small = open_model(path);
 	if (small)
+	{
 		check_agreement(ops, dev, "stories260K", small);
+		check_no_host_memory(ops, dev, small);
+	}
 	else
 		SKIP("stories260K not found (set LMGEN_SHARED)");
 	smol = open_model(LMGEN_MODEL_DIR "/default.gguf");
 	if (smol)
 	{
 		check_agreement(ops, dev, "SmolLM2", smol);
+		check_no_host_memory(ops, dev, smol);
 		check_errors(ops, smol, fail);
 	}
 	else
