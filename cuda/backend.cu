@@ -72,6 +72,28 @@ static const char *const prof_names[LMC_PROF_N] = {
 /* Event pairs per step at most (more ops go untimed). */
 #define LMC_PROF_EVENTS 2048
 
+/* Captured step graphs kept per model (least recently used replaced). */
+#define LMC_GRAPHS 16
+
+/* Steps of at most this many tokens run as captured graphs (decode; prefill steps launch directly). */
+#define LMC_GRAPH_MAX_TOKENS 512
+
+/* What a captured step depends on besides the model: token count and the attention's splits. */
+typedef struct graph_key
+{
+	int			n;				/* tokens */
+	int			split[2],		/* positions per split: global layers, windowed layers */
+				n_splits[2];	/* splits */
+} graph_key;
+
+/* One captured step: embeddings and every layer, replayed with cudaGraphLaunch. */
+typedef struct step_graph
+{
+	graph_key	key;
+	cudaGraphExec_t exec;		/* NULL when the slot is empty */
+	uint64_t	used;			/* step counter when last launched */
+} step_graph;
+
 /* An opened device. */
 struct lm_device
 {
@@ -164,6 +186,13 @@ struct lm_device_model
 	void	   *pool;			/* KV blocks */
 	size_t		pool_bytes;
 	lmc_slots	slots;			/* free list of the pool */
+
+	/* captured step graphs (LMGEN_CUDA_GRAPHS, on unless 0; off while profiling) */
+	bool		graphs;
+	step_graph	graph[LMC_GRAPHS];
+	uint64_t	n_steps;		/* steps run (the graphs' clock) */
+	int64_t		graph_captures; /* graphs captured so far */
+	int64_t		graph_launches; /* steps replayed from a graph */
 
 	/* LMGEN_CUDA_PROFILE: device time per op class, from event pairs (debug_profile reports it) */
 	bool		profile;
@@ -596,12 +625,16 @@ read_switches(lm_device_model *dm, char *err, size_t errlen)
 		}
 		dm->mv_max = (int) v;
 	}
-	snprintf(dm->describe, sizeof(dm->describe), "gemm %s, matvec <= %d tokens", lmc_gemm_mode_name(dm->mode),
-			 dm->mv_max);
+	snprintf(dm->describe, sizeof(dm->describe), "gemm %s, matvec <= %d tokens, step graphs %s",
+			 lmc_gemm_mode_name(dm->mode), dm->mv_max,
+			 getenv("LMGEN_CUDA_GRAPHS") && strcmp(getenv("LMGEN_CUDA_GRAPHS"), "0") == 0 ? "off" : "on");
 	{
 		const char *pr = getenv("LMGEN_CUDA_PROFILE");
 
+		const char *gr = getenv("LMGEN_CUDA_GRAPHS");
+
 		dm->profile = pr && *pr && strcmp(pr, "0") != 0;
+		dm->graphs = !(gr && strcmp(gr, "0") == 0);
 	}
 	return true;
 }
@@ -740,6 +773,9 @@ cuda_unload(lm_device_model *dm)
 	if (dm->h_argmax)
 		(void) cudaFreeHost(dm->h_argmax);
 	lmc_slots_destroy(&dm->slots);
+	for (int i = 0; i < LMC_GRAPHS; i++)
+		if (dm->graph[i].exec)
+			(void) cudaGraphExecDestroy(dm->graph[i].exec);
 	if (dm->ev)
 	{
 		for (int i = 0; i < 2 * LMC_PROF_EVENTS; i++)
@@ -762,6 +798,7 @@ upload_model(lm_device *dev, lm_device_model *dm, const lm_model *m, double kv_f
 	CU(cudaSetDevice(dev->ordinal));
 	if (!read_switches(dm, err, errlen))
 		return false;
+	CU(lmc_matvec_prepare());
 	/* measure, allocate, then copy and dequantize */
 	if (!place_model(dev, dm, &a, m, err, errlen))
 		return false;
@@ -956,6 +993,16 @@ layer_is_local(const lm_model_config *c, int il)
 	return c->swa_pattern > 0 && il % c->swa_pattern < c->swa_pattern - 1;
 }
 
+/* The attention's split of a step's positions on global (local false) or windowed layers. */
+static void
+att_split_of(const lm_device_model *dm, const lmc_step *st, bool local, int *split, int *n_splits)
+{
+	const lm_model_config *c = &dm->cfg;
+
+	lmc_att_split(local ? st->vis_max_swa : st->vis_max, st->n, c->n_head / lmc_att_heads_per_block(c->n_head / c->n_head_kv),
+				  dm->dev->n_sm, split, n_splits);
+}
+
 /* One transformer layer over the step's tokens. */
 static bool
 run_layer(lm_device_model *dm, const lmc_step *st, int l, char *err, size_t errlen)
@@ -1025,8 +1072,7 @@ run_layer(lm_device_model *dm, const lmc_step *st, int l, char *err, size_t errl
 	at.v_off = dm->v_off;
 	at.scale = dm->gemma ? 1.0f : 1.0f / sqrtf((float) c->head_dim_k);
 	at.n_swa = local ? c->n_swa : 0;
-	lmc_att_split(local ? st->vis_max_swa : st->vis_max, n, c->n_head / lmc_att_heads_per_block(at.group), dev->n_sm,
-				  &at.split, &at.n_splits);
+	att_split_of(dm, st, local, &at.split, &at.n_splits);
 	pi = prof_begin(dm, LMC_PROF_ATTN);
 	CU(lmc_attention(dev->stream, &at));
 	prof_end(dm, pi);
@@ -1130,6 +1176,103 @@ run_outputs(lm_device_model *dm, const lmc_step *st, const lm_device_batch *b, c
 	return true;
 }
 
+/* Embeddings, the first norm and every layer of a step (launches only: capturable in a graph). */
+static bool
+run_layers(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
+{
+	lm_device  *dev = dm->dev;
+	const lm_model_config *c = &dm->cfg;
+	int			pi;
+
+	/* token embeddings (gemma3: times sqrt(n_embd)), the first layer's attention norm */
+	pi = prof_begin(dm, LMC_PROF_EMBED);
+	CU(lmc_embed(dev->stream, dm->tok_embd.type, dm->tok_embd.raw, dm->tok_embd.row_bytes, c->n_embd, dm->d_ints,
+				 st->n, dm->x, dm->gemma, sqrtf((float) c->n_embd)));
+	prof_end(dm, pi);
+	pi = prof_begin(dm, LMC_PROF_NORM);
+	CU(lmc_residual_norm(dev->stream, dm->x, dm->xb2, dm->xb, NULL, dm->layers[0].attn_norm, false, st->n,
+						 c->n_embd, c->rms_eps));
+	prof_end(dm, pi);
+	for (int l = 0; l < c->n_layer; l++)
+		if (!run_layer(dm, st, l, err, errlen))
+			return false;
+	return true;
+}
+
+/* Capture run_layers for st into a new graph instance; NULL with a message. */
+static cudaGraphExec_t
+capture_step(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
+{
+	lm_device  *dev = dm->dev;
+	cudaGraph_t g = NULL;
+	cudaGraphExec_t exec = NULL;
+	cudaError_t e = cudaStreamBeginCapture(dev->stream, cudaStreamCaptureModeThreadLocal);
+	bool		ok;
+
+	if (e != cudaSuccess)
+	{
+		cuda_fail(dev, "cudaStreamBeginCapture", e, err, errlen);
+		return NULL;
+	}
+	ok = run_layers(dm, st, err, errlen);
+	/* always end the capture: the stream must leave capture mode whatever happened */
+	e = cudaStreamEndCapture(dev->stream, &g);
+	if (ok && e != cudaSuccess)
+	{
+		cuda_fail(dev, "cudaStreamEndCapture", e, err, errlen);
+		ok = false;
+	}
+	if (ok && (e = cudaGraphInstantiate(&exec, g, 0)) != cudaSuccess)
+	{
+		cuda_fail(dev, "cudaGraphInstantiate", e, err, errlen);
+		exec = NULL;
+	}
+	if (g)
+		(void) cudaGraphDestroy(g);
+	return ok ? exec : NULL;
+}
+
+/* Run a step's layers from the graph captured for its key, capturing it first when none is kept. */
+static bool
+run_graph(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
+{
+	lm_device  *dev = dm->dev;
+	graph_key	key;
+	step_graph *slot = NULL;
+
+	memset(&key, 0, sizeof(key));
+	key.n = st->n;
+	att_split_of(dm, st, false, &key.split[0], &key.n_splits[0]);
+	att_split_of(dm, st, true, &key.split[1], &key.n_splits[1]);
+	for (int i = 0; i < LMC_GRAPHS; i++)
+		if (dm->graph[i].exec && memcmp(&dm->graph[i].key, &key, sizeof(key)) == 0)
+		{
+			slot = &dm->graph[i];
+			break;
+		}
+	if (!slot)
+	{
+		cudaGraphExec_t exec = capture_step(dm, st, err, errlen);
+
+		if (!exec)
+			return false;
+		/* an empty slot, else the least recently launched */
+		slot = &dm->graph[0];
+		for (int i = 0; i < LMC_GRAPHS && slot->exec; i++)
+			if (!dm->graph[i].exec || dm->graph[i].used < slot->used)
+				slot = &dm->graph[i];
+		if (slot->exec)
+			(void) cudaGraphExecDestroy(slot->exec);
+		slot->key = key;
+		slot->exec = exec;
+		dm->graph_captures++;
+	}
+	slot->used = dm->n_steps;
+	dm->graph_launches++;
+	CU(cudaGraphLaunch(slot->exec, dev->stream));
+	return true;
+}
+
 /* Run one step (tokens [i0, i0+n)) of a checked batch whose table is on the device. */
 static bool
 run_step(lm_device_model *dm, const lm_device_batch *b, int i0, int n, char *err, size_t errlen)
@@ -1145,19 +1288,14 @@ run_step(lm_device_model *dm, const lm_device_batch *b, int i0, int n, char *err
 	CU(cudaMemcpyAsync(dm->d_ints, dm->h_ints, sizeof(int32_t) * lmc_step_upload_ints(dm->dims.n_batch),
 					   cudaMemcpyHostToDevice, dev->stream));
 	prof_end(dm, pi);
-
-	/* token embeddings (gemma3: times sqrt(n_embd)), the first layer's attention norm */
-	pi = prof_begin(dm, LMC_PROF_EMBED);
-	CU(lmc_embed(dev->stream, dm->tok_embd.type, dm->tok_embd.raw, dm->tok_embd.row_bytes, c->n_embd, dm->d_ints,
-				 n, dm->x, dm->gemma, sqrtf((float) c->n_embd)));
-	prof_end(dm, pi);
-	pi = prof_begin(dm, LMC_PROF_NORM);
-	CU(lmc_residual_norm(dev->stream, dm->x, dm->xb2, dm->xb, NULL, dm->layers[0].attn_norm, false, n, c->n_embd,
-						 c->rms_eps));
-	prof_end(dm, pi);
-	for (int l = 0; l < c->n_layer; l++)
-		if (!run_layer(dm, &st, l, err, errlen))
+	dm->n_steps++;
+	if (dm->graphs && !dm->profile && n <= LMC_GRAPH_MAX_TOKENS)
+	{
+		if (!run_graph(dm, &st, err, errlen))
 			return false;
+	}
+	else if (!run_layers(dm, &st, err, errlen))
+		return false;
 	if (!run_outputs(dm, &st, b, err, errlen))
 		return false;
 	/* the step's staging (h_ints) is reused by the next step */

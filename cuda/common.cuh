@@ -150,6 +150,9 @@ cudaError_t lmc_embed(cudaStream_t s, lm_type t, const void *w, size_t row_bytes
 cudaError_t lmc_matvec(cudaStream_t s, lm_type t, const void *w, size_t row_bytes, int n_rows, int n_cols,
 					   const float *x, int ldx, float *y, int ldy, int n);
 
+/* matvec.cu: once per process before lmc_matvec (sets the kernels' shared memory limit; not capturable). */
+cudaError_t lmc_matvec_prepare(void);
+
 /* gemm.cu: n floats to BF16 (bf16) or FP16. */
 cudaError_t lmc_to_half(cudaStream_t s, const float *x, void *out, int64_t n, bool bf16);
 

@@ -326,6 +326,9 @@ lmc_att_split(int vis_max, int n_tok, int n_head, int n_sm, int *split, int *n_s
 	sp = (sp + LM_KV_BLOCK - 1) / LM_KV_BLOCK * LM_KV_BLOCK;
 	*split = (int) sp;
 	*n_splits = (int) (((int64_t) vis_max + sp - 1) / sp);
+	/* one split: the same launch for every length (a captured step graph stays valid as sequences grow) */
+	if (*n_splits == 1)
+		*split = LMC_ATT_ONE_SPLIT;
 }
 
 /* Query heads per attention block: the largest of 4, 3, 2, 1 that divides group. */

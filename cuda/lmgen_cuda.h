@@ -32,6 +32,9 @@ extern "C"
 /* Most splits of one token's visible positions in the attention (flash-decoding). */
 #define LMC_ATT_MAX_SPLITS 32
 
+/* Split length given when one split covers every position (a multiple of LM_KV_BLOCK, beyond any context). */
+#define LMC_ATT_ONE_SPLIT (1 << 24)
+
 /* Smallest split of visible positions (a multiple of LM_KV_BLOCK). */
 #define LMC_ATT_MIN_SPLIT 64
 

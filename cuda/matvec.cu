@@ -104,7 +104,6 @@ struct matvec_launch
 	static void run(cudaStream_t s, const void *w, size_t row_bytes, int n_rows, int n_cols, const float *x,
 					int ldx, float *y, int ldy, int n)
 	{
-		static bool smem_set = false;
 		size_t		per_token = sizeof(float) * 32 * (size_t) mv_pitch(n_cols);
 		int			tn = (int) (MV_SMEM_MAX / per_token),
 					rb = (n_rows + MV_WARPS - 1) / MV_WARPS;
@@ -116,9 +115,6 @@ struct matvec_launch
 			matvec_kernel<T><<<0, MV_WARPS * 32, 0, s>>>(NULL, 0, 0, 0, NULL, 0, NULL, 0, 0);
 			return;
 		}
-		if (!smem_set && cudaFuncSetAttribute(matvec_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-											  MV_SMEM_MAX) == cudaSuccess)
-			smem_set = true;
 		for (int t0 = 0; t0 < n; t0 += tn)
 		{
 			int			k = n - t0 < tn ? n - t0 : tn;
@@ -129,6 +125,35 @@ struct matvec_launch
 		}
 	}
 };
+
+/* Let matvec_kernel of one type take MV_SMEM_MAX bytes of shared memory. */
+template <int T>
+struct matvec_prepare
+{
+	/* Set the attribute; its error, if any, is left for cudaGetLastError. */
+	static void run(cudaError_t *e)
+	{
+		cudaError_t r = cudaFuncSetAttribute(matvec_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+											 MV_SMEM_MAX);
+
+		if (r != cudaSuccess)
+			*e = r;
+	}
+};
+
+/* Before any launch (and outside graph capture): let every type's kernel take its shared memory. */
+cudaError_t
+lmc_matvec_prepare(void)
+{
+	static const lm_type types[] = {LM_TYPE_F32, LM_TYPE_F16, LM_TYPE_BF16, LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0,
+	LM_TYPE_Q5_1, LM_TYPE_Q8_0, LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
+	cudaError_t e = cudaSuccess;
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (lmc_type_supported(types[i]))
+			(void) lmc_dispatch_type<matvec_prepare>(types[i], &e);
+	return e;
+}
 
 /* y = W x for n <= LMC_MATVEC_MAX_TOKENS tokens. */
 cudaError_t

@@ -262,6 +262,9 @@ static WorkerModel *worker_models = NULL;
 #define WORKER_DEVICE_MAX_SEQS 1024
 #define WORKER_DEVICE_BATCH 512
 
+/* On a compute device: prompt tokens a step takes beside its decode tokens (one per running sequence). */
+#define WORKER_DEVICE_PROMPT_TOKENS 2048
+
 /* Fail a held request with an error message (sent at the next hand-out). */
 static void
 FailRequest(WorkerRequest *r, int sqlstate, const char *msg)
@@ -347,7 +350,8 @@ WorkerModelFor(LmgenModel *m)
 	lm_context_set_kv_budget(wm->ctx, wm->dm ? 0 : (size_t) lmgen_kv_cache_size << 20);
 	sp.max_seqs = cp.n_seq_max;
 	sp.share_prefixes = lmgen_worker_share_prefixes;
-	sp.step_tokens = WORKER_STEP_TOKENS;
+	/* on the device a step holds every decode token and a few device calls of prompt, so prompts never wait */
+	sp.step_tokens = wm->dm ? cp.n_seq_max + WORKER_DEVICE_PROMPT_TOKENS : WORKER_STEP_TOKENS;
 	wm->sched = lm_sched_create(wm->ctx, m->tok, &sp, err, sizeof(err));
 	if (wm->sched == NULL)
 	{

@@ -7,7 +7,9 @@
 # server is stopped and the directory removed when the script exits.  As
 # root (initdb refuses root) it instead re-runs the calling script, NAME,
 # as $LMGEN_TEST_USER (default postgres) from a copy in $work and exits
-# with its status.
+# with its status.  BENCH_LD_LIBRARY_PATH, when set, is the LD_LIBRARY_PATH
+# of the cluster and the unprivileged run alone (libraries of a PostgreSQL
+# brought from another system, test/gpu/pg_bundle.sh), never of runuser.
 
 # Start the cluster, or re-run the caller as an unprivileged user.
 bench_cluster_start() {
@@ -25,9 +27,10 @@ bench_cluster_start() {
 		install -m 644 "$here/bench_cluster.sh" "$work/bench_cluster.sh"
 		chown -R "$user" "$work"
 		trap 'rm -rf "$work"' EXIT
-		runuser -u "$user" -- env BENCH_INNER_DIR="$work" "$work/$name"
+		runuser -u "$user" -- env BENCH_INNER_DIR="$work" PATH="$PATH" BENCH_LD_LIBRARY_PATH="${BENCH_LD_LIBRARY_PATH:-}" "$work/$name"
 		exit $?
 	fi
+	[ -n "${BENCH_LD_LIBRARY_PATH:-}" ] && export LD_LIBRARY_PATH=$BENCH_LD_LIBRARY_PATH
 	bindir=$(pg_config --bindir)
 	"$bindir/initdb" -D "$work/db" -A trust -U postgres >/dev/null
 	cat >> "$work/db/postgresql.conf" <<CONF

@@ -16,6 +16,8 @@ still agree on them.
     python3 test/gpu/shaped_model.py shapes/X.json OUT.gguf [--seed N]
         [--layers N] [--vocab N]          # a reduced model for tests
         [--float]                         # quantized tensors stored as F32
+        [--tokenizer TOK.gguf]            # with a real tokenizer (SQL on the GPU)
+    python3 test/gpu/shaped_model.py --extract-tokenizer MODEL.gguf TOK.gguf
     python3 test/gpu/shaped_model.py --check shapes/X.json OUT.gguf
 
 Description: every key except tokenizer.* (the engine's forward pass needs
@@ -62,9 +64,10 @@ SAMPLE_BLOCKS = 64
 class Reader:
     """A GGUF file's keys, tensor infos and data offset (whole file in memory)."""
 
-    def __init__(self, path):
+    def __init__(self, path, whole_arrays=False):
         with open(path, "rb") as f:
             self.buf = f.read()
+        self.whole_arrays = whole_arrays
         self.pos = 0
         if self.buf[:4] != b"GGUF":
             raise ValueError("%s is not a GGUF file" % path)
@@ -118,11 +121,11 @@ class Reader:
         self.pos += 8
         if sub == "arr":
             raise ValueError("key %s: nested arrays are not described" % key)
-        if sub != "str" and n > MAX_ARRAY:
+        if sub != "str" and n > MAX_ARRAY and not self.whole_arrays:
             self.pos += n * struct.calcsize(SCALAR_FMT[sub])
             return [key, "arr:" + sub, None, n]
         vals = [self.scalar(sub) for _ in range(n)]
-        return [key, "arr:" + sub, vals if n <= MAX_ARRAY else None, n]
+        return [key, "arr:" + sub, vals if n <= MAX_ARRAY or self.whole_arrays else None, n]
 
     def tensor_bytes(self, t):
         """The bytes of tensor t."""
@@ -394,13 +397,29 @@ def reduce_description(desc, layers, vocab):
     return dict(desc, keys=keys, tensors=tensors)
 
 
-def shaped_writer(desc, seed):
-    """A GGUFWriter holding the shaped model of a description."""
+def tokenizer_keys(path):
+    """Every tokenizer.* key of a GGUF file, arrays whole: [key, vtype, value]."""
+    return [kv[:3] for kv in Reader(path, whole_arrays=True).kvs if kv[0].startswith("tokenizer.")]
+
+
+def write_tokenizer(model, out):
+    """A GGUF of model's tokenizer keys and no tensors (a few MB: it travels where the model cannot)."""
+    w = GGUFWriter(version=3, alignment=None, seed=0)
+    for key, vt, val in tokenizer_keys(model):
+        w.add_kv(key, vt, val)
+    return w.write(out)
+
+
+def shaped_writer(desc, seed, tokenizer=None):
+    """A GGUFWriter holding the shaped model of a description (with the tokenizer keys of file `tokenizer`)."""
     rng = random.Random(seed)
     align = dict((k[0], k[2]) for k in desc["keys"]).get("general.alignment")
     w = GGUFWriter(version=3, alignment=None, seed=seed)
     for key, vt, val in desc["keys"]:
         w.add_kv(key, vt, val)
+    if tokenizer:
+        for key, vt, val in tokenizer_keys(tokenizer):
+            w.add_kv(key, vt, val)
     w.add_kv("lmgen.shaped_from", "str", desc["source"])
     w.add_kv("lmgen.shaped_seed", "u32", seed)
     if align is not None:
@@ -452,6 +471,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layers", type=int, default=None, help="keep only the first N blocks")
     ap.add_argument("--vocab", type=int, default=None, help="cut the vocabulary to N tokens")
+    ap.add_argument("--tokenizer", metavar="FILE.gguf",
+                    help="copy the tokenizer keys of FILE (a model, or a file --extract-tokenizer wrote)")
+    ap.add_argument("--extract-tokenizer", action="store_true",
+                    help="MODEL.gguf OUT.gguf: write only MODEL's tokenizer keys")
     ap.add_argument("--float", action="store_true",
                     help="store quantized tensors as F32 (the CPU then multiplies without quantizing activations)")
     a = ap.parse_args(argv)
@@ -461,6 +484,10 @@ def main(argv=None):
         return 0
     if len(a.args) != 2:
         ap.error("need DESC.json and OUT.gguf")
+    if a.extract_tokenizer:
+        n = write_tokenizer(a.args[0], a.args[1])
+        print("%s: %d bytes, the tokenizer of %s" % (a.args[1], n, a.args[0]))
+        return 0
     with open(a.args[0]) as f:
         desc = json.load(f)
     if a.layers is not None or a.vocab is not None:
@@ -474,7 +501,7 @@ def main(argv=None):
         print("shaped_model: %s: %s (tensor RMS within x%.3f of the real)" % (
             a.args[1], "FAILED" if problems else "matches its description", worst))
         return 1 if problems else 0
-    n = shaped_writer(desc, a.seed).write(a.args[1])
+    n = shaped_writer(desc, a.seed, a.tokenizer).write(a.args[1])
     print("%s: %d bytes, shaped like %s (seed %d)" % (a.args[1], n, desc["source"], a.seed))
     return 0
 

@@ -246,6 +246,56 @@ main(void)
 		CHECK(s == NULL, "copy ids counted but missing are refused");
 	}
 
+	/*
+	 * Greedy with a copy bias takes a short path (no copy of the logits):
+	 * the same token as the argmax of the biased logits, on random rows
+	 * with many ties (values on a coarse grid), NaNs and +-inf.
+	 */
+	{
+		enum {V = 300, ROWS = 3000};
+		float		row[V],
+					biased[V];
+		int32_t		src[40];
+		bool		all = true;
+		uint32_t	x = 12345;
+
+		for (int r = 0; r < ROWS && all; r++)
+		{
+			bool		in[V] = {false};
+			int			n_src = 1 + r % 40;
+
+			for (int i = 0; i < V; i++)
+			{
+				x = x * 1664525u + 1013904223u;
+				row[i] = (float) ((x >> 20) % 16) * 0.25f;
+				if (r % 7 == 0 && (x >> 8) % 97 == 0)
+					row[i] = (x >> 9) % 2 ? NAN : INFINITY;
+			}
+			for (int k = 0; k < n_src; k++)
+			{
+				x = x * 1664525u + 1013904223u;
+				src[k] = (int32_t) ((x >> 12) % V);
+				in[src[k]] = true;
+			}
+			p = lm_sampler_default_params();
+			p.copy_bias = r % 3 == 0 ? 0.25f : r % 3 == 1 ? 0.5f : 2.0f;
+			p.copy_ids = src;
+			p.n_copy_ids = n_src;
+			for (int i = 0; i < V; i++)
+				biased[i] = in[i] ? row[i] + p.copy_bias : row[i];
+			s = lm_sampler_create(&p, V, err, sizeof(err));
+			if (!s || lm_sampler_sample(s, row) != lm_argmax(biased, V))
+			{
+				all = false;
+				printf("# row %d: sampler %d, argmax of the biased logits %d\n", r, s ? lm_sampler_sample(s, row) : -1,
+					   lm_argmax(biased, V));
+			}
+			lm_sampler_free(s);
+		}
+		CHECK(all, "greedy with a copy bias picks the argmax of the biased logits (%d random rows with ties, NaN, inf)",
+			  ROWS);
+	}
+
 	/* bad parameters */
 	p = lm_sampler_default_params();
 	p.repeat_penalty = 0.0f;
