@@ -191,6 +191,8 @@ struct lm_device_model
 	bool		graphs;
 	step_graph	graph[LMC_GRAPHS];
 	uint64_t	n_steps;		/* steps run (the graphs' clock) */
+	graph_key	last_key;		/* key of the previous step */
+	int			last_key_runs;	/* steps in a row with that key */
 	int64_t		graph_captures; /* graphs captured so far */
 	int64_t		graph_launches; /* steps replayed from a graph */
 
@@ -1232,7 +1234,12 @@ capture_step(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
 	return ok ? exec : NULL;
 }
 
-/* Run a step's layers from the graph captured for its key, capturing it first when none is kept. */
+/*
+ * Run a step's layers from the graph captured for its key.  A key seen for
+ * the second step in a row is captured (steady decode: the same tokens and
+ * splits step after step); a step whose key is new launches directly, so
+ * steps that mix prompt chunks of changing sizes never pay for captures.
+ */
 static bool
 run_graph(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
 {
@@ -1244,12 +1251,21 @@ run_graph(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
 	key.n = st->n;
 	att_split_of(dm, st, false, &key.split[0], &key.n_splits[0]);
 	att_split_of(dm, st, true, &key.split[1], &key.n_splits[1]);
+	if (memcmp(&key, &dm->last_key, sizeof(key)) == 0)
+		dm->last_key_runs++;
+	else
+	{
+		dm->last_key = key;
+		dm->last_key_runs = 1;
+	}
 	for (int i = 0; i < LMC_GRAPHS; i++)
 		if (dm->graph[i].exec && memcmp(&dm->graph[i].key, &key, sizeof(key)) == 0)
 		{
 			slot = &dm->graph[i];
 			break;
 		}
+	if (!slot && dm->last_key_runs < 2)
+		return run_layers(dm, st, err, errlen);
 	if (!slot)
 	{
 		cudaGraphExec_t exec = capture_step(dm, st, err, errlen);

@@ -342,9 +342,8 @@ select_top(cand *c, int n, int k)
  * way in a fraction of a full copy and second pass over the vocabulary.
  */
 static int32_t
-greedy_copy(const lm_sampler *s, const float *logits)
+greedy_copy(const lm_sampler *s, const float *logits, int32_t best)
 {
-	int32_t		best = lm_argmax(logits, s->n_vocab);
 	float		bv = logits[best];
 	int			lo = 0,
 				hi = s->n_copy;
@@ -381,6 +380,13 @@ greedy_copy(const lm_sampler *s, const float *logits)
 int32_t
 lm_sampler_sample(lm_sampler *s, const float *logits)
 {
+	return lm_sampler_sample_hinted(s, logits, -1);
+}
+
+/* Choose the next token, given the row's argmax when known (-1: not known). */
+int32_t
+lm_sampler_sample_hinted(lm_sampler *s, const float *logits, int32_t argmax)
+{
 	const lm_sampler_params *p = &s->p;
 	cand	   *c = s->cands;
 	int			n = s->n_vocab;
@@ -390,10 +396,13 @@ lm_sampler_sample(lm_sampler *s, const float *logits)
 	float		max;
 
 	/* greedy on logits nothing changes: no copy */
+	/* a hint is lm_argmax's answer but for a row starting with NaN (lm_argmax says 0 there) */
+	if (argmax < 0 || argmax >= n || isnan(logits[0]))
+		argmax = -1;
 	if (p->temperature <= 0.0f && s->n_copy == 0 && !penalties_active(s))
-		return lm_argmax(logits, n);
+		return argmax >= 0 ? argmax : lm_argmax(logits, n);
 	if (p->temperature <= 0.0f && !penalties_active(s))
-		return greedy_copy(s, logits);
+		return greedy_copy(s, logits, argmax >= 0 ? argmax : lm_argmax(logits, n));
 	memcpy(s->work, logits, sizeof(float) * n);
 	for (int i = 0; i < s->n_copy; i++)
 		s->work[s->copy[i]] += p->copy_bias;

@@ -64,6 +64,13 @@ extern void lm_sampler_accept(lm_sampler *s, int32_t token);
 /* Choose a token from n_vocab logits (not modified). */
 extern int32_t lm_sampler_sample(lm_sampler *s, const float *logits);
 
+/*
+ * The same, given the row's lm_argmax when the caller already has it (a
+ * compute device computes it beside the logits), else -1: greedy sampling
+ * then reads no more of the row than the copy set.
+ */
+extern int32_t lm_sampler_sample_hinted(lm_sampler *s, const float *logits, int32_t argmax);
+
 /* Index of the largest of n values, the lowest index on ties. */
 extern int32_t lm_argmax(const float *x, int n);
 

@@ -928,6 +928,14 @@ gen_take(lm_sched *s, sched_req *r)
 		r->decoding = true;
 }
 
+/* Sample request r's next token from batch token i's logits (with the device's argmax, where it ran on one). */
+static void
+sample_from(lm_sched *s, sched_req *r, int i)
+{
+	lm_sequence_sample_hinted(r->gen, lm_context_logits(s->ctx, i),
+							  lm_context_device(s->ctx) ? lm_context_argmax(s->ctx, i) : -1);
+}
+
 /* Advance the requests of a successful step by their outputs. */
 static void
 consume_outputs(lm_sched *s)
@@ -940,7 +948,7 @@ consume_outputs(lm_sched *s)
 			continue;
 		if (r->kind == LM_SCHED_GENERATE && r->decoding)
 		{
-			lm_sequence_sample(r->gen, lm_context_logits(s->ctx, r->b_first));
+			sample_from(s, r, r->b_first);
 			gen_take(s, r);
 		}
 		else if (r->kind == LM_SCHED_GENERATE)
@@ -949,7 +957,7 @@ consume_outputs(lm_sched *s)
 			s->st.prompt_tokens += r->b_n;
 			if (r->n_done == r->n_prompt)
 			{
-				lm_sequence_sample(r->gen, lm_context_logits(s->ctx, r->b_first + r->b_n - 1));
+				sample_from(s, r, r->b_first + r->b_n - 1);
 				gen_take(s, r);
 			}
 		}

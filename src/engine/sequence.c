@@ -267,6 +267,13 @@ lm_sequence_sample(lm_sequence *s, const float *logits)
 	s->pending = lm_sampler_sample(s->smp, logits);
 }
 
+/* Sample the next token, given the logits' argmax when known. */
+void
+lm_sequence_sample_hinted(lm_sequence *s, const float *logits, int32_t argmax)
+{
+	s->pending = lm_sampler_sample_hinted(s->smp, logits, argmax);
+}
+
 /*
  * Finish: a multi-byte character still incomplete when generation ends
  * (max_tokens cut it) is dropped, never returned or replaced.

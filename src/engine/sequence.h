@@ -76,6 +76,9 @@ extern void lm_sequence_free(lm_sequence *s);
 /* Sample the next token from the logits of the last evaluated token. */
 extern void lm_sequence_sample(lm_sequence *s, const float *logits);
 
+/* The same, given the logits' argmax when a device computed it (else -1; lm_sampler_sample_hinted). */
+extern void lm_sequence_sample_hinted(lm_sequence *s, const float *logits, int32_t argmax);
+
 /*
  * Take the sampled token: record it, append its text, check the stop rules.
  * Returns 1 with *token, and *text / *text_len pointing at the newly

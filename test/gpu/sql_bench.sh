@@ -7,7 +7,8 @@
 # cpu for the same query on the CPU), SQL_MODEL_DIR (lmgen.model_dir, for a
 # stand-in model's default.gguf), SQL_THREADS (lmgen.worker_threads),
 # SQL_MAX_REQUESTS (lmgen.max_requests: the sequences the worker runs at
-# once on a device), SQL_BATCH_ROWS (lmgen.batch_rows: rows per worker call).
+# once on a device), SQL_BATCH_ROWS (lmgen.batch_rows: rows per worker call),
+# SQL_DEVICE_LIBRARY (lmgen.device_library; e.g. the host test device).
 set -euo pipefail
 rows=${SQL_ROWS:-2000}
 max_tokens=${SQL_MAX_TOKENS:-32}
@@ -20,7 +21,7 @@ fi
 pkglib=$(pg_config --pkglibdir)
 bench_cluster_start sql_bench.sh "lmgen.device = '${SQL_DEVICE:-cuda}'
 lmgen.gpu_memory_fraction = 0.5
-lmgen.device_library = '$pkglib/lmgen_cuda.so'
+lmgen.device_library = '${SQL_DEVICE_LIBRARY:-$pkglib/lmgen_cuda.so}'
 ${SQL_MODEL_DIR:+lmgen.model_dir = '$SQL_MODEL_DIR'}
 ${SQL_THREADS:+lmgen.worker_threads = $SQL_THREADS}
 ${SQL_MAX_REQUESTS:+lmgen.max_requests = $SQL_MAX_REQUESTS}"

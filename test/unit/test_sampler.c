@@ -284,7 +284,8 @@ main(void)
 			for (int i = 0; i < V; i++)
 				biased[i] = in[i] ? row[i] + p.copy_bias : row[i];
 			s = lm_sampler_create(&p, V, err, sizeof(err));
-			if (!s || lm_sampler_sample(s, row) != lm_argmax(biased, V))
+			if (!s || lm_sampler_sample(s, row) != lm_argmax(biased, V) ||
+				lm_sampler_sample_hinted(s, row, lm_argmax(row, V)) != lm_argmax(biased, V))
 			{
 				all = false;
 				printf("# row %d: sampler %d, argmax of the biased logits %d\n", r, s ? lm_sampler_sample(s, row) : -1,
@@ -292,8 +293,21 @@ main(void)
 			}
 			lm_sampler_free(s);
 		}
-		CHECK(all, "greedy with a copy bias picks the argmax of the biased logits (%d random rows with ties, NaN, inf)",
-			  ROWS);
+		CHECK(all, "greedy with a copy bias picks the argmax of the biased logits (%d random rows with ties, NaN, inf), "
+			  "with the row's argmax given or not", ROWS);
+	}
+
+	/* a given argmax is taken as it is for plain greedy, but not for a row starting with NaN, nor out of range */
+	{
+		float		row[4] = {1.0f, 5.0f, 2.0f, 5.0f};
+
+		p = lm_sampler_default_params();
+		s = lm_sampler_create(&p, 4, err, sizeof(err));
+		CHECK(s && lm_sampler_sample_hinted(s, row, 1) == 1 && lm_sampler_sample_hinted(s, row, 7) == 1 &&
+			  lm_sampler_sample_hinted(s, row, -1) == 1, "plain greedy takes a given argmax; an out-of-range one is ignored");
+		row[0] = NAN;
+		CHECK(s && lm_sampler_sample_hinted(s, row, 3) == 0, "a row starting with NaN gives 0, as lm_argmax does");
+		lm_sampler_free(s);
 	}
 
 	/* bad parameters */
