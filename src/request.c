@@ -14,7 +14,12 @@
  * next call, so a batch larger than lmgen.max_requests, or one that meets
  * other backends' calls, goes through in turns and never deadlocks: the
  * worker never waits for a backend, and a backend waiting for a slot
- * still reads its own results.  Every wakeup, and at least every
+ * still reads its own results.  A call's segment counts against
+ * PostgreSQL's limit on dynamic shared memory segments (64 + 5 per backend
+ * slot, for the whole server): when none can be made, the call waits as
+ * for a slot, while the calls in flight (this backend's and others') end
+ * and give theirs back, so a large lmgen.max_requests with large batches
+ * is slower, never an ERROR.  Every wakeup, and at least every
  * REQUEST_POLL_MS, runs CHECK_FOR_INTERRUPTS(), so a cancel or
  * statement_timeout ends the wait at once; the wait shows in
  * pg_stat_activity as wait_event_type "Extension".  Whatever ends the wait
@@ -245,7 +250,10 @@ typedef struct InFlight
 	TimestampTz no_worker_since;	/* since when no worker runs (0: one runs) */
 } InFlight;
 
-/* A call's segment: the serialized call and an empty result queue this backend receives from. */
+/*
+ * A call's segment: the serialized call and an empty result queue this
+ * backend receives from; NULL while the server has no segment to spare.
+ */
 static dsm_segment *
 RequestSegment(const LmgenCall *c, shm_mq_handle **mqh)
 {
@@ -256,7 +264,12 @@ RequestSegment(const LmgenCall *c, shm_mq_handle **mqh)
 
 	initStringInfo(&req);
 	CallSerialize(c, &req);
-	seg = dsm_create(REQUEST_QUEUE_OFFSET(req.len) + LMGEN_RESULT_QUEUE_SIZE, 0);
+	seg = dsm_create(REQUEST_QUEUE_OFFSET(req.len) + LMGEN_RESULT_QUEUE_SIZE, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	if (seg == NULL)
+	{
+		pfree(req.data);
+		return NULL;
+	}
 	base = dsm_segment_address(seg);
 	((RequestHeader *) base)->payload_len = req.len;
 	memcpy(base + REQUEST_PAYLOAD_OFFSET, req.data, req.len);
@@ -324,6 +337,8 @@ HandOver(WorkerBatch *wb)
 
 		if (wb->spare == NULL)
 			wb->spare = RequestSegment(&wb->calls[wb->next], &wb->spare_mqh);
+		if (wb->spare == NULL)
+			return any;			/* no segment to spare: wait as for a slot */
 		i = TryTakeSlot(dsm_segment_handle(wb->spare), &id);
 		if (i < 0)
 			return any;

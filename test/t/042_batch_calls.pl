@@ -141,4 +141,23 @@ is($node->safe_psql('postgres', "SET statement_timeout = '300s'; " . same_sql(1,
 	'all 4 slots are free again: a batch of 6 completes');
 
 $node->stop;
+
+# --- more calls in flight than the server has DSM segments ---------------
+# max_connections = 4 leaves PostgreSQL 64 + 5 * 8 = 104 dynamic shared
+# memory segments; with 150 request slots a batch of 140 calls used to stop
+# with "too many dynamic shared memory segments": now the calls that find no
+# segment wait for earlier ones, and the batch completes.
+my $dsm = lmgen_node('batch_dsm', [ smol => 'smol.gguf' ],
+	model_dir => $dir,
+	execution => 'worker',
+	conf => "lmgen.max_requests = 150\nmax_connections = 4\nmax_worker_processes = 2\n"
+	  . "autovacuum_max_workers = 1\nmax_wal_senders = 0\n");
+is($dsm->safe_psql('postgres',
+		"SET statement_timeout = '300s'; "
+		  . "SELECT count(*) FILTER (WHERE a IS NOT NULL) || '/' || count(*) "
+		  . "FROM unnest(generate(ARRAY(SELECT 'Item ' || g || ' of the list is' FROM generate_series(1, 140) g), 2)) a"),
+	'140/140', 'a batch of 140 calls with 150 slots and about 104 DSM segments completes (calls wait for segments)');
+is($dsm->safe_psql('postgres', 'SELECT active_requests = 0 AND queued_requests = 0 FROM lmgen.status()'), 't',
+	'afterwards the worker runs and queues nothing');
+$dsm->stop;
 done_testing();
