@@ -146,7 +146,7 @@ struct lm_device_model
 	bool		gemma;			/* gemma3 (else llama) */
 	lmc_gemm_mode mode;			/* GEMM path's arithmetic */
 	int			mv_max;			/* tokens at most on the matrix-vector path */
-	char		describe[96];	/* "gemm f32, matvec <= 8 tokens" */
+	char		describe[96];	/* "gemm f32, matvec <= 8 tokens, step graphs on" */
 
 	void	   *arena;			/* weights, norms, tables */
 	size_t		arena_bytes;
@@ -193,8 +193,6 @@ struct lm_device_model
 	uint64_t	n_steps;		/* steps run (the graphs' clock) */
 	graph_key	last_key;		/* key of the previous step */
 	int			last_key_runs;	/* steps in a row with that key */
-	int64_t		graph_captures; /* graphs captured so far */
-	int64_t		graph_launches; /* steps replayed from a graph */
 
 	/* LMGEN_CUDA_PROFILE: device time per op class, from event pairs (debug_profile reports it) */
 	bool		profile;
@@ -627,17 +625,15 @@ read_switches(lm_device_model *dm, char *err, size_t errlen)
 		}
 		dm->mv_max = (int) v;
 	}
-	snprintf(dm->describe, sizeof(dm->describe), "gemm %s, matvec <= %d tokens, step graphs %s",
-			 lmc_gemm_mode_name(dm->mode), dm->mv_max,
-			 getenv("LMGEN_CUDA_GRAPHS") && strcmp(getenv("LMGEN_CUDA_GRAPHS"), "0") == 0 ? "off" : "on");
 	{
-		const char *pr = getenv("LMGEN_CUDA_PROFILE");
-
-		const char *gr = getenv("LMGEN_CUDA_GRAPHS");
+		const char *pr = getenv("LMGEN_CUDA_PROFILE"),
+				   *gr = getenv("LMGEN_CUDA_GRAPHS");
 
 		dm->profile = pr && *pr && strcmp(pr, "0") != 0;
 		dm->graphs = !(gr && strcmp(gr, "0") == 0);
 	}
+	snprintf(dm->describe, sizeof(dm->describe), "gemm %s, matvec <= %d tokens, step graphs %s",
+			 lmc_gemm_mode_name(dm->mode), dm->mv_max, dm->graphs ? "on" : "off");
 	return true;
 }
 
@@ -1281,10 +1277,8 @@ run_graph(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
 			(void) cudaGraphExecDestroy(slot->exec);
 		slot->key = key;
 		slot->exec = exec;
-		dm->graph_captures++;
 	}
 	slot->used = dm->n_steps;
-	dm->graph_launches++;
 	CU(cudaGraphLaunch(slot->exec, dev->stream));
 	return true;
 }

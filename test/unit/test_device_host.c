@@ -104,13 +104,32 @@ same_lengths(pair *p)
 /* lmgen_hostdev_host_blocks of the loaded host device (set in main). */
 static int	(*host_blocks) (void) = NULL;
 
+/* Upload m and make a CPU context and a device context of the same sizes into p; the device model, or NULL. */
+static lm_device_model *
+open_pair(const lm_device_ops *ops, lm_device *dev, const lm_model *m, pair *p, char *err, size_t errlen)
+{
+	lm_context_params cp = lm_context_default_params();
+	lm_device_model *dm;
+
+	cp.n_ctx = N_CTX;
+	cp.n_seq_max = N_SEQ;
+	cp.n_batch = N_BATCH;
+	dm = ops->upload(dev, m, 0.5, 0, N_BATCH, N_SEQ, N_CTX, err, errlen);
+	if (!dm)
+		return NULL;
+	p->cpu = lm_context_create(m, &cp, err, errlen);
+	cp.device = ops;
+	cp.device_model = dm;
+	p->dev = lm_context_create(m, &cp, err, errlen);
+	return dm;
+}
+
 /* Generation, sharing, rewinds and long batches on the device equal the CPU bit for bit. */
 static void
 check_agreement(const lm_device_ops *ops, lm_device *dev, const char *label, const lm_model *m)
 {
 	char		err[256] = "",
 				why[256] = "";
-	lm_context_params cp = lm_context_default_params();
 	lm_device_model *dm;
 	pair		p = {m, NULL, NULL};
 	lm_batch   *b = lm_batch_create(256);
@@ -118,17 +137,10 @@ check_agreement(const lm_device_ops *ops, lm_device *dev, const char *label, con
 	int32_t		next[256];
 	bool		ok = true;
 
-	cp.n_ctx = N_CTX;
-	cp.n_seq_max = N_SEQ;
-	cp.n_batch = N_BATCH;
-	dm = ops->upload(dev, m, 0.5, 0, N_BATCH, N_SEQ, N_CTX, err, sizeof(err));
+	dm = open_pair(ops, dev, m, &p, err, sizeof(err));
 	CHECK(dm != NULL && ops->kv_blocks(dm) > 0, "%s: the model is uploaded to the host device (%s)", label, err);
 	if (!dm)
 		return;
-	p.cpu = lm_context_create(m, &cp, err, sizeof(err));
-	cp.device = ops;
-	cp.device_model = dm;
-	p.dev = lm_context_create(m, &cp, err, sizeof(err));
 	CHECK(p.cpu && p.dev && lm_context_device(p.dev) == ops && lm_context_device(p.cpu) == NULL,
 		  "%s: a CPU context and a device context are created (%s)", label, err);
 	if (!p.cpu || !p.dev)
@@ -214,21 +226,13 @@ check_no_host_memory(const lm_device_ops *ops, lm_device *dev, const lm_model *m
 {
 	char		err[256] = "",
 				why[256] = "";
-	lm_context_params cp = lm_context_default_params();
 	lm_device_model *dm;
 	pair		p = {m, NULL, NULL};
 	lm_batch   *b = lm_batch_create(64);
 
 	setenv("LMGEN_HOSTDEV_NO_HOST_MEMORY", "1", 1);
-	cp.n_ctx = N_CTX;
-	cp.n_seq_max = N_SEQ;
-	cp.n_batch = N_BATCH;
-	dm = ops->upload(dev, m, 0.5, 0, N_BATCH, N_SEQ, N_CTX, err, sizeof(err));
-	p.cpu = lm_context_create(m, &cp, err, sizeof(err));
-	cp.device = ops;
-	cp.device_model = dm;
-	p.dev = dm ? lm_context_create(m, &cp, err, sizeof(err)) : NULL;
-	if (p.cpu && p.dev)
+	dm = open_pair(ops, dev, m, &p, err, sizeof(err));
+	if (dm && p.cpu && p.dev)
 	{
 		for (int s = 0; s < 2; s++)
 			for (int i = 0; i < 7; i++)
