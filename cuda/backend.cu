@@ -72,27 +72,9 @@ static const char *const prof_names[LMC_PROF_N] = {
 /* Event pairs per step at most (more ops go untimed). */
 #define LMC_PROF_EVENTS 2048
 
-/* Captured step graphs kept per model (least recently used replaced). */
-#define LMC_GRAPHS 16
-
 /* Steps of at most this many tokens run as captured graphs (decode; prefill steps launch directly). */
 #define LMC_GRAPH_MAX_TOKENS 512
 
-/* What a captured step depends on besides the model: token count and the attention's splits. */
-typedef struct graph_key
-{
-	int			n;				/* tokens */
-	int			split[2],		/* positions per split: global layers, windowed layers */
-				n_splits[2];	/* splits */
-} graph_key;
-
-/* One captured step: embeddings and every layer, replayed with cudaGraphLaunch. */
-typedef struct step_graph
-{
-	graph_key	key;
-	cudaGraphExec_t exec;		/* NULL when the slot is empty */
-	uint64_t	used;			/* step counter when last launched */
-} step_graph;
 
 /* An opened device. */
 struct lm_device
@@ -189,10 +171,7 @@ struct lm_device_model
 
 	/* captured step graphs (LMGEN_CUDA_GRAPHS, on unless 0; off while profiling) */
 	bool		graphs;
-	step_graph	graph[LMC_GRAPHS];
-	uint64_t	n_steps;		/* steps run (the graphs' clock) */
-	graph_key	last_key;		/* key of the previous step */
-	int			last_key_runs;	/* steps in a row with that key */
+	lmc_graphs	graph;			/* cudaGraphExec_t handles, keys, uses (host_plan.c) */
 
 	/* LMGEN_CUDA_PROFILE: device time per op class, from event pairs (debug_profile reports it) */
 	bool		profile;
@@ -772,8 +751,8 @@ cuda_unload(lm_device_model *dm)
 		(void) cudaFreeHost(dm->h_argmax);
 	lmc_slots_destroy(&dm->slots);
 	for (int i = 0; i < LMC_GRAPHS; i++)
-		if (dm->graph[i].exec)
-			(void) cudaGraphExecDestroy(dm->graph[i].exec);
+		if (dm->graph.exec[i])
+			(void) cudaGraphExecDestroy((cudaGraphExec_t) dm->graph.exec[i]);
 	if (dm->ev)
 	{
 		for (int i = 0; i < 2 * LMC_PROF_EVENTS; i++)
@@ -1230,56 +1209,34 @@ capture_step(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
 	return ok ? exec : NULL;
 }
 
-/*
- * Run a step's layers from the graph captured for its key.  A key seen for
- * the second step in a row is captured (steady decode: the same tokens and
- * splits step after step); a step whose key is new launches directly, so
- * steps that mix prompt chunks of changing sizes never pay for captures.
- */
+/* Run a step's layers from the graph captured for its key, or directly (lmc_graphs_lookup decides). */
 static bool
 run_graph(lm_device_model *dm, const lmc_step *st, char *err, size_t errlen)
 {
 	lm_device  *dev = dm->dev;
-	graph_key	key;
-	step_graph *slot = NULL;
+	lmc_graph_key key;
+	bool		capture;
+	int			i;
 
 	memset(&key, 0, sizeof(key));
 	key.n = st->n;
 	att_split_of(dm, st, false, &key.split[0], &key.n_splits[0]);
 	att_split_of(dm, st, true, &key.split[1], &key.n_splits[1]);
-	if (memcmp(&key, &dm->last_key, sizeof(key)) == 0)
-		dm->last_key_runs++;
-	else
-	{
-		dm->last_key = key;
-		dm->last_key_runs = 1;
-	}
-	for (int i = 0; i < LMC_GRAPHS; i++)
-		if (dm->graph[i].exec && memcmp(&dm->graph[i].key, &key, sizeof(key)) == 0)
-		{
-			slot = &dm->graph[i];
-			break;
-		}
-	if (!slot && dm->last_key_runs < 2)
+	i = lmc_graphs_lookup(&dm->graph, &key, &capture);
+	if (i < 0 && !capture)
 		return run_layers(dm, st, err, errlen);
-	if (!slot)
+	if (i < 0)
 	{
 		cudaGraphExec_t exec = capture_step(dm, st, err, errlen);
 
 		if (!exec)
 			return false;
-		/* an empty slot, else the least recently launched */
-		slot = &dm->graph[0];
-		for (int i = 0; i < LMC_GRAPHS && slot->exec; i++)
-			if (!dm->graph[i].exec || dm->graph[i].used < slot->used)
-				slot = &dm->graph[i];
-		if (slot->exec)
-			(void) cudaGraphExecDestroy(slot->exec);
-		slot->key = key;
-		slot->exec = exec;
+		i = lmc_graphs_victim(&dm->graph);
+		if (dm->graph.exec[i])
+			(void) cudaGraphExecDestroy((cudaGraphExec_t) dm->graph.exec[i]);
+		lmc_graphs_store(&dm->graph, i, &key, exec);
 	}
-	slot->used = dm->n_steps;
-	CU(cudaGraphLaunch(slot->exec, dev->stream));
+	CU(cudaGraphLaunch((cudaGraphExec_t) dm->graph.exec[i], dev->stream));
 	return true;
 }
 
@@ -1298,7 +1255,6 @@ run_step(lm_device_model *dm, const lm_device_batch *b, int i0, int n, char *err
 	CU(cudaMemcpyAsync(dm->d_ints, dm->h_ints, sizeof(int32_t) * lmc_step_upload_ints(dm->dims.n_batch),
 					   cudaMemcpyHostToDevice, dev->stream));
 	prof_end(dm, pi);
-	dm->n_steps++;
 	if (dm->graphs && !dm->profile && n <= LMC_GRAPH_MAX_TOKENS)
 	{
 		if (!run_graph(dm, &st, err, errlen))

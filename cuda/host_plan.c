@@ -340,3 +340,50 @@ lmc_att_heads_per_block(int group)
 			return g;
 	return 1;
 }
+
+/* Note a step's key; its graph's slot, or -1 with *capture saying whether to capture it now. */
+int
+lmc_graphs_lookup(lmc_graphs *g, const lmc_graph_key *key, bool *capture)
+{
+	g->clock++;
+	if (memcmp(key, &g->last, sizeof(*key)) == 0)
+		g->last_runs++;
+	else
+	{
+		g->last = *key;
+		g->last_runs = 1;
+	}
+	*capture = g->last_runs >= 2;
+	for (int i = 0; i < LMC_GRAPHS; i++)
+		if (g->exec[i] && memcmp(&g->key[i], key, sizeof(*key)) == 0)
+		{
+			g->used[i] = g->clock;
+			return i;
+		}
+	return -1;
+}
+
+/* An empty slot, else the least recently used one. */
+int
+lmc_graphs_victim(const lmc_graphs *g)
+{
+	int			v = 0;
+
+	for (int i = 0; i < LMC_GRAPHS; i++)
+	{
+		if (!g->exec[i])
+			return i;
+		if (g->used[i] < g->used[v])
+			v = i;
+	}
+	return v;
+}
+
+/* Slot i holds key's graph now. */
+void
+lmc_graphs_store(lmc_graphs *g, int i, const lmc_graph_key *key, void *exec)
+{
+	g->key[i] = *key;
+	g->exec[i] = exec;
+	g->used[i] = g->clock;
+}

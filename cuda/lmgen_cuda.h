@@ -151,6 +151,48 @@ extern void lmc_step_fill(lmc_step *s, int32_t *buf, int n_batch, const lm_devic
  */
 extern void lmc_att_split(int vis_max, int n_tok, int n_head, int n_sm, int *split, int *n_splits);
 
+/* Captured step graphs kept per model (least recently used replaced). */
+#define LMC_GRAPHS 16
+
+/* What a captured step depends on besides the model: its token count and the attention's splits. */
+typedef struct lmc_graph_key
+{
+	int			n;				/* tokens */
+	int			split[2];		/* positions per split: global layers, windowed layers */
+	int			n_splits[2];	/* splits */
+} lmc_graph_key;
+
+/*
+ * A model's step graphs, as host_plan.c manages them: the key and the
+ * backend's graph handle (NULL: an empty slot) of each slot, the step
+ * clock of its last use, and the previous step's key with how many steps
+ * in a row had it.
+ */
+typedef struct lmc_graphs
+{
+	lmc_graph_key key[LMC_GRAPHS];
+	void	   *exec[LMC_GRAPHS];
+	uint64_t	used[LMC_GRAPHS];
+	uint64_t	clock;			/* steps looked up */
+	lmc_graph_key last;			/* key of the previous step */
+	int			last_runs;		/* steps in a row with that key */
+} lmc_graphs;
+
+/*
+ * Note a step with this key: the slot of its graph when one is kept (its
+ * use recorded), else -1, with *capture true when the key repeats the
+ * previous step's (steady decode: capture it now) and false for a new key
+ * (launch directly: steps mixing prompt chunks of changing sizes never pay
+ * for captures).
+ */
+extern int	lmc_graphs_lookup(lmc_graphs *g, const lmc_graph_key *key, bool *capture);
+
+/* The slot a new graph goes to: an empty one, else the least recently used (whose handle the caller frees). */
+extern int	lmc_graphs_victim(const lmc_graphs *g);
+
+/* Slot i now holds the graph exec of key, used at this step. */
+extern void lmc_graphs_store(lmc_graphs *g, int i, const lmc_graph_key *key, void *exec);
+
 /* Query heads one attention block takes (they share a KV head): the largest of 4, 3, 2, 1 dividing group. */
 extern int	lmc_att_heads_per_block(int group);
 

@@ -251,6 +251,52 @@ test_choices(void)
 		  "an attention block takes the largest of 4, 3, 2, 1 query heads dividing the group (SmolLM2 3, Gemma 3 4)");
 }
 
+/* The step graphs' bookkeeping: capture on a repeated key, find kept graphs, replace the least recently used. */
+static void
+test_graphs(void)
+{
+	static lmc_graphs g;		/* zeroed: no graph, no previous key */
+	lmc_graph_key k1 = {1, {LMC_ATT_ONE_SPLIT, LMC_ATT_ONE_SPLIT}, {1, 1}},
+				k2 = {2, {LMC_ATT_ONE_SPLIT, LMC_ATT_ONE_SPLIT}, {1, 1}},
+				k1s = {1, {64, LMC_ATT_ONE_SPLIT}, {3, 1}};
+	bool		capture = true;
+	bool		alternating = true;
+	char		handles[LMC_GRAPHS + 1];
+
+	CHECK(lmc_graphs_lookup(&g, &k1, &capture) == -1 && !capture, "a key seen once is launched directly, not captured");
+	CHECK(lmc_graphs_lookup(&g, &k1, &capture) == -1 && capture, "the same key on the next step is captured");
+	CHECK(lmc_graphs_victim(&g) == 0, "the first graph goes to the first empty slot");
+	lmc_graphs_store(&g, 0, &k1, &handles[0]);
+	CHECK(lmc_graphs_lookup(&g, &k1, &capture) == 0, "its steps then replay the kept graph");
+	CHECK(lmc_graphs_lookup(&g, &k1s, &capture) == -1 && !capture,
+		  "another split of the same token count is another key, seen once");
+	for (int i = 0; i < 6; i++)
+	{
+		(void) lmc_graphs_lookup(&g, i % 2 ? &k1s : &k2, &capture);
+		if (capture)
+			alternating = false;
+	}
+	CHECK(alternating, "keys that change every step (prompt chunks of varying sizes) are never captured");
+
+	/* fill every slot (key n = 10 + i), then use all but slot 5 again: slot 5 is the one replaced */
+	for (int i = 1; i < LMC_GRAPHS; i++)
+	{
+		lmc_graph_key k = {10 + i, {LMC_ATT_ONE_SPLIT, LMC_ATT_ONE_SPLIT}, {1, 1}};
+		int			v = lmc_graphs_victim(&g);
+
+		lmc_graphs_store(&g, v, &k, &handles[i]);
+	}
+	CHECK(lmc_graphs_victim(&g) == 0, "with every slot full the least recently used is replaced (slot 0)");
+	for (int i = 0; i < LMC_GRAPHS; i++)
+		if (i != 5)
+		{
+			lmc_graph_key k = {i == 0 ? 1 : 10 + i, {LMC_ATT_ONE_SPLIT, LMC_ATT_ONE_SPLIT}, {1, 1}};
+
+			(void) lmc_graphs_lookup(&g, &k, &capture);
+		}
+	CHECK(lmc_graphs_victim(&g) == 5, "after the others are used again, slot 5 is the least recently used");
+}
+
 /* Run the checks. */
 int
 main(void)
@@ -260,5 +306,6 @@ main(void)
 	test_batch_check();
 	test_step_fill();
 	test_choices();
+	test_graphs();
 	return unit_done();
 }
