@@ -25,8 +25,9 @@
 #      (test/gpu/sql_bench.sh), rows/s: with the PostgreSQL installed there,
 #      or (the GPU machine has none) with the bundle pg_bundle.sh made here,
 #      shared/pg-bundle.tar.xz, and a shaped SmolLM2 that has the real
-#      tokenizer (shared/smollm2-tokenizer.gguf); otherwise it says plainly
-#      that this part did not run.
+#      tokenizer (shared/smollm2-tokenizer.gguf); with the defaults, then
+#      with lmgen.max_requests = 1024 and 500-row batches; otherwise it
+#      says plainly that this part did not run.
 # Prints a summary line per step; exits non-zero when the build or the
 # agreement check failed.
 set -u
@@ -224,6 +225,12 @@ else
 	env "${sql_env[@]}" timeout 90 bash test/gpu/sql_bench.sh
 	s=$?
 	case $s in 0) status_sql="ok ($sql_model)";; 124) status_sql="TIMED OUT after 90 s";; *) status_sql="FAILED (status $s)";; esac
+	# again with the worker allowed hundreds of sequences (the README's tuned row)
+	echo "--- again with lmgen.max_requests = 1024 and 500-row batches"
+	env "${sql_env[@]}" SQL_MAX_REQUESTS=1024 SQL_BATCH_ROWS=500 timeout 90 bash test/gpu/sql_bench.sh
+	s=$?
+	case $s in 0) status_sql="$status_sql; tuned ok";; 124) status_sql="$status_sql; tuned TIMED OUT after 90 s";;
+		*) status_sql="$status_sql; tuned FAILED (status $s)";; esac
 fi
 echo "$status_sql"
 
