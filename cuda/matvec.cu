@@ -105,16 +105,10 @@ struct matvec_launch
 					int ldx, float *y, int ldy, int n)
 	{
 		size_t		per_token = sizeof(float) * 32 * (size_t) mv_pitch(n_cols);
-		int			tn = (int) (MV_SMEM_MAX / per_token),
+		int			tn = (int) (MV_SMEM_MAX / per_token),	/* >= 1: lmc_matvec checked the row length */
 					rb = (n_rows + MV_WARPS - 1) / MV_WARPS;
 		unsigned	blocks = (unsigned) (rb < MV_MAX_BLOCKS ? rb : MV_MAX_BLOCKS);
 
-		if (tn < 1)
-		{
-			/* a row too long for shared memory: the caller's cudaGetLastError reports it */
-			matvec_kernel<T><<<0, MV_WARPS * 32, 0, s>>>(NULL, 0, 0, 0, NULL, 0, NULL, 0, 0);
-			return;
-		}
 		for (int t0 = 0; t0 < n; t0 += tn)
 		{
 			int			k = n - t0 < tn ? n - t0 : tn;
@@ -145,13 +139,11 @@ struct matvec_prepare
 cudaError_t
 lmc_matvec_prepare(void)
 {
-	static const lm_type types[] = {LM_TYPE_F32, LM_TYPE_F16, LM_TYPE_BF16, LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0,
-	LM_TYPE_Q5_1, LM_TYPE_Q8_0, LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
 	cudaError_t e = cudaSuccess;
 
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (lmc_type_supported(types[i]))
-			(void) lmc_dispatch_type<matvec_prepare>(types[i], &e);
+	for (int t = 0; t < LM_TYPE_COUNT; t++)
+		if (lmc_type_supported((lm_type) t))
+			(void) lmc_dispatch_type<matvec_prepare>((lm_type) t, &e);
 	return e;
 }
 
@@ -160,7 +152,9 @@ cudaError_t
 lmc_matvec(cudaStream_t s, lm_type t, const void *w, size_t row_bytes, int n_rows, int n_cols, const float *x,
 		   int ldx, float *y, int ldy, int n)
 {
-	if (n < 1 || n > LMC_MATVEC_MAX_TOKENS || n_rows < 1 || n_cols < 1 || ldx < n_cols || ldy < n_rows)
+	/* a row whose activations do not fit shared memory even for one token is refused */
+	if (n < 1 || n > LMC_MATVEC_MAX_TOKENS || n_rows < 1 || n_cols < 1 || ldx < n_cols || ldy < n_rows ||
+		sizeof(float) * 32 * (size_t) mv_pitch(n_cols) > MV_SMEM_MAX)
 		return cudaErrorInvalidValue;
 	if (!lmc_dispatch_type<matvec_launch>(t, s, w, row_bytes, n_rows, n_cols, x, ldx, y, ldy, n))
 		return cudaErrorInvalidValue;

@@ -333,35 +333,21 @@ select_top(cand *c, int n, int k)
 
 /*
  * Greedy with a copy bias and no penalties, without copying the logits:
- * the token lm_argmax would pick over the biased logits (the bias is > 0).
- * The plain argmax a is the best token outside the copy set whenever one
- * of those can win (a copy token of a's logit or less loses to a after
- * the bias only if it comes later), so the winner is a or a copy token:
- * the largest of their biased values, the lowest index among equals.  A
- * batch of hundreds of sequences a step (the worker on a GPU) samples this
- * way in a fraction of a full copy and second pass over the vocabulary.
+ * the token lm_argmax would pick over the biased logits (the bias is > 0),
+ * given best, the plain argmax.  No token outside the copy set can beat
+ * best, so the winner is best or a copy token: the largest of their
+ * biased values, the lowest index among equals (when best is itself a copy
+ * token the loop meets it with its bias).  A batch of hundreds of
+ * sequences a step (the worker on a GPU) samples this way in a fraction of
+ * a full copy and second pass over the vocabulary.
  */
 static int32_t
 greedy_copy(const lm_sampler *s, const float *logits, int32_t best)
 {
 	float		bv = logits[best];
-	int			lo = 0,
-				hi = s->n_copy;
 
 	if (isnan(logits[0]))
 		return 0;				/* lm_argmax's answer for a row starting with NaN */
-	/* is a itself a copy token? (the set is ascending) */
-	while (lo < hi)
-	{
-		int			mid = (lo + hi) / 2;
-
-		if (s->copy[mid] < best)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < s->n_copy && s->copy[lo] == best)
-		bv = logits[best] + s->p.copy_bias;
 	for (int i = 0; i < s->n_copy; i++)
 	{
 		int32_t		c = s->copy[i];
